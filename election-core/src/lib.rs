@@ -1,0 +1,86 @@
+//! The elector contract: one [`LeaderElector`] trait that every backend implements, a
+//! [`Leadership`] guard with an epoch for fencing, the lease timing rule, a [`Fence`] for
+//! resources, and a complete in-memory backend.
+//!
+//! # Model
+//!
+//! A [`Backend`] is a connection to something that can elect: a Raft or Bully cluster of
+//! the nodes themselves, or a Redis, etcd or ZooKeeper server. It hands out one
+//! [`LeaderElector`] per [`ElectionName`]; many elections share one connection, each with
+//! its own leader and epochs.
+//!
+//! [`LeaderElector::campaign`] waits until this node leads and returns a [`Leadership`]:
+//!
+//! ```
+//! # async fn work(_epoch: election_core::Epoch) {}
+//! # async fn example(elector: &dyn election_core::LeaderElector) -> election_core::Result<()> {
+//! let leadership = elector.campaign().await?;
+//! tokio::select! {
+//!     reason = leadership.lost() => eprintln!("stopped leading: {reason}"),
+//!     () = work(leadership.epoch()) => leadership.resign().await?,
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Guarantees every backend gives
+//!
+//! - **Epochs.** Within one election, each leadership gets an [`Epoch`] strictly greater
+//!   than every earlier one, never shared by two leaderships, and never going back, also
+//!   across restarts as far as the backend's durable state allows. Each backend crate
+//!   documents where its epoch comes from and what could break this.
+//! - **Loss is reported in time.** [`Leadership::lost`] resolves when leadership ends, and
+//!   for lease backends no later than the deadline of [`LeaseTiming`]: the start of the last
+//!   successful renewal plus the TTL, less the clock-drift and kill-grace margin. It
+//!   resolves then even if the backend never answers. [`Leadership::is_held`] is false from
+//!   that same moment. Without process pauses, a leader therefore stops before any other
+//!   node can be elected.
+//! - **Pauses are fenced, not prevented.** A process paused past its deadline (GC,
+//!   SIGSTOP, a VM stall) may act late on a leadership it no longer holds. Pass the epoch
+//!   with every guarded write and let the resource refuse stale ones: [`Fence`] does this
+//!   in-process and documents the recipe for real stores.
+//! - **Handoff is immediate.** [`Leadership::resign`] releases at once and the next
+//!   candidate is elected without waiting for a TTL; dropping a `Leadership` resigns
+//!   best-effort; dropping a `campaign` future withdraws the candidacy.
+//!
+//! # What it does not guarantee
+//!
+//! Fairness among waiting candidates depends on the backend. A single Redis server is not
+//! consensus. Timing guarantees assume the holder's process runs; epochs are what protect
+//! you when it does not.
+//!
+//! # Testing your own code
+//!
+//! [`MemoryBackend`] is a complete backend in one process, passing the same conformance
+//! suite as the real ones; [`MemoryBackend::cut_off`] simulates a partition.
+
+mod elector;
+mod epoch;
+mod error;
+mod fence;
+mod leadership;
+mod memory;
+mod names;
+mod timing;
+
+pub use elector::{Backend, LeaderElector, LeaderStream};
+pub use epoch::Epoch;
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use fence::Fence;
+pub use leadership::{
+    LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, LossWatch,
+};
+pub use memory::{MemoryBackend, MemoryServer};
+pub use names::{Candidate, ElectionName, MAX_ELECTION_NAME_LEN, MAX_NODE_ID_LEN, NodeId};
+pub use timing::LeaseTiming;
+
+/// The environment variables `elector run` sets for the guarded process.
+pub mod env {
+    /// The epoch of the leadership the process runs under.
+    pub const EPOCH: &str = "ELECTOR_EPOCH";
+    /// The election's name.
+    pub const ELECTION: &str = "ELECTOR_ELECTION";
+    /// This node's id.
+    pub const NODE_ID: &str = "ELECTOR_NODE_ID";
+    /// The backend kind, such as `etcd`.
+    pub const BACKEND: &str = "ELECTOR_BACKEND";
+}
