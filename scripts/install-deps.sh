@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Install the real servers and build tools the elector test suite needs.
 # Idempotent: when every package is present it returns at once without touching apt.
+# Usage: scripts/install-deps.sh [--build-only]
 set -euo pipefail
 
-packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler iproute2 procps)
+# --build-only: just what building the workspace needs (etcd-client's build runs protoc).
+if [ "${1:-}" = "--build-only" ]; then
+  packages=(protobuf-compiler)
+else
+  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler iproute2 procps)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
