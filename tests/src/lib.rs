@@ -1,1 +1,10 @@
-//! Not built yet.
+//! Test support for elector backends: the conformance suite every backend passes,
+//! launchers for the real servers (redis, etcd, ZooKeeper), a fault-injecting TCP proxy and
+//! a history checker.
+//!
+//! (Crate documentation is completed below as the modules land.)
+
+pub mod conformance;
+mod wait;
+
+pub use wait::{init_tracing, wait_until};
