@@ -142,3 +142,48 @@ impl From<NodeId> for Candidate {
         Candidate::new(node)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_names_are_accepted() {
+        for ok in ["nightly-backup", "a", "db-3.example", "job_1", "0"] {
+            ElectionName::new(ok).unwrap();
+            NodeId::new(ok).unwrap();
+        }
+        ElectionName::new("x".repeat(MAX_ELECTION_NAME_LEN)).unwrap();
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_rule_they_broke() {
+        let cases = [
+            ("", "must not be empty"),
+            ("-job", "must start with"),
+            (".hidden", "must start with"),
+            ("a/b", "may contain only"),
+            ("a b", "may contain only"),
+            ("a{tag}", "may contain only"),
+            ("é", "must start with"),
+        ];
+        for (bad, rule) in cases {
+            let err = ElectionName::new(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("election name") && err.contains(rule),
+                "{bad:?}: {err}"
+            );
+        }
+        let err = ElectionName::new("x".repeat(MAX_ELECTION_NAME_LEN + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the limit is 128"), "{err}");
+    }
+
+    #[test]
+    fn names_deserialize_through_validation() {
+        let ok: ElectionName = serde_json::from_str("\"job\"").unwrap();
+        assert_eq!(ok.as_str(), "job");
+        assert!(serde_json::from_str::<ElectionName>("\"a/b\"").is_err());
+    }
+}
