@@ -5,6 +5,7 @@
 //! (Crate documentation is completed below as the modules land.)
 
 pub mod conformance;
+pub mod launch;
 mod wait;
 
 pub use wait::{init_tracing, wait_until};

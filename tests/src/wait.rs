@@ -63,7 +63,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     #[should_panic(expected = "waiting until the impossible happens")]
     async fn wait_until_panics_naming_what_it_waited_for() {
-        wait_until(Duration::from_millis(50), "the impossible happens", || false).await;
+        wait_until(Duration::from_millis(50), "the impossible happens", || {
+            false
+        })
+        .await;
     }
 
     #[test]
