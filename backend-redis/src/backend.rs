@@ -1,0 +1,162 @@
+//! [`RedisBackend`]: one connection to Redis, shared by every election it hands out.
+
+use std::sync::Arc;
+
+use election_core::{Backend, Candidate, ElectionName, Error, LeaderElector, LeaseTiming, Result};
+use tokio::sync::oneshot;
+
+use crate::config::RedisConfig;
+use crate::elector::RedisElector;
+use crate::keys::{Keys, Patterns};
+use crate::link::{KIND, Link};
+use crate::notify::{self, Notifier};
+
+/// What every elector of one backend shares. Dropping the last one stops the pub/sub task.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) link: Arc<Link>,
+    pub(crate) notifier: Arc<Notifier>,
+    pub(crate) timing: LeaseTiming,
+    pub(crate) key_prefix: String,
+    _stop_listener: oneshot::Sender<()>,
+}
+
+/// A connection to one Redis server (or the master behind Sentinel), handing out one
+/// [`LeaderElector`] per election. Cheap to clone; clones share the connection.
+///
+/// See the [crate documentation](crate) for the model, guarantees and settings.
+#[derive(Clone, Debug)]
+pub struct RedisBackend {
+    shared: Arc<Shared>,
+}
+
+impl RedisBackend {
+    /// Validates `config` against `timing`, connects, checks the credentials with a PING,
+    /// and starts the pub/sub listener that wakes waiters. Must be called inside a tokio
+    /// runtime.
+    ///
+    /// Fails with [`Error::Config`] for bad settings (naming the setting),
+    /// [`Error::Unavailable`] if the server cannot be reached within the timeouts, and
+    /// [`Error::Protocol`] if it refuses the credentials.
+    pub async fn connect(config: RedisConfig, timing: LeaseTiming) -> Result<RedisBackend> {
+        config.validate(&timing)?;
+        let link = Arc::new(Link::connect(&config).await?);
+        if config.keyspace_notifications {
+            enable_expiry_events(&link).await?;
+        }
+        let notifier = Arc::new(Notifier::new());
+        let (stop, stopped) = oneshot::channel();
+        let patterns = Patterns::new(&config.key_prefix, link.database);
+        tokio::spawn(notify::listen(
+            link.clone(),
+            notifier.clone(),
+            patterns,
+            timing.retry_interval,
+            timing
+                .renew_interval
+                .max(std::time::Duration::from_millis(100)),
+            stopped,
+        ));
+        // Give the subscription a moment, so the first waiters need not poll; they do
+        // poll correctly if it is not up yet.
+        let mut subscribed = notifier.subscribed_watch();
+        let _ = tokio::time::timeout(config.connect_timeout, subscribed.wait_for(|on| *on)).await;
+        tracing::debug!(backend = KIND, address = %link.address, "connected");
+        Ok(RedisBackend {
+            shared: Arc::new(Shared {
+                link,
+                notifier,
+                timing,
+                key_prefix: config.key_prefix,
+                _stop_listener: stop,
+            }),
+        })
+    }
+
+    /// The server's address as shown in messages (no credentials).
+    pub fn address(&self) -> &str {
+        &self.shared.link.address
+    }
+
+    /// Whether change notifications (pub/sub) are live right now; while they are not,
+    /// waiters poll every `retry_interval`.
+    pub fn notifications_live(&self) -> bool {
+        self.shared.notifier.subscribed()
+    }
+}
+
+impl Backend for RedisBackend {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
+        let keys = Keys::new(&self.shared.key_prefix, name);
+        Ok(Arc::new(RedisElector::new(
+            self.shared.clone(),
+            name.clone(),
+            me,
+            keys,
+        )))
+    }
+}
+
+/// Adds key-expiry events (`K` keyspace channel, `x` expired) to the server's
+/// `notify-keyspace-events`, keeping whatever flags are there.
+async fn enable_expiry_events(link: &Link) -> Result<()> {
+    let current: Vec<String> = link
+        .run(
+            None,
+            "CONFIG GET notify-keyspace-events",
+            |mut c| async move {
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("notify-keyspace-events")
+                    .query_async(&mut c)
+                    .await
+            },
+        )
+        .await
+        .map_err(|e| keyspace_error(link, e))?;
+    let mut flags = current.get(1).cloned().unwrap_or_default();
+    let mut changed = false;
+    if !flags.contains('K') {
+        flags.push('K');
+        changed = true;
+    }
+    if !flags.contains('x') && !flags.contains('A') {
+        flags.push('x');
+        changed = true;
+    }
+    if changed {
+        link.run(None, "CONFIG SET notify-keyspace-events", |mut c| {
+            let flags = flags.clone();
+            async move {
+                redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("notify-keyspace-events")
+                    .arg(flags)
+                    .query_async::<()>(&mut c)
+                    .await
+            }
+        })
+        .await
+        .map_err(|e| keyspace_error(link, e))?;
+    }
+    Ok(())
+}
+
+fn keyspace_error(link: &Link, e: Error) -> Error {
+    match e {
+        Error::Protocol { detail, .. } => Error::protocol(
+            KIND,
+            &link.address,
+            None,
+            format!(
+                "{detail} (redis.keyspace_notifications = true needs the CONFIG command; \
+                 set it to false, or enable `notify-keyspace-events Kx` on the server)"
+            ),
+        ),
+        other => other,
+    }
+}

@@ -1,0 +1,152 @@
+//! The holder's side of a leadership: the renewal loop, resignation, and cleanup of an
+//! acquisition whose outcome the caller never saw.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use election_core::{LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, Result};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::ops::Ops;
+
+/// Resigns one leadership: CAS-delete on its token.
+pub(crate) struct RedisControl {
+    ops: Ops,
+    token: String,
+    stop: Notify,
+}
+
+#[async_trait]
+impl LeadershipControl for RedisControl {
+    async fn resign(&self) -> Result<()> {
+        self.stop.notify_one();
+        let released = self.ops.release(&self.token).await?;
+        tracing::debug!(election = %self.ops.name, released, "resigned");
+        Ok(())
+    }
+}
+
+/// Hands out a [`Leadership`] for a lease acquired at `started` and starts renewing it.
+pub(crate) fn start_holding(
+    ops: Ops,
+    token: String,
+    info: LeaderInfo,
+    started: Instant,
+) -> Leadership {
+    let timing = ops.shared.timing;
+    let control = Arc::new(RedisControl {
+        ops,
+        token,
+        stop: Notify::new(),
+    });
+    let (keeper, leadership) =
+        LeaseKeeper::grant(info, timing.deadline_after(started), control.clone());
+    tracing::info!(
+        election = %control.ops.name,
+        node = %leadership.info().node,
+        epoch = %leadership.epoch(),
+        "became leader"
+    );
+    tokio::spawn(renew(control, keeper));
+    leadership
+}
+
+/// Renews every `renew_interval` (every `retry_interval` after a failure), each attempt cut
+/// off at the leadership deadline. A renewal that finds another token ends the leadership
+/// at once as `Revoked`; a lapsed deadline ends it as `Expired` (the keeper does that by
+/// itself), after which the lease is released so the next candidate need not wait for the
+/// TTL.
+async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
+    let timing = control.ops.shared.timing;
+    let watch = keeper.watch();
+    let mut wait = timing.renew_interval;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = control.stop.notified() => return,
+            reason = watch.lost() => {
+                if reason == LossReason::Expired {
+                    // Our renewals failed; if the server is back, let the next one in now.
+                    // The release is queued behind any renewal still in flight on the same
+                    // connection, so it cannot be overtaken by it.
+                    let _ = control.ops.release(&control.token).await;
+                }
+                return;
+            }
+        }
+        let started = Instant::now();
+        let deadline = keeper.deadline();
+        match tokio::time::timeout_at(deadline, control.ops.renew(&control.token)).await {
+            Ok(Ok(true)) => {
+                if !keeper.extend_to(timing.deadline_after(started)) {
+                    // The deadline passed while we waited: never revive a lapsed lease.
+                    let _ = control.ops.release(&control.token).await;
+                    return;
+                }
+                wait = timing.renew_interval;
+            }
+            Ok(Ok(false)) => {
+                if keeper.end(LossReason::Revoked) {
+                    tracing::warn!(election = %control.ops.name,
+                        "lease taken over or gone (server restarted empty?): leadership revoked");
+                }
+                return;
+            }
+            Ok(Err(e)) if e.kind() == election_core::ErrorKind::Protocol => {
+                tracing::warn!(election = %control.ops.name, error = %e,
+                    "renewal refused: leadership revoked");
+                keeper.end(LossReason::Revoked);
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(election = %control.ops.name, error = %e, "renewal failed; retrying");
+                wait = timing.retry_interval;
+            }
+            Err(_) => {
+                tracing::warn!(election = %control.ops.name,
+                    "renewal got no answer before the leadership deadline");
+                wait = timing.retry_interval;
+            }
+        }
+    }
+}
+
+/// An acquisition in flight. If it is dropped before [`settle`](Self::settle) (the
+/// `campaign` future was cancelled, or the reply was lost to a timeout), the lease may
+/// have been taken with a token nobody will renew: release it in the background so that
+/// no one waits for its TTL.
+pub(crate) struct PendingAcquire {
+    ops: Ops,
+    token: Option<String>,
+}
+
+impl PendingAcquire {
+    pub(crate) fn new(ops: Ops, token: String) -> PendingAcquire {
+        PendingAcquire {
+            ops,
+            token: Some(token),
+        }
+    }
+
+    /// The outcome is known: nothing to clean up.
+    pub(crate) fn settle(mut self) -> String {
+        self.token.take().unwrap_or_default()
+    }
+}
+
+impl Drop for PendingAcquire {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let ops = self.ops.clone();
+            rt.spawn(async move {
+                if let Ok(true) = ops.release(&token).await {
+                    tracing::debug!(election = %ops.name, "released a lease whose acquisition was abandoned");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The command connection: building the client from [`RedisConfig`], a `ConnectionManager`
+//! with timeouts, Sentinel lookups, and mapping Redis errors to [`election_core::Error`].
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use election_core::{ElectionName, Error, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
+use tokio::time::Instant;
+
+use crate::config::{RedisConfig, parse_host_port, parse_url, redact_url};
+
+/// The backend kind, in messages and `ELECTOR_BACKEND`.
+pub(crate) const KIND: &str = "redis";
+
+/// How to find the server.
+enum Target {
+    /// The URL's host.
+    Direct(ConnectionInfo),
+    /// The master of `master_name`, as the sentinels say.
+    Sentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+        node: Box<redis::sentinel::SentinelNodeConnectionInfo>,
+    },
+}
+
+/// One shared command connection (multiplexed) and what is needed to rebuild it.
+pub(crate) struct Link {
+    /// The server's address for messages, without credentials.
+    pub(crate) address: String,
+    /// The database index in use.
+    pub(crate) database: i64,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    target: Target,
+    current: Mutex<(Client, ConnectionManager)>,
+    /// When Sentinel was last asked for the master, to ask at most once per interval.
+    last_lookup: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+fn display_addr(addr: &ConnectionAddr, database: i64) -> String {
+    match addr {
+        ConnectionAddr::Tcp(host, port) => format!("redis://{host}:{port}/{database}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}/{database}"),
+        ConnectionAddr::Unix(path) => format!("unix://{}", path.display()),
+        _ => "redis (unknown address kind)".to_owned(),
+    }
+}
+
+/// Makes sure rustls has a crypto provider (ring, the one the workspace builds) before a
+/// TLS connection; a no-op when one is installed already.
+fn ensure_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Link {
+    /// Resolves the configuration, connects and checks that the server answers and
+    /// accepts our credentials.
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<Link> {
+        let parsed = parse_url(&config.url)?;
+        let mut settings = parsed.redis_settings().clone();
+        if let Some(user) = &config.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = config.resolve_password()? {
+            settings = settings.set_password(password);
+        }
+        if let Some(db) = config.database {
+            settings = settings.set_db(db);
+        }
+        let database = settings.db();
+        let tls = match parsed.addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => Some(if *insecure {
+                redis::TlsMode::Insecure
+            } else {
+                redis::TlsMode::Secure
+            }),
+            _ => None,
+        };
+        if tls.is_some() {
+            ensure_tls_provider();
+        }
+        let (target, address) = match &config.sentinel {
+            None => {
+                let address = display_addr(parsed.addr(), database);
+                (
+                    Target::Direct(parsed.clone().set_redis_settings(settings)),
+                    address,
+                )
+            }
+            Some(s) => {
+                let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_redis_connection_info(settings);
+                if let Some(mode) = tls {
+                    node = node.set_tls_mode(mode);
+                }
+                let mut sentinels = Vec::new();
+                for a in &s.addresses {
+                    let (host, port) = parse_host_port(a).map_err(|reason| {
+                        Error::config("redis.sentinel.addresses", format!("{a:?}: {reason}"))
+                    })?;
+                    sentinels.push(format!("redis://{host}:{port}"));
+                }
+                let address = format!(
+                    "sentinel master {:?} via {}",
+                    s.master_name,
+                    s.addresses.join(",")
+                );
+                (
+                    Target::Sentinel {
+                        sentinels,
+                        master_name: s.master_name.clone(),
+                        node: Box::new(node),
+                    },
+                    address,
+                )
+            }
+        };
+        let mut link_address = address;
+        let client = resolve(&target, config.connect_timeout, &link_address).await?;
+        if matches!(target, Target::Sentinel { .. }) {
+            link_address = format!(
+                "{link_address} (now {})",
+                display_addr(client.get_connection_info().addr(), database)
+            );
+        }
+        let manager = new_manager(
+            client.clone(),
+            config.connect_timeout,
+            config.command_timeout,
+        );
+        let manager =
+            match tokio::time::timeout(config.connect_timeout + config.command_timeout, manager)
+                .await
+            {
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) => return Err(map_error(&e, &link_address, None, "connecting")),
+                Err(_) => {
+                    return Err(Error::unavailable(
+                        KIND,
+                        link_address,
+                        None,
+                        format!(
+                            "no connection within connect_timeout ({})",
+                            humantime::format_duration(config.connect_timeout)
+                        ),
+                        None,
+                    ));
+                }
+            };
+        let link = Link {
+            address: link_address,
+            database,
+            connect_timeout: config.connect_timeout,
+            command_timeout: config.command_timeout,
+            target,
+            current: Mutex::new((client, manager)),
+            last_lookup: Mutex::new(None),
+        };
+        let pong: String = link
+            .run(None, "PING", |mut c| async move {
+                redis::cmd("PING").query_async(&mut c).await
+            })
+            .await?;
+        if pong != "PONG" {
+            return Err(Error::protocol(
+                KIND,
+                &link.address,
+                None,
+                format!("PING answered {pong:?}, not PONG: is this a Redis server?"),
+            ));
+        }
+        Ok(link)
+    }
+
+    /// The current client, for dedicated (pub/sub) connections.
+    pub(crate) fn client(&self) -> Client {
+        self.lock().0.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Client, ConnectionManager)> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one command (or script) with the command timeout, mapping errors.
+    pub(crate) async fn run<T, F, Fut>(
+        &self,
+        election: Option<&ElectionName>,
+        doing: &str,
+        op: F,
+    ) -> Result<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let conn = self.lock().1.clone();
+        match tokio::time::timeout(self.command_timeout, op(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let err = map_error(&e, &self.address, election, doing);
+                if err.is_retryable() {
+                    self.server_may_have_moved().await;
+                }
+                Err(err)
+            }
+            Err(_) => {
+                self.server_may_have_moved().await;
+                Err(Error::unavailable(
+                    KIND,
+                    &self.address,
+                    election,
+                    format!(
+                        "no answer to {doing} within command_timeout ({})",
+                        humantime::format_duration(self.command_timeout)
+                    ),
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// With Sentinel, asks for the master again (at most once per connect timeout) and
+    /// switches to it if it changed. Without Sentinel the connection manager reconnects
+    /// by itself.
+    async fn server_may_have_moved(&self) {
+        if !matches!(self.target, Target::Sentinel { .. }) {
+            return;
+        }
+        {
+            let mut last = self.last_lookup.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < self.connect_timeout) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        match resolve(&self.target, self.connect_timeout, &self.address).await {
+            Ok(client) => {
+                let same = client.get_connection_info().addr()
+                    == self.lock().0.get_connection_info().addr();
+                if same {
+                    return;
+                }
+                let cfg = manager_config(self.connect_timeout, self.command_timeout);
+                match ConnectionManager::new_lazy_with_config(client.clone(), cfg) {
+                    Ok(manager) => {
+                        tracing::info!(
+                            backend = KIND,
+                            address = %self.address,
+                            master = %display_addr(client.get_connection_info().addr(), self.database),
+                            "sentinel reports a new master; switching"
+                        );
+                        *self.lock() = (client, manager);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot use the new master"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "sentinel lookup failed"),
+        }
+    }
+}
+
+fn manager_config(connect_timeout: Duration, command_timeout: Duration) -> ConnectionManagerConfig {
+    // One connection attempt per reconnect: the callers' own timeouts and retries decide
+    // how long to keep trying, not a backoff hidden in the client.
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(connect_timeout))
+        .set_response_timeout(Some(command_timeout))
+        .set_number_of_retries(0)
+}
+
+async fn new_manager(
+    client: Client,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+) -> RedisResult<ConnectionManager> {
+    ConnectionManager::new_with_config(client, manager_config(connect_timeout, command_timeout))
+        .await
+}
+
+/// A client for the server to use now.
+async fn resolve(target: &Target, connect_timeout: Duration, address: &str) -> Result<Client> {
+    match target {
+        Target::Direct(info) => Client::open(info.clone())
+            .map_err(|e| Error::config("redis.url", format!("{address}: {e}"))),
+        Target::Sentinel {
+            sentinels,
+            master_name,
+            node,
+        } => {
+            let mut sentinel = redis::sentinel::Sentinel::build(sentinels.clone())
+                .map_err(|e| Error::config("redis.sentinel", format!("{address}: {e}")))?;
+            let lookup = sentinel.async_master_for(master_name, Some(node));
+            match tokio::time::timeout(connect_timeout * 2, lookup).await {
+                Ok(Ok(client)) => Ok(client),
+                Ok(Err(e)) => Err(map_error(
+                    &e,
+                    address,
+                    None,
+                    "asking sentinel for the master",
+                )),
+                Err(_) => Err(Error::unavailable(
+                    KIND,
+                    address,
+                    None,
+                    "no sentinel named the master in time",
+                    None,
+                )),
+            }
+        }
+    }
+}
+
+/// Maps a client error to the caller-actionable kinds of [`Error`].
+pub(crate) fn map_error(
+    e: &RedisError,
+    address: &str,
+    election: Option<&ElectionName>,
+    doing: &str,
+) -> Error {
+    use redis::ErrorKind as K;
+    use redis::ServerErrorKind as S;
+    let code = e.code().unwrap_or("");
+    let text = redact_url(&e.to_string());
+    if matches!(e.kind(), K::AuthenticationFailed)
+        || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM")
+        || matches!(e.kind(), K::Server(S::NoPerm))
+    {
+        return Error::protocol(
+            KIND,
+            address,
+            election,
+            format!(
+                "authentication failed while {doing}: {text}; check redis.username and \
+                 redis.password (or redis.password_env) and the user's ACL permissions"
+            ),
+        );
+    }
+    if code == "WRONGTYPE" {
+        return Error::protocol(
+            KIND,
+            address,
+            election,
+            format!(
+                "{doing}: {}",
+                e.detail()
+                    .map_or(text.clone(), |d| format!("WRONGTYPE {d}"))
+            ),
+        );
+    }
+    match e.kind() {
+        K::InvalidClientConfig => Error::config("redis.url", format!("{address}: {text}")),
+        K::Io
+        | K::Server(S::BusyLoading | S::TryAgain | S::MasterDown | S::ClusterDown | S::ReadOnly)
+        | K::MasterNameNotFoundBySentinel
+        | K::NoValidReplicasFoundBySentinel => Error::unavailable(
+            KIND,
+            address,
+            election,
+            format!("{doing} failed: {text}"),
+            Some(Box::new(e.clone())),
+        ),
+        _ if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => Error::unavailable(
+            KIND,
+            address,
+            election,
+            format!("{doing} failed: {text}"),
+            Some(Box::new(e.clone())),
+        ),
+        _ => Error::protocol(
+            KIND,
+            address,
+            election,
+            format!("{doing}: unexpected answer: {text}"),
+        ),
+    }
+}
+
+/// A fresh per-leadership token: the node id plus 128 random bits.
+pub(crate) fn new_token(node: &election_core::NodeId) -> String {
+    format!("{node}/{:032x}", rand::random::<u128>())
+}
