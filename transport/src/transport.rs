@@ -1,0 +1,397 @@
+//! The tokio driver: a listener, one dialing task per peer, one task per incoming
+//! connection.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use election_core::NodeId;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::backoff::Backoff;
+use crate::codec::{FrameDecoder, FrameError};
+use crate::conn::{self, AuthContext, ConnContext, HANDSHAKE_TIMEOUT, Outgoing};
+use crate::queue::SendQueue;
+use crate::stats::Counters;
+use crate::{Auth, Error, Result, TransportConfig, TransportStats, tls};
+
+/// Capacity of the [`Inbox`], in messages. When the application falls behind, reading
+/// from peers' connections pauses (TCP flow control) and their send queues fill up.
+pub const INBOX_LEN: usize = 4096;
+/// How long [`Transport::shutdown`] lets connected peers' queues drain.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Most messages written in one batch.
+const MAX_BATCH_ITEMS: usize = 256;
+/// About the most payload bytes written in one batch.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// State shared by the handle and the tasks.
+struct Shared {
+    ctx: ConnContext,
+    queues: BTreeMap<NodeId, Arc<SendQueue>>,
+    stats: Counters,
+    shutdown: watch::Sender<bool>,
+    max_payload_len: usize,
+    reconnect: (Duration, Duration),
+}
+
+impl Shared {
+    fn is_shut_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Counts a connection-ending error under its counter and logs it.
+    fn record(&self, e: &Error, dialing: bool) {
+        let s = &self.stats;
+        let counter = match e {
+            Error::Frame {
+                source: FrameError::Oversized { .. },
+                ..
+            } => Some(&s.oversized_frames),
+            Error::Frame {
+                source: FrameError::UnsupportedVersion { .. },
+                ..
+            } => Some(&s.bad_version_frames),
+            Error::Frame { .. } | Error::Protocol { .. } => Some(&s.malformed_frames),
+            Error::Auth { .. } => Some(&s.auth_failures),
+            Error::UnknownPeer { .. } | Error::Misaddressed { .. } => Some(&s.unknown_peer_frames),
+            _ => None,
+        };
+        let me = &self.ctx.me;
+        match counter {
+            Some(counter) => {
+                Counters::add(counter, 1);
+                tracing::warn!(node = %me, "closed connection: {e}");
+            }
+            None if dialing => tracing::debug!(node = %me, "{e}"),
+            None => tracing::debug!(node = %me, "connection ended: {e}"),
+        }
+    }
+}
+
+/// The handle's owned part: dropping the last [`Transport`] clone stops every task.
+struct Handle {
+    shared: Arc<Shared>,
+    tasks: Mutex<JoinSet<()>>,
+    local_addr: SocketAddr,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+        // Dropping the JoinSet aborts the listener (and with it the incoming connections)
+        // and the dialers.
+    }
+}
+
+/// A running transport. Cheap to clone; all clones share the same connections. Dropping
+/// the last clone stops it abruptly; [`Transport::shutdown`] stops it gracefully.
+#[derive(Clone)]
+pub struct Transport {
+    handle: Arc<Handle>,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("me", &self.handle.shared.ctx.me)
+            .field("local_addr", &self.handle.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The messages peers sent to this node, in order per connection.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::Receiver<(NodeId, Bytes)>,
+}
+
+impl Inbox {
+    /// The next message and the authenticated peer that sent it; `None` once the transport
+    /// has shut down.
+    pub async fn recv(&mut self) -> Option<(NodeId, Bytes)> {
+        self.rx.recv().await
+    }
+}
+
+impl Transport {
+    /// Validates `config`, loads TLS files if any, listens on `config.listen`, and starts
+    /// connecting to every peer.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a setting breaking its rule, [`Error::TlsFile`] for an
+    /// unusable certificate or key, [`Error::Bind`] when the address cannot be listened on.
+    pub async fn bind(config: TransportConfig) -> Result<(Transport, Inbox)> {
+        config.validate()?;
+        let auth = match &config.auth {
+            Auth::SharedSecret(secret) => AuthContext::Secret(secret.clone()),
+            Auth::MutualTls(files) => AuthContext::Tls(tls::load(files, &config.me)?),
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let queues = config
+            .remote_peers()
+            .map(|(id, _)| (id.clone(), Arc::new(SendQueue::new(config.send_queue_len))))
+            .collect();
+        let shared = Arc::new(Shared {
+            ctx: ConnContext {
+                me: config.me.clone(),
+                peers: config.remote_peers().map(|(id, _)| id.clone()).collect(),
+                decoder: FrameDecoder::new(config.max_frame_len),
+                auth,
+            },
+            queues,
+            stats: Counters::default(),
+            shutdown: watch::channel(false).0,
+            max_payload_len: config.max_payload_len(),
+            reconnect: (config.reconnect_min, config.reconnect_max),
+        });
+        let (inbox_tx, rx) = mpsc::channel(INBOX_LEN);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(listen(shared.clone(), listener, inbox_tx));
+        for (id, addr) in config.remote_peers() {
+            let queue = shared.queues[id].clone();
+            tasks.spawn(dial_loop(shared.clone(), id.clone(), addr.clone(), queue));
+        }
+        tracing::info!(node = %config.me, %local_addr, peers = shared.ctx.peers.len(), "transport listening");
+        let handle = Handle {
+            shared,
+            tasks: Mutex::new(tasks),
+            local_addr,
+        };
+        Ok((
+            Transport {
+                handle: Arc::new(handle),
+            },
+            Inbox { rx },
+        ))
+    }
+
+    /// The address the transport listens on (with the actual port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr
+    }
+
+    /// Queues `payload` for peer `to`. Never blocks.
+    ///
+    /// Returns `false`, and counts it in `sends_refused`, when the payload is not queued:
+    /// `to` is not a configured peer (or is this node), the payload exceeds
+    /// [`TransportConfig::max_payload_len`], or the transport is shutting down. Returns
+    /// `true` when queued; if the queue was full, the *oldest* queued message was dropped to
+    /// make room (counted in `queue_drops`). A queued message is delivered at most once and
+    /// may still be lost with its connection: the protocol above must tolerate loss.
+    pub fn send(&self, to: &NodeId, payload: Bytes) -> bool {
+        let shared = &self.handle.shared;
+        let queue = shared.queues.get(to);
+        match queue {
+            Some(queue) if payload.len() <= shared.max_payload_len && !shared.is_shut_down() => {
+                if queue.push(payload) {
+                    Counters::add(&shared.stats.queue_drops, 1);
+                }
+                true
+            }
+            _ => {
+                Counters::add(&shared.stats.sends_refused, 1);
+                false
+            }
+        }
+    }
+
+    /// The counters since the transport started.
+    pub fn stats(&self) -> TransportStats {
+        self.handle.shared.stats.snapshot()
+    }
+
+    /// Stops the transport for every clone: stops listening and reading at once, lets
+    /// connected peers' queues drain for up to [`SHUTDOWN_GRACE`], then closes every
+    /// connection. The [`Inbox`] ends once all connections are closed.
+    pub async fn shutdown(self) {
+        self.handle.shared.shutdown.send_replace(true);
+        let mut tasks = std::mem::take(
+            &mut *self
+                .handle
+                .tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        let drained = async { while tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
+        tasks.shutdown().await;
+    }
+}
+
+/// Accepts connections until shutdown; each runs in its own task, aborted with this one.
+async fn listen(shared: Arc<Shared>, listener: TcpListener, inbox: mpsc::Sender<(NodeId, Bytes)>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut conns = JoinSet::new();
+    // Enough for every peer to reconnect a few times over while old connections time out,
+    // and a bound on what a flood of unauthenticated connections can cost.
+    let max_conns = 64 + 4 * shared.ctx.peers.len();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, addr)) if conns.len() < max_conns => {
+                    conns.spawn(serve(shared.clone(), tcp, addr, inbox.clone()));
+                }
+                Ok((_, addr)) => {
+                    tracing::warn!(node = %shared.ctx.me, %addr, "refused connection: {max_conns} connections already open");
+                }
+                Err(e) => {
+                    // Usually out of file descriptors: wait instead of spinning.
+                    tracing::warn!(node = %shared.ctx.me, "accepting a peer connection failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            () = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Authenticates one incoming connection and delivers its messages to the inbox.
+async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    inbox: mpsc::Sender<(NodeId, Bytes)>,
+) {
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn::accept(&shared.ctx, tcp, addr.to_string()));
+    let mut incoming = match handshake.await {
+        Ok(Ok(incoming)) => incoming,
+        Ok(Err(e)) => return shared.record(&e, false),
+        Err(_) => {
+            let e = Error::Timeout {
+                peer: None,
+                addr: addr.to_string(),
+                what: "the incoming handshake",
+                secs: HANDSHAKE_TIMEOUT.as_secs(),
+            };
+            return shared.record(&e, false);
+        }
+    };
+    Counters::add(&shared.stats.connections_accepted, 1);
+    tracing::debug!(node = %shared.ctx.me, peer = %incoming.peer, %addr, "accepted peer connection");
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        let payload = tokio::select! {
+            next = incoming.next() => match next {
+                Ok(payload) => payload,
+                Err(e) => return shared.record(&e, false),
+            },
+            () = stopped(&mut shutdown) => return,
+        };
+        Counters::add(&shared.stats.frames_received, 1);
+        Counters::add(&shared.stats.bytes_received, payload.len() as u64);
+        if inbox.send((incoming.peer.clone(), payload)).await.is_err() {
+            return; // The application dropped its Inbox.
+        }
+    }
+}
+
+/// Completes once shutdown has begun.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop. The guard is dropped here,
+    // before any await of the caller.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+fn random_u64() -> u64 {
+    let mut bytes = [0; 8];
+    // On failure the jitter is merely zero.
+    let _ = tls::fill_random(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+/// Keeps one authenticated connection to `peer` and writes its queue into it; reconnects
+/// with backoff after any failure.
+async fn dial_loop(shared: Arc<Shared>, peer: NodeId, addr: String, queue: Arc<SendQueue>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut backoff = Backoff::new(shared.reconnect.0, shared.reconnect.1);
+    loop {
+        if shared.is_shut_down() {
+            return;
+        }
+        let attempt = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn::dial(&shared.ctx, &peer, &addr));
+        match attempt.await {
+            Ok(Ok(outgoing)) => {
+                backoff.reset();
+                Counters::add(&shared.stats.connections_established, 1);
+                tracing::debug!(node = %shared.ctx.me, %peer, %addr, "connected to peer");
+                match pump(&shared, outgoing, &queue, &mut shutdown).await {
+                    Ok(()) => return,
+                    Err(e) => shared.record(&e, false),
+                }
+            }
+            Ok(Err(e)) => {
+                Counters::add(&shared.stats.connect_failures, 1);
+                shared.record(&e, true);
+            }
+            Err(_) => {
+                Counters::add(&shared.stats.connect_failures, 1);
+                let e = Error::Timeout {
+                    peer: Some(peer.clone()),
+                    addr: addr.clone(),
+                    what: "connecting",
+                    secs: HANDSHAKE_TIMEOUT.as_secs(),
+                };
+                shared.record(&e, true);
+            }
+        }
+        let delay = backoff.next_delay(random_u64());
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Writes queued messages into the connection until it fails (`Err`) or the transport shuts
+/// down and the queue is empty (`Ok`).
+async fn pump(
+    shared: &Shared,
+    mut conn: Outgoing,
+    queue: &SendQueue,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    let mut batch = Vec::new();
+    let mut out = BytesMut::new();
+    loop {
+        queue.drain_into(&mut batch, MAX_BATCH_ITEMS, MAX_BATCH_BYTES);
+        if batch.is_empty() {
+            if *shutdown.borrow() {
+                conn.io.close().await;
+                return Ok(());
+            }
+            tokio::select! {
+                () = queue.ready() => {}
+                e = conn.io.closed() => return Err(e),
+                () = stopped(shutdown) => {}
+            }
+            continue;
+        }
+        out.clear();
+        let mut bytes = 0;
+        for payload in &batch {
+            conn.encode(payload, &mut out);
+            bytes += payload.len() as u64;
+        }
+        let frames = batch.len() as u64;
+        batch.clear();
+        conn.io.write_all(&out).await?;
+        Counters::add(&shared.stats.frames_sent, frames);
+        Counters::add(&shared.stats.bytes_sent, bytes);
+    }
+}
