@@ -1,0 +1,334 @@
+//! Behaviour against a real redis-server: handoff, epochs across empty restarts, revocation,
+//! observe, and the error for each kind of bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use election_core::{Epoch, ErrorKind, LossReason};
+use election_redis::{RedisBackend, RedisConfig};
+use election_tests::launch::{Data, RedisServer};
+
+const GENEROUS: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resign_hands_over_to_a_waiter_without_waiting_for_the_ttl() {
+    election_tests::init_tracing();
+    let server = RedisServer::start().unwrap();
+    // A 60 s TTL: the waiter can only be elected within the 10 s wait by a push.
+    let a = connect(&server.url(), long_ttl()).await;
+    let b = connect(&server.url(), long_ttl()).await;
+    let first = elector(&a, "job", "a").campaign().await.unwrap();
+    let b_elector = elector(&b, "job", "b");
+    let waiter = tokio::spawn(async move { b_elector.campaign().await });
+    // Let b find the lease held and start waiting.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let first_epoch = first.epoch();
+    first.resign().await.unwrap();
+    let second = tokio::time::timeout(GENEROUS, waiter)
+        .await
+        .expect("waiter elected by the release push, not the 60 s TTL")
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.info().node, node("b"));
+    assert!(second.epoch() > first_epoch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_campaign_returns_none_while_another_node_leads() {
+    let server = RedisServer::start().unwrap();
+    let a = connect(&server.url(), timing()).await;
+    let held = elector(&a, "job", "a")
+        .try_campaign()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        elector(&a, "job", "b")
+            .try_campaign()
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let leader = elector(&a, "job", "c").leader().await.unwrap().unwrap();
+    assert_eq!((leader.node, leader.epoch), (node("a"), held.epoch()));
+    held.resign().await.unwrap();
+    assert!(elector(&a, "job", "c").leader().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epochs_keep_rising_across_empty_restarts() {
+    election_tests::init_tracing();
+    let server = RedisServer::start().unwrap();
+    let mut last = Epoch::ZERO;
+    for round in 0..3 {
+        let backend = connect(&server.url(), timing()).await;
+        let e = elector(&backend, "epochs", "a");
+        for _ in 0..5 {
+            let l = e.campaign().await.unwrap();
+            assert!(
+                l.epoch() > last,
+                "round {round}: {} after {last}",
+                l.epoch()
+            );
+            last = l.epoch();
+            l.resign().await.unwrap();
+        }
+        drop(backend);
+        server.restart(Data::Empty).unwrap();
+        let mut raw = raw(&server.url()).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(keys.is_empty(), "restart emptied the server: {keys:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_finds_another_token_revokes_leadership() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), timing()).await;
+    let l = elector(&backend, "job", "a").campaign().await.unwrap();
+    let mut raw = raw(&server.url()).await;
+    let _: () = redis::cmd("HSET")
+        .arg("{elector:job}:leader")
+        .arg("token")
+        .arg("someone-else")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let reason = tokio::time::timeout(GENEROUS, l.lost()).await.unwrap();
+    assert_eq!(reason, LossReason::Revoked);
+    // And the foreign lease was left alone.
+    let token: String = redis::cmd("HGET")
+        .arg("{elector:job}:leader")
+        .arg("token")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(token, "someone-else");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_after_an_empty_restart_revokes_and_the_next_epoch_is_higher() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), timing()).await;
+    let e = elector(&backend, "job", "a");
+    let l = e.campaign().await.unwrap();
+    let old = l.epoch();
+    server.restart(Data::Empty).unwrap();
+    let reason = tokio::time::timeout(GENEROUS, l.lost()).await.unwrap();
+    assert!(
+        matches!(reason, LossReason::Revoked | LossReason::Expired),
+        "{reason:?}"
+    );
+    let next = tokio::time::timeout(GENEROUS, async {
+        loop {
+            match e.campaign().await {
+                Ok(l) => return l,
+                Err(err) => {
+                    assert!(err.is_retryable(), "{err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(next.epoch() > old, "{} after {old}", next.epoch());
+}
+
+async fn next(s: &mut election_core::LeaderStream) -> Option<election_core::LeaderInfo> {
+    tokio::time::timeout(GENEROUS, s.next())
+        .await
+        .expect("a change within 10 s")
+        .expect("stream open")
+        .expect("no error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_reports_each_leader_with_its_epoch_and_no_leader() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), long_ttl()).await;
+    let mut stream = elector(&backend, "job", "watcher").observe();
+    assert_eq!(next(&mut stream).await, None);
+    let a = elector(&backend, "job", "a").campaign().await.unwrap();
+    let seen = next(&mut stream).await.unwrap();
+    assert_eq!((seen.node, seen.epoch), (node("a"), a.epoch()));
+    a.resign().await.unwrap();
+    assert_eq!(next(&mut stream).await, None);
+    let b = elector(&backend, "job", "b").campaign().await.unwrap();
+    let seen = next(&mut stream).await.unwrap();
+    assert_eq!((seen.node, seen.epoch), (node("b"), b.epoch()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_notices_an_expired_lease_without_a_push() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), timing()).await;
+    let mut raw = raw(&server.url()).await;
+    // A lease written by hand with a short TTL: nobody publishes when it expires.
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg("{elector:job}:leader")
+        .arg(&["token", "t", "node", "ghost", "epoch", "7", "since", "0"])
+        .cmd("PEXPIRE")
+        .arg("{elector:job}:leader")
+        .arg(300)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let mut stream = elector(&backend, "job", "watcher").observe();
+    let first = stream.next().await.unwrap().unwrap().unwrap();
+    assert_eq!((first.node, first.epoch), (node("ghost"), Epoch(7)));
+    let then = tokio::time::timeout(GENEROUS, stream.next()).await.unwrap();
+    assert_eq!(then.unwrap().unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_unavailable_naming_the_address() {
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let err = RedisBackend::connect(config(&url), timing())
+        .await
+        .unwrap_err();
+    eprintln!("{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_password_is_a_protocol_error_that_never_shows_the_password() {
+    let server = RedisServer::start().unwrap();
+    let mut raw = raw(&server.url()).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "alice",
+            "on",
+            ">right-password",
+            "~*",
+            "&*",
+            "+@all",
+        ])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let cfg = RedisConfig {
+        username: Some("alice".into()),
+        password: Some("wrong-password".into()),
+        ..config(&server.url())
+    };
+    let err = RedisBackend::connect(cfg, timing()).await.unwrap_err();
+    let msg = err.to_string();
+    eprintln!("{msg}");
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{msg}");
+    assert!(msg.contains("authentication failed"), "{msg}");
+    assert!(msg.contains(&server.addr().to_string()), "{msg}");
+    assert!(!msg.contains("wrong-password"), "{msg}");
+    // The right one, from the environment, works.
+    // SAFETY: not really: tests run in threads; this variable name is unique to this test.
+    unsafe { std::env::set_var("ELECTOR_TEST_REDIS_PASSWORD_ALICE", "right-password") };
+    let cfg = RedisConfig {
+        username: Some("alice".into()),
+        password_env: Some("ELECTOR_TEST_REDIS_PASSWORD_ALICE".into()),
+        ..config(&server.url())
+    };
+    RedisBackend::connect(cfg, timing()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holding_another_programs_data_is_a_protocol_error_naming_key_and_election() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), timing()).await;
+    let mut raw = raw(&server.url()).await;
+    let _: () = redis::cmd("LPUSH")
+        .arg("{elector:job}:leader")
+        .arg("not ours")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let e = elector(&backend, "job", "a");
+    for err in [
+        e.campaign().await.unwrap_err(),
+        e.leader().await.unwrap_err(),
+    ] {
+        let msg = err.to_string();
+        eprintln!("{msg}");
+        eprintln!("{msg}");
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{msg}");
+        assert!(msg.contains("WRONGTYPE"), "{msg}");
+        assert!(msg.contains("{elector:job}:leader"), "{msg}");
+        assert!(msg.contains("election job"), "{msg}");
+    }
+    let len: i64 = redis::cmd("LLEN")
+        .arg("{elector:job}:leader")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "the foreign data is untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_url_is_a_config_error() {
+    for url in [
+        "http://127.0.0.1:6379",
+        "redis://127.0.0.1:99999",
+        "not a url",
+    ] {
+        let err = RedisBackend::connect(
+            RedisConfig::with_url(url),
+            election_core::LeaseTiming::default(),
+        )
+        .await
+        .unwrap_err();
+        eprintln!("{err}");
+        assert_eq!(err.kind(), ErrorKind::Config, "{url}: {err}");
+        assert!(err.to_string().contains("redis.url"), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_notifications_can_be_switched_on_at_connect() {
+    let server = RedisServer::start().unwrap();
+    let cfg = RedisConfig {
+        keyspace_notifications: true,
+        ..config(&server.url())
+    };
+    let _backend = RedisBackend::connect(cfg, timing()).await.unwrap();
+    let mut raw = raw(&server.url()).await;
+    let flags: Vec<String> = redis::cmd("CONFIG")
+        .arg(&["GET", "notify-keyspace-events"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert!(
+        flags[1].contains('K') && flags[1].contains('x'),
+        "{flags:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_campaign_withdraws_and_dropping_a_leadership_releases() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), long_ttl()).await;
+    let e = elector(&backend, "job", "a");
+    drop(e.campaign().await.unwrap());
+    let other = elector(&backend, "job", "b");
+    let l = tokio::time::timeout(GENEROUS, other.campaign())
+        .await
+        .expect("elected without waiting for the 60 s TTL")
+        .unwrap();
+    assert_eq!(l.info().node, node("b"));
+}
