@@ -1,0 +1,155 @@
+//! The connection shared by every elector of one backend: the client, the timings, and the
+//! one place where requests get their timeout and errors get their context.
+
+use std::future::Future;
+use std::time::Duration;
+
+use election_core::{ElectionName, Error, LeaseTiming, Result};
+use etcd_client::Client;
+
+/// The backend kind, as reported by `Backend::kind` and named in errors.
+pub(crate) const KIND: &str = "etcd";
+
+/// gRPC status codes (the client library's `tonic::Code` as numbers).
+mod code {
+    pub(super) const INVALID_ARGUMENT: i32 = 3;
+    pub(super) const NOT_FOUND: i32 = 5;
+    pub(super) const ALREADY_EXISTS: i32 = 6;
+    pub(super) const PERMISSION_DENIED: i32 = 7;
+    pub(super) const FAILED_PRECONDITION: i32 = 9;
+    pub(super) const OUT_OF_RANGE: i32 = 11;
+    pub(super) const UNIMPLEMENTED: i32 = 12;
+    pub(super) const UNAUTHENTICATED: i32 = 16;
+}
+
+/// One connection to etcd and everything a request needs to know.
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    pub(crate) timing: LeaseTiming,
+    /// The lease TTL asked of etcd, in whole seconds.
+    pub(crate) ttl_secs: i64,
+    /// Timeout of every request: `min(request_timeout, renew_interval)`.
+    pub(crate) request_timeout: Duration,
+    /// The endpoints, for messages.
+    pub(crate) address: String,
+    /// The key prefix.
+    pub(crate) prefix: String,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("address", &self.address)
+            .field("prefix", &self.prefix)
+            .field("ttl_secs", &self.ttl_secs)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    /// Runs one request with the request timeout; errors name the operation, the endpoints
+    /// and the election.
+    pub(crate) async fn call<T>(
+        &self,
+        election: Option<&ElectionName>,
+        what: &str,
+        request: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.request_timeout, request).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.error(election, what, e)),
+            Err(_) => Err(self.timed_out(election, what)),
+        }
+    }
+
+    /// The error for a request that did not answer within the request timeout.
+    pub(crate) fn timed_out(&self, election: Option<&ElectionName>, what: &str) -> Error {
+        Error::unavailable(
+            KIND,
+            &self.address,
+            election,
+            format!(
+                "{what}: no answer within {}",
+                humantime::format_duration(self.request_timeout)
+            ),
+            None,
+        )
+    }
+
+    /// Maps a client error to the kind a caller can act on.
+    pub(crate) fn error(
+        &self,
+        election: Option<&ElectionName>,
+        what: &str,
+        e: etcd_client::Error,
+    ) -> Error {
+        map_error(&self.address, &self.prefix, election, what, e)
+    }
+
+    /// Whether `e` is etcd saying the lease does not exist (any more).
+    pub(crate) fn is_lease_not_found(e: &etcd_client::Error) -> bool {
+        match e {
+            etcd_client::Error::GRpcStatus(s) => {
+                i32::from(s.code()) == code::NOT_FOUND || s.message().contains("lease not found")
+            }
+            etcd_client::Error::LeaseKeepAliveError(m) => m.contains("lease not found"),
+            _ => false,
+        }
+    }
+}
+
+/// Maps a client error to the kind a caller can act on: refused credentials and
+/// malformed requests are `Protocol`, bad arguments `Config`, everything else (transport,
+/// timeouts, no leader) `Unavailable`.
+pub(crate) fn map_error(
+    address: &str,
+    prefix: &str,
+    election: Option<&ElectionName>,
+    what: &str,
+    e: etcd_client::Error,
+) -> Error {
+    use etcd_client::Error as E;
+    match &e {
+        E::GRpcStatus(status) => match i32::from(status.code()) {
+            code::UNAUTHENTICATED | code::PERMISSION_DENIED => Error::protocol(
+                KIND,
+                address,
+                election,
+                format!(
+                    "{what}: refused: {} (check etcd.username and the password, and that \
+                     the user's role may read and write keys under {:?})",
+                    status.message(),
+                    prefix
+                ),
+            ),
+            code::INVALID_ARGUMENT
+            | code::FAILED_PRECONDITION
+            | code::OUT_OF_RANGE
+            | code::UNIMPLEMENTED
+            | code::ALREADY_EXISTS
+            | code::NOT_FOUND => Error::protocol(
+                KIND,
+                address,
+                election,
+                format!("{what}: {}", status.message()),
+            ),
+            _ => Error::unavailable(
+                KIND,
+                address,
+                election,
+                format!("{what}: {}", status.message()),
+                Some(Box::new(e)),
+            ),
+        },
+        E::InvalidArgs(msg) => Error::config("etcd", format!("{what}: {msg}")),
+        E::InvalidUri(u) => Error::config("etcd.endpoints", format!("{u}")),
+        _ => Error::unavailable(
+            KIND,
+            address,
+            election,
+            format!("{what}: {e}"),
+            Some(Box::new(e)),
+        ),
+    }
+}

@@ -1,0 +1,242 @@
+//! One candidate's etcd lease: granted once, kept alive from a background task for the
+//! whole candidacy and leadership, revoked when done.
+
+use std::sync::Arc;
+
+use election_core::{ElectionName, Result};
+use etcd_client::{LeaseKeepAliveStream, LeaseKeeper as EtcdKeeper};
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::conn::Conn;
+
+/// What the keep-alive task knows about the lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeaseState {
+    /// Start of the last round trip (grant or keep-alive) that came back with TTL > 0.
+    pub(crate) renewed_at: Instant,
+    /// etcd answered TTL 0 or "lease not found": the lease was revoked or expired.
+    pub(crate) gone: bool,
+}
+
+/// A granted lease. Dropping it stops the keep-alive and revokes it in the background.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    conn: Arc<Conn>,
+    election: ElectionName,
+    id: i64,
+    state: watch::Receiver<LeaseState>,
+    keepalive: JoinHandle<()>,
+    /// `true` once revoked (or found gone); serializes concurrent revokes.
+    revoked: Mutex<bool>,
+}
+
+impl Lease {
+    /// Grants a lease of `conn.ttl_secs` and starts keeping it alive.
+    pub(crate) async fn grant(conn: &Arc<Conn>, election: &ElectionName) -> Result<Lease> {
+        let started = Instant::now();
+        let mut client = conn.client.clone();
+        let granted = conn
+            .call(
+                Some(election),
+                "granting a lease",
+                client.lease_grant(conn.ttl_secs, None),
+            )
+            .await?;
+        if granted.ttl() < conn.ttl_secs {
+            // Revoke what we were given (best effort) before refusing it.
+            let id = granted.id();
+            let _ = conn
+                .call(Some(election), "revoking a lease", client.lease_revoke(id))
+                .await;
+            return Err(election_core::Error::protocol(
+                crate::conn::KIND,
+                &conn.address,
+                Some(election),
+                format!(
+                    "etcd granted a lease of {} s where {} s was asked: the holder's deadline \
+                     would outlive the server's lease",
+                    granted.ttl(),
+                    conn.ttl_secs
+                ),
+            ));
+        }
+        if granted.ttl() > conn.ttl_secs {
+            tracing::debug!(
+                election = %election,
+                asked = conn.ttl_secs,
+                granted = granted.ttl(),
+                "etcd raised the lease TTL to its minimum; crash failover takes that long"
+            );
+        }
+        let (tx, rx) = watch::channel(LeaseState {
+            renewed_at: started,
+            gone: false,
+        });
+        let keepalive = tokio::spawn(keep_alive(conn.clone(), granted.id(), tx));
+        Ok(Lease {
+            conn: conn.clone(),
+            election: election.clone(),
+            id: granted.id(),
+            state: rx,
+            keepalive,
+            revoked: Mutex::new(false),
+        })
+    }
+
+    /// The lease id.
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// A watch on the keep-alive's view of the lease. Its sender is dropped when the
+    /// keep-alive stops.
+    pub(crate) fn state(&self) -> watch::Receiver<LeaseState> {
+        self.state.clone()
+    }
+
+    /// Stops renewing: the lease then ends on the server at its TTL unless revoked sooner.
+    pub(crate) fn stop_renewing(&self) {
+        self.keepalive.abort();
+    }
+
+    /// Stops renewing and revokes the lease, which deletes our key with it. Idempotent;
+    /// a lease already gone counts as revoked.
+    pub(crate) async fn revoke(&self) -> Result<()> {
+        self.stop_renewing();
+        let mut revoked = self.revoked.lock().await;
+        if *revoked {
+            return Ok(());
+        }
+        let mut client = self.conn.client.clone();
+        match tokio::time::timeout(self.conn.request_timeout, client.lease_revoke(self.id)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if Conn::is_lease_not_found(&e) => {}
+            Ok(Err(e)) => {
+                return Err(self
+                    .conn
+                    .error(Some(&self.election), "revoking the lease", e));
+            }
+            Err(_) => {
+                return Err(self
+                    .conn
+                    .timed_out(Some(&self.election), "revoking the lease"));
+            }
+        }
+        *revoked = true;
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.keepalive.abort();
+        let done = self.revoked.try_lock().map(|r| *r).unwrap_or(false);
+        if done {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime: the lease expires at its TTL
+        };
+        let conn = self.conn.clone();
+        let id = self.id;
+        rt.spawn(async move {
+            let mut client = conn.client.clone();
+            if let Err(e) = conn
+                .call(None, "revoking an abandoned lease", client.lease_revoke(id))
+                .await
+            {
+                tracing::debug!(lease = id, error = %e, "best-effort revoke failed; the lease expires at its TTL");
+            }
+        });
+    }
+}
+
+/// The outcome of one keep-alive round trip.
+enum Renewal {
+    /// TTL > 0.
+    Alive,
+    /// TTL 0 or "lease not found".
+    Gone,
+    /// No answer or a broken stream; try again.
+    Failed(String),
+}
+
+/// Keeps the lease alive: a round trip every `renew_interval` after the start of the last
+/// successful one, a retry every `retry_interval` after a failure. Each round trip has the
+/// request timeout; a stream that timed out is dropped, so a late answer is never taken
+/// for a newer request's.
+async fn keep_alive(conn: Arc<Conn>, id: i64, tx: watch::Sender<LeaseState>) {
+    let timing = conn.timing;
+    let mut stream: Option<(EtcdKeeper, LeaseKeepAliveStream)> = None;
+    let mut next = tx.borrow().renewed_at + timing.renew_interval;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = tx.closed() => return,
+        }
+        let started = Instant::now();
+        let outcome =
+            match tokio::time::timeout(conn.request_timeout, round_trip(&conn, id, &mut stream))
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(_) => Renewal::Failed("no answer within the request timeout".into()),
+            };
+        match outcome {
+            Renewal::Alive => {
+                tx.send_modify(|s| s.renewed_at = started);
+                next = started + timing.renew_interval;
+            }
+            Renewal::Gone => {
+                tracing::debug!(lease = id, "etcd says the lease is gone");
+                tx.send_modify(|s| s.gone = true);
+                return;
+            }
+            Renewal::Failed(why) => {
+                tracing::debug!(lease = id, address = %conn.address, %why, "lease keep-alive failed; retrying");
+                stream = None;
+                next = Instant::now() + timing.retry_interval;
+            }
+        }
+    }
+}
+
+async fn round_trip(
+    conn: &Conn,
+    id: i64,
+    stream: &mut Option<(EtcdKeeper, LeaseKeepAliveStream)>,
+) -> Renewal {
+    let classify = |e: etcd_client::Error| {
+        if Conn::is_lease_not_found(&e) {
+            Renewal::Gone
+        } else {
+            Renewal::Failed(e.to_string())
+        }
+    };
+    match stream {
+        None => {
+            // Opening the stream sends the first keep-alive and waits for its answer.
+            let mut client = conn.client.clone();
+            match client.lease_keep_alive(id).await {
+                Ok(opened) => {
+                    *stream = Some(opened);
+                    Renewal::Alive
+                }
+                Err(e) => classify(e),
+            }
+        }
+        Some((keeper, responses)) => {
+            if let Err(e) = keeper.keep_alive().await {
+                return classify(e);
+            }
+            match responses.message().await {
+                Ok(Some(r)) if r.ttl() > 0 => Renewal::Alive,
+                Ok(Some(_)) => Renewal::Gone,
+                Ok(None) => Renewal::Failed("the keep-alive stream ended".into()),
+                Err(e) => classify(e),
+            }
+        }
+    }
+}
