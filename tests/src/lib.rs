@@ -6,6 +6,7 @@
 
 pub mod conformance;
 pub mod launch;
+pub mod proxy;
 mod wait;
 
 pub use wait::{init_tracing, wait_until};
