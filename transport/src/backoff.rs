@@ -32,7 +32,11 @@ impl Backoff {
         self.current = (self.current * 2).min(self.max);
         let half = nominal / 2;
         let spread = (nominal - half).as_nanos() as u64;
-        let jitter = if spread == 0 { 0 } else { random % (spread + 1) };
+        let jitter = if spread == 0 {
+            0
+        } else {
+            random % (spread + 1)
+        };
         half + Duration::from_nanos(jitter)
     }
 }
@@ -49,7 +53,11 @@ mod tests {
         let mut nominal = min;
         for i in 0..10u64 {
             let d = b.next_delay(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            assert!(d >= nominal / 2 && d <= nominal, "{d:?} outside [{:?}, {nominal:?}]", nominal / 2);
+            assert!(
+                d >= nominal / 2 && d <= nominal,
+                "{d:?} outside [{:?}, {nominal:?}]",
+                nominal / 2
+            );
             nominal = (nominal * 2).min(max);
         }
         b.reset();

@@ -113,7 +113,9 @@ impl Frame {
 
     fn body_len(&self) -> usize {
         match self {
-            Frame::Hello { from, to, .. } => 2 + from.as_str().len() + to.as_str().len() + NONCE_LEN,
+            Frame::Hello { from, to, .. } => {
+                2 + from.as_str().len() + to.as_str().len() + NONCE_LEN
+            }
             Frame::Challenge { from, .. } => 1 + from.as_str().len() + NONCE_LEN + TAG_LEN,
             Frame::Auth { .. } => TAG_LEN,
             Frame::Data { payload } => payload.len(),

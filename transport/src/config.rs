@@ -112,9 +112,10 @@ impl TransportConfig {
             ));
         }
         for (id, addr) in self.remote_peers() {
-            if addr.rsplit_once(':').is_none_or(|(host, port)| {
-                host.is_empty() || port.parse::<u16>().is_err()
-            }) {
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+            {
                 return Err(Error::config(
                     format!("peers.{id}"),
                     format!("address {addr:?} is not host:port"),

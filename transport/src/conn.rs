@@ -53,7 +53,12 @@ pub(crate) struct FramedIo {
 }
 
 impl FramedIo {
-    fn new(stream: Box<dyn Stream>, decoder: FrameDecoder, peer: Option<NodeId>, addr: String) -> Self {
+    fn new(
+        stream: Box<dyn Stream>,
+        decoder: FrameDecoder,
+        peer: Option<NodeId>,
+        addr: String,
+    ) -> Self {
         FramedIo {
             stream,
             rbuf: BytesMut::with_capacity(8 * 1024),
@@ -144,7 +149,10 @@ impl FramedIo {
         match self.stream.read(&mut byte).await {
             Ok(0) => self.io_err(
                 "waiting",
-                io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by the peer"),
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed by the peer",
+                ),
             ),
             Ok(_) => self.protocol_err("the acceptor sent data on a one-way connection"),
             Err(e) => self.io_err("waiting", e),
@@ -210,11 +218,15 @@ pub(crate) async fn dial(ctx: &ConnContext, to: &NodeId, addr: &str) -> Result<O
                 addr: addr.clone(),
                 reason: "node id is not a DNS name a certificate could carry".into(),
             })?;
-            let stream = tls.connector.connect(name, tcp).await.map_err(|e| Error::Auth {
-                peer: Some(to.clone()),
-                addr: addr.clone(),
-                reason: format!("TLS handshake: {e}"),
-            })?;
+            let stream = tls
+                .connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::Auth {
+                    peer: Some(to.clone()),
+                    addr: addr.clone(),
+                    reason: format!("TLS handshake: {e}"),
+                })?;
             Box::new(stream)
         }
     };

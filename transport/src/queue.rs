@@ -82,7 +82,10 @@ mod tests {
         assert!(q.push(Bytes::from_static(b"3")));
         let mut out = Vec::new();
         q.drain_into(&mut out, 10, 1 << 20);
-        assert_eq!(out, vec![Bytes::from_static(b"2"), Bytes::from_static(b"3")]);
+        assert_eq!(
+            out,
+            vec![Bytes::from_static(b"2"), Bytes::from_static(b"3")]
+        );
         assert_eq!(q.len(), 0);
     }
 
@@ -100,7 +103,11 @@ mod tests {
         assert_eq!(out.len(), 1);
         out.clear();
         q.drain_into(&mut out, 10, 10);
-        assert_eq!(out.len(), 1, "a message larger than the budget still goes alone");
+        assert_eq!(
+            out.len(),
+            1,
+            "a message larger than the budget still goes alone"
+        );
     }
 
     #[tokio::test]

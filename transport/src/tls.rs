@@ -108,9 +108,10 @@ pub(crate) fn load(files: &TlsFiles, me: &NodeId) -> Result<TlsContext> {
     }
     let key = load_key(&files.key)?;
 
-    let client_verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-        .build()
-        .map_err(|e| tls_err(&files.ca, format!("cannot verify client certificates: {e}")))?;
+    let client_verifier =
+        WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| tls_err(&files.ca, format!("cannot verify client certificates: {e}")))?;
     let server = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_err(&files.cert, e))?

@@ -220,13 +220,8 @@ impl Transport {
     /// connection. The [`Inbox`] ends once all connections are closed.
     pub async fn shutdown(self) {
         self.handle.shared.shutdown.send_replace(true);
-        let mut tasks = std::mem::take(
-            &mut *self
-                .handle
-                .tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let mut tasks =
+            std::mem::take(&mut *self.handle.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         let drained = async { while tasks.join_next().await.is_some() {} };
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, drained).await;
         tasks.shutdown().await;
@@ -268,7 +263,10 @@ async fn serve(
     addr: SocketAddr,
     inbox: mpsc::Sender<(NodeId, Bytes)>,
 ) {
-    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn::accept(&shared.ctx, tcp, addr.to_string()));
+    let handshake = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        conn::accept(&shared.ctx, tcp, addr.to_string()),
+    );
     let mut incoming = match handshake.await {
         Ok(Ok(incoming)) => incoming,
         Ok(Err(e)) => return shared.record(&e, false),
@@ -324,7 +322,8 @@ async fn dial_loop(shared: Arc<Shared>, peer: NodeId, addr: String, queue: Arc<S
         if shared.is_shut_down() {
             return;
         }
-        let attempt = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn::dial(&shared.ctx, &peer, &addr));
+        let attempt =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, conn::dial(&shared.ctx, &peer, &addr));
         match attempt.await {
             Ok(Ok(outgoing)) => {
                 backoff.reset();

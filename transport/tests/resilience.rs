@@ -1,0 +1,97 @@
+//! Peers come and go: sends never block, queues stay bounded, restarts are survived.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use election_transport::{Auth, Transport};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_to_a_down_peer_never_blocks_and_drops_the_oldest() {
+    let mut cs = configs(&["a", "b"], |_| Auth::SharedSecret(secret("k")));
+    cs[0].send_queue_len = 100;
+    let (a, _inbox) = Transport::bind(cs.remove(0)).await.unwrap();
+    // b never starts. 10,000 sends return at once (no await point exists in send), and
+    // the queue keeps only the newest 100.
+    let start = Instant::now();
+    for i in 0..10_000u32 {
+        assert!(a.send(&id("b"), Bytes::from(i.to_be_bytes().to_vec())));
+    }
+    println!("10,000 sends to a down peer took {:?}", start.elapsed());
+    assert_eq!(a.stats().queue_drops, 10_000 - 100);
+    // Unknown destinations and ourselves are refused, not queued.
+    assert!(!a.send(&id("zed"), Bytes::new()));
+    assert!(!a.send(&id("a"), Bytes::new()));
+    assert_eq!(a.stats().sends_refused, 2);
+    wait_stats(&a, "a keeps trying to reach b", |s| s.connect_failures >= 2).await;
+
+    // When b comes up, it gets the newest 100 messages, oldest of those first.
+    let (b, mut inbox) = Transport::bind(cs.remove(0)).await.unwrap();
+    for expected in 9_900..10_000u32 {
+        let (from, payload) = recv(&mut inbox, "queued messages").await;
+        assert_eq!(from, id("a"));
+        assert_eq!(
+            u32::from_be_bytes(payload[..].try_into().unwrap()),
+            expected
+        );
+    }
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_restart_is_survived_by_reconnecting() {
+    let mut cs = configs(&["a", "b"], |_| Auth::SharedSecret(secret("k")));
+    let b_config = cs.pop().unwrap();
+    let (a, mut a_inbox) = Transport::bind(cs.pop().unwrap()).await.unwrap();
+    let (b, mut b_inbox) = Transport::bind(b_config.clone()).await.unwrap();
+    send_until_received(&a, &id("b"), &mut b_inbox, b"before").await;
+    send_until_received(&b, &id("a"), &mut a_inbox, b"before").await;
+    let established = a.stats().connections_established;
+
+    b.shutdown().await;
+    drop(b_inbox);
+    // While b is down, sends still return at once.
+    for _ in 0..10 {
+        assert!(a.send(&id("b"), Bytes::from_static(b"while down")));
+    }
+    let (b, mut b_inbox) = loop {
+        // The port may linger briefly; the restarted node binds the same address.
+        match Transport::bind(b_config.clone()).await {
+            Ok(t) => break t,
+            Err(e) => {
+                eprintln!("rebinding b: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (from, _) = send_until_received(&a, &id("b"), &mut b_inbox, b"after").await;
+    assert_eq!(from, id("a"));
+    let (from, _) = send_until_received(&b, &id("a"), &mut a_inbox, b"after").await;
+    assert_eq!(from, id("b"));
+    assert!(
+        a.stats().connections_established > established,
+        "a reconnected"
+    );
+    assert_eq!(a.stats().auth_failures, 0);
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_stops_the_transport_and_frees_its_port() {
+    let mut cs = configs(&["a", "b"], |_| Auth::SharedSecret(secret("k")));
+    let config = cs.remove(0);
+    let (a, mut inbox) = Transport::bind(config.clone()).await.unwrap();
+    let addr = a.local_addr();
+    drop(a);
+    tokio::time::timeout(DEADLINE, async { while inbox.recv().await.is_some() {} })
+        .await
+        .expect("the inbox ends when the transport is dropped");
+    let start = Instant::now();
+    while let Err(e) = Transport::bind(config.clone()).await {
+        assert!(start.elapsed() < DEADLINE, "port {addr} not freed: {e}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
