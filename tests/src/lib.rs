@@ -5,6 +5,7 @@
 //! (Crate documentation is completed below as the modules land.)
 
 pub mod conformance;
+pub mod history;
 pub mod launch;
 pub mod proxy;
 mod wait;
