@@ -1,0 +1,169 @@
+//! Faults between a leader and Redis: a blackholed connection, a paused (stale) leader
+//! fenced off by its epoch, and two candidates racing under a tight renew loop.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use election_core::{Epoch, Error, Fence, LeaseTiming, LossReason};
+use election_tests::launch::RedisServer;
+use election_tests::proxy::{Direction, Fault, FaultProxy};
+use tokio::time::Instant;
+
+const GENEROUS: Duration = Duration::from_secs(10);
+
+/// A 2 s TTL with a wide 600 ms safety margin, so orderings hold on a busy machine.
+fn wide_margin() -> LeaseTiming {
+    LeaseTiming {
+        ttl: Duration::from_secs(2),
+        renew_interval: Duration::from_millis(200),
+        retry_interval: Duration::from_millis(50),
+        clock_drift: Duration::from_millis(100),
+        kill_grace: Duration::from_millis(500),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_leader_stops_before_its_ttl_ends_and_no_one_leads_before_then() {
+    election_tests::init_tracing();
+    let timing = wide_margin();
+    let server = RedisServer::start().unwrap();
+    let proxy = FaultProxy::start(server.addr()).await.unwrap();
+    let a = connect(&format!("redis://{}", proxy.addr()), timing).await;
+    let b = connect(&server.url(), timing).await;
+    let la = elector(&a, "job", "a").campaign().await.unwrap();
+    let eb = elector(&b, "job", "b");
+    let waiter = tokio::spawn(async move {
+        let l = eb.campaign().await.unwrap();
+        (Instant::now(), l)
+    });
+
+    proxy.set(Direction::Both, Fault::Blackhole);
+    let reason = tokio::time::timeout(GENEROUS, la.lost()).await.unwrap();
+    assert_eq!(reason, LossReason::Expired);
+    assert!(!la.is_held());
+    // `lost()` resolves at this deadline at the latest (the keeper's own timer).
+    let a_deadline = la.deadline();
+
+    let (b_elected_at, lb) = tokio::time::timeout(GENEROUS, waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        a_deadline < b_elected_at,
+        "the old leader's deadline passed before the new grant"
+    );
+    // The server's TTL runs from the execution of a's last renewal, which started no
+    // earlier than `deadline - hold_budget`: so it ends at least `safety_margin` after
+    // a's deadline, and b cannot have been elected before that.
+    assert!(
+        b_elected_at >= a_deadline + timing.safety_margin(),
+        "b elected {:?} after a's deadline, before a's TTL could end",
+        b_elected_at - a_deadline
+    );
+    assert!(lb.epoch() > la.epoch());
+
+    // Healing delivers a's held renewals and release: none of them touches b's lease.
+    proxy.set(Direction::Both, Fault::Pass);
+    let e = elector(&b, "job", "observer");
+    for _ in 0..5 {
+        assert_eq!(e.leader().await.unwrap().unwrap().node, node("b"));
+        tokio::time::sleep(timing.renew_interval).await;
+    }
+    assert!(lb.is_held());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leaders_late_write_is_refused_by_the_fence() {
+    election_tests::init_tracing();
+    let timing = wide_margin();
+    let server = RedisServer::start().unwrap();
+    let proxy = FaultProxy::start(server.addr()).await.unwrap();
+    let a = connect(&format!("redis://{}", proxy.addr()), timing).await;
+    let b = connect(&server.url(), timing).await;
+    let fence = Fence::new();
+
+    let la = elector(&a, "job", "a").campaign().await.unwrap();
+    let stale_epoch = la.epoch();
+    fence.admit(stale_epoch).unwrap();
+
+    // "SIGSTOP": a's process makes no progress; its renewals go nowhere.
+    proxy.set(Direction::Both, Fault::Blackhole);
+    let lb = tokio::time::timeout(GENEROUS, elector(&b, "job", "b").campaign())
+        .await
+        .unwrap()
+        .unwrap();
+    fence.admit(lb.epoch()).unwrap();
+
+    // "SIGCONT": a wakes up and, before looking at lost(), writes with the epoch it holds.
+    proxy.set(Direction::Both, Fault::Pass);
+    let refused = fence.admit(stale_epoch).unwrap_err();
+    assert!(
+        matches!(refused, Error::StaleEpoch { epoch, highest } if epoch == stale_epoch && highest == lb.epoch()),
+        "{refused}"
+    );
+    assert!(!la.is_held(), "and its leadership reports lost");
+    assert_eq!(fence.highest(), lb.epoch());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_candidates_racing_under_a_tight_renew_loop_never_lead_at_once() {
+    election_tests::init_tracing();
+    let timing = LeaseTiming {
+        ttl: Duration::from_millis(600),
+        renew_interval: Duration::from_millis(40),
+        retry_interval: Duration::from_millis(20),
+        clock_drift: Duration::from_millis(50),
+        kill_grace: Duration::from_millis(100),
+    };
+    let server = RedisServer::start().unwrap();
+    let holders = Arc::new(AtomicUsize::new(0));
+    let grants = Arc::new(std::sync::Mutex::new(Vec::<Epoch>::new()));
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for who in ["a", "b"] {
+        let backend = connect(&server.url(), timing).await;
+        let holders = holders.clone();
+        let grants = grants.clone();
+        tasks.push(tokio::spawn(async move {
+            let e = elector(&backend, "race", who);
+            let mut terms: usize = 0;
+            while Instant::now() < until {
+                let l = e.campaign().await.unwrap();
+                let n = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                assert_eq!(
+                    n,
+                    1,
+                    "{who} elected at epoch {} while another leads",
+                    l.epoch()
+                );
+                grants.lock().unwrap().push(l.epoch());
+                // Hold across several renewals, checking we still hold.
+                let hold = Duration::from_millis(60 + 17 * (terms as u64 % 5));
+                tokio::select! {
+                    reason = l.lost() => panic!("{who} lost its lease without a fault: {reason}"),
+                    () = tokio::time::sleep(hold) => {}
+                }
+                // Give up the claim before releasing, as resign does.
+                holders.fetch_sub(1, Ordering::SeqCst);
+                l.resign().await.unwrap();
+                terms += 1;
+            }
+            terms
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let grants = grants.lock().unwrap();
+    assert_eq!(grants.len(), total);
+    assert!(total >= 6, "only {total} leaderships in 3 s");
+    assert!(
+        grants.windows(2).all(|w| w[0] < w[1]),
+        "epochs strictly rise in grant order: {grants:?}"
+    );
+}
