@@ -25,6 +25,9 @@ use crate::{Auth, Error, Result, TransportConfig, TransportStats, tls};
 pub const INBOX_LEN: usize = 4096;
 /// How long [`Transport::shutdown`] lets connected peers' queues drain.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Longest a write may stall (peer vanished without closing, or not reading) before the
+/// connection is dropped and redialed.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most messages written in one batch.
 const MAX_BATCH_ITEMS: usize = 256;
 /// About the most payload bytes written in one batch.
@@ -34,6 +37,9 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 struct Shared {
     ctx: ConnContext,
     queues: BTreeMap<NodeId, Arc<SendQueue>>,
+    /// Per peer, a count of its authenticated incoming connections: the newest one wins and
+    /// older ones (left half-open by a restart or a network blip) are closed.
+    generations: BTreeMap<NodeId, watch::Sender<u64>>,
     stats: Counters,
     shutdown: watch::Sender<bool>,
     max_payload_len: usize,
@@ -154,6 +160,10 @@ impl Transport {
                 auth,
             },
             queues,
+            generations: config
+                .remote_peers()
+                .map(|(id, _)| (id.clone(), watch::channel(0).0))
+                .collect(),
             stats: Counters::default(),
             shutdown: watch::channel(false).0,
             max_payload_len: config.max_payload_len(),
@@ -283,6 +293,13 @@ async fn serve(
     Counters::add(&shared.stats.connections_accepted, 1);
     tracing::debug!(node = %shared.ctx.me, peer = %incoming.peer, %addr, "accepted peer connection");
     let mut shutdown = shared.shutdown.subscribe();
+    let generations = &shared.generations[&incoming.peer];
+    let mut mine = 0;
+    generations.send_modify(|g| {
+        *g += 1;
+        mine = *g;
+    });
+    let mut newer = generations.subscribe();
     loop {
         let payload = tokio::select! {
             next = incoming.next() => match next {
@@ -290,6 +307,13 @@ async fn serve(
                 Err(e) => return shared.record(&e, false),
             },
             () = stopped(&mut shutdown) => return,
+            changed = superseded(&mut newer, mine) => {
+                if changed {
+                    tracing::debug!(node = %shared.ctx.me, peer = %incoming.peer, %addr, "closing a connection superseded by a newer one");
+                    return;
+                }
+                continue;
+            }
         };
         Counters::add(&shared.stats.frames_received, 1);
         Counters::add(&shared.stats.bytes_received, payload.len() as u64);
@@ -297,6 +321,16 @@ async fn serve(
             return; // The application dropped its Inbox.
         }
     }
+}
+
+/// Completes when the peer's connection count moved on from `mine` (with `true`: a newer
+/// connection from the same peer exists) or on a spurious wakeup (`false`).
+async fn superseded(generations: &mut watch::Receiver<u64>, mine: u64) -> bool {
+    if *generations.borrow_and_update() != mine {
+        return true;
+    }
+    // The sender lives as long as the tasks; an error would mean "gone", so stop then too.
+    generations.changed().await.is_err() || *generations.borrow_and_update() != mine
 }
 
 /// Completes once shutdown has begun.
@@ -326,12 +360,19 @@ async fn dial_loop(shared: Arc<Shared>, peer: NodeId, addr: String, queue: Arc<S
             tokio::time::timeout(HANDSHAKE_TIMEOUT, conn::dial(&shared.ctx, &peer, &addr));
         match attempt.await {
             Ok(Ok(outgoing)) => {
-                backoff.reset();
+                let since = tokio::time::Instant::now();
                 Counters::add(&shared.stats.connections_established, 1);
                 tracing::debug!(node = %shared.ctx.me, %peer, %addr, "connected to peer");
                 match pump(&shared, outgoing, &queue, &mut shutdown).await {
                     Ok(()) => return,
                     Err(e) => shared.record(&e, false),
+                }
+                // Start again from the shortest delay only after a connection that lasted:
+                // an acceptor that closes every connection at once (it refuses our
+                // certificate or secret after the handshake, under TLS 1.3) is not
+                // redialed at the shortest delay forever.
+                if since.elapsed() >= shared.reconnect.1 {
+                    backoff.reset();
                 }
             }
             Ok(Err(e)) => {
@@ -389,7 +430,17 @@ async fn pump(
         }
         let frames = batch.len() as u64;
         batch.clear();
-        conn.io.write_all(&out).await?;
+        match tokio::time::timeout(WRITE_TIMEOUT, conn.io.write_all(&out)).await {
+            Ok(written) => written?,
+            Err(_) => {
+                return Err(Error::Timeout {
+                    peer: conn.io.peer.clone(),
+                    addr: conn.io.addr.clone(),
+                    what: "writing (the peer stopped reading)",
+                    secs: WRITE_TIMEOUT.as_secs(),
+                });
+            }
+        }
         Counters::add(&shared.stats.frames_sent, frames);
         Counters::add(&shared.stats.bytes_sent, bytes);
     }

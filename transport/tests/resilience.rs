@@ -95,3 +95,29 @@ async fn dropping_every_handle_stops_the_transport_and_frees_its_port() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_connection_from_a_peer_closes_its_older_one() {
+    // A restarted or reconnecting peer may leave a half-open connection behind; the
+    // acceptor keeps only the newest authenticated one per peer.
+    let c = configs(&["a", "b"], |_| Auth::SharedSecret(secret("k")))
+        .pop()
+        .unwrap();
+    let (b, mut inbox) = Transport::bind(c).await.unwrap();
+    let mut old = RawPeer::connect(b.local_addr()).await;
+    let mut old_mac = old.handshake(&id("a"), &id("b"), &secret("k")).await;
+    old.send_sealed(&mut old_mac, b"old").await;
+    recv(&mut inbox, "the old connection's message").await;
+    let mut new = RawPeer::connect(b.local_addr()).await;
+    let mut new_mac = new.handshake(&id("a"), &id("b"), &secret("k")).await;
+    assert!(
+        old.is_closed_by_peer().await,
+        "the older connection is closed"
+    );
+    new.send_sealed(&mut new_mac, b"new").await;
+    assert_eq!(
+        recv(&mut inbox, "the new connection's message").await.1,
+        &b"new"[..]
+    );
+    assert_eq!(b.stats().auth_failures, 0);
+}
