@@ -1,2 +1,176 @@
-//! Not built yet.
-fn main() {}
+//! `elector`: run a job only on the node that leads an election.
+//!
+//! # Model
+//!
+//! Every host runs the same command, `elector run --election NAME -- CMD ARGS...`. elector
+//! campaigns in election NAME on the configured backend (raft through the local
+//! `elector agent`, or redis, etcd directly), and only the leader runs CMD, with
+//! `ELECTOR_EPOCH`, `ELECTOR_ELECTION`, `ELECTOR_NODE_ID` and `ELECTOR_BACKEND` in its
+//! environment. In cron mode (the default) the others print
+//! `skipped: NAME is led by NODE (epoch N)` and exit 0; with `--supervise` the others wait
+//! and take over when the leader goes.
+//!
+//! # Guarantees
+//!
+//! - CMD runs in its own process group, led by a tiny `elector __guard` process. When
+//!   leadership is lost, the whole group gets SIGTERM, then SIGKILL after the kill grace,
+//!   and elector reports the loss only once the group is gone. The kill grace may not
+//!   exceed `timing.kill_grace`, which the lease deadline already subtracts, so without
+//!   process pauses CMD is dead before the lease can pass to another node.
+//! - If elector itself dies, even by SIGKILL, the guard learns it through the parent-death
+//!   signal and kills the whole group at once.
+//! - SIGTERM, SIGINT or SIGHUP to elector: forwarded to the group, SIGKILL after the grace,
+//!   then leadership is resigned so the next node takes over without a TTL wait.
+//! - The epoch comes from the backend (raft term, etcd create revision, redis counter): it
+//!   is strictly increasing across leaderships; give it to every guarded write and let the
+//!   resource refuse stale ones (see `election_core::Fence`).
+//!
+//! # Not guaranteed
+//!
+//! A process paused (SIGSTOP, VM stall) past its deadline may act late: that is what the
+//! epoch is for. A descendant that leaves the process group (`setsid`) escapes the kill.
+//!
+//! # Configuration (defaults < file < `ELECTOR_*` environment < flags)
+//!
+//! - `node_id`: default the hostname.
+//! - `[backend] kind`: `raft`, `redis`, `etcd` or `memory` (in-process, for trying things
+//!   out); no default. `[backend.KIND]`: that backend's own settings.
+//! - `[timing]`: `ttl` 10s, `renew_interval` 2s, `retry_interval` 500ms, `clock_drift`
+//!   200ms, `kill_grace` 2s (`election_core::LeaseTiming`).
+//! - `[run]`: `election` (default CMD's file name), `wait` (none: one attempt), `min_hold`
+//!   30s, `kill_grace` (default and maximum `timing.kill_grace`), `restart` on-failure,
+//!   `restart_delay` 1s, `restart_delay_max` 30s, `skipped_exit_code` 0.
+//! - `[agent]`: `listen` 127.0.0.1:7207, `elections` [].
+//!
+//! Environment: `ELECTOR_` + the key in capitals with `__` for each dot, such as
+//! `ELECTOR_TIMING__TTL=5s` or `ELECTOR_BACKEND__KIND=redis`.
+
+mod agent;
+mod agent_client;
+mod backends;
+mod cli;
+mod config;
+mod demo;
+mod exit;
+mod guard;
+mod logging;
+mod ops;
+mod process;
+#[cfg(feature = "raft")]
+mod raft;
+mod run;
+mod supervisor;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory as _, Parser as _};
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::exit::Failure;
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == guard::ARG) {
+        return guard::main(&args[2..]);
+    }
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            let code = match e.kind() {
+                K::DisplayHelp | K::DisplayVersion => 0,
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    logging::init(cli.log_format);
+    let format = cli.log_format;
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return report(format, Failure::new(exit::SOFTWARE, e.into())),
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => report(format, f),
+    }
+}
+
+/// Prints the error as one line with its cause chain and returns its exit code.
+fn report(format: LogFormat, f: Failure) -> ExitCode {
+    match format {
+        LogFormat::Human => eprintln!("elector: error: {:#}", f.error),
+        LogFormat::Json => tracing::error!(exit_code = f.code, "{:#}", f.error),
+    }
+    ExitCode::from(f.code)
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let flags = cli
+        .flag_values()
+        .map_err(|e| Failure::new(exit::USAGE, e))?;
+    let load = || config::load(cli.config.as_deref(), &flags);
+    match &cli.command {
+        Command::Run(args) => {
+            let loaded = load()?;
+            let stop = forward_signals()?;
+            run::run(&loaded, args, stop).await
+        }
+        Command::Agent(_) => {
+            let loaded = load()?;
+            let stop = forward_signals()?;
+            agent::serve(&loaded, stop).await
+        }
+        Command::Status(args) => ops::status(&load()?, args).await,
+        Command::Watch(args) => ops::watch(&load()?, args).await,
+        Command::Resign { election } => ops::resign(&load()?, election).await,
+        Command::Config { check, json } => ops::config(&load()?, *check, *json),
+        Command::Demo => demo::run().await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "elector",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
+            Ok(0)
+        }
+    }
+}
+
+/// Turns SIGTERM, SIGINT and SIGHUP into a watch value the supervisor acts on.
+fn forward_signals() -> Result<supervisor::Stop, Failure> {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    let mut streams = Vec::new();
+    for (kind, sig) in [
+        (SignalKind::terminate(), Signal::SIGTERM),
+        (SignalKind::interrupt(), Signal::SIGINT),
+        (SignalKind::hangup(), Signal::SIGHUP),
+    ] {
+        let s = signal(kind).map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
+        streams.push((s, sig));
+    }
+    for (mut s, sig) in streams {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                tracing::info!("received {sig}");
+                tx.send_replace(Some(sig));
+            }
+        });
+    }
+    Ok(rx)
+}

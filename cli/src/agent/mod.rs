@@ -1,0 +1,448 @@
+//! `elector agent`: hosts the backend (required for raft, whose peers live in this
+//! process) and serves a local HTTP API on 127.0.0.1.
+//!
+//! # API
+//!
+//! - `GET /health`: 200 `ok` while the agent runs.
+//! - `GET /v1/status`: JSON, each known election's leader, epoch, since, whether this node
+//!   leads it and the lease left.
+//! - `GET /v1/leader/{election}`: 200 only where this node leads, else 503 (for load
+//!   balancer health checks).
+//! - `GET /metrics`: Prometheus text format.
+//! - `GET /v1/elections/{election}`: `{"leader": ...}` as the backend knows it.
+//! - The hold protocol, used by `elector run` on this host (see [`crate::agent_client`]):
+//!   `POST /v1/elections/{election}/campaign?wait_ms=N` campaigns on the caller's behalf
+//!   (N = 0: one attempt; the agent waits at most N ms, so a vanished caller's candidacy
+//!   ends within N ms) and answers 200 `{"hold", "epoch", "node", "since",
+//!   "lease_left_ms"}` or 409 `{"leader"}`; `POST /v1/holds/{id}/renew` answers 200
+//!   `{"lease_left_ms"}` or 410 once the leadership ended; `DELETE /v1/holds/{id}`
+//!   resigns. A hold not renewed for three `timing.renew_interval`s is resigned (the
+//!   caller died). `POST /v1/elections/{election}/resign` ends this node's hold on the
+//!   election (`elector resign`).
+//!
+//! The caller applies the deadline rule itself: each answer's `lease_left_ms` counts from
+//! the moment the caller *sent* the request, so a stuck or dead agent still makes the
+//! caller's `lost()` fire in time.
+
+mod http;
+mod metrics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use election_core::{
+    Backend, Candidate, ElectionName, LeaderElector, LeaderInfo, Leadership, LeaseTiming,
+    LossReason, LossWatch, NodeId,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedMutexGuard, watch};
+use tokio::time::Instant;
+
+use crate::config::Loaded;
+use crate::exit::{self, Failure};
+use crate::supervisor::Stop;
+pub(crate) use metrics::Metrics;
+
+/// One election the agent knows.
+struct Election {
+    elector: Arc<dyn LeaderElector>,
+    leader: watch::Receiver<Option<LeaderInfo>>,
+    /// One local hold per election at a time.
+    local: Arc<tokio::sync::Mutex<()>>,
+    hold: Mutex<Option<u64>>,
+}
+
+/// A leadership held on behalf of a local caller.
+struct Hold {
+    election: ElectionName,
+    watch: LossWatch,
+    leadership: Mutex<Option<Leadership>>,
+    last_renewed: Mutex<Instant>,
+    _local: OwnedMutexGuard<()>,
+}
+
+/// The agent's state.
+pub(crate) struct Agent {
+    backend: Arc<dyn Backend>,
+    kind: &'static str,
+    node: NodeId,
+    timing: LeaseTiming,
+    elections: Mutex<BTreeMap<ElectionName, Arc<Election>>>,
+    holds: Mutex<HashMap<u64, Arc<Hold>>>,
+    next_hold: AtomicU64,
+    metrics: Metrics,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One election in `/v1/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ElectionStatus {
+    /// The election.
+    pub(crate) election: String,
+    /// Its leader, as last seen.
+    pub(crate) leader: Option<LeaderInfo>,
+    /// Whether this node leads it.
+    pub(crate) is_leader: bool,
+    /// The lease this node has left, if it leads.
+    pub(crate) lease_left_ms: Option<u64>,
+}
+
+/// `/v1/status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Status {
+    /// This node.
+    pub(crate) node: String,
+    /// The backend kind.
+    pub(crate) backend: String,
+    /// Every known election.
+    pub(crate) elections: Vec<ElectionStatus>,
+}
+
+/// A granted hold, as the campaign endpoint returns it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Granted {
+    /// The hold's id for renew and resign.
+    pub(crate) hold: u64,
+    /// Who leads (this node), epoch and since.
+    pub(crate) info: LeaderInfo,
+    /// Lease left when the agent answered.
+    pub(crate) lease_left_ms: u64,
+}
+
+fn left_ms(deadline: Instant) -> u64 {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .try_into()
+        .unwrap_or(u64::MAX)
+}
+
+impl Agent {
+    /// An agent over `backend`.
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        kind: &'static str,
+        node: NodeId,
+        timing: LeaseTiming,
+    ) -> Arc<Self> {
+        Arc::new(Agent {
+            backend,
+            kind,
+            node,
+            timing,
+            elections: Mutex::new(BTreeMap::new()),
+            holds: Mutex::new(HashMap::new()),
+            next_hold: AtomicU64::new(1),
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// How long a hold may go without renewal before the agent resigns it.
+    fn client_timeout(&self) -> Duration {
+        self.timing.renew_interval * 3
+    }
+
+    /// The election `name`, created (with a task following its leader) on first use.
+    fn election(self: &Arc<Self>, name: &ElectionName) -> election_core::Result<Arc<Election>> {
+        if let Some(e) = lock(&self.elections).get(name) {
+            return Ok(e.clone());
+        }
+        let elector = self
+            .backend
+            .election(name, Candidate::new(self.node.clone()))?;
+        let (tx, rx) = watch::channel(None);
+        let election = Arc::new(Election {
+            elector: elector.clone(),
+            leader: rx,
+            local: Arc::new(tokio::sync::Mutex::new(())),
+            hold: Mutex::new(None),
+        });
+        let mut map = lock(&self.elections);
+        if let Some(e) = map.get(name) {
+            return Ok(e.clone());
+        }
+        map.insert(name.clone(), election.clone());
+        drop(map);
+        tokio::spawn(follow(self.clone(), name.clone(), elector, tx));
+        Ok(election)
+    }
+
+    /// Status of every known election.
+    pub(crate) fn status(&self) -> Status {
+        let elections = lock(&self.elections)
+            .iter()
+            .map(|(name, e)| {
+                let hold = (*lock(&e.hold)).and_then(|id| lock(&self.holds).get(&id).cloned());
+                let held = hold.as_ref().filter(|h| h.watch.is_held());
+                ElectionStatus {
+                    election: name.to_string(),
+                    leader: e.leader.borrow().clone(),
+                    is_leader: held.is_some(),
+                    lease_left_ms: held.map(|h| left_ms(h.watch.deadline())),
+                }
+            })
+            .collect();
+        Status {
+            node: self.node.to_string(),
+            backend: self.kind.to_owned(),
+            elections,
+        }
+    }
+
+    /// Whether this node holds `name` now.
+    fn leads(&self, name: &ElectionName) -> Option<LeaderInfo> {
+        let e = lock(&self.elections).get(name).cloned()?;
+        let id = (*lock(&e.hold))?;
+        let hold = lock(&self.holds).get(&id).cloned()?;
+        let l = lock(&hold.leadership);
+        l.as_ref().filter(|l| l.is_held()).map(|l| l.info().clone())
+    }
+
+    /// Campaigns on a caller's behalf; `None` if another node leads after `wait`.
+    async fn campaign(
+        self: &Arc<Self>,
+        name: &ElectionName,
+        wait: Duration,
+    ) -> election_core::Result<Option<Granted>> {
+        let election = self.election(name)?;
+        let attempt = async {
+            let local = election.local.clone().lock_owned().await;
+            let leadership = if wait.is_zero() {
+                election.elector.try_campaign().await?
+            } else {
+                Some(election.elector.campaign().await?)
+            };
+            Ok::<_, election_core::Error>(leadership.map(|l| (l, local)))
+        };
+        let won = if wait.is_zero() {
+            match election.local.clone().try_lock_owned() {
+                Ok(local) => election.elector.try_campaign().await?.map(|l| (l, local)),
+                Err(_) => None,
+            }
+        } else {
+            match tokio::time::timeout(wait, attempt).await {
+                Ok(r) => r?,
+                Err(_) => None,
+            }
+        };
+        let Some((leadership, local)) = won else {
+            return Ok(None);
+        };
+        let id = self.next_hold.fetch_add(1, Ordering::Relaxed);
+        let info = leadership.info().clone();
+        let hold = Arc::new(Hold {
+            election: name.clone(),
+            watch: leadership.loss_watch(),
+            leadership: Mutex::new(Some(leadership)),
+            last_renewed: Mutex::new(Instant::now()),
+            _local: local,
+        });
+        let lease_left_ms = left_ms(hold.watch.deadline());
+        lock(&self.holds).insert(id, hold.clone());
+        *lock(&election.hold) = Some(id);
+        let labels = Metrics::labels(name.as_str());
+        self.metrics.is_leader.get_or_create(&labels).set(1);
+        tracing::info!(election = %name, epoch = %info.epoch, hold = id, "elected on behalf of a local caller");
+        tokio::spawn(keep(self.clone(), id, hold));
+        Ok(Some(Granted {
+            hold: id,
+            info,
+            lease_left_ms,
+        }))
+    }
+
+    /// Renews hold `id`: the lease left, or `None` once it ended.
+    fn renew(&self, id: u64, rtt: Option<Duration>) -> Option<u64> {
+        let hold = lock(&self.holds).get(&id).cloned()?;
+        if !hold.watch.is_held() {
+            return None;
+        }
+        *lock(&hold.last_renewed) = Instant::now();
+        if let Some(rtt) = rtt {
+            self.metrics
+                .renew_latency
+                .get_or_create(&Metrics::labels(hold.election.as_str()))
+                .observe(rtt.as_secs_f64());
+        }
+        Some(left_ms(hold.watch.deadline()))
+    }
+
+    /// Resigns hold `id`; whether it existed.
+    async fn resign_hold(&self, id: u64) -> bool {
+        let Some(hold) = lock(&self.holds).get(&id).cloned() else {
+            return false;
+        };
+        let leadership = lock(&hold.leadership).take();
+        if let Some(l) = leadership {
+            if let Err(e) = l.resign().await {
+                tracing::warn!(election = %hold.election, error = %e, "resigning failed; the lease will expire");
+            }
+        }
+        true
+    }
+
+    /// Resigns this node's hold on `name`; whether there was one.
+    async fn resign_election(&self, name: &ElectionName) -> bool {
+        let id = lock(&self.elections).get(name).and_then(|e| *lock(&e.hold));
+        match id {
+            Some(id) => self.resign_hold(id).await,
+            None => false,
+        }
+    }
+}
+
+/// Follows an election's leader for status and metrics.
+async fn follow(
+    agent: Arc<Agent>,
+    name: ElectionName,
+    elector: Arc<dyn LeaderElector>,
+    tx: watch::Sender<Option<LeaderInfo>>,
+) {
+    let labels = Metrics::labels(name.as_str());
+    loop {
+        let mut stream = elector.observe();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(leader) => {
+                    if let Some(l) = &leader {
+                        agent
+                            .metrics
+                            .epoch
+                            .get_or_create(&labels)
+                            .set(l.epoch.get() as i64);
+                    }
+                    if tx.borrow().as_ref().map(|l| (&l.node, l.epoch))
+                        != leader.as_ref().map(|l| (&l.node, l.epoch))
+                    {
+                        agent.metrics.transitions.get_or_create(&labels).inc();
+                    }
+                    tx.send_replace(leader);
+                }
+                Err(e) => {
+                    tracing::debug!(election = %name, error = %e, "observing the leader failed");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(agent.timing.retry_interval).await;
+    }
+}
+
+/// Keeps a hold until it is lost, resigned, or its caller stops renewing.
+async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
+    let timeout = agent.client_timeout();
+    let labels = Metrics::labels(hold.election.as_str());
+    let reason = loop {
+        let last = *lock(&hold.last_renewed);
+        tokio::select! {
+            reason = hold.watch.lost() => break Some(reason),
+            () = tokio::time::sleep_until(last + timeout) => {
+                if *lock(&hold.last_renewed) == last {
+                    tracing::warn!(election = %hold.election, hold = id, "the local caller stopped renewing; resigning");
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(reason) = reason {
+        if reason != LossReason::Resigned {
+            let since = lock(&hold.last_renewed).elapsed();
+            agent
+                .metrics
+                .loss_detection
+                .get_or_create(&labels)
+                .observe(since.as_secs_f64());
+            tracing::warn!(election = %hold.election, hold = id, "leadership lost: {reason}");
+        }
+    }
+    agent.resign_hold(id).await;
+    agent.metrics.is_leader.get_or_create(&labels).set(0);
+    lock(&agent.holds).remove(&id);
+    if let Some(e) = lock(&agent.elections).get(&hold.election) {
+        let mut h = lock(&e.hold);
+        if *h == Some(id) {
+            *h = None;
+        }
+    }
+}
+
+/// Renders `/v1/status` JSON for people.
+pub(crate) fn render_status(body: &str) -> String {
+    let Ok(status) = serde_json::from_str::<Status>(body) else {
+        return format!("{body}\n");
+    };
+    let mut out = format!("node {} ({})\n", status.node, status.backend);
+    if status.elections.is_empty() {
+        out.push_str("no elections known to the agent\n");
+    }
+    for e in status.elections {
+        let line = match (&e.leader, e.is_leader) {
+            (Some(l), true) => format!(
+                "{}: led by this node ({}) at epoch {}, lease left {} ms",
+                e.election,
+                l.node,
+                l.epoch,
+                e.lease_left_ms.unwrap_or(0)
+            ),
+            (Some(l), false) => format!("{}: led by {} at epoch {}", e.election, l.node, l.epoch),
+            (None, _) => format!("{}: no leader", e.election),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Serves `agent`'s API on `listener` until `shutdown` resolves.
+pub(crate) async fn serve_on(
+    agent: Arc<Agent>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, http::router(agent))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `elector agent`: serves until SIGTERM/SIGINT, then resigns every hold.
+pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure> {
+    loaded.check()?;
+    let kind = loaded.backend_kind()?;
+    let node = loaded.node_id()?;
+    let backend = crate::backends::connect(loaded, kind).await?;
+    let agent = Agent::new(backend, kind, node, loaded.settings.timing);
+    for name in &loaded.settings.agent.elections {
+        let name =
+            ElectionName::new(name.clone()).map_err(|e| loaded.invalid("agent.elections", e))?;
+        agent.election(&name)?;
+    }
+    let addr = loaded.settings.agent.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the agent's HTTP API to {addr} (agent.listen)"))
+        .map_err(|e| Failure::new(exit::UNAVAILABLE, e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
+    tracing::info!(%local, backend = kind, "agent listening");
+    serve_on(agent.clone(), listener, async move {
+        let _ = stop.wait_for(Option::is_some).await;
+    })
+    .await
+    .map_err(|e| Failure::new(exit::SOFTWARE, anyhow!(e).context("serving the agent API")))?;
+    let ids: Vec<u64> = lock(&agent.holds).keys().copied().collect();
+    for id in ids {
+        agent.resign_hold(id).await;
+    }
+    tracing::info!("agent stopped");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,419 @@
+//! `elector run` (and `status`, `watch`, `resign`) through the local agent: a
+//! [`LeaderElector`] over the agent's hold protocol (see [`crate::agent`]).
+//!
+//! The deadline rule is applied here, on the caller's side: every renewal marks the
+//! instant it *sent* the request, and the leadership is guaranteed until that instant plus
+//! the `lease_left_ms` of the answer, less `margin` (the kill grace, so that the guarded
+//! command is dead before the agent's lease can end). A dead, stuck or unreachable agent
+//! answers nothing, so `lost()` fires at that deadline all the same.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use election_core::{
+    Backend, Candidate, ElectionName, Error, LeaderElector, LeaderInfo, LeaderStream, Leadership,
+    LeadershipControl, LeaseKeeper, LeaseTiming, LossReason, Result,
+};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::time::Instant;
+
+use crate::agent::Granted;
+use crate::exit::{self, Failure};
+
+/// How long one campaign request asks the agent to wait before answering "not yet".
+const CAMPAIGN_ROUND: Duration = Duration::from_secs(10);
+/// Bound on any request that is not a long poll.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A tiny HTTP/1.1 client for the agent on loopback.
+#[derive(Clone, Debug)]
+struct Client {
+    addr: SocketAddr,
+    kind: &'static str,
+}
+
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Client {
+    fn unavailable(
+        &self,
+        election: Option<&ElectionName>,
+        detail: impl std::fmt::Display,
+    ) -> Error {
+        Error::unavailable(
+            self.kind,
+            format!("local agent http://{}", self.addr),
+            election,
+            format!(
+                "{detail} (is `elector agent` running? agent.listen = {})",
+                self.addr
+            ),
+            None,
+        )
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        election: Option<&ElectionName>,
+        timeout: Duration,
+    ) -> Result<Answer> {
+        match tokio::time::timeout(timeout, self.exchange(method, path)).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(self.unavailable(election, e)),
+            Err(_) => Err(self.unavailable(
+                election,
+                format!("no answer within {}", humantime::format_duration(timeout)),
+            )),
+        }
+    }
+
+    async fn exchange(&self, method: &str, path: &str) -> std::io::Result<Answer> {
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(req.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        parse_response(&raw)
+            .ok_or_else(|| std::io::Error::other("malformed HTTP answer from the agent"))
+    }
+
+    fn protocol(&self, election: Option<&ElectionName>, a: &Answer) -> Error {
+        Error::protocol(
+            self.kind,
+            format!("local agent http://{}", self.addr),
+            election,
+            format!(
+                "HTTP {}: {}",
+                a.status,
+                String::from_utf8_lossy(&a.body).trim()
+            ),
+        )
+    }
+}
+
+/// Parses a `Connection: close` HTTP/1.1 answer, plain or chunked.
+fn parse_response(raw: &[u8]) -> Option<Answer> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let mut body = raw[split + 4..].to_vec();
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let end = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..end]).ok()?.trim(), 16).ok()?;
+            rest = &rest[end + 2..];
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(rest.get(..size)?);
+            rest = rest.get(size + 2..)?;
+        }
+        body = out;
+    }
+    Some(Answer { status, body })
+}
+
+/// The local agent, as a [`Backend`].
+#[derive(Clone, Debug)]
+pub(crate) struct AgentBackend {
+    client: Client,
+    timing: LeaseTiming,
+    margin: Duration,
+}
+
+impl AgentBackend {
+    /// The agent at `addr`, hosting a `kind` backend; `timing` gives the renewal pace and
+    /// the kill-grace margin.
+    pub(crate) fn new(addr: SocketAddr, kind: &'static str, timing: LeaseTiming) -> Self {
+        AgentBackend {
+            client: Client { addr, kind },
+            timing,
+            margin: timing.kill_grace,
+        }
+    }
+}
+
+impl Backend for AgentBackend {
+    fn kind(&self) -> &'static str {
+        self.client.kind
+    }
+
+    fn election(&self, name: &ElectionName, _me: Candidate) -> Result<Arc<dyn LeaderElector>> {
+        Ok(Arc::new(AgentElector {
+            backend: self.clone(),
+            name: name.clone(),
+        }))
+    }
+}
+
+struct AgentElector {
+    backend: AgentBackend,
+    name: ElectionName,
+}
+
+#[derive(Deserialize)]
+struct LeaderAnswer {
+    leader: Option<LeaderInfo>,
+}
+
+#[derive(Deserialize)]
+struct RenewAnswer {
+    lease_left_ms: u64,
+}
+
+impl AgentElector {
+    async fn attempt(&self, wait: Duration) -> Result<Option<Leadership>> {
+        let client = &self.backend.client;
+        let started = Instant::now();
+        let path = format!(
+            "/v1/elections/{}/campaign?wait_ms={}",
+            self.name,
+            wait.as_millis()
+        );
+        let a = client
+            .request("POST", &path, Some(&self.name), wait + REQUEST_TIMEOUT)
+            .await?;
+        match a.status {
+            200 => {
+                let g: Granted = serde_json::from_slice(&a.body)
+                    .map_err(|_| client.protocol(Some(&self.name), &a))?;
+                Ok(Some(self.hold(g, started)))
+            }
+            409 => Ok(None),
+            503 => {
+                Err(client.unavailable(Some(&self.name), String::from_utf8_lossy(&a.body).trim()))
+            }
+            _ => Err(client.protocol(Some(&self.name), &a)),
+        }
+    }
+
+    fn hold(&self, g: Granted, started: Instant) -> Leadership {
+        let margin = self.backend.margin;
+        let deadline = (started + Duration::from_millis(g.lease_left_ms))
+            .checked_sub(margin)
+            .unwrap_or(started);
+        let control = Arc::new(AgentControl {
+            client: self.backend.client.clone(),
+            hold: g.hold,
+        });
+        let (keeper, leadership) = LeaseKeeper::grant(g.info, deadline, control.clone());
+        tokio::spawn(renew(
+            control,
+            keeper,
+            self.backend.timing,
+            margin,
+            g.lease_left_ms,
+        ));
+        leadership
+    }
+}
+
+#[async_trait]
+impl LeaderElector for AgentElector {
+    async fn campaign(&self) -> Result<Leadership> {
+        loop {
+            if let Some(l) = self.attempt(CAMPAIGN_ROUND).await? {
+                return Ok(l);
+            }
+        }
+    }
+
+    async fn try_campaign(&self) -> Result<Option<Leadership>> {
+        self.attempt(Duration::ZERO).await
+    }
+
+    async fn leader(&self) -> Result<Option<LeaderInfo>> {
+        let client = &self.backend.client;
+        let a = client
+            .request(
+                "GET",
+                &format!("/v1/elections/{}", self.name),
+                Some(&self.name),
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        if a.status != 200 {
+            return Err(if a.status == 503 {
+                client.unavailable(Some(&self.name), String::from_utf8_lossy(&a.body).trim())
+            } else {
+                client.protocol(Some(&self.name), &a)
+            });
+        }
+        serde_json::from_slice::<LeaderAnswer>(&a.body)
+            .map(|l| l.leader)
+            .map_err(|_| client.protocol(Some(&self.name), &a))
+    }
+
+    fn observe(&self) -> LeaderStream {
+        // The agent follows the leader itself; poll it and report changes.
+        let this = AgentElector {
+            backend: self.backend.clone(),
+            name: self.name.clone(),
+        };
+        let interval = self.backend.timing.retry_interval;
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            loop {
+                if let Ok(leader) = this.leader().await {
+                    tx.send_if_modified(|cur| {
+                        let changed = *cur != leader;
+                        *cur = leader;
+                        changed
+                    });
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(interval).await;
+            }
+        });
+        LeaderStream::from_watch(rx)
+    }
+
+    fn name(&self) -> &ElectionName {
+        &self.name
+    }
+}
+
+struct AgentControl {
+    client: Client,
+    hold: u64,
+}
+
+#[async_trait]
+impl LeadershipControl for AgentControl {
+    async fn resign(&self) -> Result<()> {
+        let a = self
+            .client
+            .request(
+                "DELETE",
+                &format!("/v1/holds/{}", self.hold),
+                None,
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        match a.status {
+            200 | 404 => Ok(()),
+            _ => Err(self.client.protocol(None, &a)),
+        }
+    }
+}
+
+/// Renews a hold until it ends; the deadline is always measured from the request's start.
+async fn renew(
+    control: Arc<AgentControl>,
+    keeper: LeaseKeeper,
+    timing: LeaseTiming,
+    margin: Duration,
+    first_left_ms: u64,
+) {
+    let watch = keeper.watch();
+    let pace = |left_ms: u64| {
+        let budget = Duration::from_millis(left_ms).saturating_sub(margin) / 3;
+        timing
+            .renew_interval
+            .min(budget)
+            .max(Duration::from_millis(10))
+    };
+    let mut wait = pace(first_left_ms);
+    let mut rtt: Option<Duration> = None;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = watch.lost() => {
+                // Lapsed or revoked: let the agent hand over now if it still can.
+                let _ = control.resign().await;
+                return;
+            }
+        }
+        let started = Instant::now();
+        let path = match rtt {
+            Some(r) => format!("/v1/holds/{}/renew?rtt_us={}", control.hold, r.as_micros()),
+            None => format!("/v1/holds/{}/renew", control.hold),
+        };
+        let budget = keeper
+            .deadline()
+            .saturating_duration_since(started)
+            .max(Duration::from_millis(1));
+        match control.client.request("POST", &path, None, budget).await {
+            Ok(a) if a.status == 200 => {
+                rtt = Some(started.elapsed());
+                let Ok(r) = serde_json::from_slice::<RenewAnswer>(&a.body) else {
+                    wait = timing.retry_interval;
+                    continue;
+                };
+                let deadline = (started + Duration::from_millis(r.lease_left_ms))
+                    .checked_sub(margin)
+                    .unwrap_or(started);
+                if !keeper.extend_to(deadline) {
+                    let _ = control.resign().await;
+                    return;
+                }
+                wait = pace(r.lease_left_ms);
+            }
+            Ok(a) if a.status == 410 || a.status == 404 => {
+                keeper.end(LossReason::Revoked);
+                return;
+            }
+            _ => wait = timing.retry_interval.min(wait),
+        }
+    }
+}
+
+/// `GET /v1/status` as text.
+pub(crate) async fn status(addr: SocketAddr) -> Result<String, Failure> {
+    let client = Client {
+        addr,
+        kind: "agent",
+    };
+    let a = client
+        .request("GET", "/v1/status", None, REQUEST_TIMEOUT)
+        .await?;
+    if a.status != 200 {
+        return Err(client.protocol(None, &a).into());
+    }
+    Ok(String::from_utf8_lossy(&a.body).into_owned())
+}
+
+/// `POST /v1/elections/{name}/resign`: whether the agent held it.
+pub(crate) async fn resign(addr: SocketAddr, name: &ElectionName) -> Result<bool, Failure> {
+    let client = Client {
+        addr,
+        kind: "agent",
+    };
+    let a = client
+        .request(
+            "POST",
+            &format!("/v1/elections/{name}/resign"),
+            Some(name),
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    match a.status {
+        200 => Ok(true),
+        404 => Ok(false),
+        _ => Err(Failure::new(
+            exit::PROTOCOL,
+            client.protocol(Some(name), &a).into(),
+        )),
+    }
+}

@@ -1,0 +1,97 @@
+//! Building a backend from the configuration: one place that knows every kind.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use election_core::{Backend, MemoryBackend};
+
+use crate::config::Loaded;
+use crate::exit::Failure;
+
+/// Whether backend `kind` was compiled into this binary.
+pub(crate) fn compiled_in(kind: &str) -> bool {
+    match kind {
+        "memory" => true,
+        "raft" => cfg!(feature = "raft"),
+        "redis" => cfg!(feature = "redis"),
+        "etcd" => cfg!(feature = "etcd"),
+        _ => false,
+    }
+}
+
+/// Whether `elector run` and `status` reach this kind through the local agent (the
+/// backends whose peers live in the agent process) rather than connecting directly.
+pub(crate) fn via_agent(kind: &str) -> bool {
+    kind == "raft"
+}
+
+/// Checks the selected backend's own settings (`[backend.KIND]`) without connecting.
+pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure> {
+    match kind {
+        #[cfg(feature = "redis")]
+        "redis" => {
+            loaded.backend_settings::<election_redis::RedisConfig>("redis")?;
+        }
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            loaded.backend_settings::<election_etcd::EtcdConfig>("etcd")?;
+        }
+        #[cfg(feature = "raft")]
+        "raft" => {
+            crate::raft::config(loaded)?;
+        }
+        "memory" if loaded.settings.backend.memory.is_some() => {
+            return Err(loaded.invalid("backend.memory", "the memory backend has no settings"));
+        }
+        _ => {}
+    }
+    let _ = loaded;
+    Ok(())
+}
+
+/// Connects to the selected backend directly (in this process).
+pub(crate) async fn connect(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backend>, Failure> {
+    let timing = loaded.settings.timing;
+    match kind {
+        "memory" => Ok(Arc::new(MemoryBackend::new(timing)?)),
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let config = loaded.backend_settings::<election_redis::RedisConfig>("redis")?;
+            Ok(Arc::new(
+                election_redis::RedisBackend::connect(config, timing).await?,
+            ))
+        }
+        #[cfg(feature = "etcd")]
+        "etcd" => {
+            let config = loaded.backend_settings::<election_etcd::EtcdConfig>("etcd")?;
+            Ok(Arc::new(
+                election_etcd::EtcdBackend::connect(config, timing).await?,
+            ))
+        }
+        #[cfg(feature = "raft")]
+        "raft" => {
+            let config = crate::raft::config(loaded)?;
+            Ok(Arc::new(election_raft::RaftNode::start(config).await?))
+        }
+        other => Err(Failure::config(anyhow!(
+            "backend {other:?} is not available in this build"
+        ))),
+    }
+}
+
+/// The backend `elector run`, `status` and `watch` use: the local agent for raft, a
+/// direct connection otherwise.
+pub(crate) async fn connect_client(
+    loaded: &Loaded,
+    kind: &'static str,
+) -> Result<Arc<dyn Backend>, Failure> {
+    if via_agent(kind) {
+        Ok(Arc::new(crate::agent_client::AgentBackend::new(
+            loaded.settings.agent.listen,
+            kind,
+            loaded.settings.timing,
+        )))
+    } else {
+        connect(loaded, kind).await
+    }
+}

@@ -1,0 +1,170 @@
+//! Operator commands: `config`, `status`, `watch`, `resign`.
+
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use election_core::{Backend, Candidate, ElectionName, LeaderInfo};
+
+use crate::cli::StatusArgs;
+use crate::config::Loaded;
+use crate::exit::{self, Failure};
+
+/// `elector config [--check] [--json]`.
+pub(crate) fn config(loaded: &Loaded, check: bool, json: bool) -> Result<u8, Failure> {
+    if check {
+        loaded.check()?;
+        let file = loaded
+            .file
+            .as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "no config file".into());
+        println!("configuration is valid ({file})");
+        return Ok(0);
+    }
+    let entries = loaded.entries();
+    if json {
+        let list: Vec<_> = entries
+            .iter()
+            .map(|(k, v, s)| {
+                serde_json::json!({
+                    "key": k,
+                    "value": serde_json::from_str::<serde_json::Value>(v).unwrap_or(serde_json::Value::Null),
+                    "source": s,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+    } else {
+        let width = entries
+            .iter()
+            .map(|(k, v, _)| k.len() + v.len() + 3)
+            .max()
+            .unwrap_or(0);
+        for (k, v, s) in &entries {
+            let line = format!("{k} = {v}");
+            println!("{line:<width$}  # {s}");
+        }
+    }
+    Ok(0)
+}
+
+fn names(loaded: &Loaded, args: &StatusArgs) -> Result<Vec<ElectionName>, Failure> {
+    let raw = if args.elections.is_empty() {
+        loaded.settings.agent.elections.clone()
+    } else {
+        args.elections.clone()
+    };
+    raw.into_iter()
+        .map(|n| ElectionName::new(n).map_err(|e| Failure::new(exit::USAGE, e.into())))
+        .collect()
+}
+
+async fn client(loaded: &Loaded) -> Result<(Arc<dyn Backend>, Candidate), Failure> {
+    let kind = loaded.backend_kind()?;
+    let node = loaded.node_id()?;
+    Ok((
+        crate::backends::connect_client(loaded, kind).await?,
+        Candidate::new(node),
+    ))
+}
+
+fn leader_json(name: &ElectionName, leader: &Option<LeaderInfo>) -> serde_json::Value {
+    serde_json::json!({ "election": name, "leader": leader })
+}
+
+fn leader_line(name: &ElectionName, leader: &Option<LeaderInfo>) -> String {
+    match leader {
+        Some(l) => format!(
+            "{name}: led by {} at epoch {} since {}",
+            l.node,
+            l.epoch,
+            humantime::format_rfc3339_seconds(l.since)
+        ),
+        None => format!("{name}: no leader"),
+    }
+}
+
+/// `elector status [--json] [ELECTION...]`.
+pub(crate) async fn status(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Failure> {
+    let kind = loaded.backend_kind()?;
+    let names = names(loaded, args)?;
+    if crate::backends::via_agent(kind) && names.is_empty() {
+        let body = crate::agent_client::status(loaded.settings.agent.listen).await?;
+        if args.json {
+            println!("{body}");
+        } else {
+            print!("{}", crate::agent::render_status(&body));
+        }
+        return Ok(0);
+    }
+    if names.is_empty() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!(
+                "name the elections to show (elector status NAME...) or list them in agent.elections"
+            ),
+        ));
+    }
+    let (backend, me) = client(loaded).await?;
+    for name in names {
+        let leader = backend.election(&name, me.clone())?.leader().await?;
+        if args.json {
+            println!("{}", leader_json(&name, &leader));
+        } else {
+            println!("{}", leader_line(&name, &leader));
+        }
+    }
+    Ok(0)
+}
+
+/// `elector watch [--json] ELECTION...`: one line per leader change, until interrupted.
+pub(crate) async fn watch(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Failure> {
+    let names = names(loaded, args)?;
+    if names.is_empty() {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!(
+                "name the elections to watch (elector watch NAME...) or list them in agent.elections"
+            ),
+        ));
+    }
+    let (backend, me) = client(loaded).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    for name in names {
+        let elector = backend.election(&name, me.clone())?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut stream = elector.observe();
+            while let Some(item) = stream.next().await {
+                if tx.send((name.clone(), item)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tx);
+    while let Some((name, item)) = rx.recv().await {
+        match item {
+            Ok(leader) if args.json => println!("{}", leader_json(&name, &leader)),
+            Ok(leader) => println!("{}", leader_line(&name, &leader)),
+            Err(e) => tracing::warn!(election = %name, error = %e, "watch interrupted; retrying"),
+        }
+    }
+    Ok(0)
+}
+
+/// `elector resign ELECTION`: asks the local agent to give up its leadership.
+pub(crate) async fn resign(loaded: &Loaded, election: &str) -> Result<u8, Failure> {
+    let name = ElectionName::new(election).map_err(|e| Failure::new(exit::USAGE, e.into()))?;
+    let resigned = crate::agent_client::resign(loaded.settings.agent.listen, &name).await?;
+    if resigned {
+        println!("resigned {name}");
+        Ok(0)
+    } else {
+        println!("{name}: this node's agent does not lead it");
+        Ok(1)
+    }
+}

@@ -1,0 +1,332 @@
+//! The guarded child: its own process group, a parent-death guard, and group-wide
+//! termination that waits until every member of the group is gone.
+//!
+//! # What is guaranteed
+//!
+//! - The command runs in a new process group whose id is the pid of the process elector
+//!   spawned. Signals go to the whole group, so grandchildren (`sh -c 'sleep 1000 & wait'`)
+//!   receive them too.
+//! - [`Child::terminate`] sends SIGTERM to the group, waits up to the grace for every member
+//!   to exit, then sends SIGKILL to the group, and returns only once the group is empty
+//!   (elector is a child subreaper, so orphaned grandchildren are re-parented to it and
+//!   reaped) or, if a member cannot be reaped, after a bounded wait.
+//! - When elector itself dies (even by SIGKILL), the group is killed: with the guard (the
+//!   default in the binary) a tiny `elector __guard` process leads the group, learns of
+//!   elector's death through `PR_SET_PDEATHSIG` and sends SIGKILL to its whole group.
+//!   Without the guard (unit tests) only the direct child gets SIGKILL from
+//!   `PR_SET_PDEATHSIG`.
+//!
+//! Not guaranteed: a descendant that leaves the group (`setsid`, `setpgid`) escapes both.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use tokio::time::Instant;
+
+/// How long to wait for SIGKILLed processes to be reaped before giving up on them.
+const KILL_REAP_BOUND: Duration = Duration::from_secs(5);
+
+/// The command to run.
+#[derive(Clone, Debug)]
+pub(crate) struct Job {
+    /// The program, looked up on `PATH` if it has no `/`.
+    pub(crate) program: OsString,
+    /// Its arguments.
+    pub(crate) args: Vec<OsString>,
+}
+
+impl Job {
+    /// Checks that the program exists and is executable, as the shell would, so that a
+    /// typo fails before campaigning. Returns the exit code and message on failure.
+    pub(crate) fn preflight(&self) -> Result<(), (u8, String)> {
+        let name = Path::new(&self.program);
+        let found = if self.program.as_bytes().contains(&b'/') {
+            Some(name.to_path_buf()).filter(|p| p.exists())
+        } else {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(name))
+                    .find(|p| p.is_file() && is_executable(p))
+            })
+        };
+        match found {
+            None => Err((
+                crate::exit::NOT_FOUND,
+                format!("command not found: {}", name.display()),
+            )),
+            Some(p) if !p.is_file() || !is_executable(&p) => Err((
+                crate::exit::NOT_EXECUTABLE,
+                format!("command is not an executable file: {}", p.display()),
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// A short name for logs and for the default election name.
+    pub(crate) fn file_name(&self) -> String {
+        Path::new(&self.program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.program.to_string_lossy().into_owned())
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+}
+
+/// How a process ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Exited with this code.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+}
+
+impl Exit {
+    fn from_status(s: std::process::ExitStatus) -> Exit {
+        use std::os::unix::process::ExitStatusExt as _;
+        match (s.code(), s.signal()) {
+            (Some(c), _) => Exit::Code(c),
+            (None, Some(sig)) => Exit::Signal(sig),
+            (None, None) => Exit::Code(crate::exit::SOFTWARE.into()),
+        }
+    }
+
+    /// Whether it exited with code 0.
+    pub(crate) fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+
+    /// The exit code elector passes on: the code itself, or 128 + the signal number.
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Exit::Code(c) => (c & 0xff) as u8,
+            Exit::Signal(s) => 128u8.wrapping_add(s as u8),
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(s) => match Signal::try_from(*s) {
+                Ok(sig) => write!(f, "signal {sig}"),
+                Err(_) => write!(f, "signal {s}"),
+            },
+        }
+    }
+}
+
+/// Starts guarded children.
+#[derive(Clone, Debug)]
+pub(crate) struct Launcher {
+    guard: Option<PathBuf>,
+}
+
+impl Launcher {
+    /// Children led by `elector __guard` from the running executable, so that the whole
+    /// group dies with elector.
+    pub(crate) fn guarded() -> io::Result<Self> {
+        Ok(Launcher {
+            guard: Some(std::env::current_exe()?),
+        })
+    }
+
+    /// Children started directly (only the child itself gets the parent-death signal).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn direct() -> Self {
+        Launcher { guard: None }
+    }
+
+    /// Starts `job` in a new process group with `env` added to its environment.
+    pub(crate) fn spawn(&self, job: &Job, env: &[(&str, String)]) -> io::Result<Child> {
+        become_subreaper();
+        let parent = std::process::id() as libc::pid_t;
+        let mut cmd = match &self.guard {
+            Some(exe) => {
+                let mut c = tokio::process::Command::new(exe);
+                c.arg(crate::guard::ARG)
+                    .arg(parent.to_string())
+                    .arg("--")
+                    .arg(&job.program)
+                    .args(&job.args);
+                // SAFETY: only async-signal-safe libc calls between fork and exec.
+                unsafe {
+                    c.pre_exec(move || {
+                        crate::guard::block_signals_raw();
+                        set_parent_death_signal(libc::SIGUSR1, parent)
+                    });
+                }
+                c
+            }
+            None => {
+                let mut c = tokio::process::Command::new(&job.program);
+                c.args(&job.args);
+                // SAFETY: only async-signal-safe libc calls between fork and exec.
+                unsafe {
+                    c.pre_exec(move || set_parent_death_signal(libc::SIGKILL, parent));
+                }
+                c
+            }
+        };
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .kill_on_drop(false);
+        let child = cmd.spawn()?;
+        let pid = child
+            .id()
+            .ok_or_else(|| io::Error::other("the child exited before its pid was read"))?;
+        Ok(Child {
+            child,
+            pgid: Pid::from_raw(pid as i32),
+            exit: None,
+        })
+    }
+}
+
+/// Runs in the forked child before exec: ask for `signal` when the parent dies, and close
+/// the race where the parent died before the request.
+fn set_parent_death_signal(signal: libc::c_int, parent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: prctl and getppid are async-signal-safe.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::getppid() != parent {
+            return Err(io::Error::other(
+                "elector exited while starting the command",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Makes orphaned descendants re-parent to this process, so they can be reaped and their
+/// death observed. Idempotent.
+fn become_subreaper() {
+    // SAFETY: a plain prctl on this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+/// A running guarded child and its process group.
+#[derive(Debug)]
+pub(crate) struct Child {
+    child: tokio::process::Child,
+    pgid: Pid,
+    exit: Option<Exit>,
+}
+
+impl Child {
+    /// Waits for the group leader to exit. Cancel-safe.
+    pub(crate) async fn wait(&mut self) -> Exit {
+        if let Some(e) = self.exit {
+            return e;
+        }
+        let exit = match self.child.wait().await {
+            Ok(s) => Exit::from_status(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for the command failed");
+                Exit::Code(crate::exit::SOFTWARE.into())
+            }
+        };
+        self.exit = Some(exit);
+        exit
+    }
+
+    /// Sends `signal` to the whole group.
+    pub(crate) fn signal_group(&self, signal: Signal) {
+        match killpg(self.pgid, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => {
+                tracing::warn!(pgid = self.pgid.as_raw(), error = %e, "signalling the command's group failed")
+            }
+        }
+    }
+
+    /// Ends the whole group: `first` (SIGTERM, or the signal elector received) to the
+    /// group, SIGKILL after `grace`, and returns once the group is gone (or a member
+    /// cannot be reaped within a bounded time). Returns how the group leader ended.
+    pub(crate) async fn terminate(&mut self, first: Signal, grace: Duration) -> Exit {
+        let deadline = Instant::now() + grace;
+        if self.exit.is_none() || group_alive(self.pgid) {
+            self.signal_group(first);
+        }
+        let exit = match tokio::time::timeout_at(deadline, self.wait()).await {
+            Ok(e) => e,
+            Err(_) => {
+                self.signal_group(Signal::SIGKILL);
+                self.wait().await
+            }
+        };
+        self.drain(deadline).await;
+        exit
+    }
+
+    /// After the leader was reaped: waits until no member of the group is left, sending
+    /// SIGKILL at `deadline`.
+    async fn drain(&mut self, deadline: Instant) {
+        let mut killed_at = None;
+        loop {
+            reap_group(self.pgid);
+            if !group_alive(self.pgid) {
+                return;
+            }
+            let now = Instant::now();
+            match killed_at {
+                None if now >= deadline => {
+                    self.signal_group(Signal::SIGKILL);
+                    killed_at = Some(now);
+                }
+                Some(t) if now.duration_since(t) > KILL_REAP_BOUND => {
+                    tracing::warn!(
+                        pgid = self.pgid.as_raw(),
+                        "members of the command's process group were killed but not reaped"
+                    );
+                    return;
+                }
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// After the leader exited on its own: ends whatever it left behind in its group
+    /// (SIGTERM, SIGKILL after `grace`).
+    pub(crate) async fn clean_up(&mut self, grace: Duration) {
+        reap_group(self.pgid);
+        if group_alive(self.pgid) {
+            tracing::info!(
+                pgid = self.pgid.as_raw(),
+                "the command left processes in its group; terminating them"
+            );
+            self.terminate(Signal::SIGTERM, grace).await;
+        }
+    }
+}
+
+/// Whether any process (a zombie included) is left in group `pgid`.
+fn group_alive(pgid: Pid) -> bool {
+    !matches!(killpg(pgid, None), Err(Errno::ESRCH))
+}
+
+/// Reaps exited members of group `pgid` that were re-parented to us.
+fn reap_group(pgid: Pid) {
+    loop {
+        match waitpid(Pid::from_raw(-pgid.as_raw()), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
