@@ -1,6 +1,34 @@
-//! The conformance suite: the properties every backend must have, as async functions that
-//! panic with a clear message naming the backend and what went wrong.
+//! The conformance suite: the properties every backend must have, each an async function
+//! `pub async fn property(h: &dyn Harness)` that panics with a message naming the backend
+//! and what went wrong. [`conformance_suite!`](crate::conformance_suite) turns them into
+//! one test each.
+//!
+//! Each property uses fresh election names, so properties may share a server. Timing
+//! bounds come from the harness's [`Bounds`], plus 2 s of slack for a busy machine;
+//! orderings (the old leader's deadline passed before the new grant) are checked on the
+//! monotonic clock, not by sleeping.
 
+mod basic;
+mod faults;
+mod handoff;
 mod harness;
+mod macros;
+mod observe;
+mod safety;
+mod support;
 
+pub use basic::{
+    alone_is_elected, elections_are_independent, invalid_election_names_are_refused,
+    second_candidate_waits,
+};
+pub use faults::{lost_fires_in_time_when_cut_off, takeover_only_after_the_cut_off_holder_lost};
+pub use handoff::{
+    dropping_a_campaign_withdraws_the_candidacy, dropping_a_leadership_releases_it,
+    epochs_rise_across_handoffs, resign_hands_over_without_waiting_for_ttl,
+};
 pub use harness::{Bounds, Harness, TestNode};
+pub use observe::observe_reports_every_change;
+pub use safety::at_most_one_holder;
+
+/// The slack the suite adds to every timing bound of [`Bounds`].
+pub const SLACK: std::time::Duration = support::SLACK;
