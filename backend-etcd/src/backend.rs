@@ -43,33 +43,6 @@ impl EtcdBackend {
         }
         let address = config.address();
         let options = config.connect_options()?;
-        let hint = "is etcd running there, and does http:// or https:// match its \
-                    --listen-client-urls?";
-        let unreachable = |detail: String| {
-            Error::unavailable(KIND, &address, None, format!("{detail} ({hint})"), None)
-        };
-        let failed = |what: &str, e: etcd_client::Error| match map_error(
-            &address,
-            &config.prefix,
-            None,
-            what,
-            e,
-        ) {
-            Error::Unavailable {
-                backend,
-                address,
-                election,
-                detail,
-                source,
-            } => Error::Unavailable {
-                backend,
-                address,
-                election,
-                detail: format!("{detail} ({hint})"),
-                source,
-            },
-            other => other,
-        };
         let client = match tokio::time::timeout(
             config.connect_timeout,
             Client::connect(&config.endpoints, Some(options)),
@@ -77,11 +50,25 @@ impl EtcdBackend {
         .await
         {
             Ok(Ok(client)) => client,
-            Ok(Err(e)) => return Err(failed("connecting", e)),
+            Ok(Err(e)) => {
+                return Err(with_hint(map_error(
+                    &address,
+                    &config.prefix,
+                    None,
+                    "connecting",
+                    e,
+                )));
+            }
             Err(_) => {
-                return Err(unreachable(format!(
-                    "connecting: no answer within {}",
-                    humantime::format_duration(config.connect_timeout)
+                return Err(with_hint(Error::unavailable(
+                    KIND,
+                    &address,
+                    None,
+                    format!(
+                        "connecting: no answer within {}",
+                        humantime::format_duration(config.connect_timeout)
+                    ),
+                    None,
                 )));
             }
         };
@@ -94,26 +81,21 @@ impl EtcdBackend {
             prefix: config.prefix.clone(),
         };
         // One read checks reachability, TLS and credentials together.
-        let mut client = conn.client.clone();
-        let probe = client.get(
-            config.prefix.as_str(),
-            Some(
-                GetOptions::new()
+        let prefix = config.prefix.as_str();
+        conn.call_within(
+            config.connect_timeout,
+            None,
+            "checking the connection",
+            |mut c| async move {
+                let options = GetOptions::new()
                     .with_prefix()
                     .with_keys_only()
-                    .with_limit(1),
-            ),
-        );
-        match tokio::time::timeout(config.connect_timeout, probe).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(failed("checking the connection", e)),
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "checking the connection: no answer within {}",
-                    humantime::format_duration(config.connect_timeout)
-                )));
-            }
-        }
+                    .with_limit(1);
+                c.get(prefix, Some(options)).await
+            },
+        )
+        .await
+        .map_err(with_hint)?;
         tracing::debug!(address = %address, prefix = %config.prefix, "connected to etcd");
         Ok(EtcdBackend {
             conn: Arc::new(conn),
@@ -150,5 +132,28 @@ impl Backend for EtcdBackend {
             dir: election_dir(&self.conn.prefix, name),
             since: Arc::new(SinceCache::default()),
         }))
+    }
+}
+
+/// Adds what to check to an `Unavailable` error from connecting.
+fn with_hint(e: Error) -> Error {
+    match e {
+        Error::Unavailable {
+            backend,
+            address,
+            election,
+            detail,
+            source,
+        } => Error::Unavailable {
+            backend,
+            address,
+            election,
+            detail: format!(
+                "{detail} (is etcd running there, and does http:// or https:// match its \
+                 --listen-client-urls?)"
+            ),
+            source,
+        },
+        other => other,
     }
 }

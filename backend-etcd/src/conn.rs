@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use election_core::{ElectionName, Error, LeaseTiming, Result};
 use etcd_client::Client;
+use tokio::time::Instant;
 
 /// The backend kind, as reported by `Backend::kind` and named in errors.
 pub(crate) const KIND: &str = "etcd";
@@ -19,6 +20,7 @@ mod code {
     pub(super) const FAILED_PRECONDITION: i32 = 9;
     pub(super) const OUT_OF_RANGE: i32 = 11;
     pub(super) const UNIMPLEMENTED: i32 = 12;
+    pub(super) const UNAVAILABLE: i32 = 14;
     pub(super) const UNAUTHENTICATED: i32 = 16;
 }
 
@@ -49,29 +51,73 @@ impl std::fmt::Debug for Conn {
 
 impl Conn {
     /// Runs one request with the request timeout; errors name the operation, the endpoints
-    /// and the election.
-    pub(crate) async fn call<T>(
+    /// and the election. `request` makes the request on the client it is given; it is
+    /// made again when an attempt could not even connect (a dead member among several
+    /// endpoints: the request never left, so repeating it is safe).
+    pub(crate) async fn call<T, F, Fut>(
         &self,
         election: Option<&ElectionName>,
         what: &str,
-        request: impl Future<Output = Result<T, etcd_client::Error>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(self.request_timeout, request).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.error(election, what, e)),
-            Err(_) => Err(self.timed_out(election, what)),
+        request: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.call_within(self.request_timeout, election, what, request)
+            .await
+    }
+
+    /// [`call`](Self::call) with another timeout.
+    pub(crate) async fn call_within<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        election: Option<&ElectionName>,
+        what: &str,
+        mut request: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        /// Pause before trying another endpoint after a refused connection.
+        const RECONNECT_PAUSE: Duration = Duration::from_millis(5);
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            match tokio::time::timeout_at(deadline, request(self.client.clone())).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e))
+                    if is_connect_error(&e) && Instant::now() + RECONNECT_PAUSE < deadline =>
+                {
+                    last = Some(e);
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                }
+                Ok(Err(e)) => return Err(self.error(election, what, e)),
+                Err(_) => {
+                    return Err(match last {
+                        Some(e) => self.error(election, what, e),
+                        None => self.timed_out_after(timeout, election, what),
+                    });
+                }
+            }
         }
     }
 
-    /// The error for a request that did not answer within the request timeout.
-    pub(crate) fn timed_out(&self, election: Option<&ElectionName>, what: &str) -> Error {
+    /// The error for a request that did not answer within `timeout`.
+    fn timed_out_after(
+        &self,
+        timeout: Duration,
+        election: Option<&ElectionName>,
+        what: &str,
+    ) -> Error {
         Error::unavailable(
             KIND,
             &self.address,
             election,
             format!(
                 "{what}: no answer within {}",
-                humantime::format_duration(self.request_timeout)
+                humantime::format_duration(timeout)
             ),
             None,
         )
@@ -151,5 +197,17 @@ pub(crate) fn map_error(
             format!("{what}: {e}"),
             Some(Box::new(e)),
         ),
+    }
+}
+
+/// Whether the request failed before it was sent: the chosen endpoint refused or could not
+/// be connected to.
+fn is_connect_error(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            i32::from(s.code()) == code::UNAVAILABLE && s.message().contains("connect")
+        }
+        _ => false,
     }
 }

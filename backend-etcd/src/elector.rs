@@ -97,16 +97,17 @@ impl EtcdElector {
     }
 
     async fn txn(&self, txn: Txn, what: &str) -> Result<TxnResponse> {
-        let mut client = self.conn.client.clone();
         self.conn
-            .call(Some(&self.name), what, client.txn(txn))
+            .call(Some(&self.name), what, |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
             .await
     }
 
     /// The key created just before ours (create revision `rev`), or `Restart` if our own
     /// key is gone.
     async fn predecessor(&self, key: &str, rev: i64) -> Result<Option<Queued>> {
-        let mut client = self.conn.client.clone();
         let options = GetOptions::new()
             .with_prefix()
             .with_sort(SortTarget::Create, SortOrder::Descend)
@@ -117,7 +118,10 @@ impl EtcdElector {
             .call(
                 Some(&self.name),
                 "reading the candidate before ours",
-                client.get(self.dir.as_str(), Some(options)),
+                |mut c| {
+                    let options = options.clone();
+                    async move { c.get(self.dir.as_str(), Some(options)).await }
+                },
             )
             .await?;
         let at = resp.header().map_or(rev, |h| h.revision());

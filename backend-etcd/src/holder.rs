@@ -129,13 +129,10 @@ async fn own_key_deleted(conn: &Conn, election: &ElectionName, key: &str, rev: i
             }
         }
         tokio::time::sleep(conn.timing.retry_interval).await;
-        let mut client = conn.client.clone();
         let read = conn
-            .call(
-                Some(election),
-                "reading our key",
-                client.get(key, Some(GetOptions::new())),
-            )
+            .call(Some(election), "reading our key", |mut c| async move {
+                c.get(key, Some(GetOptions::new())).await
+            })
             .await;
         if let Ok(resp) = read {
             if !resp.kvs().iter().any(|kv| kv.create_revision() == rev) {

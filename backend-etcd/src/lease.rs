@@ -36,19 +36,19 @@ impl Lease {
     /// Grants a lease of `conn.ttl_secs` and starts keeping it alive.
     pub(crate) async fn grant(conn: &Arc<Conn>, election: &ElectionName) -> Result<Lease> {
         let started = Instant::now();
-        let mut client = conn.client.clone();
+        let ttl = conn.ttl_secs;
         let granted = conn
-            .call(
-                Some(election),
-                "granting a lease",
-                client.lease_grant(conn.ttl_secs, None),
-            )
+            .call(Some(election), "granting a lease", |mut c| async move {
+                c.lease_grant(ttl, None).await
+            })
             .await?;
         if granted.ttl() < conn.ttl_secs {
             // Revoke what we were given (best effort) before refusing it.
             let id = granted.id();
             let _ = conn
-                .call(Some(election), "revoking a lease", client.lease_revoke(id))
+                .call(Some(election), "revoking a lease", |mut c| async move {
+                    c.lease_revoke(id).await
+                })
                 .await;
             return Err(election_core::Error::protocol(
                 crate::conn::KIND,
@@ -109,21 +109,19 @@ impl Lease {
         if *revoked {
             return Ok(());
         }
-        let mut client = self.conn.client.clone();
-        match tokio::time::timeout(self.conn.request_timeout, client.lease_revoke(self.id)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if Conn::is_lease_not_found(&e) => {}
-            Ok(Err(e)) => {
-                return Err(self
-                    .conn
-                    .error(Some(&self.election), "revoking the lease", e));
-            }
-            Err(_) => {
-                return Err(self
-                    .conn
-                    .timed_out(Some(&self.election), "revoking the lease"));
-            }
-        }
+        let id = self.id;
+        self.conn
+            .call(
+                Some(&self.election),
+                "revoking the lease",
+                |mut c| async move {
+                    match c.lease_revoke(id).await {
+                        Err(e) if Conn::is_lease_not_found(&e) => Ok(()),
+                        r => r.map(drop),
+                    }
+                },
+            )
+            .await?;
         *revoked = true;
         Ok(())
     }
@@ -142,9 +140,10 @@ impl Drop for Lease {
         let conn = self.conn.clone();
         let id = self.id;
         rt.spawn(async move {
-            let mut client = conn.client.clone();
             if let Err(e) = conn
-                .call(None, "revoking an abandoned lease", client.lease_revoke(id))
+                .call(None, "revoking an abandoned lease", |mut c| async move {
+                    c.lease_revoke(id).await
+                })
                 .await
             {
                 tracing::debug!(lease = id, error = %e, "best-effort revoke failed; the lease expires at its TTL");

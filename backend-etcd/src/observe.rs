@@ -56,17 +56,15 @@ pub(crate) async fn current_leader(
     dir: &str,
     since: &SinceCache,
 ) -> Result<(Option<LeaderInfo>, i64)> {
-    let mut client = conn.client.clone();
     let options = GetOptions::new()
         .with_prefix()
         .with_sort(SortTarget::Create, SortOrder::Ascend)
         .with_limit(1);
     let resp = conn
-        .call(
-            Some(election),
-            "reading the leader",
-            client.get(dir, Some(options)),
-        )
+        .call(Some(election), "reading the leader", |mut c| {
+            let options = options.clone();
+            async move { c.get(dir, Some(options)).await }
+        })
         .await?;
     let rev = resp.header().map_or(0, |h| h.revision());
     Ok((resp.kvs().first().map(|kv| leader_info(kv, since)), rev))
@@ -74,16 +72,14 @@ pub(crate) async fn current_leader(
 
 /// Resolves at the first change under `dir` after revision `after`.
 async fn changed_after(conn: &Conn, election: &ElectionName, dir: &str, after: i64) -> Result<()> {
-    let mut client = conn.client.clone();
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(after + 1);
     let mut stream = conn
-        .call(
-            Some(election),
-            "watching the election",
-            client.watch(dir, Some(options)),
-        )
+        .call(Some(election), "watching the election", |mut c| {
+            let options = options.clone();
+            async move { c.watch(dir, Some(options)).await }
+        })
         .await?;
     loop {
         let msg = stream

@@ -15,16 +15,14 @@ pub(crate) async fn deleted_after(
     key: &str,
     after: i64,
 ) -> Result<()> {
-    let mut client = conn.client.clone();
     let options = WatchOptions::new()
         .with_start_revision(after + 1)
         .with_filters([WatchFilterType::NoPut]);
     let mut stream = conn
-        .call(
-            Some(election),
-            "watching a candidate key",
-            client.watch(key, Some(options)),
-        )
+        .call(Some(election), "watching a candidate key", |mut c| {
+            let options = options.clone();
+            async move { c.watch(key, Some(options)).await }
+        })
         .await?;
     loop {
         let response = stream

@@ -1,0 +1,172 @@
+//! Faults between a node and etcd (a blackholing proxy) and inside an etcd cluster (a
+//! killed member): the deadline rule, fencing of a stale leader, endpoint failover.
+
+mod support;
+
+use std::time::Duration;
+
+use election_core::{ErrorKind, Fence, LeaseTiming, LossReason};
+use election_tests::launch::EtcdCluster;
+use election_tests::proxy::{Direction, Fault};
+use support::*;
+use tokio::time::Instant;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_leader_loses_by_its_deadline_before_the_waiter_is_elected() {
+    let server = etcd();
+    let t = timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let election = name("cut1");
+    let leadership = a.elector(&election).campaign().await.unwrap();
+    let b_elector = b.elector(&election);
+    let waiter = tokio::spawn(async move {
+        let l = b_elector.campaign().await.unwrap();
+        (Instant::now(), l)
+    });
+    // Let a renewal or two happen, then cut A off in both directions.
+    tokio::time::sleep(t.renew_interval * 2).await;
+    let deadline_at_cut = leadership.deadline();
+    let cut_at = Instant::now();
+    a.proxy.set(Direction::Both, Fault::Blackhole);
+
+    let reason = within(SOON, "A's lost()", leadership.lost()).await;
+    let lost_at = Instant::now();
+    assert_eq!(reason, LossReason::Expired);
+    // No renewal got through the blackhole, so the deadline is the one set before the cut:
+    // at most one hold budget (ttl - margin) after the cut.
+    assert!(
+        leadership.deadline() <= deadline_at_cut.max(cut_at + t.hold_budget()),
+        "a renewal went through the blackhole?"
+    );
+    let (granted_at, b_leadership) = within(SOON, "B's election", waiter).await.unwrap();
+    assert!(
+        lost_at <= granted_at,
+        "overlap: B was elected {:?} before A's lost() resolved",
+        lost_at - granted_at
+    );
+    // B can only be elected once etcd expired A's lease: not before the TTL since A's last
+    // renewal started, which is at least a TTL minus one renewal period before the cut.
+    assert!(
+        granted_at >= cut_at + t.ttl.saturating_sub(t.renew_interval * 2),
+        "B was elected {:?} after the cut: before A's lease could expire",
+        granted_at - cut_at
+    );
+    assert!(b_leadership.epoch() > leadership.epoch());
+    a.proxy.set(Direction::Both, Fault::Pass);
+    b_leadership.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_leader_past_its_ttl_is_refused_by_the_fence() {
+    let server = etcd();
+    let t = timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let election = name("fence1");
+    let fence = Fence::new();
+    let old = a.elector(&election).campaign().await.unwrap();
+    fence.admit(old.epoch()).unwrap();
+    // A is paused (as far as etcd can tell): nothing it sends arrives.
+    a.proxy.set(Direction::Both, Fault::Blackhole);
+    let new = within(SOON, "B's election", b.elector(&election).campaign())
+        .await
+        .unwrap();
+    fence.admit(new.epoch()).unwrap();
+    // A wakes up and, ignoring lost(), writes with the epoch it still holds.
+    let stale = fence.admit(old.epoch()).unwrap_err();
+    assert_eq!(stale.kind(), ErrorKind::StaleEpoch, "{stale}");
+    assert!(!old.is_held(), "its own deadline has passed too");
+    a.proxy.set(Direction::Both, Fault::Pass);
+    new.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_candidate_cut_off_gets_an_error_instead_of_waiting_forever() {
+    let server = etcd();
+    let t = timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let election = name("cut2");
+    let leadership = a.elector(&election).campaign().await.unwrap();
+    let b_elector = b.elector(&election);
+    let waiter = tokio::spawn(async move { b_elector.campaign().await });
+    tokio::time::sleep(t.renew_interval * 2).await;
+    b.proxy.set(Direction::Both, Fault::Blackhole);
+    let err = within(SOON, "B's campaign to fail", waiter)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.to_string().contains("cut2"),
+        "names the election: {err}"
+    );
+    assert!(leadership.is_held(), "A was never disturbed");
+    leadership.resign().await.unwrap();
+}
+
+/// A longer TTL than the other tests: a killed member may be the Raft leader, and the
+/// cluster (election timeout 500 ms) needs a moment to elect another.
+fn cluster_timing() -> LeaseTiming {
+    LeaseTiming {
+        ttl: Duration::from_secs(3),
+        renew_interval: Duration::from_millis(300),
+        retry_interval: Duration::from_millis(50),
+        clock_drift: Duration::from_millis(50),
+        kill_grace: Duration::from_millis(100),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_keeps_leadership_when_an_etcd_member_it_talks_to_dies() {
+    election_tests::init_tracing();
+    let cluster = tokio::task::block_in_place(|| EtcdCluster::start(3)).expect("etcd cluster");
+    let t = cluster_timing();
+    let backend = connect(cluster.endpoints(), t).await;
+    let ours = elector(&backend, "cluster1", "node-a");
+    let leadership = ours.campaign().await.unwrap();
+
+    // Kill the member that is the Raft leader: every write (keep-alives included) goes
+    // through it, so the client certainly depended on it.
+    let mut victim = None;
+    for (i, endpoint) in cluster.endpoints().iter().enumerate() {
+        let mut c = raw(endpoint).await;
+        let status = c.status().await.unwrap();
+        if status.leader() == status.header().unwrap().member_id() {
+            victim = Some(i);
+        }
+    }
+    let victim = victim.expect("the cluster has a leader");
+    let killed_at = Instant::now();
+    tokio::task::block_in_place(|| cluster.member(victim).kill()).unwrap();
+
+    // Two renewals started after the kill must succeed, through the other members, while
+    // leadership holds throughout.
+    let renewed_twice = killed_at + t.hold_budget() + t.renew_interval * 2;
+    loop {
+        assert!(
+            leadership.is_held(),
+            "leadership lapsed after member {victim} was killed: {:?}",
+            leadership.lost().await
+        );
+        if leadership.deadline() >= renewed_twice {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(20),
+            "no renewal through the surviving members"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let survivor = cluster.endpoints()[(victim + 1) % cluster.len()].clone();
+    let observer = connect(vec![survivor], t).await;
+    let seen = elector(&observer, "cluster1", "observer")
+        .leader()
+        .await
+        .unwrap()
+        .expect("a leader");
+    assert_eq!(&seen.node, &leadership.info().node);
+    assert_eq!(seen.epoch, leadership.epoch());
+    leadership.resign().await.unwrap();
+}
