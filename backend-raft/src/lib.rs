@@ -1,1 +1,4 @@
-//! Not built yet.
+//! Raft election (temporary doc).
+pub mod core;
+mod config;
+pub use config::{RaftConfig, TlsConfig};

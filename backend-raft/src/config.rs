@@ -1,0 +1,324 @@
+//! [`RaftConfig`]: every setting, its default, and the rules that make a combination safe.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use election_core::{Error, NodeId, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::core::NodeConfig;
+
+/// The settings of one Raft member. Durations are written as strings such as `"25ms"` in
+/// configuration files.
+///
+/// The timing defaults (heartbeat 25 ms, election timeout 150–300 ms, clock drift 25 ms,
+/// kill grace 50 ms) give a crash failover of about 200 ms on a LAN and a leader lease of
+/// 75 ms per acknowledged heartbeat round; see decision record 030 and
+/// [`validate`](Self::validate) for the rules.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftConfig {
+    /// This node's id. Required (the CLI fills it in from its own node id). Default: none.
+    pub node_id: Option<NodeId>,
+    /// Address to listen on for peers. Default `127.0.0.1:7400`; port 0 picks a free port
+    /// (read it back with [`RaftNode::local_addr`](crate::RaftNode::local_addr)).
+    pub listen: SocketAddr,
+    /// Every member's id and `host:port`, this node included or not (its address is
+    /// ignored). Static: messages from any other node are refused. Default: empty (a
+    /// one-node cluster).
+    pub peers: BTreeMap<NodeId, String>,
+    /// Members that vote but never campaign (tie-breakers, witnesses). Default: none.
+    pub voters_only: BTreeSet<NodeId>,
+    /// Directory of this node's state file (term and vote per election). Default
+    /// `./elector-raft`. Losing it lets this node vote twice in a term: keep it.
+    pub data_dir: PathBuf,
+    /// Interval between a leader's heartbeat rounds. Default 25 ms.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Lower bound of the randomized election timeout. Also how long a follower that heard
+    /// from a live leader refuses to vote for anyone else (the leader lease). Default
+    /// 150 ms.
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_min: Duration,
+    /// Upper bound of the randomized election timeout. Default 300 ms. A wider range makes
+    /// split votes rarer and the median failover slower.
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_max: Duration,
+    /// Bound on the clock-rate difference between members and on timer lateness over one
+    /// lease. Default 25 ms; at least 5 % of `election_timeout_min`.
+    #[serde(with = "humantime_serde")]
+    pub clock_drift: Duration,
+    /// Time the CLI gives a guarded child between SIGTERM and SIGKILL once leadership is
+    /// lost. Default 50 ms. Counted in the lease margin, so the child is dead before another
+    /// node can be elected; a longer grace needs a longer `election_timeout_min`.
+    #[serde(with = "humantime_serde")]
+    pub kill_grace: Duration,
+    /// Seed of the election-timeout RNG. Default: none (a fresh seed per start). Set it to
+    /// replay a run.
+    pub rng_seed: Option<u64>,
+    /// A shared secret authenticating peers (HMAC-SHA256 on every frame), inline. Default:
+    /// none. Prefer `secret_file`.
+    pub secret: Option<String>,
+    /// File holding the shared secret (one trailing newline ignored). Default: none.
+    pub secret_file: Option<PathBuf>,
+    /// Mutual TLS instead of a shared secret. Default: none. Exactly one of `secret`,
+    /// `secret_file` and `tls` must be set.
+    pub tls: Option<TlsConfig>,
+}
+
+/// PEM files for mutual TLS between members. Each node's certificate carries its node id
+/// as a DNS subject alternative name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA certificate(s) that sign every member's certificate.
+    pub ca: PathBuf,
+    /// This node's certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            node_id: None,
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 7400)),
+            peers: BTreeMap::new(),
+            voters_only: BTreeSet::new(),
+            data_dir: PathBuf::from("elector-raft"),
+            heartbeat: Duration::from_millis(25),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            clock_drift: Duration::from_millis(25),
+            kill_grace: Duration::from_millis(50),
+            rng_seed: None,
+            secret: None,
+            secret_file: None,
+            tls: None,
+        }
+    }
+}
+
+impl RaftConfig {
+    /// How long one quorum-acknowledged heartbeat round lets a leader lead:
+    /// `election_timeout_min - clock_drift - kill_grace` (75 ms by default).
+    pub fn lease_budget(&self) -> Duration {
+        self.election_timeout_min
+            .saturating_sub(self.clock_drift + self.kill_grace)
+    }
+
+    /// Every member: the peers and this node.
+    pub fn members(&self) -> BTreeSet<NodeId> {
+        let mut m: BTreeSet<NodeId> = self.peers.keys().cloned().collect();
+        m.extend(self.node_id.clone());
+        m
+    }
+
+    /// Checks the rules that make these settings safe and live; the error names the rule.
+    pub fn validate(&self) -> Result<()> {
+        let h = |d: Duration| humantime::format_duration(d).to_string();
+        let rule = |key: &str, ok: bool, reason: String| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::config(format!("raft.{key}"), reason))
+            }
+        };
+        let Some(me) = &self.node_id else {
+            return Err(Error::config("raft.node_id", "is required"));
+        };
+        let members = self.members();
+        rule(
+            "peers",
+            members.len() <= 64,
+            format!("{} members; at most 64 are supported", members.len()),
+        )?;
+        for v in &self.voters_only {
+            rule(
+                "voters_only",
+                members.contains(v),
+                format!("{v} is not a member (list it under peers)"),
+            )?;
+        }
+        rule(
+            "voters_only",
+            self.voters_only.len() < members.len(),
+            "every member is a voter only, so no one could ever lead".into(),
+        )?;
+        for (id, addr) in &self.peers {
+            if id == me {
+                continue;
+            }
+            rule(
+                &format!("peers.{id}"),
+                addr.rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
+                format!("address {addr:?} is not host:port"),
+            )?;
+        }
+        rule(
+            "heartbeat",
+            !self.heartbeat.is_zero(),
+            "must be greater than zero".into(),
+        )?;
+        rule(
+            "election_timeout_max",
+            self.election_timeout_max >= self.election_timeout_min + self.heartbeat,
+            format!(
+                "election_timeout_max ({}) must be at least election_timeout_min ({}) + heartbeat \
+                 ({}): a narrower random range makes split votes, hence slow failovers, likely",
+                h(self.election_timeout_max),
+                h(self.election_timeout_min),
+                h(self.heartbeat)
+            ),
+        )?;
+        rule(
+            "clock_drift",
+            self.clock_drift * 20 >= self.election_timeout_min,
+            format!(
+                "clock_drift ({}) must be at least 5% of election_timeout_min ({}): it covers \
+                 clock-rate differences and timer lateness between a leader and its followers",
+                h(self.clock_drift),
+                h(self.election_timeout_min)
+            ),
+        )?;
+        rule(
+            "election_timeout_min",
+            self.election_timeout_min
+                >= self.clock_drift + self.kill_grace + self.heartbeat * 2,
+            format!(
+                "election_timeout_min ({}) must be at least clock_drift ({}) + kill_grace ({}) + \
+                 2 x heartbeat ({}): the leader lease is election_timeout_min - clock_drift - \
+                 kill_grace counted from a quorum-acknowledged heartbeat, and it must outlast one \
+                 lost heartbeat round, or every dropped packet would depose the leader",
+                h(self.election_timeout_min),
+                h(self.clock_drift),
+                h(self.kill_grace),
+                h(self.heartbeat)
+            ),
+        )?;
+        let auths = usize::from(self.secret.is_some())
+            + usize::from(self.secret_file.is_some())
+            + usize::from(self.tls.is_some());
+        rule(
+            "secret",
+            auths == 1,
+            format!(
+                "exactly one of raft.secret, raft.secret_file and raft.tls must be set ({auths} \
+                 are): peers must authenticate each other"
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// The core's view of these settings.
+    pub(crate) fn node_config(&self, seed: u64, incarnation: u64) -> Result<NodeConfig> {
+        self.validate()?;
+        Ok(NodeConfig {
+            me: self.node_id.clone().expect("validated"),
+            members: self.members(),
+            voters_only: self.voters_only.clone(),
+            heartbeat: self.heartbeat,
+            election_timeout_min: self.election_timeout_min,
+            election_timeout_max: self.election_timeout_max,
+            clock_drift: self.clock_drift,
+            kill_grace: self.kill_grace,
+            seed,
+            incarnation,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> RaftConfig {
+        RaftConfig {
+            node_id: Some(NodeId::new("a").unwrap()),
+            secret: Some("0123456789abcdef".into()),
+            ..RaftConfig::default()
+        }
+    }
+
+    #[test]
+    fn defaults_with_an_id_and_a_secret_are_valid() {
+        valid().validate().unwrap();
+        assert_eq!(valid().lease_budget(), Duration::from_millis(75));
+    }
+
+    #[test]
+    fn a_kill_grace_that_eats_the_lease_is_refused_naming_the_rule() {
+        let c = RaftConfig {
+            kill_grace: Duration::from_secs(2),
+            ..valid()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("raft.election_timeout_min"), "{err}");
+        assert!(err.contains("kill_grace"), "{err}");
+    }
+
+    #[test]
+    fn a_tiny_drift_bound_is_refused() {
+        let c = RaftConfig {
+            clock_drift: Duration::from_millis(1),
+            ..valid()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("raft.clock_drift"));
+    }
+
+    #[test]
+    fn a_narrow_timeout_range_is_refused() {
+        let c = RaftConfig {
+            election_timeout_max: Duration::from_millis(160),
+            ..valid()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("raft.election_timeout_max")
+        );
+    }
+
+    #[test]
+    fn missing_or_double_authentication_is_refused() {
+        let none = RaftConfig {
+            secret: None,
+            ..valid()
+        };
+        assert!(none.validate().unwrap_err().to_string().contains("raft.secret"));
+        let both = RaftConfig {
+            secret_file: Some("/x".into()),
+            ..valid()
+        };
+        assert!(both.validate().is_err());
+    }
+
+    #[test]
+    fn voters_only_must_be_members_and_not_everyone() {
+        let c = RaftConfig {
+            voters_only: [NodeId::new("zz").unwrap()].into(),
+            ..valid()
+        };
+        assert!(c.validate().is_err());
+        let c = RaftConfig {
+            voters_only: [NodeId::new("a").unwrap()].into(),
+            ..valid()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn config_files_use_human_durations_and_refuse_unknown_keys() {
+        let c: RaftConfig = serde_json::from_str(
+            r#"{"node_id":"a","heartbeat":"30ms","secret":"0123456789abcdef"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.heartbeat, Duration::from_millis(30));
+        assert!(serde_json::from_str::<RaftConfig>(r#"{"hartbeat":"30ms"}"#).is_err());
+    }
+}

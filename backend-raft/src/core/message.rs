@@ -1,0 +1,105 @@
+//! The messages Raft nodes exchange. Per-election messages carry the election's name;
+//! heartbeats and their acknowledgements are per node and cover every election at once.
+
+use election_core::ElectionName;
+
+/// A Raft term. Within one election it is the epoch of the leadership of that term.
+pub type Term = u64;
+
+/// One protocol message between two members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A leader's heartbeat round, sent to every peer every heartbeat interval.
+    ///
+    /// `set` lists every election the sender leads, with its term, and is included only
+    /// when the receiver may not hold version `version` of that list yet (see
+    /// [`Message::HeartbeatAck`]). So the steady-state cost of a round does not depend on
+    /// how many elections the sender leads.
+    Heartbeat {
+        /// Round number, increasing within one incarnation of the sender.
+        round: u64,
+        /// Identifies one run of the sender's process; versions restart with it.
+        incarnation: u64,
+        /// Version of the sender's set of led elections.
+        version: u64,
+        /// The full set, when sent.
+        set: Option<Vec<(ElectionName, Term)>>,
+    },
+    /// The answer to a [`Message::Heartbeat`].
+    HeartbeatAck {
+        /// The round acknowledged.
+        round: u64,
+        /// The incarnation the acknowledged heartbeat carried.
+        incarnation: u64,
+        /// The version of the set the receiver holds (meaningful unless `need_full`).
+        version: u64,
+        /// The receiver does not hold that version: send the full set.
+        need_full: bool,
+        /// Elections of the set that the receiver refuses, with the receiver's higher term.
+        rejects: Vec<(ElectionName, Term)>,
+    },
+    /// Pre-vote (§9.6 of Ongaro's thesis): "would you vote for me at `term`?" Changes no
+    /// state at the receiver.
+    PreVote {
+        /// The election.
+        election: ElectionName,
+        /// The term the sender would campaign at (its term + 1).
+        term: Term,
+        /// Set by a transfer target (TimeoutNow): bypasses the leader lease.
+        force: bool,
+    },
+    /// The answer to a [`Message::PreVote`].
+    PreVoteResp {
+        /// The election.
+        election: ElectionName,
+        /// The term asked about if granted, else the receiver's term.
+        term: Term,
+        /// Whether the receiver would vote.
+        granted: bool,
+    },
+    /// RequestVote (§5.2).
+    Vote {
+        /// The election.
+        election: ElectionName,
+        /// The candidate's term.
+        term: Term,
+        /// Set by a transfer target (TimeoutNow): bypasses the leader lease.
+        force: bool,
+    },
+    /// The answer to a [`Message::Vote`].
+    VoteResp {
+        /// The election.
+        election: ElectionName,
+        /// The receiver's term.
+        term: Term,
+        /// Whether the vote was granted.
+        granted: bool,
+    },
+    /// Leadership transfer (§3.10 of Ongaro's thesis): the leader at `term` resigned and
+    /// asks the receiver to campaign at once.
+    TimeoutNow {
+        /// The election.
+        election: ElectionName,
+        /// The resigning leader's term.
+        term: Term,
+    },
+    /// A follower tells the leader of `election` at `term` whether it campaigns there, so
+    /// that a resigning leader hands over to a node that wants to lead.
+    Candidacy {
+        /// The election.
+        election: ElectionName,
+        /// The leader's term as the sender knows it.
+        term: Term,
+        /// Whether the sender campaigns.
+        campaigning: bool,
+    },
+}
+
+/// Everything one step produced for one peer, to be sent together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer.
+    pub to: election_core::NodeId,
+    /// The messages, in order.
+    pub messages: Vec<Message>,
+}

@@ -1,0 +1,104 @@
+//! The sans-IO Raft election core: no tokio, sockets, clocks or RNG calls. Time comes in as
+//! an argument; randomness comes from a ChaCha RNG seeded by configuration.
+
+mod election;
+mod message;
+mod node;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use election_core::{ElectionName, LossReason, NodeId};
+
+pub use message::{Message, Term, Transmit};
+pub use node::Node;
+
+/// What the core needs to know; see [`RaftConfig`](crate::RaftConfig) for the meaning and
+/// defaults of each timing.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node.
+    pub me: NodeId,
+    /// Every member, including `me`. Static: messages from anyone else are refused.
+    pub members: BTreeSet<NodeId>,
+    /// Members that vote but never campaign.
+    pub voters_only: BTreeSet<NodeId>,
+    /// Interval between a leader's heartbeat rounds.
+    pub heartbeat: Duration,
+    /// Lower bound of the randomized election timeout; also the leader lease.
+    pub election_timeout_min: Duration,
+    /// Upper bound (exclusive) of the randomized election timeout.
+    pub election_timeout_max: Duration,
+    /// Bound on clock-rate difference and timer lateness over one lease.
+    pub clock_drift: Duration,
+    /// Time a guarded child gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Seed of the election-timeout RNG.
+    pub seed: u64,
+    /// A number that differs between runs of this node's process (heartbeat set versions
+    /// restart with it).
+    pub incarnation: u64,
+}
+
+impl NodeConfig {
+    /// How long one quorum-acknowledged heartbeat round lets a leader lead:
+    /// `election_timeout_min - clock_drift - kill_grace`.
+    pub fn lease_budget(&self) -> Duration {
+        self.election_timeout_min
+            .saturating_sub(self.clock_drift + self.kill_grace)
+    }
+}
+
+/// The durable part of one election's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HardState {
+    /// The current term.
+    pub term: Term,
+    /// Who this node voted for in `term`, if anyone.
+    pub vote: Option<NodeId>,
+}
+
+/// What the core tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// This node's view of who leads `election` changed.
+    LeaderChanged {
+        /// The election.
+        election: ElectionName,
+        /// The leader and its term, or `None` when no leader is known.
+        leader: Option<(NodeId, Term)>,
+    },
+    /// This node now leads `election` at `term` and holds a quorum lease until
+    /// `lease_until`. Sent once per leadership, when the first heartbeat round of the term
+    /// is acknowledged by a quorum; clears this node's candidacy there.
+    Elected {
+        /// The election.
+        election: ElectionName,
+        /// The term, which is the leadership's epoch.
+        term: Term,
+        /// The lease deadline.
+        lease_until: Instant,
+    },
+    /// Every leadership reported by [`Event::Elected`] and not yet lost is now guaranteed
+    /// until `until`.
+    LeaseExtended {
+        /// The new lease deadline.
+        until: Instant,
+    },
+    /// The leadership of `election` at `term` ended.
+    Lost {
+        /// The election.
+        election: ElectionName,
+        /// The term that was led.
+        term: Term,
+        /// Why: `QuorumLost` (lease lapsed), `Revoked` (higher term seen) or `Resigned`.
+        reason: LossReason,
+    },
+}
+
+/// Counters of refused input, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoreStats {
+    /// Messages from nodes that are not members (or from this node itself).
+    pub unknown_sender: u64,
+}

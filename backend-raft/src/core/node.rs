@@ -1,0 +1,1127 @@
+//! [`Node`]: one member's state for every election, driven by inputs and polled for outputs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use election_core::{ElectionName, Error, LossReason, NodeId, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::election::{Election, Role, bit};
+use super::{CoreStats, Event, HardState, Message, NodeConfig, Term, Transmit};
+
+/// At most this many heartbeat rounds are remembered while waiting for acknowledgements.
+const MAX_ROUNDS_KEPT: usize = 1024;
+/// A peer that has not confirmed our set of led elections gets it again at most every
+/// this many rounds (it may be down; the set can be large).
+const FULL_SET_EVERY: u64 = 4;
+
+/// A heartbeat round this node sent as a leader.
+#[derive(Clone, Copy, Debug)]
+struct SentRound {
+    round: u64,
+    sent: Instant,
+    version: u64,
+}
+
+/// What this node knows about one other member.
+#[derive(Debug, Default)]
+struct Peer {
+    // --- The peer as a leader of elections this node follows. ---
+    /// When its last heartbeat arrived.
+    last_heard: Option<Instant>,
+    /// The (incarnation, version) of its led set that `claimed` reflects.
+    holds: Option<(u64, u64)>,
+    /// Elections the peer claims to lead, with the claimed term.
+    claimed: Vec<(usize, Term)>,
+    /// Claimed elections where this node's term is higher: refused in every ack.
+    rejects: BTreeSet<usize>,
+    // --- The peer as a follower of elections this node leads. ---
+    /// The highest heartbeat round it acknowledged holding the right set.
+    acked_round: u64,
+    /// The version of our led set it says it holds.
+    acked_version: Option<u64>,
+    /// The version and round at which we last sent it the full set.
+    full_sent: Option<(u64, u64)>,
+}
+
+/// One member's Raft election state for any number of elections (partitioned leadership).
+///
+/// Sans-IO: no clock, no sockets, no tasks, no RNG calls beyond a ChaCha RNG seeded from
+/// [`NodeConfig::seed`]. Given the same config, persisted state and inputs it produces the
+/// same outputs.
+///
+/// # Call order
+///
+/// After every input ([`handle_message`](Self::handle_message),
+/// [`handle_timeout`](Self::handle_timeout), [`campaign`](Self::campaign),
+/// [`withdraw`](Self::withdraw), [`resign`](Self::resign)) the driver must, in this order:
+///
+/// 1. drain [`poll_persist`](Self::poll_persist) and make every returned term and vote
+///    durable (write, fsync, rename) **before** sending anything: the transmits that
+///    follow may grant a vote or announce a term that must survive a crash;
+/// 2. drain [`poll_transmit`](Self::poll_transmit) and send each batch to its peer (one
+///    batch per peer per step: many elections share one packet);
+/// 3. drain [`poll_event`](Self::poll_event) (leader changes, grants, lease extensions,
+///    losses);
+/// 4. call [`poll_timeout`](Self::poll_timeout) and arrange for
+///    [`handle_timeout`](Self::handle_timeout) to be called at that instant (or earlier;
+///    spurious calls are harmless).
+///
+/// Batching several inputs before one round of polling is allowed, as long as step 1
+/// completes before step 2.
+#[derive(Debug)]
+pub struct Node {
+    cfg: NodeConfig,
+    rng: ChaCha8Rng,
+    members: Vec<NodeId>,
+    index: HashMap<NodeId, usize>,
+    me: usize,
+    quorum: usize,
+    can_campaign: bool,
+    booted: Instant,
+    budget: Duration,
+    elections: Vec<Election>,
+    by_name: HashMap<ElectionName, usize>,
+    peers: Vec<Peer>,
+    // --- Leader side, shared by every election this node leads. ---
+    version: u64,
+    led: BTreeSet<usize>,
+    round: u64,
+    rounds: VecDeque<SentRound>,
+    next_heartbeat: Option<Instant>,
+    quorum_round: u64,
+    quorum_sent: Option<Instant>,
+    // --- Outputs. ---
+    outbox: BTreeMap<usize, Vec<Message>>,
+    events: VecDeque<Event>,
+    dirty: BTreeSet<usize>,
+    timeout_cache: Option<Option<Instant>>,
+    stats: CoreStats,
+}
+
+impl Node {
+    /// A node starting at `now` from its persisted `state` (empty on first start).
+    ///
+    /// For one minimum election timeout after `now` the node refuses every (pre-)vote: it
+    /// may have heard from a live leader just before it restarted, and that promise (the
+    /// leader lease) must outlive the restart.
+    pub fn new(
+        cfg: NodeConfig,
+        now: Instant,
+        state: impl IntoIterator<Item = (ElectionName, HardState)>,
+    ) -> Result<Node> {
+        if !cfg.members.contains(&cfg.me) {
+            return Err(Error::config(
+                "peers",
+                format!("this node ({}) must be listed among the members", cfg.me),
+            ));
+        }
+        if cfg.members.len() > 64 {
+            return Err(Error::config(
+                "peers",
+                format!("{} members; at most 64 are supported", cfg.members.len()),
+            ));
+        }
+        let members: Vec<NodeId> = cfg.members.iter().cloned().collect();
+        let index: HashMap<NodeId, usize> = members
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let me = index[&cfg.me];
+        let mut node = Node {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            quorum: members.len() / 2 + 1,
+            can_campaign: !cfg.voters_only.contains(&cfg.me),
+            booted: now,
+            budget: cfg.lease_budget(),
+            peers: members.iter().map(|_| Peer::default()).collect(),
+            members,
+            index,
+            me,
+            elections: Vec::new(),
+            by_name: HashMap::new(),
+            version: 0,
+            led: BTreeSet::new(),
+            round: 0,
+            rounds: VecDeque::new(),
+            next_heartbeat: None,
+            quorum_round: 0,
+            quorum_sent: None,
+            outbox: BTreeMap::new(),
+            events: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            timeout_cache: None,
+            stats: CoreStats::default(),
+            cfg,
+        };
+        for (name, hard) in state {
+            let i = node.election(&name, now);
+            let e = &mut node.elections[i];
+            e.term = hard.term;
+            e.vote = hard.vote;
+        }
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.cfg.me
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    /// Starts campaigning in `election`: when no live leader is known, a pre-vote begins
+    /// soon (after a short random delay); otherwise this node waits for the leader to fail
+    /// (or to hand over). Returns `false` if this node is a voter that never campaigns.
+    pub fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        if !self.can_campaign {
+            return false;
+        }
+        self.timeout_cache = None;
+        let i = self.election(election, now);
+        if self.elections[i].campaigning {
+            return true;
+        }
+        self.elections[i].campaigning = true;
+        match self.elections[i].leader {
+            None => {
+                let quick = self.cfg.election_timeout_min / 2;
+                let jitter = self.random_below(quick);
+                let e = &mut self.elections[i];
+                e.timer_base = now;
+                e.timeout = jitter;
+            }
+            Some((l, term)) if l != self.me => {
+                self.send(
+                    l,
+                    Message::Candidacy {
+                        election: election.clone(),
+                        term,
+                        campaigning: true,
+                    },
+                );
+            }
+            Some(_) => {}
+        }
+        true
+    }
+
+    /// Stops campaigning in `election`. A leadership not yet granted is given up; a
+    /// granted one is unaffected (use [`resign`](Self::resign)).
+    pub fn withdraw(&mut self, now: Instant, election: &ElectionName) {
+        let Some(&i) = self.by_name.get(election) else {
+            return;
+        };
+        self.timeout_cache = None;
+        let e = &mut self.elections[i];
+        if !e.campaigning {
+            return;
+        }
+        e.campaigning = false;
+        match e.role {
+            Role::PreCandidate { .. } | Role::Candidate { .. } => {
+                e.role = Role::Follower;
+                e.timer_base = now;
+            }
+            Role::Leader { granted: false, .. } => {
+                self.step_down(i, now, LossReason::Resigned);
+            }
+            Role::Leader { granted: true, .. } | Role::Follower => {}
+        }
+        if let Some((l, term)) = self.elections[i].leader
+            && l != self.me
+        {
+            self.send(
+                l,
+                Message::Candidacy {
+                    election: election.clone(),
+                    term,
+                    campaigning: false,
+                },
+            );
+        }
+    }
+
+    /// Resigns the leadership of `election`: steps down at once (reporting
+    /// [`Event::Lost`] with `Resigned`), stops campaigning there, and sends TimeoutNow to
+    /// the campaigning follower that acknowledged the most recent heartbeat round, which
+    /// then campaigns without waiting and without pre-vote (§3.10). This node does not
+    /// campaign there again for one maximum election timeout, so it does not win the
+    /// next election back. Returns whether this node was leader.
+    pub fn resign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let Some(&i) = self.by_name.get(election) else {
+            return false;
+        };
+        let Role::Leader { candidates, .. } = self.elections[i].role else {
+            return false;
+        };
+        self.timeout_cache = None;
+        let term = self.elections[i].term;
+        let target = (0..self.members.len())
+            .filter(|&p| p != self.me && candidates & bit(p) != 0)
+            .max_by_key(|&p| (self.peers[p].acked_round, std::cmp::Reverse(p)));
+        self.elections[i].campaigning = false;
+        self.step_down(i, now, LossReason::Resigned);
+        self.elections[i].quiet_until = Some(now + self.cfg.election_timeout_max);
+        if let Some(p) = target {
+            tracing::debug!(node = %self.cfg.me, %election, term, to = %self.members[p], "transferring leadership");
+            self.send(
+                p,
+                Message::TimeoutNow {
+                    election: election.clone(),
+                    term,
+                },
+            );
+        }
+        true
+    }
+
+    /// Handles one message from `from`. Returns `false` (and counts it) when `from` is not
+    /// a member; such messages change nothing.
+    pub fn handle_message(&mut self, now: Instant, from: &NodeId, msg: Message) -> bool {
+        let Some(&p) = self.index.get(from) else {
+            self.stats.unknown_sender += 1;
+            return false;
+        };
+        if p == self.me {
+            self.stats.unknown_sender += 1;
+            return false;
+        }
+        self.timeout_cache = None;
+        match msg {
+            Message::Heartbeat {
+                round,
+                incarnation,
+                version,
+                set,
+            } => self.on_heartbeat(now, p, round, incarnation, version, set),
+            Message::HeartbeatAck {
+                round,
+                incarnation,
+                version,
+                need_full,
+                rejects,
+            } => self.on_heartbeat_ack(now, p, round, incarnation, version, need_full, rejects),
+            Message::PreVote {
+                election,
+                term,
+                force,
+            } => self.on_pre_vote(now, p, election, term, force),
+            Message::PreVoteResp {
+                election,
+                term,
+                granted,
+            } => self.on_pre_vote_resp(now, p, &election, term, granted),
+            Message::Vote {
+                election,
+                term,
+                force,
+            } => self.on_vote(now, p, election, term, force),
+            Message::VoteResp {
+                election,
+                term,
+                granted,
+            } => self.on_vote_resp(now, p, &election, term, granted),
+            Message::TimeoutNow { election, term } => self.on_timeout_now(now, &election, term),
+            Message::Candidacy {
+                election,
+                term,
+                campaigning,
+            } => self.on_candidacy(p, &election, term, campaigning),
+        }
+        true
+    }
+
+    /// Fires every timer due at `now`: heartbeat rounds, election timeouts, lease expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.timeout_cache = None;
+        if self.next_heartbeat.is_some_and(|t| t <= now) {
+            self.send_round(now);
+        }
+        for i in 0..self.elections.len() {
+            if self.deadline(i).is_some_and(|d| d <= now) {
+                match self.elections[i].role {
+                    Role::Leader { .. } => self.step_down(i, now, LossReason::QuorumLost),
+                    Role::Follower | Role::PreCandidate { .. } | Role::Candidate { .. } => {
+                        self.start_pre_vote(i, now)
+                    }
+                }
+            }
+        }
+    }
+
+    // ----------------------------------------------------------------- outputs
+
+    /// Terms and votes to make durable before sending the next transmits; `None` when
+    /// nothing changed.
+    #[must_use]
+    pub fn poll_persist(&mut self) -> Option<Vec<(ElectionName, HardState)>> {
+        if self.dirty.is_empty() {
+            return None;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        Some(
+            dirty
+                .into_iter()
+                .map(|i| {
+                    let e = &self.elections[i];
+                    (
+                        e.name.clone(),
+                        HardState {
+                            term: e.term,
+                            vote: e.vote.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The next batch of messages for one peer.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let (p, messages) = self.outbox.pop_first()?;
+        Some(Transmit {
+            to: self.members[p].clone(),
+            messages,
+        })
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The instant at which [`handle_timeout`](Self::handle_timeout) must be called next.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if let Some(t) = self.timeout_cache {
+            return t;
+        }
+        let mut next = self.next_heartbeat;
+        for i in 0..self.elections.len() {
+            if let Some(d) = self.deadline(i) {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
+        }
+        self.timeout_cache = Some(next);
+        next
+    }
+
+    // ----------------------------------------------------------------- queries
+
+    /// Who leads `election` as this node knows it.
+    pub fn leader(&self, election: &ElectionName) -> Option<(NodeId, Term)> {
+        let e = &self.elections[*self.by_name.get(election)?];
+        e.leader.map(|(l, t)| (self.members[l].clone(), t))
+    }
+
+    /// This node's term in `election` (0 if it never heard of it).
+    pub fn term(&self, election: &ElectionName) -> Term {
+        self.by_name
+            .get(election)
+            .map_or(0, |&i| self.elections[i].term)
+    }
+
+    /// The lease deadline if this node leads `election` and the leadership was granted.
+    pub fn lease_until(&self, election: &ElectionName) -> Option<Instant> {
+        let e = &self.elections[*self.by_name.get(election)?];
+        match e.role {
+            Role::Leader {
+                first_round,
+                since,
+                granted: true,
+                ..
+            } => Some(self.lease_end(first_round, since)),
+            _ => None,
+        }
+    }
+
+    /// Whether this node campaigns in `election`.
+    pub fn is_campaigning(&self, election: &ElectionName) -> bool {
+        self.by_name
+            .get(election)
+            .is_some_and(|&i| self.elections[i].campaigning)
+    }
+
+    /// The elections this node knows of.
+    pub fn elections(&self) -> impl Iterator<Item = &ElectionName> {
+        self.elections.iter().map(|e| &e.name)
+    }
+
+    /// Counters of refused input.
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+
+    // ---------------------------------------------------------- transitions
+
+    /// Starts (or restarts) a pre-vote round for `term + 1` (§9.6): a node that cannot win
+    /// does not disturb the others' terms.
+    fn start_pre_vote(&mut self, i: usize, now: Instant) {
+        if !self.can_campaign || !self.elections[i].campaigning {
+            self.elections[i].role = Role::Follower;
+            return;
+        }
+        self.clear_leader(i);
+        let timeout = self.random_timeout();
+        let e = &mut self.elections[i];
+        e.role = Role::PreCandidate {
+            granted: bit(self.me),
+            deadline: now + timeout,
+        };
+        if self.quorum == 1 {
+            self.become_candidate(i, now, false);
+            return;
+        }
+        let msg = Message::PreVote {
+            election: e.name.clone(),
+            term: e.term + 1,
+            force: false,
+        };
+        self.broadcast(&msg);
+    }
+
+    /// §5.2: "To begin an election, a follower increments its current term and
+    /// transitions to candidate state. It then votes for itself."
+    fn become_candidate(&mut self, i: usize, now: Instant, force: bool) {
+        self.clear_leader(i);
+        let timeout = self.random_timeout();
+        let e = &mut self.elections[i];
+        e.term += 1;
+        e.vote = Some(self.cfg.me.clone());
+        e.role = Role::Candidate {
+            granted: bit(self.me),
+            deadline: now + timeout,
+        };
+        self.dirty.insert(i);
+        let term = e.term;
+        tracing::debug!(node = %self.cfg.me, election = %e.name, term, force, "became candidate");
+        self.note_term_raised(i);
+        if self.quorum == 1 {
+            self.become_leader(i, now);
+            return;
+        }
+        let msg = Message::Vote {
+            election: self.elections[i].name.clone(),
+            term,
+            force,
+        };
+        self.broadcast(&msg);
+    }
+
+    /// §5.2: "A candidate wins an election if it receives votes from a majority of the
+    /// servers in the full cluster for the same term." It announces itself with a
+    /// heartbeat round at once; the leadership is granted when a quorum acknowledges it.
+    fn become_leader(&mut self, i: usize, now: Instant) {
+        let e = &mut self.elections[i];
+        e.role = Role::Leader {
+            first_round: self.round + 1,
+            since: now,
+            granted: false,
+            candidates: 0,
+        };
+        e.hold_until = None;
+        let term = e.term;
+        tracing::debug!(node = %self.cfg.me, election = %e.name, term, "became leader");
+        self.set_leader(i, Some((self.me, term)));
+        self.led.insert(i);
+        self.version += 1;
+        self.send_round(now);
+    }
+
+    /// Leaves the leader role (check-quorum, a higher term, or resign). Until the lease
+    /// could have ended at the followers (the acknowledged round's send time plus the
+    /// minimum election timeout) this node still refuses votes.
+    fn step_down(&mut self, i: usize, now: Instant, reason: LossReason) {
+        let Role::Leader {
+            first_round,
+            since,
+            granted,
+            ..
+        } = self.elections[i].role
+        else {
+            return;
+        };
+        let lease_end = self.lease_end(first_round, since);
+        let hold = lease_end + self.cfg.clock_drift + self.cfg.kill_grace;
+        let timeout = self.random_timeout();
+        let e = &mut self.elections[i];
+        e.role = Role::Follower;
+        e.hold_until = Some(hold);
+        // Not even this node may lead again before the old lease's margin has passed: the
+        // guarded child of the old leadership may still be in its kill grace.
+        e.quiet_until = Some(e.quiet_until.map_or(hold, |q| q.max(hold)));
+        e.timer_base = now;
+        e.timeout = timeout;
+        let term = e.term;
+        tracing::debug!(node = %self.cfg.me, election = %e.name, term, ?reason, "stepped down");
+        if granted {
+            self.events.push_back(Event::Lost {
+                election: e.name.clone(),
+                term,
+                reason,
+            });
+        }
+        self.clear_leader(i);
+        self.led.remove(&i);
+        self.version += 1;
+        if self.next_heartbeat.is_none() {
+            self.next_heartbeat = Some(now);
+        }
+    }
+
+    /// §5.1: "If a server receives a request with a higher term, it updates its current
+    /// term to the new value"; "if a candidate or leader discovers that its term is out of
+    /// date, it immediately reverts to follower state."
+    fn adopt_term(&mut self, i: usize, term: Term, now: Instant) {
+        if term <= self.elections[i].term {
+            return;
+        }
+        if self.elections[i].is_leader() {
+            self.step_down(i, now, LossReason::Revoked);
+        }
+        let timeout = self.random_timeout();
+        let e = &mut self.elections[i];
+        e.term = term;
+        e.vote = None;
+        e.role = Role::Follower;
+        e.timer_base = now;
+        e.timeout = timeout;
+        self.dirty.insert(i);
+        if self.elections[i].leader.is_some_and(|(_, t)| t < term) {
+            self.set_leader(i, None);
+        }
+        self.note_term_raised(i);
+    }
+
+    /// After this node's term in election `i` rose, every peer claiming to lead it at a
+    /// lower term is refused in the next acknowledgements.
+    fn note_term_raised(&mut self, i: usize) {
+        let term = self.elections[i].term;
+        for &(p, claimed) in &self.elections[i].claims {
+            if claimed < term {
+                self.peers[p].rejects.insert(i);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ messages
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_heartbeat(
+        &mut self,
+        now: Instant,
+        p: usize,
+        round: u64,
+        incarnation: u64,
+        version: u64,
+        set: Option<Vec<(ElectionName, Term)>>,
+    ) {
+        let peer = &mut self.peers[p];
+        let prev_heard = peer.last_heard;
+        peer.last_heard = Some(prev_heard.map_or(now, |h| h.max(now)));
+        let need_full = match set {
+            Some(set) => {
+                self.replace_claims(now, p, set, prev_heard);
+                self.peers[p].holds = Some((incarnation, version));
+                false
+            }
+            None => self.peers[p].holds != Some((incarnation, version)),
+        };
+        let rejects = if need_full {
+            Vec::new()
+        } else {
+            self.peers[p]
+                .rejects
+                .iter()
+                .map(|&i| (self.elections[i].name.clone(), self.elections[i].term))
+                .collect()
+        };
+        self.send(
+            p,
+            Message::HeartbeatAck {
+                round,
+                incarnation,
+                version,
+                need_full,
+                rejects,
+            },
+        );
+    }
+
+    /// §5.2: "While waiting for votes, a candidate may receive an AppendEntries RPC from
+    /// another server claiming to be leader. If the leader's term is at least as large as
+    /// the candidate's current term, then the candidate recognizes the leader as
+    /// legitimate and returns to follower state."
+    fn replace_claims(
+        &mut self,
+        now: Instant,
+        p: usize,
+        set: Vec<(ElectionName, Term)>,
+        prev_heard: Option<Instant>,
+    ) {
+        let old = std::mem::take(&mut self.peers[p].claimed);
+        self.peers[p].rejects.clear();
+        let new: Vec<(usize, Term)> = set
+            .iter()
+            .map(|(name, t)| (self.election(name, now), *t))
+            .collect();
+        let in_new: HashSet<usize> = new.iter().map(|&(i, _)| i).collect();
+        for &(i, _) in &old {
+            self.elections[i].claims.retain(|&(q, _)| q != p);
+            if !in_new.contains(&i) && self.elections[i].leader.is_some_and(|(l, _)| l == p) {
+                // The leader gave the election up. The lease this node promised it with its
+                // last acknowledgement still stands: the old leader's guarded child may be
+                // in its kill grace until then.
+                self.set_leader(i, None);
+                let e = &mut self.elections[i];
+                e.timer_base = now;
+                if let Some(h) = prev_heard {
+                    let hold = h + self.cfg.election_timeout_min;
+                    e.hold_until = Some(e.hold_until.map_or(hold, |x| x.max(hold)));
+                }
+            }
+        }
+        for &(i, t) in &new {
+            self.elections[i].claims.push((p, t));
+            self.adopt_term(i, t, now);
+            let e = &mut self.elections[i];
+            if t < e.term {
+                self.peers[p].rejects.insert(i);
+                continue;
+            }
+            match e.role {
+                Role::Leader { .. } => {
+                    // Two leaders in one term would break election safety: refuse.
+                    tracing::error!(node = %self.cfg.me, election = %e.name, term = t,
+                        peer = %self.members[p], "a peer claims leadership in this node's own term");
+                    self.peers[p].rejects.insert(i);
+                    continue;
+                }
+                Role::PreCandidate { .. } | Role::Candidate { .. } => e.role = Role::Follower,
+                Role::Follower => {}
+            }
+            if e.leader != Some((p, t)) {
+                e.timer_base = now;
+                let timeout = self.random_timeout();
+                self.elections[i].timeout = timeout;
+                self.set_leader(i, Some((p, t)));
+                let e = &self.elections[i];
+                if e.campaigning {
+                    let msg = Message::Candidacy {
+                        election: e.name.clone(),
+                        term: t,
+                        campaigning: true,
+                    };
+                    self.send(p, msg);
+                }
+            }
+        }
+        self.peers[p].claimed = new;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_heartbeat_ack(
+        &mut self,
+        now: Instant,
+        p: usize,
+        round: u64,
+        incarnation: u64,
+        version: u64,
+        need_full: bool,
+        rejects: Vec<(ElectionName, Term)>,
+    ) {
+        if incarnation != self.cfg.incarnation {
+            return;
+        }
+        for (name, t) in rejects {
+            if let Some(&i) = self.by_name.get(&name) {
+                self.adopt_term(i, t, now);
+            }
+        }
+        let peer = &mut self.peers[p];
+        if need_full {
+            peer.acked_version = None;
+            peer.full_sent = None;
+        } else {
+            peer.acked_version = Some(version);
+            if self
+                .rounds
+                .iter()
+                .any(|r| r.round == round && r.version == version)
+            {
+                peer.acked_round = peer.acked_round.max(round);
+            }
+        }
+        self.update_quorum(now);
+    }
+
+    /// §9.6 (pre-vote) and §6 (leader lease, "disruptive servers"): a node that heard from a
+    /// live leader within the minimum election timeout does not answer.
+    fn on_pre_vote(&mut self, now: Instant, p: usize, election: ElectionName, term: Term, force: bool) {
+        let i = self.election(&election, now);
+        if !force && self.in_lease(i, now) {
+            return;
+        }
+        let mine = self.elections[i].term;
+        let granted = term > mine;
+        self.send(
+            p,
+            Message::PreVoteResp {
+                election,
+                term: if granted { term } else { mine },
+                granted,
+            },
+        );
+    }
+
+    fn on_pre_vote_resp(&mut self, now: Instant, p: usize, election: &ElectionName, term: Term, granted: bool) {
+        let Some(&i) = self.by_name.get(election) else {
+            return;
+        };
+        let e = &mut self.elections[i];
+        if !granted {
+            if term > e.term {
+                self.adopt_term(i, term, now);
+            }
+            return;
+        }
+        if let Role::PreCandidate { granted: g, .. } = &mut e.role
+            && term == e.term + 1
+        {
+            *g |= bit(p);
+            if g.count_ones() as usize >= self.quorum {
+                self.become_candidate(i, now, false);
+            }
+        }
+    }
+
+    /// §5.2: "Each server will vote for at most one candidate in a given term, on a
+    /// first-come-first-served basis." §5.4.1's up-to-date check has no log to compare
+    /// here; the leader lease takes its place (see the crate documentation).
+    fn on_vote(&mut self, now: Instant, p: usize, election: ElectionName, term: Term, force: bool) {
+        let i = self.election(&election, now);
+        if !force && self.in_lease(i, now) {
+            return;
+        }
+        self.adopt_term(i, term, now);
+        let candidate = &self.members[p];
+        let e = &mut self.elections[i];
+        let granted = term == e.term
+            && !e.is_leader()
+            && e.vote.as_ref().is_none_or(|v| v == candidate);
+        if granted && e.vote.is_none() {
+            e.vote = Some(candidate.clone());
+            self.dirty.insert(i);
+        }
+        if granted {
+            e.timer_base = now;
+        }
+        let mine = e.term;
+        self.send(
+            p,
+            Message::VoteResp {
+                election,
+                term: mine,
+                granted,
+            },
+        );
+    }
+
+    fn on_vote_resp(&mut self, now: Instant, p: usize, election: &ElectionName, term: Term, granted: bool) {
+        let Some(&i) = self.by_name.get(election) else {
+            return;
+        };
+        if term > self.elections[i].term {
+            self.adopt_term(i, term, now);
+            return;
+        }
+        let e = &mut self.elections[i];
+        if let Role::Candidate { granted: g, .. } = &mut e.role
+            && granted
+            && term == e.term
+        {
+            *g |= bit(p);
+            if g.count_ones() as usize >= self.quorum {
+                self.become_leader(i, now);
+            }
+        }
+    }
+
+    /// §3.10: "the target server ... starts a new election" on TimeoutNow, without
+    /// waiting for its election timeout.
+    fn on_timeout_now(&mut self, now: Instant, election: &ElectionName, term: Term) {
+        let Some(&i) = self.by_name.get(election) else {
+            return;
+        };
+        let e = &self.elections[i];
+        if e.term == term && e.campaigning && self.can_campaign && !e.is_leader() {
+            self.become_candidate(i, now, true);
+        }
+    }
+
+    fn on_candidacy(&mut self, p: usize, election: &ElectionName, term: Term, campaigning: bool) {
+        let Some(&i) = self.by_name.get(election) else {
+            return;
+        };
+        let e = &mut self.elections[i];
+        if let Role::Leader { candidates, .. } = &mut e.role
+            && e.term == term
+        {
+            if campaigning {
+                *candidates |= bit(p);
+            } else {
+                *candidates &= !bit(p);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------- leader side
+
+    /// Sends one heartbeat round to every peer; the full led set goes to peers that may
+    /// not hold its current version.
+    fn send_round(&mut self, now: Instant) {
+        self.round += 1;
+        let round = self.round;
+        self.rounds.push_back(SentRound {
+            round,
+            sent: now,
+            version: self.version,
+        });
+        while self.rounds.len() > MAX_ROUNDS_KEPT
+            || self
+                .rounds
+                .front()
+                .is_some_and(|r| r.round < round && r.sent + self.budget <= now)
+        {
+            self.rounds.pop_front();
+        }
+        let mut set: Option<Vec<(ElectionName, Term)>> = None;
+        let mut unconfirmed = false;
+        for p in 0..self.members.len() {
+            if p == self.me {
+                continue;
+            }
+            let peer = &mut self.peers[p];
+            let confirmed = peer.acked_version == Some(self.version);
+            unconfirmed |= !confirmed;
+            let send_full = !confirmed
+                && peer
+                    .full_sent
+                    .is_none_or(|(v, r)| v != self.version || round >= r + FULL_SET_EVERY);
+            let full = if send_full {
+                peer.full_sent = Some((self.version, round));
+                Some(
+                    set.get_or_insert_with(|| {
+                        self.led
+                            .iter()
+                            .map(|&i| (self.elections[i].name.clone(), self.elections[i].term))
+                            .collect()
+                    })
+                    .clone(),
+                )
+            } else {
+                None
+            };
+            self.send(
+                p,
+                Message::Heartbeat {
+                    round,
+                    incarnation: self.cfg.incarnation,
+                    version: self.version,
+                    set: full,
+                },
+            );
+        }
+        self.next_heartbeat =
+            (!self.led.is_empty() || unconfirmed).then(|| now + self.cfg.heartbeat);
+        self.update_quorum(now);
+    }
+
+    /// Recomputes the highest round a quorum acknowledged (this node counts with its
+    /// latest round) and grants or extends leases from its send time.
+    fn update_quorum(&mut self, now: Instant) {
+        let mut acks: Vec<u64> = (0..self.members.len())
+            .map(|p| {
+                if p == self.me {
+                    self.round
+                } else {
+                    self.peers[p].acked_round
+                }
+            })
+            .collect();
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        let q = acks[self.quorum - 1];
+        if q <= self.quorum_round {
+            return;
+        }
+        let Some(sent) = self.rounds.iter().find(|r| r.round == q).map(|r| r.sent) else {
+            return;
+        };
+        self.quorum_round = q;
+        self.quorum_sent = Some(sent);
+        while self.rounds.front().is_some_and(|r| r.round < q) {
+            self.rounds.pop_front();
+        }
+        let until = sent + self.budget;
+        if until <= now {
+            return;
+        }
+        let mut extended = false;
+        for &i in &self.led {
+            let e = &mut self.elections[i];
+            if let Role::Leader {
+                first_round,
+                granted,
+                ..
+            } = &mut e.role
+            {
+                if *granted {
+                    extended = true;
+                } else if *first_round <= q {
+                    *granted = true;
+                    e.campaigning = false;
+                    tracing::debug!(node = %self.cfg.me, election = %e.name, term = e.term, "leadership granted");
+                    self.events.push_back(Event::Elected {
+                        election: e.name.clone(),
+                        term: e.term,
+                        lease_until: until,
+                    });
+                }
+            }
+        }
+        if extended {
+            self.events.push_back(Event::LeaseExtended { until });
+        }
+    }
+
+    /// When the lease of a leadership that began with `first_round` at `since` ends.
+    fn lease_end(&self, first_round: u64, since: Instant) -> Instant {
+        match self.quorum_sent {
+            Some(sent) if self.quorum_round >= first_round => sent + self.budget,
+            _ => since + self.budget,
+        }
+    }
+
+    // ------------------------------------------------------------- helpers
+
+    /// Whether this node must not answer (pre-)votes in election `i` now: it leads, or it
+    /// heard from a live leader within the minimum election timeout, or it led until
+    /// recently, or it started less than one minimum election timeout ago.
+    fn in_lease(&self, i: usize, now: Instant) -> bool {
+        let e = &self.elections[i];
+        now < self.booted + self.cfg.election_timeout_min
+            || e.is_leader()
+            || e.hold_until.is_some_and(|h| now < h)
+            || e.leader.is_some_and(|(l, _)| {
+                l != self.me
+                    && self.peers[l]
+                        .last_heard
+                        .is_some_and(|h| now < h + self.cfg.election_timeout_min)
+            })
+    }
+
+    /// When election `i`'s timer fires, if it runs.
+    fn deadline(&self, i: usize) -> Option<Instant> {
+        let e = &self.elections[i];
+        match e.role {
+            Role::Follower if e.campaigning && self.can_campaign => {
+                let mut base = e.timer_base;
+                if let Some((l, _)) = e.leader
+                    && let Some(h) = self.peers[l].last_heard
+                {
+                    base = base.max(h);
+                }
+                // A restarted node does not lead before a lease its previous run may have
+                // held could have ended (with its margin): boot + election_timeout_min.
+                // Nor does any node campaign (vote for itself) while it would refuse to vote
+                // for another.
+                let d = (base + e.timeout)
+                    .max(self.booted + self.cfg.election_timeout_min)
+                    .max(e.hold_until.unwrap_or(base))
+                    .max(e.quiet_until.unwrap_or(base));
+                Some(d)
+            }
+            Role::Follower => None,
+            Role::PreCandidate { deadline, .. } | Role::Candidate { deadline, .. } => {
+                Some(deadline)
+            }
+            Role::Leader {
+                first_round, since, ..
+            } => Some(self.lease_end(first_round, since)),
+        }
+    }
+
+    fn election(&mut self, name: &ElectionName, now: Instant) -> usize {
+        if let Some(&i) = self.by_name.get(name) {
+            return i;
+        }
+        let timeout = self.random_timeout();
+        let i = self.elections.len();
+        self.elections.push(Election::new(name.clone(), now, timeout));
+        self.by_name.insert(name.clone(), i);
+        i
+    }
+
+    fn set_leader(&mut self, i: usize, leader: Option<(usize, Term)>) {
+        let e = &mut self.elections[i];
+        if e.leader == leader {
+            return;
+        }
+        e.leader = leader;
+        self.events.push_back(Event::LeaderChanged {
+            election: e.name.clone(),
+            leader: leader.map(|(l, t)| (self.members[l].clone(), t)),
+        });
+    }
+
+    /// Forgets the leader of election `i` on this node's own initiative (it campaigns). If
+    /// that leader still claims the election, its set must be sent again so this node can
+    /// learn it back: heartbeats carry only the set's version.
+    fn clear_leader(&mut self, i: usize) {
+        if let Some((l, _)) = self.elections[i].leader
+            && l != self.me
+        {
+            self.peers[l].holds = None;
+        }
+        self.set_leader(i, None);
+    }
+
+    fn send(&mut self, p: usize, msg: Message) {
+        self.outbox.entry(p).or_default().push(msg);
+    }
+
+    fn broadcast(&mut self, msg: &Message) {
+        for p in 0..self.members.len() {
+            if p != self.me {
+                self.send(p, msg.clone());
+            }
+        }
+    }
+
+    /// A fresh election timeout, uniform in `[election_timeout_min, election_timeout_max)`.
+    fn random_timeout(&mut self) -> Duration {
+        let span = self
+            .cfg
+            .election_timeout_max
+            .saturating_sub(self.cfg.election_timeout_min);
+        self.cfg.election_timeout_min + self.random_below(span)
+    }
+
+    fn random_below(&mut self, d: Duration) -> Duration {
+        let nanos = d.as_nanos().min(u64::MAX as u128) as u64;
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.rng.random_range(0..nanos))
+    }
+}
