@@ -1,0 +1,94 @@
+//! The whole conformance suite against a real redis-server: each test starts its own
+//! server, and each node is its own `RedisBackend` (command and pub/sub connections)
+//! through its own fault proxy; cutting a node off blackholes its proxy both ways.
+
+mod common;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use election_core::{Backend, LeaseTiming, NodeId, Result};
+use election_redis::RedisBackend;
+use election_tests::conformance::{Bounds, Harness, TestNode};
+use election_tests::launch::RedisServer;
+use election_tests::proxy::{Direction, Fault, FaultProxy};
+
+struct RedisHarness {
+    // Dropped before the server: clients first.
+    nodes: Vec<Arc<RedisNode>>,
+    timing: LeaseTiming,
+    _server: RedisServer,
+}
+
+struct RedisNode {
+    id: NodeId,
+    backend: RedisBackend,
+    proxy: FaultProxy,
+}
+
+#[async_trait]
+impl TestNode for RedisNode {
+    fn id(&self) -> NodeId {
+        self.id.clone()
+    }
+
+    fn backend(&self) -> Arc<dyn Backend> {
+        Arc::new(self.backend.clone())
+    }
+
+    async fn cut_off(&self) {
+        self.proxy.set(Direction::Both, Fault::Blackhole);
+    }
+
+    async fn heal(&self) {
+        self.proxy.set(Direction::Both, Fault::Pass);
+    }
+}
+
+#[async_trait]
+impl Harness for RedisHarness {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    fn max_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    async fn node(&self, index: usize) -> Result<Arc<dyn TestNode>> {
+        Ok(self.nodes[index].clone())
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            // The deadline rule, from the start of the last successful renewal.
+            loss_within: self.timing.hold_budget(),
+            // Redis expires the key `ttl` after the last renewal ran; the waiter wakes at
+            // the remaining TTL it was told, and retries within `retry_interval` if its
+            // own attempt failed meanwhile.
+            takeover_within: self.timing.ttl + self.timing.retry_interval,
+        }
+    }
+}
+
+async fn harness() -> Arc<dyn Harness> {
+    let server = RedisServer::start().expect("redis-server");
+    let timing = common::timing();
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        let proxy = FaultProxy::start(server.addr()).await.expect("proxy");
+        let backend = common::connect(&format!("redis://{}", proxy.addr()), timing).await;
+        nodes.push(Arc::new(RedisNode {
+            id: common::node(&format!("node-{i}")),
+            backend,
+            proxy,
+        }));
+    }
+    Arc::new(RedisHarness {
+        nodes,
+        timing,
+        _server: server,
+    })
+}
+
+election_tests::conformance_suite!(harness);
