@@ -29,13 +29,15 @@ pub(crate) fn via_agent(kind: &str) -> bool {
 pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure> {
     match kind {
         #[cfg(feature = "redis")]
-        "redis" => {
-            loaded.backend_settings::<election_redis::RedisConfig>("redis")?;
-        }
+        "redis" => loaded
+            .backend_settings::<election_redis::RedisConfig>("redis")?
+            .validate(&loaded.settings.timing)
+            .map_err(|e| config_error(loaded, e))?,
         #[cfg(feature = "etcd")]
-        "etcd" => {
-            loaded.backend_settings::<election_etcd::EtcdConfig>("etcd")?;
-        }
+        "etcd" => loaded
+            .backend_settings::<election_etcd::EtcdConfig>("etcd")?
+            .validate()
+            .map_err(|e| config_error(loaded, e))?,
         #[cfg(feature = "raft")]
         "raft" => {
             crate::raft::config(loaded)?;
@@ -47,6 +49,23 @@ pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure>
     }
     let _ = loaded;
     Ok(())
+}
+
+/// A backend's configuration error, with its key placed under `backend.` so that it
+/// names the key as written in the config file, and the source of that key.
+#[allow(dead_code, reason = "used by the backend features")]
+fn config_error(loaded: &Loaded, e: election_core::Error) -> Failure {
+    match e {
+        election_core::Error::Config { key, reason } => {
+            let key = if key.starts_with("timing.") {
+                key
+            } else {
+                format!("backend.{key}")
+            };
+            loaded.invalid(&key, reason)
+        }
+        e => e.into(),
+    }
 }
 
 /// Connects to the selected backend directly (in this process).

@@ -58,6 +58,7 @@ pub(crate) enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run CMD only while this node leads ELECTION (cron mode, or --supervise).
+    #[command(after_help = crate::exit::HELP, after_long_help = crate::exit::HELP)]
     Run(RunArgs),
     /// The long-running local peer (required for raft): hosts the backend and serves
     /// status, leader health checks and metrics on HTTP.

@@ -442,6 +442,7 @@ fn walk(fig: &Figment, prefix: &str, v: &Value, out: &mut Vec<(String, String, S
                 walk(fig, &key, v, out);
             }
         }
+        Value::Empty(..) => {}
         leaf => {
             let rendered = serde_json::to_string(leaf).unwrap_or_else(|_| "?".into());
             out.push((

@@ -210,7 +210,7 @@ async fn run_once(
             let hold_until = started + min_hold;
             if Instant::now() < hold_until {
                 tracing::info!(election = %name, "holding leadership for the rest of min_hold ({})",
-                    humantime::format_duration(hold_until - Instant::now()));
+                    humantime::format_duration(Duration::from_millis((hold_until - Instant::now()).as_millis() as u64)));
             }
             tokio::select! {
                 () = tokio::time::sleep_until(hold_until) => resign(leadership, &name).await,

@@ -1,0 +1,267 @@
+//! The real binary, without external servers: bad input, exit codes, signals, demo.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+fn run_memory(args: &[&str]) -> std::process::Command {
+    let mut c = elector();
+    c.args([
+        "--backend",
+        "memory",
+        "--node-id",
+        "n1",
+        "run",
+        "--min-hold",
+        "0s",
+    ]);
+    c.args(args);
+    c
+}
+
+#[test]
+fn a_missing_backend_kind_is_a_configuration_error_naming_the_key() {
+    let mut c = elector();
+    c.args(["run", "--", "true"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(
+        text(&o).contains("missing key backend.kind"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn an_unknown_backend_is_refused_listing_the_known_ones() {
+    let (_d, file) = scratch("elector.toml");
+    std::fs::write(&file, "[backend]\nkind = \"consul\"\n").unwrap();
+    let mut c = elector();
+    c.arg("--config").arg(&file).args(["run", "--", "true"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("backend.kind") && t.contains("\"consul\""),
+        "{t}"
+    );
+    assert!(t.contains("raft, redis, etcd"), "{t}");
+    assert!(t.contains(&file.display().to_string()), "{t}");
+}
+
+#[test]
+fn a_bad_duration_flag_is_a_usage_error() {
+    let o = output(run_memory(&["--wait", "5 parsecs", "--", "true"]));
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    assert!(text(&o).contains("--wait"), "{}", text(&o));
+}
+
+#[test]
+fn a_bad_duration_in_the_file_names_the_key_and_the_file() {
+    let (_d, file) = scratch("elector.toml");
+    std::fs::write(
+        &file,
+        "[backend]\nkind = \"memory\"\n[timing]\nttl = \"soon\"\n",
+    )
+    .unwrap();
+    let mut c = elector();
+    c.arg("--config").arg(&file).args(["run", "--", "true"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("timing.ttl") && t.contains(&file.display().to_string()),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_missing_command_exits_127_before_campaigning() {
+    let o = output(run_memory(&["--", "no-such-command-xyz"]));
+    assert_eq!(o.status.code(), Some(127), "{}", text(&o));
+    assert!(
+        text(&o).contains("command not found: no-such-command-xyz"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    let o = output(run_memory(&[]));
+    assert_eq!(o.status.code(), Some(64), "{}", text(&o));
+    let mut c = elector();
+    c.arg("frobnicate");
+    assert_eq!(output(c).status.code(), Some(64));
+}
+
+#[test]
+fn a_kill_grace_beyond_the_lease_margin_is_refused() {
+    let o = output(run_memory(&["--kill-grace", "10s", "--", "true"]));
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(text(&o).contains("run.kill_grace"), "{}", text(&o));
+}
+
+#[test]
+fn an_unreachable_server_exits_69() {
+    // A port nothing listens on: bind, read it back, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = elector();
+    c.args(["--backend", "redis", "--set"])
+        .arg(format!("backend.redis.url=\"redis://127.0.0.1:{port}\""))
+        .args(["run", "-e", "x", "--", "true"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(69), "{}", text(&o));
+    assert!(text(&o).contains(&port.to_string()), "{}", text(&o));
+}
+
+#[test]
+fn the_commands_exit_code_and_environment_are_passed_through() {
+    let o = output(run_memory(&[
+        "-e",
+        "nightly",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$ELECTOR_ELECTION $ELECTOR_NODE_ID $ELECTOR_BACKEND $ELECTOR_EPOCH\"; exit 7",
+    ]));
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("nightly n1 memory "), "{}", text(&o));
+}
+
+#[test]
+fn kill_9_of_elector_takes_the_command_and_its_grandchildren_down() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    let script = format!(
+        "sleep 1000 & echo $! > {d}/gc; echo $$ > {d}/c; wait",
+        d = dir.display()
+    );
+    let mut c = run_memory(&["--supervise", "--", "sh", "-c", &script]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let pid_in = |f: &str| -> Option<i32> {
+        std::fs::read_to_string(dir.join(f))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    wait_until("the command to start", || {
+        pid_in("c").is_some() && pid_in("gc").is_some()
+    });
+    let (cmd, grandchild) = (pid_in("c").unwrap(), pid_in("gc").unwrap());
+    assert!(!is_gone(cmd) && !is_gone(grandchild));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_until("the command to die with elector", || is_gone(cmd));
+    wait_until("the grandchild to die with elector", || is_gone(grandchild));
+}
+
+#[test]
+fn sigterm_to_elector_is_forwarded_to_the_command() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().to_path_buf();
+    let script = format!(
+        "trap 'echo got-term > {d}/term; exit 5' TERM; echo $$ > {d}/c; while :; do sleep 0.05; done",
+        d = dir.display()
+    );
+    let mut c = run_memory(&["--", "sh", "-c", &script]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_until("the command to start", || dir.join("c").exists());
+    signal(child.id(), Signal::SIGTERM);
+    let o = wait_output(child);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("term")).unwrap().trim(),
+        "got-term"
+    );
+}
+
+#[test]
+fn demo_exits_0_and_shows_a_refused_stale_write() {
+    let mut c = elector();
+    c.arg("demo");
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("refused: stale epoch"), "{}", text(&o));
+    assert!(out.contains("job: running on"), "{}", text(&o));
+}
+
+#[test]
+fn config_reports_each_values_source_and_check_validates() {
+    let (_d, file) = scratch("elector.toml");
+    std::fs::write(
+        &file,
+        "[backend]\nkind = \"memory\"\n[timing]\nttl = \"20s\"\n",
+    )
+    .unwrap();
+    let mut c = elector();
+    c.arg("--config")
+        .arg(&file)
+        .env("ELECTOR_TIMING__KILL_GRACE", "1s")
+        .args(["--node-id", "n7", "config"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+            .to_owned()
+    };
+    assert!(
+        line("timing.ttl").contains(&file.display().to_string()),
+        "{out}"
+    );
+    assert!(
+        line("timing.kill_grace").contains("ELECTOR_TIMING__KILL_GRACE"),
+        "{out}"
+    );
+    assert!(line("node_id").contains("command-line flag"), "{out}");
+    assert!(
+        line("timing.clock_drift").contains("built-in default"),
+        "{out}"
+    );
+
+    let mut c = elector();
+    c.arg("--config").arg(&file).args(["config", "--check"]);
+    assert_eq!(output(c).status.code(), Some(0));
+    let mut c = elector();
+    c.arg("--config").arg(&file).args([
+        "--set",
+        "timing.renew_interval=\"30s\"",
+        "config",
+        "--check",
+    ]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(text(&o).contains("timing.renew_interval"), "{}", text(&o));
+}
+
+#[test]
+fn help_lists_the_exit_codes_and_completions_and_man_render() {
+    let mut c = elector();
+    c.args(["run", "--help"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(text(&o).contains("78"), "{}", text(&o));
+    let mut c = elector();
+    c.args(["completions", "bash"]);
+    let o = output(c);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("elector"));
+    let mut c = elector();
+    c.arg("man");
+    let o = output(c);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(".TH"));
+}
