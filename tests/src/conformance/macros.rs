@@ -4,12 +4,14 @@
 /// `$harness` is the path of an `async fn() -> std::sync::Arc<dyn Harness>`. The calling
 /// crate needs `tokio` (features `macros`, `rt-multi-thread`) as a dev-dependency.
 ///
-/// ```ignore
+/// ```text
 /// async fn harness() -> std::sync::Arc<dyn election_tests::conformance::Harness> {
 ///     std::sync::Arc::new(MyHarness::start().await)
 /// }
 /// election_tests::conformance_suite!(harness);
 /// ```
+///
+/// `tests/tests/memory_conformance.rs` in this crate is a complete example.
 #[macro_export]
 macro_rules! conformance_suite {
     ($harness:path) => {
