@@ -332,3 +332,47 @@ async fn dropping_a_campaign_withdraws_and_dropping_a_leadership_releases() {
         .unwrap();
     assert_eq!(l.info().node, node("b"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epochs_keep_rising_while_electing_through_empty_restarts() {
+    election_tests::init_tracing();
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), timing()).await;
+    let history = election_tests::history::History::new();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let e = elector(&backend, "through-restarts", "a");
+    let (h, halt) = (history.clone(), stop.clone());
+    let electing = tokio::spawn(async move {
+        while !halt.load(std::sync::atomic::Ordering::SeqCst) {
+            match e.campaign().await {
+                Ok(l) => {
+                    h.granted(&node("a"), l.epoch());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    h.resigned(&node("a"), l.epoch());
+                    let _ = l.resign().await;
+                }
+                // The server is restarting: retry.
+                Err(err) if err.is_retryable() => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        }
+    });
+    for restart in 0..3 {
+        let before = history.grants();
+        let what = format!("3 more grants before restart {restart}");
+        election_tests::wait_until(GENEROUS, &what, || history.grants() >= before + 3).await;
+        server.restart(Data::Empty).unwrap();
+    }
+    let before = history.grants();
+    election_tests::wait_until(GENEROUS, "3 grants after the last restart", || {
+        history.grants() >= before + 3
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    electing.await.unwrap();
+    if let Err(v) = history.check() {
+        panic!("{v:?}\n{history}");
+    }
+}

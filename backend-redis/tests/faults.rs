@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use election_core::{Epoch, Error, Fence, LeaseTiming, LossReason};
+use election_core::{Error, Fence, LeaseTiming, LossReason};
+use election_tests::history::History;
 use election_tests::launch::RedisServer;
 use election_tests::proxy::{Direction, Fault, FaultProxy};
 use tokio::time::Instant;
@@ -16,6 +15,12 @@ use tokio::time::Instant;
 const GENEROUS: Duration = Duration::from_secs(10);
 
 /// A 2 s TTL with a wide 600 ms safety margin, so orderings hold on a busy machine.
+fn check(history: &History) {
+    if let Err(violations) = history.check() {
+        panic!("history violations: {violations:?}\n{history}");
+    }
+}
+
 fn wide_margin() -> LeaseTiming {
     LeaseTiming {
         ttl: Duration::from_secs(2),
@@ -34,10 +39,19 @@ async fn a_blackholed_leader_stops_before_its_ttl_ends_and_no_one_leads_before_t
     let proxy = FaultProxy::start(server.addr()).await.unwrap();
     let a = connect(&format!("redis://{}", proxy.addr()), timing).await;
     let b = connect(&server.url(), timing).await;
+    let history = History::new();
     let la = elector(&a, "job", "a").campaign().await.unwrap();
+    history.granted(&node("a"), la.epoch());
+    let (watch, h, epoch) = (la.loss_watch(), history.clone(), la.epoch());
+    let noter = tokio::spawn(async move {
+        watch.lost().await;
+        h.lost(&node("a"), epoch);
+    });
     let eb = elector(&b, "job", "b");
+    let h = history.clone();
     let waiter = tokio::spawn(async move {
         let l = eb.campaign().await.unwrap();
+        h.granted(&node("b"), l.epoch());
         (Instant::now(), l)
     });
 
@@ -65,6 +79,8 @@ async fn a_blackholed_leader_stops_before_its_ttl_ends_and_no_one_leads_before_t
         b_elected_at - a_deadline
     );
     assert!(lb.epoch() > la.epoch());
+    noter.await.unwrap();
+    check(&history);
 
     // Healing delivers a's held renewals and release: none of them touches b's lease.
     proxy.set(Direction::Both, Fault::Pass);
@@ -85,28 +101,39 @@ async fn a_paused_leaders_late_write_is_refused_by_the_fence() {
     let a = connect(&format!("redis://{}", proxy.addr()), timing).await;
     let b = connect(&server.url(), timing).await;
     let fence = Fence::new();
+    let history = History::new();
+    let write = |who: &str, epoch| {
+        let accepted = fence.admit(epoch);
+        history.fenced_write(&node(who), epoch, accepted.is_ok());
+        accepted
+    };
 
     let la = elector(&a, "job", "a").campaign().await.unwrap();
     let stale_epoch = la.epoch();
-    fence.admit(stale_epoch).unwrap();
+    history.granted(&node("a"), stale_epoch);
+    write("a", stale_epoch).unwrap();
 
-    // "SIGSTOP": a's process makes no progress; its renewals go nowhere.
+    // "SIGSTOP": a's process makes no progress; its renewals go nowhere, and it will not
+    // look at lost() before its next write.
+    history.pause_injected();
     proxy.set(Direction::Both, Fault::Blackhole);
     let lb = tokio::time::timeout(GENEROUS, elector(&b, "job", "b").campaign())
         .await
         .unwrap()
         .unwrap();
-    fence.admit(lb.epoch()).unwrap();
+    history.granted(&node("b"), lb.epoch());
+    write("b", lb.epoch()).unwrap();
 
     // "SIGCONT": a wakes up and, before looking at lost(), writes with the epoch it holds.
     proxy.set(Direction::Both, Fault::Pass);
-    let refused = fence.admit(stale_epoch).unwrap_err();
+    let refused = write("a", stale_epoch).unwrap_err();
     assert!(
         matches!(refused, Error::StaleEpoch { epoch, highest } if epoch == stale_epoch && highest == lb.epoch()),
         "{refused}"
     );
     assert!(!la.is_held(), "and its leadership reports lost");
     assert_eq!(fence.highest(), lb.epoch());
+    check(&history);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -120,35 +147,26 @@ async fn two_candidates_racing_under_a_tight_renew_loop_never_lead_at_once() {
         kill_grace: Duration::from_millis(100),
     };
     let server = RedisServer::start().unwrap();
-    let holders = Arc::new(AtomicUsize::new(0));
-    let grants = Arc::new(std::sync::Mutex::new(Vec::<Epoch>::new()));
+    let history = History::new();
     let until = Instant::now() + Duration::from_secs(3);
     let mut tasks = Vec::new();
     for who in ["a", "b"] {
         let backend = connect(&server.url(), timing).await;
-        let holders = holders.clone();
-        let grants = grants.clone();
+        let history = history.clone();
         tasks.push(tokio::spawn(async move {
             let e = elector(&backend, "race", who);
             let mut terms: usize = 0;
             while Instant::now() < until {
                 let l = e.campaign().await.unwrap();
-                let n = holders.fetch_add(1, Ordering::SeqCst) + 1;
-                assert_eq!(
-                    n,
-                    1,
-                    "{who} elected at epoch {} while another leads",
-                    l.epoch()
-                );
-                grants.lock().unwrap().push(l.epoch());
+                history.granted(&node(who), l.epoch());
                 // Hold across several renewals, checking we still hold.
                 let hold = Duration::from_millis(60 + 17 * (terms as u64 % 5));
                 tokio::select! {
                     reason = l.lost() => panic!("{who} lost its lease without a fault: {reason}"),
                     () = tokio::time::sleep(hold) => {}
                 }
-                // Give up the claim before releasing, as resign does.
-                holders.fetch_sub(1, Ordering::SeqCst);
+                // Recorded before the release can let the other node in.
+                history.resigned(&node(who), l.epoch());
                 l.resign().await.unwrap();
                 terms += 1;
             }
@@ -159,11 +177,8 @@ async fn two_candidates_racing_under_a_tight_renew_loop_never_lead_at_once() {
     for t in tasks {
         total += t.await.unwrap();
     }
-    let grants = grants.lock().unwrap();
-    assert_eq!(grants.len(), total);
+    assert_eq!(history.grants(), total);
     assert!(total >= 6, "only {total} leaderships in 3 s");
-    assert!(
-        grants.windows(2).all(|w| w[0] < w[1]),
-        "epochs strictly rise in grant order: {grants:?}"
-    );
+    // No two holders at once, no epoch twice, epochs rising in grant order.
+    check(&history);
 }
