@@ -2,7 +2,7 @@
 //! process group and kills the whole group if elector dies.
 //!
 //! elector starts it with the signals below blocked and `PR_SET_PDEATHSIG = SIGUSR1`. It
-//! starts CMD (which inherits the group; the standard library resets its signal mask),
+//! starts CMD (which inherits the group; the guard unblocks the signals for it before exec),
 //! then waits on signals synchronously: SIGCHLD → if CMD exited, exit with its code (128 +
 //! N when killed by signal N); SIGUSR1 (elector died) → SIGKILL to the whole group, itself
 //! included; SIGTERM, SIGINT, SIGHUP, SIGQUIT → ignored here, because they were sent to the
@@ -46,6 +46,20 @@ pub(crate) fn block_signals_raw() {
     }
 }
 
+/// Unblocks the guard's signals, so the command starts with none of them blocked (the
+/// mask is inherited across exec).
+fn unblock_signals_raw() {
+    // SAFETY: sigemptyset/sigaddset/sigprocmask are async-signal-safe; `set` is local.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in SIGNALS {
+            libc::sigaddset(&mut set, s as libc::c_int);
+        }
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Runs the guard; `args` are the arguments after `__guard`.
 pub(crate) fn main(args: &[std::ffi::OsString]) -> ExitCode {
     let set = signal_set();
@@ -61,7 +75,16 @@ pub(crate) fn main(args: &[std::ffi::OsString]) -> ExitCode {
         // Started by hand, or elector is already gone: run nothing.
         return ExitCode::from(crate::exit::SOFTWARE);
     }
-    let mut child = match std::process::Command::new(program).args(&args[3..]).spawn() {
+    let mut command = std::process::Command::new(program);
+    command.args(&args[3..]);
+    // SAFETY: only async-signal-safe libc calls between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            unblock_signals_raw();
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.kind() == std::io::ErrorKind::NotFound {

@@ -265,3 +265,16 @@ fn help_lists_the_exit_codes_and_completions_and_man_render() {
     let o = output(c);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(".TH"));
 }
+
+#[test]
+fn the_command_starts_with_no_signal_blocked() {
+    let o = output(run_memory(&[
+        "--",
+        "sh",
+        "-c",
+        "grep SigBlk /proc/$$/status",
+    ]));
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.trim().ends_with("0000000000000000"), "{}", text(&o));
+}

@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `elector` binary.
 #![allow(dead_code, unreachable_pub, reason = "each test file uses a subset")]
 
+pub mod scenarios;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -1,0 +1,156 @@
+//! Multi-process scenarios every lease backend must pass, run with the real binary.
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::*;
+
+fn start(backend: &[String], node: &str, extra: &[&str], run: &[&str], script: &str) -> Child {
+    let mut c = elector();
+    c.args(backend)
+        .args(extra)
+        .args(["--node-id", node, "run", "-e", "job"])
+        .args(run)
+        .args(["--", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c.spawn().expect("start elector")
+}
+
+/// Three `elector run` at once on one election: exactly one runs the command; the others
+/// print the skipped line and exit 0.
+pub fn three_at_once_run_exactly_once(backend: &[String]) {
+    let (_d, file) = scratch("runs");
+    let script = record(&file, "sleep 0.2");
+    let children: Vec<Child> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|n| start(backend, n, FAST, &["--min-hold", "5s"], &script))
+        .collect();
+    let outputs: Vec<_> = children.into_iter().map(wait_output).collect();
+    let all: String = outputs.iter().map(text).collect();
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(0), "{all}");
+    }
+    assert_eq!(runs(&file).len(), 1, "exactly one run expected\n{all}");
+    let skipped = outputs
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stdout).starts_with("skipped: job is led by "))
+        .count();
+    assert_eq!(skipped, 2, "{all}");
+}
+
+/// Hosts whose cron fires a little apart, within `--min-hold`: one run.
+pub fn staggered_starts_within_min_hold_run_once(backend: &[String]) {
+    let (_d, file) = scratch("runs");
+    let script = record(&file, "true");
+    let first = start(backend, "n1", FAST, &["--min-hold", "4s"], &script);
+    wait_until("the first run", || runs(&file).len() == 1);
+    // The command is done; the late hosts come while the first still holds.
+    let late: Vec<Child> = ["n2", "n3"]
+        .iter()
+        .map(|n| start(backend, n, FAST, &["--min-hold", "4s"], &script))
+        .collect();
+    let mut all = String::new();
+    for c in late {
+        let o = wait_output(c);
+        all += &text(&o);
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("skipped: job is led by n1"),
+            "{all}"
+        );
+    }
+    let o = wait_output(first);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(runs(&file).len(), 1, "{all}");
+}
+
+/// Three supervisors; kill -9 the leading elector: its child dies, and a new child starts
+/// on another node with a higher epoch, never while the old one still runs.
+pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
+    let (_d, file) = scratch("runs");
+    let script = record(&file, "exec sleep 1000");
+    let nodes = ["n1", "n2", "n3"];
+    let mut children: Vec<Child> = nodes
+        .iter()
+        .map(|n| start(backend, n, FAST, &["--supervise"], &script))
+        .collect();
+    wait_until("a first child", || !runs(&file).is_empty());
+    let first = runs(&file)[0].clone();
+    let leader = nodes.iter().position(|n| *n == first.node).unwrap();
+    children[leader].kill().unwrap();
+    children[leader].wait().unwrap();
+    let mut overlap = false;
+    wait_until("a child on another node", || {
+        let r = runs(&file);
+        if r.len() >= 2 && !is_gone(first.pid) {
+            overlap = true;
+        }
+        r.len() >= 2
+    });
+    assert!(
+        !overlap,
+        "a new child started while the old leader's child still ran"
+    );
+    assert!(
+        is_gone(first.pid),
+        "the killed leader's child is still running"
+    );
+    let r = runs(&file);
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_ne!(r[1].node, first.node);
+    assert!(r[1].epoch > first.epoch, "{r:?}");
+    // Clean shutdown of the rest.
+    for (i, c) in children.iter_mut().enumerate() {
+        if i != leader {
+            signal(c.id(), Signal::SIGTERM);
+        }
+    }
+    for (i, c) in children.into_iter().enumerate() {
+        if i != leader {
+            let _ = wait_output(c);
+        }
+    }
+    wait_until("the second child to stop", || is_gone(r[1].pid));
+}
+
+/// SIGTERM to the leading supervisor hands over at once, without waiting for the TTL.
+pub fn sigterm_hands_over_without_a_ttl_wait(backend: &[String]) {
+    let (_d, file) = scratch("runs");
+    let script = record(&file, "exec sleep 1000");
+    // A 60 s TTL: waiting for it would blow the bound below.
+    let slow = &[
+        "--set",
+        "timing.ttl=\"60s\"",
+        "--set",
+        "timing.renew_interval=\"2s\"",
+        "--set",
+        "timing.kill_grace=\"1s\"",
+    ];
+    let a = start(backend, "n1", slow, &["--supervise"], &script);
+    wait_until("n1's child", || runs(&file).len() == 1);
+    let b = start(backend, "n2", slow, &["--supervise"], &script);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    signal(a.id(), Signal::SIGTERM);
+    let o = wait_output(a);
+    assert_eq!(
+        o.status.code(),
+        Some(143),
+        "the child's SIGTERM status\n{}",
+        text(&o)
+    );
+    wait_until("n2's child", || runs(&file).len() == 2);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "handoff took {:?}, as long as a TTL wait",
+        t.elapsed()
+    );
+    let r = runs(&file);
+    assert!(is_gone(r[0].pid));
+    assert_eq!(r[1].node, "n2");
+    assert!(r[1].epoch > r[0].epoch);
+    signal(b.id(), Signal::SIGTERM);
+    let _ = wait_output(b);
+}

@@ -1,0 +1,39 @@
+//! `elector run` processes against a real redis-server.
+
+mod common;
+
+use common::scenarios;
+use election_tests::launch::RedisServer;
+
+fn backend(server: &RedisServer) -> Vec<String> {
+    vec![
+        "--backend".into(),
+        "redis".into(),
+        "--set".into(),
+        format!("backend.redis.url=\"{}\"", server.url()),
+    ]
+}
+
+#[test]
+fn three_at_once_run_exactly_once() {
+    let s = RedisServer::start().expect("redis-server");
+    scenarios::three_at_once_run_exactly_once(&backend(&s));
+}
+
+#[test]
+fn staggered_starts_within_min_hold_run_once() {
+    let s = RedisServer::start().expect("redis-server");
+    scenarios::staggered_starts_within_min_hold_run_once(&backend(&s));
+}
+
+#[test]
+fn supervise_survives_kill_9_of_the_leader() {
+    let s = RedisServer::start().expect("redis-server");
+    scenarios::supervise_survives_kill_9_of_the_leader(&backend(&s));
+}
+
+#[test]
+fn sigterm_hands_over_without_a_ttl_wait() {
+    let s = RedisServer::start().expect("redis-server");
+    scenarios::sigterm_hands_over_without_a_ttl_wait(&backend(&s));
+}
