@@ -214,7 +214,9 @@ impl FrameDecoder {
             });
         }
         if buf.len() < LENGTH_PREFIX_LEN + len {
-            buf.reserve(LENGTH_PREFIX_LEN + len - buf.len());
+            // Room for the rest, in steps of at most 64 KiB: a length prefix alone does not
+            // make the reader allocate the whole announced frame.
+            buf.reserve((LENGTH_PREFIX_LEN + len - buf.len()).min(64 * 1024));
             return Ok(None);
         }
         buf.advance(LENGTH_PREFIX_LEN);

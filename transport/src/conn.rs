@@ -10,7 +10,7 @@ use election_core::NodeId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::codec::{Frame, FrameDecoder, FrameError, NONCE_LEN};
+use crate::codec::{Frame, FrameDecoder, FrameError, MIN_MAX_FRAME_LEN, NONCE_LEN};
 use crate::mac::{FrameMac, Transcript};
 use crate::tls::{self, TlsContext};
 use crate::{Error, Result, Secret};
@@ -165,6 +165,13 @@ impl FramedIo {
     }
 }
 
+/// Handshake frames are small: until a peer has authenticated, anything longer than
+/// [`MIN_MAX_FRAME_LEN`] is refused as oversized, so an unauthenticated connection cannot
+/// make this node buffer a maximum-size frame.
+fn handshake_decoder(ctx: &ConnContext) -> FrameDecoder {
+    FrameDecoder::new(MIN_MAX_FRAME_LEN.min(ctx.decoder.max_frame_len()))
+}
+
 fn fresh_nonce() -> io::Result<[u8; NONCE_LEN]> {
     let mut nonce = [0; NONCE_LEN];
     tls::fill_random(&mut nonce)?;
@@ -230,7 +237,7 @@ pub(crate) async fn dial(ctx: &ConnContext, to: &NodeId, addr: &str) -> Result<O
             Box::new(stream)
         }
     };
-    let mut io = FramedIo::new(stream, ctx.decoder, Some(to.clone()), addr);
+    let mut io = FramedIo::new(stream, handshake_decoder(ctx), Some(to.clone()), addr);
     let nonce = match ctx.auth {
         AuthContext::Secret(_) => fresh_nonce().map_err(|e| io.io_err("drawing a nonce", e))?,
         AuthContext::Tls(_) => [0; NONCE_LEN],
@@ -268,6 +275,7 @@ pub(crate) async fn dial(ctx: &ConnContext, to: &NodeId, addr: &str) -> Result<O
             Some(transcript.dialer_to_acceptor(secret))
         }
     };
+    io.decoder = ctx.decoder;
     Ok(Outgoing { io, mac })
 }
 
@@ -326,7 +334,7 @@ pub(crate) async fn accept(ctx: &ConnContext, tcp: TcpStream, addr: String) -> R
             (Box::new(stream), cert)
         }
     };
-    let mut io = FramedIo::new(stream, ctx.decoder, None, addr);
+    let mut io = FramedIo::new(stream, handshake_decoder(ctx), None, addr);
     let Frame::Hello { from, to, nonce } = io.read_frame().await? else {
         return Err(io.protocol_err("expected Hello as the first frame"));
     };
@@ -374,6 +382,7 @@ pub(crate) async fn accept(ctx: &ConnContext, tcp: TcpStream, addr: String) -> R
             Some(transcript.dialer_to_acceptor(secret))
         }
     };
+    io.decoder = ctx.decoder;
     Ok(Incoming {
         io,
         peer: from,

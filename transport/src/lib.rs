@@ -72,7 +72,9 @@
 //! | `reconnect_min` | 50 ms | first reconnection delay; doubles per failure, with jitter |
 //! | `reconnect_max` | 2 s | longest reconnection delay |
 //!
-//! Fixed: a TCP connect plus handshake must finish within 5 s; the inbox holds
+//! Fixed: a TCP connect plus handshake must finish within 5 s, and handshake frames are
+//! limited to 1 KiB (so an unauthenticated peer cannot make a node buffer a large frame); a
+//! write stalled for 5 s drops the connection; the inbox holds
 //! [`INBOX_LEN`] messages; [`Transport::shutdown`] drains queues for up to
 //! [`SHUTDOWN_GRACE`].
 //!
