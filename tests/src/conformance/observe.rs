@@ -1,6 +1,8 @@
 //! Watching an election from any node.
 
 use super::Harness;
+use std::time::Duration;
+
 use election_core::{Epoch, NodeId};
 
 use super::support::{Changes, Ctx};
@@ -30,7 +32,8 @@ pub async fn observe_reports_every_change(h: &dyn Harness) {
     let b = ctx.elector(1, &name).await;
     let watcher = ctx.elector(2, &name).await;
     let mut changes = Changes::new(watcher.elector.observe());
-    let within = ctx.liveness();
+    // Each change follows an event the test already saw happen, so it must be prompt.
+    let within = ctx.bounds.takeover_within + Duration::from_secs(5);
 
     let first = changes.next(&ctx, within).await;
     expect(&ctx, &changes, first, None, "before anyone campaigned");
