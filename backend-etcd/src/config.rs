@@ -222,7 +222,11 @@ impl EtcdConfig {
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
             .with_keep_alive_while_idle(false);
         if let (Some(user), Some(password)) = (&self.username, self.password()?) {
-            options = options.with_user(user.clone(), password);
+            // etcd's auth tokens expire (simple tokens after `--auth-token-ttl`, 5 min by
+            // default); a leader that holds for longer must re-authenticate transparently.
+            options = options
+                .with_user(user.clone(), password)
+                .with_auto_token_refresh(true);
         }
         if let Some(tls) = &self.tls {
             options = options.with_tls(tls.options()?);

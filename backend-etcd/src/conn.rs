@@ -156,19 +156,22 @@ pub(crate) fn map_error(
     e: etcd_client::Error,
 ) -> Error {
     use etcd_client::Error as E;
+    let refused = |message: &str| {
+        Error::protocol(
+            KIND,
+            address,
+            election,
+            format!(
+                "{what}: refused: {message} (check etcd.username and the password, and that \
+                 the user's role may read and write keys under {prefix:?})"
+            ),
+        )
+    };
     match &e {
         E::GRpcStatus(status) => match i32::from(status.code()) {
-            code::UNAUTHENTICATED | code::PERMISSION_DENIED => Error::protocol(
-                KIND,
-                address,
-                election,
-                format!(
-                    "{what}: refused: {} (check etcd.username and the password, and that \
-                     the user's role may read and write keys under {:?})",
-                    status.message(),
-                    prefix
-                ),
-            ),
+            code::UNAUTHENTICATED | code::PERMISSION_DENIED => refused(status.message()),
+            // etcd 3.4 answers a wrong password with InvalidArgument.
+            _ if status.message().contains("authentication failed") => refused(status.message()),
             code::INVALID_ARGUMENT
             | code::FAILED_PRECONDITION
             | code::OUT_OF_RANGE

@@ -238,6 +238,7 @@ async fn an_unreachable_endpoint_fails_connect_naming_it_within_the_connect_time
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     let msg = err.to_string();
+    eprintln!("unreachable: {msg}");
     assert!(msg.contains(&endpoint), "{msg}");
     assert!(msg.contains("etcd"), "{msg}");
 }
