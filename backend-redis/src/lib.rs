@@ -88,6 +88,12 @@
 //!   `renew_interval` later, then `Revoked`). The epoch still rises in those cases (see
 //!   above), so a resource guarded by a [`Fence`](election_core::Fence) or a fenced write
 //!   refuses the older leader. Use etcd or ZooKeeper when that window matters.
+//! - **Sentinel** is asked for the master at connect and again after a command fails
+//!   (unreachable, timed out, or `READONLY` from a demoted master), at most once per
+//!   `connect_timeout`. A master that is still reachable after a *manual* failover keeps
+//!   accepting writes until the sentinel reconfigures it as a replica (up to about ten
+//!   seconds); until then this backend may keep using it, and those writes are lost when
+//!   it resyncs, which ends the leaderships taken there as `Revoked`.
 //! - **Pauses are fenced, not prevented**: a holder paused past its deadline (GC, SIGSTOP)
 //!   may act late; only the epoch protects the resource then.
 //! - Acquisition is not fair: whichever waiter's script runs first wins.

@@ -1,0 +1,185 @@
+//! Redis Sentinel: the master is found by name, and found again after the master crashes
+//! and the sentinel promotes its replica.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use election_core::Epoch;
+use election_redis::{RedisBackend, RedisConfig, SentinelConfig};
+use election_tests::launch::RedisServer;
+use tokio::time::Instant;
+
+const GENEROUS: Duration = Duration::from_secs(20);
+
+/// A sentinel process on a free loopback port, killed on drop.
+struct Sentinel {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(master_port: u16) -> Sentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\n\
+                 sentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel failover-timeout mymaster 5000\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (sentinel mode) from the redis-server package");
+        Sentinel {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a sentinel command, `None` while the sentinel is not up yet.
+async fn ask(sentinel: &Sentinel, args: &[&str]) -> Option<redis::Value> {
+    let client = redis::Client::open(sentinel.url()).ok()?;
+    let mut c = tokio::time::timeout(
+        Duration::from_secs(1),
+        client.get_multiplexed_async_connection(),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    redis::cmd("SENTINEL")
+        .arg(args)
+        .query_async(&mut c)
+        .await
+        .ok()
+}
+
+async fn master_port(sentinel: &Sentinel) -> Option<u16> {
+    let v = ask(sentinel, &["get-master-addr-by-name", "mymaster"]).await?;
+    let (_, port): (String, u16) = redis::from_redis_value(v).ok()?;
+    Some(port)
+}
+
+async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < GENEROUS, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_is_found_through_sentinel_and_again_after_it_crashes() {
+    election_tests::init_tracing();
+    let master = RedisServer::start().unwrap();
+    let replica = RedisServer::start().unwrap();
+    let mut r = raw(&replica.url()).await;
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.addr().port())
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    eventually("the replica is in sync", async || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut r)
+            .await
+            .ok()?;
+        info.contains("master_link_status:up").then_some(())
+    })
+    .await;
+    let sentinel = Sentinel::start(master.addr().port());
+    eventually("the sentinel knows the replica", async || {
+        let v = ask(&sentinel, &["replicas", "mymaster"]).await?;
+        let replicas: Vec<std::collections::HashMap<String, String>> =
+            redis::from_redis_value(v).ok()?;
+        replicas
+            .iter()
+            .any(|r| r.get("flags").is_some_and(|f| f == "slave"))
+            .then_some(())
+    })
+    .await;
+
+    let config = RedisConfig {
+        sentinel: Some(SentinelConfig {
+            master_name: "mymaster".into(),
+            addresses: vec![format!("127.0.0.1:{}", sentinel.port)],
+        }),
+        ..config("redis://ignored-host:1")
+    };
+    let backend = RedisBackend::connect(config, long_ttl()).await.unwrap();
+    assert!(
+        backend
+            .address()
+            .contains(&format!(":{}", master.addr().port())),
+        "{}",
+        backend.address()
+    );
+    let e = elector(&backend, "job", "a");
+    let first = e.campaign().await.unwrap();
+    let first_epoch = first.epoch();
+    first.resign().await.unwrap();
+
+    // The master crashes; the sentinel notices (down-after 1 s) and promotes the replica.
+    master.kill().unwrap();
+    let new_master = replica.addr().port();
+    eventually("the sentinel promoted the replica", async || {
+        (master_port(&sentinel).await? == new_master).then_some(())
+    })
+    .await;
+
+    // The backend's commands fail (connection refused), so it asks the sentinel again
+    // and elects on the new master.
+    let second: election_core::Leadership = eventually("elected on the new master", async || {
+        e.campaign().await.ok()
+    })
+    .await;
+    assert!(second.epoch() > first_epoch);
+    let mut on_new = raw(&replica.url()).await;
+    let epoch: u64 = redis::cmd("HGET")
+        .arg("{elector:job}:leader")
+        .arg("epoch")
+        .query_async(&mut on_new)
+        .await
+        .unwrap();
+    assert_eq!(
+        Epoch(epoch),
+        second.epoch(),
+        "the lease lives on the new master"
+    );
+    second.resign().await.unwrap();
+}
