@@ -1,0 +1,387 @@
+//! The versioned binary encoding of [`Message`]s inside one transport payload.
+//!
+//! ```text
+//! payload  = version:u8 (= 1) count:u32 message*count
+//! message  = tag:u8 body
+//! name     = len:u8 bytes          (an ElectionName, validated on decode)
+//! entries  = n:u32 (name term:u64)*n
+//! 1 Heartbeat     round:u64 incarnation:u64 version:u64 has_set:u8 [entries]
+//! 2 HeartbeatAck  round:u64 incarnation:u64 version:u64 need_full:u8 entries
+//! 3 PreVote       name term:u64 force:u8
+//! 4 PreVoteResp   name term:u64 granted:u8
+//! 5 Vote          name term:u64 force:u8
+//! 6 VoteResp      name term:u64 granted:u8
+//! 7 TimeoutNow    name term:u64
+//! 8 Candidacy     name term:u64 campaigning:u8
+//! ```
+//! Integers are big-endian. Anything else (another version, an unknown tag, a truncated or
+//! over-long payload, an invalid name, a boolean other than 0 or 1) is a [`DecodeError`].
+
+use bytes::{BufMut, Bytes, BytesMut};
+use election_core::ElectionName;
+
+use crate::core::{Message, Term};
+
+/// The encoding's version byte.
+pub const WIRE_VERSION: u8 = 1;
+
+/// Why a payload could not be decoded. The driver counts these and drops the payload.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The version byte is not [`WIRE_VERSION`]: the peer runs an incompatible release.
+    #[error("unsupported raft wire version {0} (this node speaks {WIRE_VERSION})")]
+    Version(u8),
+    /// The payload ended inside a message.
+    #[error("truncated raft payload")]
+    Truncated,
+    /// An unknown message tag.
+    #[error("unknown raft message tag {0}")]
+    Tag(u8),
+    /// A boolean byte other than 0 or 1.
+    #[error("invalid boolean byte {0}")]
+    Bool(u8),
+    /// An election name that breaks the naming rules.
+    #[error("invalid election name in raft payload: {0}")]
+    Name(String),
+    /// Bytes left over after the last message.
+    #[error("{0} trailing bytes after the last raft message")]
+    Trailing(usize),
+}
+
+/// Encodes `messages` into as few payloads as possible, each at most `max_len` bytes (a
+/// single message longer than that still gets its own payload, which the transport will
+/// refuse).
+pub fn encode(messages: &[Message], max_len: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut buf = BytesMut::new();
+    let mut count: u32 = 0;
+    let mut one = BytesMut::new();
+    for m in messages {
+        one.clear();
+        encode_message(m, &mut one);
+        if count > 0 && buf.len() + one.len() > max_len {
+            out.push(finish(&mut buf, count));
+            count = 0;
+        }
+        if count == 0 {
+            buf.put_u8(WIRE_VERSION);
+            buf.put_u32(0);
+        }
+        buf.extend_from_slice(&one);
+        count += 1;
+    }
+    if count > 0 {
+        out.push(finish(&mut buf, count));
+    }
+    out
+}
+
+fn finish(buf: &mut BytesMut, count: u32) -> Bytes {
+    buf[1..5].copy_from_slice(&count.to_be_bytes());
+    buf.split().freeze()
+}
+
+fn put_name(buf: &mut BytesMut, name: &ElectionName) {
+    // Names are at most 128 bytes (MAX_ELECTION_NAME_LEN), so one length byte suffices.
+    buf.put_u8(name.as_str().len() as u8);
+    buf.put_slice(name.as_str().as_bytes());
+}
+
+fn put_entries(buf: &mut BytesMut, entries: &[(ElectionName, Term)]) {
+    buf.put_u32(entries.len() as u32);
+    for (name, term) in entries {
+        put_name(buf, name);
+        buf.put_u64(*term);
+    }
+}
+
+fn encode_message(m: &Message, buf: &mut BytesMut) {
+    match m {
+        Message::Heartbeat {
+            round,
+            incarnation,
+            version,
+            set,
+        } => {
+            buf.put_u8(1);
+            buf.put_u64(*round);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*version);
+            match set {
+                Some(set) => {
+                    buf.put_u8(1);
+                    put_entries(buf, set);
+                }
+                None => buf.put_u8(0),
+            }
+        }
+        Message::HeartbeatAck {
+            round,
+            incarnation,
+            version,
+            need_full,
+            rejects,
+        } => {
+            buf.put_u8(2);
+            buf.put_u64(*round);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*version);
+            buf.put_u8(u8::from(*need_full));
+            put_entries(buf, rejects);
+        }
+        Message::PreVote {
+            election,
+            term,
+            force,
+        } => per_election(buf, 3, election, *term, Some(*force)),
+        Message::PreVoteResp {
+            election,
+            term,
+            granted,
+        } => per_election(buf, 4, election, *term, Some(*granted)),
+        Message::Vote {
+            election,
+            term,
+            force,
+        } => per_election(buf, 5, election, *term, Some(*force)),
+        Message::VoteResp {
+            election,
+            term,
+            granted,
+        } => per_election(buf, 6, election, *term, Some(*granted)),
+        Message::TimeoutNow { election, term } => per_election(buf, 7, election, *term, None),
+        Message::Candidacy {
+            election,
+            term,
+            campaigning,
+        } => per_election(buf, 8, election, *term, Some(*campaigning)),
+    }
+}
+
+fn per_election(buf: &mut BytesMut, tag: u8, name: &ElectionName, term: Term, flag: Option<bool>) {
+    buf.put_u8(tag);
+    put_name(buf, name);
+    buf.put_u64(term);
+    if let Some(f) = flag {
+        buf.put_u8(u8::from(f));
+    }
+}
+
+/// Decodes one payload. Never panics, whatever the input.
+pub fn decode(payload: &[u8]) -> Result<Vec<Message>, DecodeError> {
+    let mut r = Reader { buf: payload };
+    let version = r.u8()?;
+    if version != WIRE_VERSION {
+        return Err(DecodeError::Version(version));
+    }
+    let count = r.u32()? as usize;
+    // Every message takes at least 10 bytes: do not trust `count` for an allocation.
+    let mut out = Vec::with_capacity(count.min(r.buf.len() / 10 + 1));
+    for _ in 0..count {
+        out.push(r.message()?);
+    }
+    if !r.buf.is_empty() {
+        return Err(DecodeError::Trailing(r.buf.len()));
+    }
+    Ok(out)
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn bool(&mut self) -> Result<bool, DecodeError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(DecodeError::Bool(b)),
+        }
+    }
+
+    fn name(&mut self) -> Result<ElectionName, DecodeError> {
+        let len = self.u8()? as usize;
+        let bytes = self.take(len)?;
+        let s = std::str::from_utf8(bytes).map_err(|e| DecodeError::Name(e.to_string()))?;
+        ElectionName::new(s).map_err(|e| DecodeError::Name(e.to_string()))
+    }
+
+    fn entries(&mut self) -> Result<Vec<(ElectionName, Term)>, DecodeError> {
+        let n = self.u32()? as usize;
+        let mut out = Vec::with_capacity(n.min(self.buf.len() / 10 + 1));
+        for _ in 0..n {
+            out.push((self.name()?, self.u64()?));
+        }
+        Ok(out)
+    }
+
+    fn message(&mut self) -> Result<Message, DecodeError> {
+        let tag = self.u8()?;
+        Ok(match tag {
+            1 => Message::Heartbeat {
+                round: self.u64()?,
+                incarnation: self.u64()?,
+                version: self.u64()?,
+                set: if self.bool()? {
+                    Some(self.entries()?)
+                } else {
+                    None
+                },
+            },
+            2 => Message::HeartbeatAck {
+                round: self.u64()?,
+                incarnation: self.u64()?,
+                version: self.u64()?,
+                need_full: self.bool()?,
+                rejects: self.entries()?,
+            },
+            3 => Message::PreVote {
+                election: self.name()?,
+                term: self.u64()?,
+                force: self.bool()?,
+            },
+            4 => Message::PreVoteResp {
+                election: self.name()?,
+                term: self.u64()?,
+                granted: self.bool()?,
+            },
+            5 => Message::Vote {
+                election: self.name()?,
+                term: self.u64()?,
+                force: self.bool()?,
+            },
+            6 => Message::VoteResp {
+                election: self.name()?,
+                term: self.u64()?,
+                granted: self.bool()?,
+            },
+            7 => Message::TimeoutNow {
+                election: self.name()?,
+                term: self.u64()?,
+            },
+            8 => Message::Candidacy {
+                election: self.name()?,
+                term: self.u64()?,
+                campaigning: self.bool()?,
+            },
+            t => return Err(DecodeError::Tag(t)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn name(i: u64) -> ElectionName {
+        ElectionName::new(format!("job-{i}")).unwrap()
+    }
+
+    fn random_message(rng: &mut ChaCha8Rng) -> Message {
+        let e = name(rng.random_range(0..1000));
+        let t = rng.random();
+        let b = rng.random_bool(0.5);
+        let entries = |rng: &mut ChaCha8Rng| {
+            (0..rng.random_range(0..5))
+                .map(|i| (name(i), rng.random()))
+                .collect::<Vec<_>>()
+        };
+        match rng.random_range(0..8) {
+            0 => Message::Heartbeat {
+                round: rng.random(),
+                incarnation: rng.random(),
+                version: rng.random(),
+                set: b.then(|| entries(rng)),
+            },
+            1 => Message::HeartbeatAck {
+                round: rng.random(),
+                incarnation: rng.random(),
+                version: rng.random(),
+                need_full: b,
+                rejects: entries(rng),
+            },
+            2 => Message::PreVote { election: e, term: t, force: b },
+            3 => Message::PreVoteResp { election: e, term: t, granted: b },
+            4 => Message::Vote { election: e, term: t, force: b },
+            5 => Message::VoteResp { election: e, term: t, granted: b },
+            6 => Message::TimeoutNow { election: e, term: t },
+            _ => Message::Candidacy { election: e, term: t, campaigning: b },
+        }
+    }
+
+    #[test]
+    fn every_message_round_trips_and_batches_split_under_the_limit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..500 {
+            let msgs: Vec<Message> = (0..rng.random_range(1..20))
+                .map(|_| random_message(&mut rng))
+                .collect();
+            let limit = rng.random_range(64..2048);
+            let payloads = encode(&msgs, limit);
+            let mut back = Vec::new();
+            for p in &payloads {
+                back.extend(decode(p).unwrap());
+            }
+            assert_eq!(back, msgs);
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncations_are_errors_never_panics() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..64);
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            if rng.random_bool(0.5) && !bytes.is_empty() {
+                bytes[0] = WIRE_VERSION;
+            }
+            let _ = decode(&bytes);
+        }
+        let good = encode(&[random_message(&mut rng), random_message(&mut rng)], 1 << 20);
+        for cut in 0..good[0].len() {
+            assert!(decode(&good[0][..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn another_version_is_refused_by_name() {
+        let mut p = encode(&[Message::TimeoutNow { election: name(1), term: 3 }], 1024)[0].to_vec();
+        p[0] = 9;
+        assert_eq!(decode(&p), Err(DecodeError::Version(9)));
+    }
+
+    #[test]
+    fn a_huge_claimed_count_does_not_allocate() {
+        let mut p = vec![WIRE_VERSION];
+        p.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(decode(&p), Err(DecodeError::Truncated));
+    }
+}
