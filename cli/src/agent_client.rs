@@ -3,8 +3,9 @@
 //!
 //! The deadline rule is applied here, on the caller's side: every renewal marks the
 //! instant it *sent* the request, and the leadership is guaranteed until that instant plus
-//! the `lease_left_ms` of the answer, less `margin` (the kill grace, so that the guarded
-//! command is dead before the agent's lease can end). A dead, stuck or unreachable agent
+//! the `lease_left_ms` of the answer. The agent's own deadline already leaves the
+//! backend's kill grace before another node can be elected, so the guarded command is dead
+//! in time. A dead, stuck or unreachable agent
 //! answers nothing, so `lost()` fires at that deadline all the same.
 
 use std::net::SocketAddr;
@@ -141,13 +142,16 @@ pub(crate) struct AgentBackend {
 }
 
 impl AgentBackend {
-    /// The agent at `addr`, hosting a `kind` backend; `timing` gives the renewal pace and
-    /// the kill-grace margin.
+    /// The agent at `addr`, hosting a `kind` backend; `timing` gives the renewal pace.
+    ///
+    /// No margin is subtracted here: the agent's own leadership deadline already leaves the
+    /// backend's kill grace (`timing.kill_grace`, or `backend.raft.kill_grace`), and
+    /// `elector run` refuses a longer grace.
     pub(crate) fn new(addr: SocketAddr, kind: &'static str, timing: LeaseTiming) -> Self {
         AgentBackend {
             client: Client { addr, kind },
             timing,
-            margin: timing.kill_grace,
+            margin: Duration::ZERO,
         }
     }
 }

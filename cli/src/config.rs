@@ -363,20 +363,32 @@ impl Loaded {
             .map_err(|e| Failure::config(figment_error(e)))
     }
 
-    /// The kill grace for `run`: the flag or `run.kill_grace`, else `timing.kill_grace`;
-    /// refused if it exceeds `timing.kill_grace`, because then the child could outlive the
-    /// lease.
+    /// The most a guarded child may get between SIGTERM and SIGKILL: the kill grace the
+    /// backend's leadership deadline already subtracts (`timing.kill_grace`, or
+    /// `backend.raft.kill_grace` for raft), and the key that sets it.
+    fn kill_grace_limit(&self) -> Result<(Duration, &'static str), Failure> {
+        #[cfg(feature = "raft")]
+        if self.settings.backend.kind.as_deref() == Some("raft") {
+            let raft = crate::raft::config(self)?;
+            return Ok((raft.kill_grace, "backend.raft.kill_grace"));
+        }
+        Ok((self.settings.timing.kill_grace, "timing.kill_grace"))
+    }
+
+    /// The kill grace for `run`: the flag or `run.kill_grace`, else the backend's (see
+    /// [`Loaded::kill_grace_limit`]); refused if it exceeds the backend's, because then the
+    /// child could outlive the lease.
     pub(crate) fn kill_grace(&self) -> Result<Duration, Failure> {
-        let timing = self.settings.timing.kill_grace;
+        let (limit, key) = self.kill_grace_limit()?;
         match self.settings.run.kill_grace {
-            None => Ok(timing),
-            Some(g) if g <= timing => Ok(g),
+            None => Ok(limit),
+            Some(g) if g <= limit => Ok(g),
             Some(g) => Err(self.invalid(
                 "run.kill_grace",
                 format!(
-                    "{} exceeds timing.kill_grace ({}): the lease deadline leaves only timing.kill_grace for the child to die, so a longer grace could let it run on after another node is elected; raise timing.kill_grace (and ttl) instead",
+                    "{} exceeds {key} ({}): the leadership deadline leaves only {key} for the child to die, so a longer grace could let it run on after another node is elected; raise {key} instead",
                     humantime::format_duration(g),
-                    humantime::format_duration(timing)
+                    humantime::format_duration(limit)
                 ),
             )),
         }

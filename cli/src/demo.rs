@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use election_core::{Candidate, ElectionName, Epoch, Fence, LeaderElector, Leadership, NodeId};
+use election_core::{ElectionName, Epoch, Fence, LeaderElector, Leadership, NodeId};
 
 use crate::exit::{self, Failure};
 use crate::process::{Job, Launcher};
@@ -129,6 +129,7 @@ pub(crate) async fn run() -> Result<u8, Failure> {
     println!("    the job's write at epoch {old} was accepted by the fence");
 
     println!("4. {old_node} crashes (no resign, no goodbye)");
+    let crashed_at = tokio::time::Instant::now();
     (cluster.crash)(leader);
     // The crashed node's own view lapses at its deadline; keep the guard from resigning.
     std::mem::forget(leadership);
@@ -136,7 +137,10 @@ pub(crate) async fn run() -> Result<u8, Failure> {
     let (next, new_leadership) = first_elected(&cluster, &rest).await?;
     let new = new_leadership.epoch();
     let new_node = cluster.nodes[next].0.clone();
-    println!("5. {new_node} was elected leader at epoch {new} (higher than {old})");
+    println!(
+        "5. {new_node} was elected leader at epoch {new} (higher than {old}), {} ms after the crash",
+        crashed_at.elapsed().as_millis()
+    );
     if new <= old {
         return Err(Failure::new(
             exit::SOFTWARE,
@@ -166,7 +170,7 @@ pub(crate) async fn run() -> Result<u8, Failure> {
 
 #[cfg(not(feature = "raft"))]
 async fn cluster(election: &ElectionName) -> Result<Cluster, Failure> {
-    use election_core::{Backend as _, LeaseTiming, MemoryServer};
+    use election_core::{Backend as _, Candidate, LeaseTiming, MemoryServer};
     let server = MemoryServer::new(LeaseTiming::fast_for_tests())?;
     let mut nodes = Vec::new();
     let mut conns = Vec::new();

@@ -88,7 +88,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    logging::init(cli.log_format);
+    // The demo narrates on stdout; keep its logs to warnings unless RUST_LOG says otherwise.
+    let quiet = matches!(cli.command, Command::Demo);
+    logging::init(cli.log_format, quiet);
     let format = cli.log_format;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
