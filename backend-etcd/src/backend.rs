@@ -43,6 +43,7 @@ impl EtcdBackend {
         }
         let address = config.address();
         let options = config.connect_options()?;
+        let tls = config.tls.is_some();
         let client = match tokio::time::timeout(
             config.connect_timeout,
             Client::connect(&config.endpoints, Some(options)),
@@ -51,25 +52,25 @@ impl EtcdBackend {
         {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
-                return Err(with_hint(map_error(
-                    &address,
-                    &config.prefix,
-                    None,
-                    "connecting",
-                    e,
-                )));
+                return Err(with_hint(
+                    map_error(&address, &config.prefix, None, "connecting", e),
+                    tls,
+                ));
             }
             Err(_) => {
-                return Err(with_hint(Error::unavailable(
-                    KIND,
-                    &address,
-                    None,
-                    format!(
-                        "connecting: no answer within {}",
-                        humantime::format_duration(config.connect_timeout)
+                return Err(with_hint(
+                    Error::unavailable(
+                        KIND,
+                        &address,
+                        None,
+                        format!(
+                            "connecting: no answer within {}",
+                            humantime::format_duration(config.connect_timeout)
+                        ),
+                        None,
                     ),
-                    None,
-                )));
+                    tls,
+                ));
             }
         };
         let conn = Conn {
@@ -95,7 +96,7 @@ impl EtcdBackend {
             },
         )
         .await
-        .map_err(with_hint)?;
+        .map_err(|e| with_hint(e, tls))?;
         tracing::debug!(address = %address, prefix = %config.prefix, "connected to etcd");
         Ok(EtcdBackend {
             conn: Arc::new(conn),
@@ -136,7 +137,7 @@ impl Backend for EtcdBackend {
 }
 
 /// Adds what to check to an `Unavailable` error from connecting.
-fn with_hint(e: Error) -> Error {
+fn with_hint(e: Error, tls: bool) -> Error {
     match e {
         Error::Unavailable {
             backend,
@@ -150,7 +151,14 @@ fn with_hint(e: Error) -> Error {
             election,
             detail: format!(
                 "{detail} (is etcd running there, and does http:// or https:// match its \
-                 --listen-client-urls?)"
+                 --listen-client-urls?{})",
+                if tls {
+                    " With TLS: is etcd.tls.ca_file the CA that signed the server's \
+                     certificate, and does the server require a client certificate \
+                     (etcd.tls.cert_file and key_file)?"
+                } else {
+                    ""
+                }
             ),
             source,
         },
