@@ -170,9 +170,7 @@ impl From<Error> for election_core::Error {
     fn from(e: Error) -> Self {
         match e {
             Error::Config { key, reason } => election_core::Error::config(key, reason),
-            Error::TlsFile { ref path, .. } => {
-                election_core::Error::config(path.display().to_string(), e)
-            }
+            Error::TlsFile { .. } => election_core::Error::config("auth.tls", e),
             Error::Bind { addr, .. } => {
                 let detail = e.to_string();
                 election_core::Error::unavailable(
@@ -188,5 +186,36 @@ impl From<Error> for election_core::Error {
                 election_core::Error::protocol("transport", addr, None, other)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use election_core::ErrorKind;
+
+    #[test]
+    fn converted_errors_keep_their_kind_and_name_the_address() {
+        let bind = Error::Bind {
+            addr: "127.0.0.1:7000".parse().unwrap(),
+            source: io::Error::from(io::ErrorKind::AddrInUse),
+        };
+        let core: election_core::Error = bind.into();
+        assert_eq!(core.kind(), ErrorKind::Unavailable);
+        assert!(core.to_string().contains("127.0.0.1:7000"), "{core}");
+        let core: election_core::Error = Error::config("send_queue_len", "zero").into();
+        assert_eq!(core.kind(), ErrorKind::Config);
+        let auth = Error::Auth {
+            peer: Some(NodeId::new("n2").unwrap()),
+            addr: "127.0.0.1:7002".into(),
+            reason: "bad MAC".into(),
+        };
+        assert_eq!(
+            auth.to_string(),
+            "peer n2 at 127.0.0.1:7002 failed authentication: bad MAC"
+        );
+        let core: election_core::Error = auth.into();
+        assert_eq!(core.kind(), ErrorKind::Protocol);
+        assert!(core.to_string().contains("127.0.0.1:7002"), "{core}");
     }
 }
