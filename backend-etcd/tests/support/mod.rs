@@ -24,6 +24,13 @@ pub(crate) fn timing() -> LeaseTiming {
     LeaseTiming::fast_for_tests()
 }
 
+/// A long lease (the defaults: 10 s TTL, 7.8 s hold budget), for tests that prove
+/// something happened *without* waiting for a lease to expire: the margin is then wide
+/// enough for a busy machine.
+pub(crate) fn long_timing() -> LeaseTiming {
+    LeaseTiming::default()
+}
+
 /// Starts a single-member etcd (blocking this worker for about 0.1 s).
 pub(crate) fn etcd() -> EtcdServer {
     election_tests::init_tracing();
