@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use election_core::{ErrorKind, Fence, LeaseTiming, LossReason};
+use election_tests::history::History;
 use election_tests::launch::EtcdCluster;
 use election_tests::proxy::{Direction, Fault};
 use support::*;
@@ -18,10 +19,27 @@ async fn a_blackholed_leader_loses_by_its_deadline_before_the_waiter_is_elected(
     let a = ProxiedNode::start(server.addr(), "node-a", t).await;
     let b = ProxiedNode::start(server.addr(), "node-b", t).await;
     let election = name("cut1");
+    let history = History::new();
     let leadership = a.elector(&election).campaign().await.unwrap();
+    history.granted(&a.id, leadership.epoch());
+    // Record A's loss the moment lost() fires, from its own task.
+    let recorder = {
+        let (watch, history, id, epoch) = (
+            leadership.loss_watch(),
+            history.clone(),
+            a.id.clone(),
+            leadership.epoch(),
+        );
+        tokio::spawn(async move {
+            watch.lost().await;
+            history.lost(&id, epoch);
+        })
+    };
     let b_elector = b.elector(&election);
+    let (b_history, b_id) = (history.clone(), b.id.clone());
     let waiter = tokio::spawn(async move {
         let l = b_elector.campaign().await.unwrap();
+        b_history.granted(&b_id, l.epoch());
         (Instant::now(), l)
     });
     // Let a renewal or two happen, then cut A off in both directions.
@@ -53,7 +71,12 @@ async fn a_blackholed_leader_loses_by_its_deadline_before_the_waiter_is_elected(
         granted_at - cut_at
     );
     assert!(b_leadership.epoch() > leadership.epoch());
+    within(SOON, "the loss recorder", recorder).await.unwrap();
+    if let Err(violations) = history.check() {
+        panic!("history violations: {violations:?}\n{history}");
+    }
     a.proxy.set(Direction::Both, Fault::Pass);
+    history.resigned(&b.id, b_leadership.epoch());
     b_leadership.resign().await.unwrap();
 }
 
@@ -65,17 +88,30 @@ async fn a_stale_leader_past_its_ttl_is_refused_by_the_fence() {
     let b = ProxiedNode::start(server.addr(), "node-b", t).await;
     let election = name("fence1");
     let fence = Fence::new();
+    let history = History::new();
+    let write = |node: &election_core::NodeId, epoch| {
+        let r = fence.admit(epoch);
+        history.fenced_write(node, epoch, r.is_ok());
+        r
+    };
     let old = a.elector(&election).campaign().await.unwrap();
-    fence.admit(old.epoch()).unwrap();
-    // A is paused (as far as etcd can tell): nothing it sends arrives.
+    history.granted(&a.id, old.epoch());
+    write(&a.id, old.epoch()).unwrap();
+    // A is paused (as far as etcd can tell): nothing it sends arrives, and it does not
+    // look at lost() either.
+    history.pause_injected();
     a.proxy.set(Direction::Both, Fault::Blackhole);
     let new = within(SOON, "B's election", b.elector(&election).campaign())
         .await
         .unwrap();
-    fence.admit(new.epoch()).unwrap();
-    // A wakes up and, ignoring lost(), writes with the epoch it still holds.
-    let stale = fence.admit(old.epoch()).unwrap_err();
+    history.granted(&b.id, new.epoch());
+    write(&b.id, new.epoch()).unwrap();
+    // A wakes up and writes with the epoch it still holds.
+    let stale = write(&a.id, old.epoch()).unwrap_err();
     assert_eq!(stale.kind(), ErrorKind::StaleEpoch, "{stale}");
+    if let Err(violations) = history.check() {
+        panic!("history violations: {violations:?}\n{history}");
+    }
     assert!(!old.is_held(), "its own deadline has passed too");
     a.proxy.set(Direction::Both, Fault::Pass);
     new.resign().await.unwrap();
