@@ -1,6 +1,7 @@
 //! [`RedisConfig`]: where the server is, how to log in, how long to wait, which keys to use.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use election_core::{Error, LeaseTiming, Result};
@@ -48,6 +49,14 @@ pub struct RedisConfig {
     /// `{<prefix>E}:channel`: one hash tag per election, so all keys of an election live in
     /// one Redis Cluster slot. Must not contain `{`, `}` or whitespace.
     pub key_prefix: String,
+    /// For `rediss://`: a PEM file of CA certificates to trust instead of the system's
+    /// roots (a private CA). Default none (the system's roots).
+    pub tls_ca_file: Option<PathBuf>,
+    /// For `rediss://` with client authentication (`tls-auth-clients yes`): this client's
+    /// PEM certificate. Default none. Set together with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`. Default none.
+    pub tls_key_file: Option<PathBuf>,
     /// Find the master through Redis Sentinel instead of `url`'s host. Default none.
     pub sentinel: Option<SentinelConfig>,
     /// Run `CONFIG SET notify-keyspace-events` at connect to add key-expiry events (`Kx`)
@@ -89,6 +98,9 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_secs(1),
             key_prefix: "elector:".into(),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             sentinel: None,
             keyspace_notifications: false,
         }
@@ -145,7 +157,30 @@ impl RedisConfig {
         {
             return Err(Error::config("redis.database", format!("{db} is negative")));
         }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(Error::config(
+                "redis.tls_cert_file",
+                "set tls_cert_file and tls_key_file together (a client certificate needs its key)",
+            ));
+        }
+        let tls_files = self.tls_ca_file.is_some() || self.tls_cert_file.is_some();
+        if tls_files && !self.url.starts_with("rediss://") {
+            return Err(Error::config(
+                "redis.tls_ca_file",
+                format!(
+                    "TLS files are set but {:?} is not a rediss:// URL",
+                    redact_url(&self.url)
+                ),
+            ));
+        }
         if let Some(s) = &self.sentinel {
+            if tls_files {
+                return Err(Error::config(
+                    "redis.sentinel",
+                    "custom TLS files (tls_ca_file, tls_cert_file) are not supported with \
+                     Sentinel; use certificates the system trusts",
+                ));
+            }
             if s.master_name.trim().is_empty() {
                 return Err(Error::config(
                     "redis.sentinel.master_name",
@@ -165,6 +200,36 @@ impl RedisConfig {
             }
         }
         Ok(())
+    }
+
+    /// The custom TLS material, read from the files named in the configuration.
+    pub(crate) fn tls_certificates(&self) -> Result<Option<redis::TlsCertificates>> {
+        let read = |key: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| {
+                Error::config(
+                    format!("redis.{key}"),
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })
+        };
+        if self.tls_ca_file.is_none() && self.tls_cert_file.is_none() {
+            return Ok(None);
+        }
+        let root_cert = match &self.tls_ca_file {
+            Some(p) => Some(read("tls_ca_file", p)?),
+            None => None,
+        };
+        let client_tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+                client_cert: read("tls_cert_file", c)?,
+                client_key: read("tls_key_file", k)?,
+            }),
+            _ => None,
+        };
+        Ok(Some(redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        }))
     }
 
     /// The password to use: `password`, else the variable named by `password_env`.
@@ -254,6 +319,9 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("key_prefix", &self.key_prefix)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .field("sentinel", &self.sentinel)
             .field("keyspace_notifications", &self.keyspace_notifications)
             .finish()
@@ -348,6 +416,43 @@ mod tests {
         assert!(err.contains("redis.sentinel.addresses"), "{err}");
         c.sentinel.as_mut().unwrap().addresses = vec!["127.0.0.1:26379".into()];
         c.validate(&timing()).unwrap();
+    }
+
+    #[test]
+    fn tls_files_need_rediss_and_a_cert_needs_its_key() {
+        let c = RedisConfig {
+            tls_ca_file: Some("/ca.pem".into()),
+            ..RedisConfig::default()
+        };
+        assert!(
+            c.validate(&timing())
+                .unwrap_err()
+                .to_string()
+                .contains("rediss://")
+        );
+        let c = RedisConfig {
+            tls_cert_file: Some("/c.pem".into()),
+            ..RedisConfig::with_url("rediss://h:1")
+        };
+        assert!(
+            c.validate(&timing())
+                .unwrap_err()
+                .to_string()
+                .contains("tls_key_file")
+        );
+        let c = RedisConfig {
+            tls_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..RedisConfig::with_url("rediss://h:1")
+        };
+        c.validate(&timing()).unwrap();
+        let err = match c.tls_certificates() {
+            Ok(_) => panic!("an unreadable CA file was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("redis.tls_ca_file") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]

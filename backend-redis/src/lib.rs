@@ -108,7 +108,8 @@
 //! (none; never logged or serialized), `password_env` (none: the name of an environment
 //! variable with the password), `database` (the URL's, else 0), `connect_timeout` (2 s),
 //! `command_timeout` (1 s; must be below `ttl - clock_drift - kill_grace`), `key_prefix`
-//! (`elector:`), `sentinel` (none; [`SentinelConfig`]: `master_name` `mymaster`,
+//! (`elector:`), `tls_ca_file` / `tls_cert_file` / `tls_key_file` (none: the system's
+//! roots, no client certificate), `sentinel` (none; [`SentinelConfig`]: `master_name` `mymaster`,
 //! `addresses` `host:port` list), `keyspace_notifications` (`false`: if true, `CONFIG SET
 //! notify-keyspace-events` adds `Kx` at connect).
 //!

@@ -17,8 +17,8 @@ pub(crate) const KIND: &str = "redis";
 
 /// How to find the server.
 enum Target {
-    /// The URL's host.
-    Direct(ConnectionInfo),
+    /// The URL's host, with custom TLS material if configured.
+    Direct(ConnectionInfo, Option<redis::TlsCertificates>),
     /// The master of `master_name`, as the sentinels say.
     Sentinel {
         sentinels: Vec<String>,
@@ -95,7 +95,10 @@ impl Link {
             None => {
                 let address = display_addr(parsed.addr(), database);
                 (
-                    Target::Direct(parsed.clone().set_redis_settings(settings)),
+                    Target::Direct(
+                        parsed.clone().set_redis_settings(settings),
+                        config.tls_certificates()?,
+                    ),
                     address,
                 )
             }
@@ -291,8 +294,11 @@ async fn new_manager(
 /// A client for the server to use now.
 async fn resolve(target: &Target, connect_timeout: Duration, address: &str) -> Result<Client> {
     match target {
-        Target::Direct(info) => Client::open(info.clone())
-            .map_err(|e| Error::config("redis.url", format!("{address}: {e}"))),
+        Target::Direct(info, tls) => match tls {
+            None => Client::open(info.clone()),
+            Some(certs) => Client::build_with_tls(info.clone(), certs.clone()),
+        }
+        .map_err(|e| Error::config("redis.url", format!("{address}: {e}"))),
         Target::Sentinel {
             sentinels,
             master_name,
@@ -355,6 +361,17 @@ pub(crate) fn map_error(
                 "{doing}: {}",
                 e.detail()
                     .map_or(text.clone(), |d| format!("WRONGTYPE {d}"))
+            ),
+        );
+    }
+    if text.contains("certificate") {
+        return Error::protocol(
+            KIND,
+            address,
+            election,
+            format!(
+                "TLS handshake failed while {doing}: {text}; check redis.tls_ca_file (the CA \
+                 that signed the server's certificate) and redis.tls_cert_file/tls_key_file"
             ),
         );
     }
