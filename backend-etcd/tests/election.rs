@@ -260,3 +260,19 @@ async fn a_campaign_future_dropped_while_waiting_withdraws_its_key() {
     assert!(leader.is_held());
     leader.resign().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_endpoint_among_several_is_skipped() {
+    let server = etcd();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let backend = connect(vec![dead, server.endpoint()], timing()).await;
+    let a = elector(&backend, "e11", "node-a");
+    for _ in 0..20 {
+        let l = within(SOON, "campaign", a.campaign()).await.unwrap();
+        assert_eq!(a.leader().await.unwrap().unwrap().epoch, l.epoch());
+        l.resign().await.unwrap();
+    }
+}
