@@ -328,12 +328,35 @@ mod tests {
                 need_full: b,
                 rejects: entries(rng),
             },
-            2 => Message::PreVote { election: e, term: t, force: b },
-            3 => Message::PreVoteResp { election: e, term: t, granted: b },
-            4 => Message::Vote { election: e, term: t, force: b },
-            5 => Message::VoteResp { election: e, term: t, granted: b },
-            6 => Message::TimeoutNow { election: e, term: t },
-            _ => Message::Candidacy { election: e, term: t, campaigning: b },
+            2 => Message::PreVote {
+                election: e,
+                term: t,
+                force: b,
+            },
+            3 => Message::PreVoteResp {
+                election: e,
+                term: t,
+                granted: b,
+            },
+            4 => Message::Vote {
+                election: e,
+                term: t,
+                force: b,
+            },
+            5 => Message::VoteResp {
+                election: e,
+                term: t,
+                granted: b,
+            },
+            6 => Message::TimeoutNow {
+                election: e,
+                term: t,
+            },
+            _ => Message::Candidacy {
+                election: e,
+                term: t,
+                campaigning: b,
+            },
         }
     }
 
@@ -365,7 +388,10 @@ mod tests {
             }
             let _ = decode(&bytes);
         }
-        let good = encode(&[random_message(&mut rng), random_message(&mut rng)], 1 << 20);
+        let good = encode(
+            &[random_message(&mut rng), random_message(&mut rng)],
+            1 << 20,
+        );
         for cut in 0..good[0].len() {
             assert!(decode(&good[0][..cut]).is_err());
         }
@@ -373,7 +399,14 @@ mod tests {
 
     #[test]
     fn another_version_is_refused_by_name() {
-        let mut p = encode(&[Message::TimeoutNow { election: name(1), term: 3 }], 1024)[0].to_vec();
+        let mut p = encode(
+            &[Message::TimeoutNow {
+                election: name(1),
+                term: 3,
+            }],
+            1024,
+        )[0]
+        .to_vec();
         p[0] = 9;
         assert_eq!(decode(&p), Err(DecodeError::Version(9)));
     }

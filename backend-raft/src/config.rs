@@ -187,8 +187,7 @@ impl RaftConfig {
         )?;
         rule(
             "election_timeout_min",
-            self.election_timeout_min
-                >= self.clock_drift + self.kill_grace + self.heartbeat * 2,
+            self.election_timeout_min >= self.clock_drift + self.kill_grace + self.heartbeat * 2,
             format!(
                 "election_timeout_min ({}) must be at least clock_drift ({}) + kill_grace ({}) + \
                  2 x heartbeat ({}): the leader lease is election_timeout_min - clock_drift - \
@@ -267,7 +266,12 @@ mod tests {
             clock_drift: Duration::from_millis(1),
             ..valid()
         };
-        assert!(c.validate().unwrap_err().to_string().contains("raft.clock_drift"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("raft.clock_drift")
+        );
     }
 
     #[test]
@@ -290,7 +294,12 @@ mod tests {
             secret: None,
             ..valid()
         };
-        assert!(none.validate().unwrap_err().to_string().contains("raft.secret"));
+        assert!(
+            none.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("raft.secret")
+        );
         let both = RaftConfig {
             secret_file: Some("/x".into()),
             ..valid()

@@ -158,11 +158,21 @@ impl Driver {
                     if let Some((_, k)) = self.keepers.remove(&election) {
                         k.end(LossReason::Resigned);
                     }
-                    self.core.resign(now, &election);
+                    self.resign(now, &election);
                 }
                 let _ = reply.send(());
             }
             Command::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    /// Resigns in the core; campaigns of this process that are still waiting (a new
+    /// `campaign` may have started before the old leadership's resign arrived) keep the
+    /// node campaigning. The core does not let it win the election straight back.
+    fn resign(&mut self, now: std::time::Instant, election: &ElectionName) {
+        self.core.resign(now, election);
+        if self.waiters.contains_key(election) {
+            self.core.campaign(now, election);
         }
     }
 
@@ -188,15 +198,16 @@ impl Driver {
         while let Some(batch) = self.core.poll_persist() {
             changes.extend(batch);
         }
-        let persisted = changes.is_empty() || {
-            match self.state.save(changes) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot persist raft term/vote; dropping the messages that depend on it");
-                    false
+        let persisted = changes.is_empty()
+            || {
+                match self.state.save(changes) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot persist raft term/vote; dropping the messages that depend on it");
+                        false
+                    }
                 }
-            }
-        };
+            };
         while let Some(t) = self.core.poll_transmit() {
             if !persisted {
                 continue;
@@ -237,7 +248,7 @@ impl Driver {
                 let now = std::time::Instant::now();
                 for e in lapsed {
                     self.keepers.remove(&e);
-                    self.core.resign(now, &e);
+                    self.resign(now, &e);
                 }
             }
             Event::Lost {
@@ -291,7 +302,7 @@ impl Driver {
             self.keepers.insert(election, (term, keeper));
         } else {
             keeper.end(LossReason::Resigned);
-            self.core.resign(std::time::Instant::now(), &election);
+            self.resign(std::time::Instant::now(), &election);
             tracing::debug!(backend = KIND, %election, term, "elected after the campaign was dropped; resigned");
         }
     }

@@ -197,7 +197,12 @@ impl RaftNode {
     /// [`Error::Closed`].
     pub async fn shutdown(self) {
         let (tx, rx) = oneshot::channel();
-        if self.inner.commands.send(Command::Shutdown { reply: tx }).is_ok() {
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown { reply: tx })
+            .is_ok()
+        {
             let _ = rx.await;
         }
         self.inner.closed.store(true, Ordering::SeqCst);
@@ -217,12 +222,17 @@ impl RaftNode {
 fn auth(config: &RaftConfig) -> Result<Auth> {
     let te = |e: election_transport::Error| Error::config("raft.secret", e.to_string());
     if let Some(s) = &config.secret {
-        return Ok(Auth::SharedSecret(Secret::new(s.as_bytes().to_vec()).map_err(te)?));
+        return Ok(Auth::SharedSecret(
+            Secret::new(s.as_bytes().to_vec()).map_err(te)?,
+        ));
     }
     if let Some(path) = &config.secret_file {
         return Ok(Auth::SharedSecret(Secret::from_file(path).map_err(te)?));
     }
-    let tls = config.tls.as_ref().expect("validated: one auth method is set");
+    let tls = config
+        .tls
+        .as_ref()
+        .expect("validated: one auth method is set");
     Ok(Auth::MutualTls(TlsFiles {
         ca: tls.ca.clone(),
         cert: tls.cert.clone(),
@@ -310,7 +320,8 @@ impl LeaderElector for RaftElector {
     }
 
     async fn try_campaign(&self) -> Result<Option<Leadership>> {
-        let other_leads = |l: &Option<LeaderInfo>| l.as_ref().is_some_and(|i| i.node != self.inner.me);
+        let other_leads =
+            |l: &Option<LeaderInfo>| l.as_ref().is_some_and(|i| i.node != self.inner.me);
         if other_leads(&self.leader.borrow()) {
             return Ok(None);
         }

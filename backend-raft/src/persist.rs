@@ -125,16 +125,32 @@ mod tests {
         let mut f = StateFile::open(dir.path()).unwrap();
         let e = ElectionName::new("backup").unwrap();
         let v = NodeId::new("n2").unwrap();
-        f.save(vec![(e.clone(), HardState { term: 7, vote: Some(v.clone()) })])
-            .unwrap();
+        f.save(vec![(
+            e.clone(),
+            HardState {
+                term: 7,
+                vote: Some(v.clone()),
+            },
+        )])
+        .unwrap();
         let again = StateFile::open(dir.path()).unwrap();
-        assert_eq!(again.state()[&e], HardState { term: 7, vote: Some(v) });
+        assert_eq!(
+            again.state()[&e],
+            HardState {
+                term: 7,
+                vote: Some(v)
+            }
+        );
     }
 
     #[test]
     fn a_corrupt_file_is_refused_not_reset() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(FILE), "elector-raft-state v1\nbackup seven -\n").unwrap();
+        fs::write(
+            dir.path().join(FILE),
+            "elector-raft-state v1\nbackup seven -\n",
+        )
+        .unwrap();
         let err = StateFile::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("corrupt") && err.contains("line 2"), "{err}");
     }

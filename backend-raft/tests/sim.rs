@@ -23,8 +23,9 @@ fn ms(v: u64) -> Duration {
 }
 
 /// One random schedule; `Err` describes the violated invariant.
+#[allow(clippy::result_large_err)]
 fn run_schedule(seed: u64, keep_log: bool) -> Result<Sim, (Sim, String)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_5eed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_5eed);
     let n = if rng.random_bool(0.7) { 3 } else { 5 };
     let voters_only: Vec<usize> = if n == 5 && rng.random_bool(0.3) {
         vec![4]
@@ -220,7 +221,10 @@ fn sim_replay() {
             for l in &sim.log[skip..] {
                 eprintln!("{l}");
             }
-            panic!("seed {seed} failed: {why}\nreplay: {}", replay_command(seed));
+            panic!(
+                "seed {seed} failed: {why}\nreplay: {}",
+                replay_command(seed)
+            );
         }
     }
 }

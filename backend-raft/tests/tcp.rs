@@ -111,8 +111,12 @@ async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
         "lost() took {:?}, more than the lease budget {budget:?} (+ slack)",
         lost_at - cut_at
     );
-    let (new, ln, granted_at) =
-        next_grant(&mut grants, Duration::from_secs(10), "majority after the partition").await;
+    let (new, ln, granted_at) = next_grant(
+        &mut grants,
+        Duration::from_secs(10),
+        "majority after the partition",
+    )
+    .await;
     assert!(
         ![old, buddy].contains(&new),
         "node {new} of the minority was elected"
@@ -125,9 +129,15 @@ async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
     // The minority stays without a leader for several election timeouts.
     let quiet = c.config(old).election_timeout_max * 4;
     if let Ok(Some((i, l, _))) = timeout(quiet, grants.recv()).await {
-        panic!("node {i} was elected at epoch {} during the partition", l.epoch());
+        panic!(
+            "node {i} was elected at epoch {} during the partition",
+            l.epoch()
+        );
     }
-    assert!(ln.is_held(), "the majority leader lost its lease during the partition");
+    assert!(
+        ln.is_held(),
+        "the majority leader lost its lease during the partition"
+    );
     drop(lo);
     c.heal();
 }
@@ -196,7 +206,12 @@ async fn voters_only_vote_but_never_campaign() {
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     c.crash(1);
     let mut grants = campaign_all(&c, &e, &[0]);
-    let (i, _, _) = next_grant(&mut grants, Duration::from_secs(10), "with a voter-only member").await;
+    let (i, _, _) = next_grant(
+        &mut grants,
+        Duration::from_secs(10),
+        "with a voter-only member",
+    )
+    .await;
     assert_eq!(i, 0);
 }
 
@@ -228,7 +243,11 @@ async fn many_elections_share_one_connection_per_peer() {
             .await
             .expect("not every election got a leader in 30 s")
             .unwrap();
-        assert!(led.insert(k), "election {k} was granted twice at once (epoch {})", l.epoch());
+        assert!(
+            led.insert(k),
+            "election {k} was granted twice at once (epoch {})",
+            l.epoch()
+        );
         held.push(l);
     }
     assert!(held.iter().all(|l| l.is_held()));

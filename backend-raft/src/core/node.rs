@@ -767,7 +767,14 @@ impl Node {
 
     /// §9.6 (pre-vote) and §6 (leader lease, "disruptive servers"): a node that heard from a
     /// live leader within the minimum election timeout does not answer.
-    fn on_pre_vote(&mut self, now: Instant, p: usize, election: ElectionName, term: Term, force: bool) {
+    fn on_pre_vote(
+        &mut self,
+        now: Instant,
+        p: usize,
+        election: ElectionName,
+        term: Term,
+        force: bool,
+    ) {
         let i = self.election(&election, now);
         if !force && self.in_lease(i, now) {
             return;
@@ -784,7 +791,14 @@ impl Node {
         );
     }
 
-    fn on_pre_vote_resp(&mut self, now: Instant, p: usize, election: &ElectionName, term: Term, granted: bool) {
+    fn on_pre_vote_resp(
+        &mut self,
+        now: Instant,
+        p: usize,
+        election: &ElectionName,
+        term: Term,
+        granted: bool,
+    ) {
         let Some(&i) = self.by_name.get(election) else {
             return;
         };
@@ -816,9 +830,8 @@ impl Node {
         self.adopt_term(i, term, now);
         let candidate = &self.members[p];
         let e = &mut self.elections[i];
-        let granted = term == e.term
-            && !e.is_leader()
-            && e.vote.as_ref().is_none_or(|v| v == candidate);
+        let granted =
+            term == e.term && !e.is_leader() && e.vote.as_ref().is_none_or(|v| v == candidate);
         if granted && e.vote.is_none() {
             e.vote = Some(candidate.clone());
             self.dirty.insert(i);
@@ -837,7 +850,14 @@ impl Node {
         );
     }
 
-    fn on_vote_resp(&mut self, now: Instant, p: usize, election: &ElectionName, term: Term, granted: bool) {
+    fn on_vote_resp(
+        &mut self,
+        now: Instant,
+        p: usize,
+        election: &ElectionName,
+        term: Term,
+        granted: bool,
+    ) {
         let Some(&i) = self.by_name.get(election) else {
             return;
         };
@@ -1067,7 +1087,8 @@ impl Node {
         }
         let timeout = self.random_timeout();
         let i = self.elections.len();
-        self.elections.push(Election::new(name.clone(), now, timeout));
+        self.elections
+            .push(Election::new(name.clone(), now, timeout));
         self.by_name.insert(name.clone(), i);
         i
     }

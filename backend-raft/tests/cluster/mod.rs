@@ -51,7 +51,11 @@ impl Cluster {
         Self::start_with(n, timing, &[]).await
     }
 
-    pub async fn start_with(n: usize, timing: fn(&mut RaftConfig), voters_only: &[usize]) -> Cluster {
+    pub async fn start_with(
+        n: usize,
+        timing: fn(&mut RaftConfig),
+        voters_only: &[usize],
+    ) -> Cluster {
         let ids: Vec<NodeId> = (1..=n)
             .map(|i| NodeId::new(format!("node-{i}")).unwrap())
             .collect();
@@ -60,9 +64,9 @@ impl Cluster {
             .collect();
         let mut proxies = BTreeMap::new();
         for i in 0..n {
-            for j in 0..n {
+            for (j, &upstream) in listen.iter().enumerate() {
                 if i != j {
-                    proxies.insert((i, j), FaultProxy::start(listen[j]).await.unwrap());
+                    proxies.insert((i, j), FaultProxy::start(upstream).await.unwrap());
                 }
             }
         }
@@ -99,7 +103,11 @@ impl Cluster {
                     (self.ids[j].clone(), addr.to_string())
                 })
                 .collect(),
-            voters_only: self.voters_only.iter().map(|&v| self.ids[v].clone()).collect(),
+            voters_only: self
+                .voters_only
+                .iter()
+                .map(|&v| self.ids[v].clone())
+                .collect(),
             data_dir: self.dirs[i].path().to_owned(),
             secret: Some(SECRET.into()),
             ..RaftConfig::default()

@@ -4,8 +4,8 @@
 //! restarts from persisted state. Invariants are checked after every step.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use election_core::{ElectionName, LossReason, NodeId};
@@ -92,7 +92,11 @@ impl Sim {
         let vo: BTreeSet<NodeId> = voters_only.iter().map(|&i| id(i)).collect();
         let configs: Vec<NodeConfig> = (0..n)
             .map(|i| {
-                let mut c = default_config(&id(i), &members, seed.wrapping_mul(31).wrapping_add(i as u64));
+                let mut c = default_config(
+                    &id(i),
+                    &members,
+                    seed.wrapping_mul(31).wrapping_add(i as u64),
+                );
                 c.voters_only = vo.clone();
                 c
             })
@@ -186,7 +190,10 @@ impl Sim {
             let now = self.now;
             // Its leases end at their deadline at the latest (nothing extends them).
             for leases in self.leases.values_mut() {
-                for l in leases.iter_mut().filter(|l| l.node == n && l.reason.is_none()) {
+                for l in leases
+                    .iter_mut()
+                    .filter(|l| l.node == n && l.reason.is_none())
+                {
                     l.reason = Some(LossReason::Shutdown);
                     let _ = now;
                 }
@@ -202,7 +209,10 @@ impl Sim {
         let mut cfg = self.configs[n].clone();
         cfg.incarnation = 1 + self.restarts[n];
         cfg.seed = cfg.seed.wrapping_add(self.restarts[n] * 7919);
-        let state: Vec<_> = self.disk[n].iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let state: Vec<_> = self.disk[n]
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         self.nodes[n] = Some(Node::new(cfg, self.instant(), state).unwrap());
         self.note(|| format!("n{} restart", n + 1));
     }
@@ -258,7 +268,11 @@ impl Sim {
                 return Ok(false);
             }
         };
-        let at = if deliver_first { msg.unwrap().0 } else { timer.unwrap().0 };
+        let at = if deliver_first {
+            msg.unwrap().0
+        } else {
+            timer.unwrap().0
+        };
         if at > limit {
             self.now = self.now.max(limit);
             return Ok(false);
@@ -416,20 +430,26 @@ impl Sim {
                 if end <= self.now {
                     return Err(format!("n{} granted {election} with a lapsed lease", n + 1));
                 }
-                self.leases.entry(election.clone()).or_default().push(Lease {
-                    node: n,
-                    term,
-                    start: self.now,
-                    end,
-                    reason: None,
-                });
+                self.leases
+                    .entry(election.clone())
+                    .or_default()
+                    .push(Lease {
+                        node: n,
+                        term,
+                        start: self.now,
+                        end,
+                        reason: None,
+                    });
                 self.check_leases(&election)?;
             }
             Event::LeaseExtended { until } => {
                 let end = until.saturating_duration_since(self.t0);
                 let mut touched = Vec::new();
                 for (e, leases) in self.leases.iter_mut() {
-                    for l in leases.iter_mut().filter(|l| l.node == n && l.reason.is_none()) {
+                    for l in leases
+                        .iter_mut()
+                        .filter(|l| l.node == n && l.reason.is_none())
+                    {
                         if end > l.end {
                             if l.end <= self.now {
                                 return Err(format!(
@@ -453,11 +473,10 @@ impl Sim {
                 reason,
             } => {
                 let now = self.now;
-                if let Some(l) = self
-                    .leases
-                    .get_mut(&election)
-                    .and_then(|ls| ls.iter_mut().find(|l| l.node == n && l.term == term && l.reason.is_none()))
-                {
+                if let Some(l) = self.leases.get_mut(&election).and_then(|ls| {
+                    ls.iter_mut()
+                        .find(|l| l.node == n && l.term == term && l.reason.is_none())
+                }) {
                     l.end = l.end.min(now);
                     l.reason = Some(reason);
                 }
@@ -549,7 +568,10 @@ impl Sim {
                 return false;
             };
             let term = self.nodes[h].as_ref().unwrap().term(e);
-            self.nodes.iter().flatten().all(|n| n.leader(e) == Some((id(h), term)))
+            self.nodes
+                .iter()
+                .flatten()
+                .all(|n| n.leader(e) == Some((id(h), term)))
         })
     }
 }
