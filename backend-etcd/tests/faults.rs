@@ -63,12 +63,19 @@ async fn a_blackholed_leader_loses_by_its_deadline_before_the_waiter_is_elected(
         "overlap: B was elected {:?} before A's lost() resolved",
         lost_at - granted_at
     );
-    // B can only be elected once etcd expired A's lease: not before the TTL since A's last
-    // renewal started, which is at least a TTL minus one renewal period before the cut.
+    // B can only be elected once etcd expired A's lease, a TTL after etcd received A's
+    // last renewal, which was after that renewal started: its deadline minus the budget.
+    let last_renewal_started = leadership.deadline() - t.hold_budget();
+    let lease_ttl = a.backend.lease_ttl();
     assert!(
-        granted_at >= cut_at + t.ttl.saturating_sub(t.renew_interval * 2),
-        "B was elected {:?} after the cut: before A's lease could expire",
-        granted_at - cut_at
+        granted_at >= last_renewal_started + lease_ttl,
+        "B was elected {:?} after A's last renewal started: before A's {lease_ttl:?} lease \
+         could expire",
+        granted_at - last_renewal_started
+    );
+    assert!(
+        leadership.deadline() <= granted_at,
+        "B was elected before A's deadline"
     );
     assert!(b_leadership.epoch() > leadership.epoch());
     within(SOON, "the loss recorder", recorder).await.unwrap();
