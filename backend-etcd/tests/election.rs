@@ -13,7 +13,7 @@ use support::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_candidate_leads_with_its_key_create_revision_as_epoch() {
     let server = etcd();
-    let backend = connect(vec![server.endpoint()], timing()).await;
+    let backend = connect(vec![server.endpoint()], long_timing()).await;
     let a = elector(&backend, "e1", "node-a");
     let leadership = within(SOON, "campaign", a.campaign()).await.unwrap();
     assert!(leadership.is_held());
@@ -79,7 +79,7 @@ async fn resign_elects_the_waiting_candidate_at_once_with_a_higher_epoch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_are_served_in_queue_order_and_each_watches_its_predecessor() {
     let server = etcd();
-    let backend = connect(vec![server.endpoint()], timing()).await;
+    let backend = connect(vec![server.endpoint()], long_timing()).await;
     let raw = raw(&server.endpoint()).await;
     let a = elector(&backend, "e3", "node-a");
     let leader = a.campaign().await.unwrap();
@@ -113,7 +113,7 @@ async fn waiters_are_served_in_queue_order_and_each_watches_its_predecessor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_campaign_takes_a_free_election_and_leaves_a_held_one_untouched() {
     let server = etcd();
-    let backend = connect(vec![server.endpoint()], timing()).await;
+    let backend = connect(vec![server.endpoint()], long_timing()).await;
     let raw = raw(&server.endpoint()).await;
     let a = elector(&backend, "e4", "node-a");
     let b = elector(&backend, "e4", "node-b");
@@ -133,7 +133,7 @@ async fn try_campaign_takes_a_free_election_and_leaves_a_held_one_untouched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_leadership_releases_the_election() {
     let server = etcd();
-    let backend = connect(vec![server.endpoint()], timing()).await;
+    let backend = connect(vec![server.endpoint()], long_timing()).await;
     let raw = raw(&server.endpoint()).await;
     let a = elector(&backend, "e5", "node-a");
     drop(a.campaign().await.unwrap());
@@ -173,7 +173,7 @@ async fn revoking_the_leader_lease_ends_leadership_as_revoked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn observe_reports_the_leader_and_no_leader_in_order() {
     let server = etcd();
-    let backend = connect(vec![server.endpoint()], timing()).await;
+    let backend = connect(vec![server.endpoint()], long_timing()).await;
     let a = elector(&backend, "e8", "node-a");
     let watcher = elector(&backend, "e8", "watcher");
     let mut stream = watcher.observe();
@@ -198,7 +198,7 @@ async fn epochs_keep_rising_across_an_etcd_restart_with_its_data() {
     let server = etcd();
     let mut epochs = Vec::new();
     for round in 0..2 {
-        let backend = connect(vec![server.endpoint()], timing()).await;
+        let backend = connect(vec![server.endpoint()], long_timing()).await;
         let a = elector(&backend, "e9", "node-a");
         for _ in 0..3 {
             let l = a.campaign().await.unwrap();
@@ -246,7 +246,7 @@ async fn an_unreachable_endpoint_fails_connect_naming_it_within_the_connect_time
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_future_dropped_while_waiting_withdraws_its_key() {
     let server = etcd();
-    let backend = connect(vec![server.endpoint()], timing()).await;
+    let backend = connect(vec![server.endpoint()], long_timing()).await;
     let raw = raw(&server.endpoint()).await;
     let a = elector(&backend, "e10", "node-a");
     let b = elector(&backend, "e10", "node-b");
@@ -268,7 +268,7 @@ async fn a_dead_endpoint_among_several_is_skipped() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let backend = connect(vec![dead, server.endpoint()], timing()).await;
+    let backend = connect(vec![dead, server.endpoint()], long_timing()).await;
     let a = elector(&backend, "e11", "node-a");
     for _ in 0..20 {
         let l = within(SOON, "campaign", a.campaign()).await.unwrap();
