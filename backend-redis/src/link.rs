@@ -18,7 +18,7 @@ pub(crate) const KIND: &str = "redis";
 /// How to find the server.
 enum Target {
     /// The URL's host, with custom TLS material if configured.
-    Direct(ConnectionInfo, Option<redis::TlsCertificates>),
+    Direct(Box<(ConnectionInfo, Option<redis::TlsCertificates>)>),
     /// The master of `master_name`, as the sentinels say.
     Sentinel {
         sentinels: Vec<String>,
@@ -95,10 +95,10 @@ impl Link {
             None => {
                 let address = display_addr(parsed.addr(), database);
                 (
-                    Target::Direct(
+                    Target::Direct(Box::new((
                         parsed.clone().set_redis_settings(settings),
                         config.tls_certificates()?,
-                    ),
+                    ))),
                     address,
                 )
             }
@@ -294,9 +294,9 @@ async fn new_manager(
 /// A client for the server to use now.
 async fn resolve(target: &Target, connect_timeout: Duration, address: &str) -> Result<Client> {
     match target {
-        Target::Direct(info, tls) => match tls {
-            None => Client::open(info.clone()),
-            Some(certs) => Client::build_with_tls(info.clone(), certs.clone()),
+        Target::Direct(direct) => match &direct.1 {
+            None => Client::open(direct.0.clone()),
+            Some(certs) => Client::build_with_tls(direct.0.clone(), certs.clone()),
         }
         .map_err(|e| Error::config("redis.url", format!("{address}: {e}"))),
         Target::Sentinel {
