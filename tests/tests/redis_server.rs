@@ -76,3 +76,63 @@ fn redis_server_serves_pauses_resumes_restarts_and_stops_without_a_zombie() {
     );
     assert!(!dir.exists(), "the temporary directory is removed");
 }
+
+/// Set in the environment of the child test process of
+/// `servers_die_with_a_test_process_killed_outright`.
+const CHILD_ENV: &str = "ELECTOR_TESTS_SERVER_CHILD";
+
+/// Not a test of its own: the child process of
+/// `servers_die_with_a_test_process_killed_outright`, which runs this test binary again with
+/// `CHILD_ENV` set. Without it, this returns at once.
+#[test]
+fn child_process_that_starts_a_server_and_waits_to_be_killed() {
+    use std::io::Write;
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let server = RedisServer::start().expect("redis-server starts");
+    println!("SERVER-PID {}", server.pid());
+    std::io::stdout().flush().unwrap();
+    // The parent kills this process; the bound only keeps a broken parent from leaving
+    // it behind forever.
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+#[test]
+fn servers_die_with_a_test_process_killed_outright() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_that_starts_a_server_and_waits_to_be_killed",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let pid: u32 = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.split_once("SERVER-PID ")
+                .map(|(_, p)| p.trim().parse().unwrap())
+        })
+        .expect("the child test process reports its server's pid");
+    assert!(common::process_alive(pid), "the child's server runs");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while common::process_alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server {pid} outlived the test process that started it"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

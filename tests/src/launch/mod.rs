@@ -18,7 +18,8 @@
 //!
 //! The launchers are blocking (`std::process`); starting one inside a tokio test blocks
 //! that worker thread for the start-up (10 ms for redis, about 1 s for the ZooKeeper JVM).
-//! A test process killed outright (not unwinding) leaves its servers running.
+//! Servers die with the test process even when it is killed outright (they are spawned with
+//! `PR_SET_PDEATHSIG`; see decision 010).
 
 mod etcd;
 mod instance;

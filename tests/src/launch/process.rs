@@ -5,13 +5,15 @@ use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
+use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::unistd::{Pid, getppid};
 
 /// How many lines of the server log an error message carries.
 const LOG_TAIL_LINES: usize = 25;
@@ -106,23 +108,77 @@ impl Spec {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!(
-                        "{}: could not start {}: {e}",
-                        self.what,
-                        self.program.display()
-                    ),
-                )
-            })
+            .stderr(log);
+        spawn_supervised(command).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{}: could not start {}: {e}",
+                    self.what,
+                    self.program.display()
+                ),
+            )
+        })
     }
+}
+
+type SpawnRequest = (Command, mpsc::SyncSender<io::Result<Child>>);
+
+/// Spawns `command` so that it dies with the test process, even one killed outright (a
+/// test runner's timeout): the child asks the kernel for SIGKILL when its parent goes
+/// (`PR_SET_PDEATHSIG`). The kernel sends that signal when the parent *thread* exits, so
+/// every server is spawned from one thread that lives as long as the process.
+fn spawn_supervised(mut command: Command) -> io::Result<Child> {
+    static SPAWNER: OnceLock<Option<Mutex<mpsc::Sender<SpawnRequest>>>> = OnceLock::new();
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: prctl(2) and getppid(2) are plain system calls,
+    // and the errors are built from raw OS codes, without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            set_pdeathsig(Signal::SIGKILL).map_err(io::Error::from)?;
+            // The parent may have died before the prctl: then nobody would kill us.
+            if u32::try_from(getppid().as_raw()).ok() != Some(parent) {
+                return Err(io::Error::from_raw_os_error(libc_esrch()));
+            }
+            Ok(())
+        });
+    }
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("elector-test-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    let Some(spawner) = spawner else {
+        // No spawner thread could be started: spawn from this thread instead.
+        return command.spawn();
+    };
+    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    spawner
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send((command, reply_tx))
+        .map_err(|_| io::Error::other("the server spawner thread is gone"))?;
+    reply_rx
+        .recv()
+        .map_err(|_| io::Error::other("the server spawner thread is gone"))?
+}
+
+/// `ESRCH`, "no such process": the parent is gone.
+const fn libc_esrch() -> i32 {
+    nix::errno::Errno::ESRCH as i32
 }
 
 /// A running (or killed) server process; owned by a launcher, which keeps it behind a
@@ -300,6 +356,27 @@ mod tests {
         assert!(msg.contains("elector-no-such-server"), "{msg}");
         assert!(msg.contains("apt-get install -y elector-pkg"), "{msg}");
         assert!(msg.contains("scripts/install-deps.sh"), "{msg}");
+    }
+
+    #[test]
+    fn a_server_outlives_the_thread_that_started_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = Spec {
+            what: "long server".into(),
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "exec sleep 600".into()],
+            log: dir.path().join("server.log"),
+        };
+        // The parent-death signal follows the spawning thread: a short-lived thread must
+        // not take the server with it.
+        let process = std::thread::spawn(move || ServerProcess::spawn(spec).unwrap())
+            .join()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            ServerProcess::lock(&process).is_running(),
+            "the server survived its thread"
+        );
     }
 
     #[test]

@@ -110,8 +110,9 @@ impl ZooKeeperServer {
         self.inner.is_running()
     }
 
-    /// SIGSTOP: connections stay open, requests get no answer, sessions do not expire
-    /// meanwhile (the server's clock of sessions stops too).
+    /// SIGSTOP: connections stay open and requests get no answer. Nothing runs while the
+    /// JVM is stopped, session expiry included; which sessions expire after
+    /// [`resume`](Self::resume) depends on how long the pause lasted.
     pub fn pause(&self) -> io::Result<()> {
         self.inner.pause()
     }
