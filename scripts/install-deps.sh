@@ -6,9 +6,9 @@ set -euo pipefail
 
 # --build-only: just what building the workspace needs (etcd-client's build runs protoc).
 if [ "${1:-}" = "--build-only" ]; then
-  packages=(protobuf-compiler)
+  packages=(protobuf-compiler libprotobuf-dev)
 else
-  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler iproute2 procps)
+  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler libprotobuf-dev iproute2 procps)
 fi
 
 missing=()
