@@ -58,6 +58,18 @@ impl Patterns {
         )
     }
 
+    /// The election a message concerns, if it is one of ours and could mean the lease
+    /// is gone. Keyspace events other than expiry or deletion (a server with `KEA` sends
+    /// one for every renewal) are ignored.
+    pub(crate) fn election_to_wake(&self, channel: &str, payload: &[u8]) -> Option<String> {
+        if channel.starts_with(&self.keyspace)
+            && !matches!(payload, b"expired" | b"evicted" | b"del")
+        {
+            return None;
+        }
+        self.election_of(channel)
+    }
+
     /// The election a message on `channel` concerns, if it is one of ours.
     pub(crate) fn election_of(&self, channel: &str) -> Option<String> {
         let (inner, suffix) = match channel.strip_prefix(&self.keyspace) {
@@ -110,6 +122,21 @@ mod tests {
         assert_eq!(p.election_of("{other:x}:channel"), None);
         assert_eq!(p.election_of("{elector:}:channel"), None);
         assert_eq!(p.election_of("garbage"), None);
+    }
+
+    #[test]
+    fn only_keyspace_events_that_end_a_lease_wake_waiters() {
+        let p = Patterns::new("elector:", 0);
+        let key = "__keyspace@0__:{elector:job}:leader";
+        assert_eq!(p.election_to_wake(key, b"expired").as_deref(), Some("job"));
+        assert_eq!(p.election_to_wake(key, b"del").as_deref(), Some("job"));
+        assert_eq!(p.election_to_wake(key, b"pexpire"), None);
+        assert_eq!(p.election_to_wake(key, b"hset"), None);
+        let channel = "{elector:job}:channel";
+        assert_eq!(
+            p.election_to_wake(channel, b"acquired 5 a").as_deref(),
+            Some("job")
+        );
     }
 
     #[test]

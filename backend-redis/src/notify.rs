@@ -129,7 +129,8 @@ async fn run_session(
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(msg) => {
-                    if let Some(election) = patterns.election_of(msg.get_channel_name()) {
+                    let wake = patterns.election_to_wake(msg.get_channel_name(), msg.get_payload_bytes());
+                    if let Some(election) = wake {
                         notifier.bump(&election);
                     }
                 }

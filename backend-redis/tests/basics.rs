@@ -19,6 +19,10 @@ async fn resign_hands_over_to_a_waiter_without_waiting_for_the_ttl() {
     // A 60 s TTL: the waiter can only be elected within the 10 s wait by a push.
     let a = connect(&server.url(), long_ttl()).await;
     let b = connect(&server.url(), long_ttl()).await;
+    assert!(
+        b.notifications_live(),
+        "b waits for pushes, polling only at the TTL"
+    );
     let first = elector(&a, "job", "a").campaign().await.unwrap();
     let b_elector = elector(&b, "job", "b");
     let waiter = tokio::spawn(async move { b_elector.campaign().await });
@@ -375,4 +379,49 @@ async fn epochs_keep_rising_while_electing_through_empty_restarts() {
     if let Err(v) = history.check() {
         panic!("{v:?}\n{history}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyspace_event_wakes_a_waiter_when_a_lease_vanishes_without_a_publish() {
+    let server = RedisServer::start().unwrap();
+    let mut raw = raw(&server.url()).await;
+    // The operator enabled generic and expiry keyspace events on the server.
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "notify-keyspace-events", "Kgx"])
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    // Polls (while pub/sub is down) would come only every 5 s.
+    let slow_polls = election_core::LeaseTiming {
+        retry_interval: Duration::from_secs(5),
+        ..long_ttl()
+    };
+    let backend = connect(&server.url(), slow_polls).await;
+    assert!(backend.notifications_live());
+    // A lease held for a minute by a holder that will never publish.
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg("{elector:job}:leader")
+        .arg(&["token", "t", "node", "ghost", "epoch", "7", "since", "0"])
+        .cmd("PEXPIRE")
+        .arg("{elector:job}:leader")
+        .arg(60_000)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let e = elector(&backend, "job", "a");
+    assert!(e.try_campaign().await.unwrap().is_none());
+    let waiter = tokio::spawn(async move { e.campaign().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _: () = redis::cmd("DEL")
+        .arg("{elector:job}:leader")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let l = tokio::time::timeout(Duration::from_secs(4), waiter)
+        .await
+        .expect("woken by the keyspace event, not the 60 s TTL or a 5 s poll")
+        .unwrap()
+        .unwrap();
+    assert!(l.epoch() > Epoch(7));
 }
