@@ -55,7 +55,9 @@ counters! {
     unknown_peer_frames,
     /// Incoming connections that completed authentication.
     connections_accepted,
-    /// Outgoing connections that completed authentication.
+    /// Outgoing connections that completed authentication (under TLS 1.3 the acceptor
+    /// checks our certificate after our side of the handshake ends, so it may still
+    /// refuse one counted here).
     connections_established,
     /// Outgoing connection attempts that failed before completing (refused, timed out,
     /// rejected).
