@@ -40,7 +40,7 @@ impl RedisBackend {
     /// [`Error::Protocol`] if it refuses the credentials.
     pub async fn connect(config: RedisConfig, timing: LeaseTiming) -> Result<RedisBackend> {
         config.validate(&timing)?;
-        let link = Arc::new(Link::connect(&config).await?);
+        let link = Link::connect(&config).await?;
         if config.keyspace_notifications {
             enable_expiry_events(&link).await?;
         }
@@ -103,7 +103,7 @@ impl Backend for RedisBackend {
 
 /// Adds key-expiry events (`K` keyspace channel, `x` expired) to the server's
 /// `notify-keyspace-events`, keeping whatever flags are there.
-async fn enable_expiry_events(link: &Link) -> Result<()> {
+async fn enable_expiry_events(link: &Arc<Link>) -> Result<()> {
     let current: Vec<String> = link
         .run(
             None,

@@ -2,7 +2,7 @@
 //! with timeouts, Sentinel lookups, and mapping Redis errors to [`election_core::Error`].
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use election_core::{ElectionName, Error, Result};
@@ -67,7 +67,7 @@ fn ensure_tls_provider() {
 impl Link {
     /// Resolves the configuration, connects and checks that the server answers and
     /// accepts our credentials.
-    pub(crate) async fn connect(config: &RedisConfig) -> Result<Link> {
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<Arc<Link>> {
         let parsed = parse_url(&config.url)?;
         let mut settings = parsed.redis_settings().clone();
         if let Some(user) = &config.username {
@@ -162,7 +162,7 @@ impl Link {
                     ));
                 }
             };
-        let link = Link {
+        let link = Arc::new(Link {
             address: link_address,
             database,
             connect_timeout: config.connect_timeout,
@@ -170,7 +170,7 @@ impl Link {
             target,
             current: Mutex::new((client, manager)),
             last_lookup: Mutex::new(None),
-        };
+        });
         let pong: String = link
             .run(None, "PING", |mut c| async move {
                 redis::cmd("PING").query_async(&mut c).await
@@ -198,7 +198,7 @@ impl Link {
 
     /// Runs one command (or script) with the command timeout, mapping errors.
     pub(crate) async fn run<T, F, Fut>(
-        &self,
+        self: &Arc<Self>,
         election: Option<&ElectionName>,
         doing: &str,
         op: F,
@@ -213,12 +213,12 @@ impl Link {
             Ok(Err(e)) => {
                 let err = map_error(&e, &self.address, election, doing);
                 if err.is_retryable() {
-                    self.server_may_have_moved().await;
+                    self.server_may_have_moved();
                 }
                 Err(err)
             }
             Err(_) => {
-                self.server_may_have_moved().await;
+                self.server_may_have_moved();
                 Err(Error::unavailable(
                     KIND,
                     &self.address,
@@ -233,10 +233,10 @@ impl Link {
         }
     }
 
-    /// With Sentinel, asks for the master again (at most once per connect timeout) and
-    /// switches to it if it changed. Without Sentinel the connection manager reconnects
-    /// by itself.
-    async fn server_may_have_moved(&self) {
+    /// With Sentinel, asks for the master again in the background (at most once per
+    /// connect timeout) and switches to it if it changed. Without Sentinel the connection
+    /// manager reconnects by itself.
+    fn server_may_have_moved(self: &Arc<Self>) {
         if !matches!(self.target, Target::Sentinel { .. }) {
             return;
         }
@@ -247,6 +247,11 @@ impl Link {
             }
             *last = Some(Instant::now());
         }
+        let link = self.clone();
+        tokio::spawn(async move { link.look_up_master().await });
+    }
+
+    async fn look_up_master(&self) {
         match resolve(&self.target, self.connect_timeout, &self.address).await {
             Ok(client) => {
                 let same = client.get_connection_info().addr()
