@@ -21,22 +21,40 @@ fn put(addr: SocketAddr, timeout: Duration) -> std::io::Result<String> {
     )
 }
 
+/// `put`, retried while the cluster settles (see `has_key`).
+fn put_retrying(addr: SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while let Err(e) = put(addr, REQUEST_TIMEOUT) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "put on {addr} kept failing for 30 s: {e}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the key is there, asking until etcd answers: right after a member was killed or
+/// restarted, requests fail with "leader changed" until the cluster has a leader again.
 fn has_key(addr: SocketAddr) -> bool {
-    let body = http_post(
-        addr,
-        "/v3/kv/range",
-        &format!(r#"{{"key":"{KEY}"}}"#),
-        REQUEST_TIMEOUT,
-    )
-    .expect("range request");
-    body.contains(VALUE)
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = format!(r#"{{"key":"{KEY}"}}"#);
+        match http_post(addr, "/v3/kv/range", &body, REQUEST_TIMEOUT) {
+            Ok(body) => return body.contains(VALUE),
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("range on {addr} failed, retrying: {e}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("range on {addr} kept failing for 30 s: {e}"),
+        }
+    }
 }
 
 #[test]
 fn etcd_server_serves_pauses_resumes_restarts_and_stops_without_a_zombie() {
     let server = EtcdServer::start().expect("etcd starts");
     assert!(server.endpoint().starts_with("http://127.0.0.1:"));
-    put(server.addr(), REQUEST_TIMEOUT).expect("put");
+    put_retrying(server.addr());
     assert!(has_key(server.addr()));
 
     server.pause().unwrap();
@@ -72,7 +90,7 @@ fn etcd_server_serves_pauses_resumes_restarts_and_stops_without_a_zombie() {
 fn etcd_cluster_of_three_keeps_serving_with_one_member_down_and_takes_it_back() {
     let cluster = EtcdCluster::start(3).expect("a 3-member cluster starts");
     assert_eq!(cluster.endpoints().len(), 3);
-    put(cluster.member(0).addr(), REQUEST_TIMEOUT).expect("put on member 0");
+    put_retrying(cluster.member(0).addr());
 
     cluster.member(0).kill().unwrap();
     assert!(has_key(cluster.member(1).addr()), "a majority still serves");
