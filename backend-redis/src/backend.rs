@@ -61,7 +61,7 @@ impl RedisBackend {
         // poll correctly if it is not up yet.
         let mut subscribed = notifier.subscribed_watch();
         let _ = tokio::time::timeout(config.connect_timeout, subscribed.wait_for(|on| *on)).await;
-        tracing::debug!(backend = KIND, address = %link.address, "connected");
+        tracing::debug!(backend = KIND, address = %link.address(), "connected");
         Ok(RedisBackend {
             shared: Arc::new(Shared {
                 link,
@@ -74,8 +74,8 @@ impl RedisBackend {
     }
 
     /// The server's address as shown in messages (no credentials).
-    pub fn address(&self) -> &str {
-        &self.shared.link.address
+    pub fn address(&self) -> String {
+        self.shared.link.address()
     }
 
     /// Whether change notifications (pub/sub) are live right now; while they are not,
@@ -150,7 +150,7 @@ fn keyspace_error(link: &Link, e: Error) -> Error {
     match e {
         Error::Protocol { detail, .. } => Error::protocol(
             KIND,
-            &link.address,
+            link.address(),
             None,
             format!(
                 "{detail} (redis.keyspace_notifications = true needs the CONFIG command; \

@@ -29,8 +29,10 @@ enum Target {
 
 /// One shared command connection (multiplexed) and what is needed to rebuild it.
 pub(crate) struct Link {
-    /// The server's address for messages, without credentials.
-    pub(crate) address: String,
+    /// How the server was named in the configuration, without credentials.
+    configured: String,
+    /// The server in use now, for messages (changes after a Sentinel failover).
+    address: Mutex<String>,
     /// The database index in use.
     pub(crate) database: i64,
     pub(crate) connect_timeout: Duration,
@@ -44,7 +46,7 @@ pub(crate) struct Link {
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
-            .field("address", &self.address)
+            .field("address", &self.address())
             .finish_non_exhaustive()
     }
 }
@@ -130,14 +132,8 @@ impl Link {
                 )
             }
         };
-        let mut link_address = address;
-        let client = resolve(&target, config.connect_timeout, &link_address).await?;
-        if matches!(target, Target::Sentinel { .. }) {
-            link_address = format!(
-                "{link_address} (now {})",
-                display_addr(client.get_connection_info().addr(), database)
-            );
-        }
+        let client = resolve(&target, config.connect_timeout, &address).await?;
+        let link_address = in_use(&target, &address, &client, database);
         let manager = new_manager(
             client.clone(),
             config.connect_timeout,
@@ -163,7 +159,8 @@ impl Link {
                 }
             };
         let link = Arc::new(Link {
-            address: link_address,
+            configured: address,
+            address: Mutex::new(link_address),
             database,
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
@@ -179,12 +176,20 @@ impl Link {
         if pong != "PONG" {
             return Err(Error::protocol(
                 KIND,
-                &link.address,
+                link.address(),
                 None,
                 format!("PING answered {pong:?}, not PONG: is this a Redis server?"),
             ));
         }
         Ok(link)
+    }
+
+    /// The server in use, for messages (no credentials).
+    pub(crate) fn address(&self) -> String {
+        self.address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The current client, for dedicated (pub/sub) connections.
@@ -211,7 +216,7 @@ impl Link {
         match tokio::time::timeout(self.command_timeout, op(conn)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
-                let err = map_error(&e, &self.address, election, doing);
+                let err = map_error(&e, &self.address(), election, doing);
                 if err.is_retryable() {
                     self.server_may_have_moved();
                 }
@@ -221,7 +226,7 @@ impl Link {
                 self.server_may_have_moved();
                 Err(Error::unavailable(
                     KIND,
-                    &self.address,
+                    self.address(),
                     election,
                     format!(
                         "no answer to {doing} within command_timeout ({})",
@@ -252,7 +257,7 @@ impl Link {
     }
 
     async fn look_up_master(&self) {
-        match resolve(&self.target, self.connect_timeout, &self.address).await {
+        match resolve(&self.target, self.connect_timeout, &self.configured).await {
             Ok(client) => {
                 let same = client.get_connection_info().addr()
                     == self.lock().0.get_connection_info().addr();
@@ -264,17 +269,31 @@ impl Link {
                     Ok(manager) => {
                         tracing::info!(
                             backend = KIND,
-                            address = %self.address,
+                            address = %self.configured,
                             master = %display_addr(client.get_connection_info().addr(), self.database),
                             "sentinel reports a new master; switching"
                         );
+                        let now = in_use(&self.target, &self.configured, &client, self.database);
                         *self.lock() = (client, manager);
+                        *self.address.lock().unwrap_or_else(|p| p.into_inner()) = now;
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot use the new master"),
                 }
             }
             Err(e) => tracing::warn!(error = %e, "sentinel lookup failed"),
         }
+    }
+}
+
+/// The address shown in messages: the configured one, plus the master in use with
+/// Sentinel.
+fn in_use(target: &Target, configured: &str, client: &Client, database: i64) -> String {
+    match target {
+        Target::Direct(_) => configured.to_owned(),
+        Target::Sentinel { .. } => format!(
+            "{configured} (now {})",
+            display_addr(client.get_connection_info().addr(), database)
+        ),
     }
 }
 

@@ -87,7 +87,7 @@ pub(crate) async fn listen(
             _ = &mut stop => return,
             outcome = session => {
                 notifier.set_subscribed(false);
-                tracing::debug!(backend = "redis", address = %link.address, %outcome,
+                tracing::debug!(backend = "redis", address = %link.address(), %outcome,
                     "pub/sub connection ended; reconnecting");
             }
         }

@@ -30,7 +30,7 @@ impl Ops {
     fn bad_holder(&self, node: &str) -> Error {
         Error::protocol(
             KIND,
-            &self.shared.link.address,
+            self.shared.link.address(),
             Some(&self.name),
             format!(
                 "key {} names leader {node:?}, which is not a valid node id; another program \

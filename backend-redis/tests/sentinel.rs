@@ -169,6 +169,13 @@ async fn the_master_is_found_through_sentinel_and_again_after_it_crashes() {
     })
     .await;
     assert!(second.epoch() > first_epoch);
+    assert!(
+        backend
+            .address()
+            .contains(&format!("(now redis://127.0.0.1:{new_master}")),
+        "messages name the master in use: {}",
+        backend.address()
+    );
     let mut on_new = raw(&replica.url()).await;
     let epoch: u64 = redis::cmd("HGET")
         .arg("{elector:job}:leader")
