@@ -123,6 +123,8 @@
 //! or setting, `Unavailable` for an unreachable or timed-out server (retryable), and
 //! `Protocol` for refused credentials or a key holding another program's data (the
 //! scripts check key types first and report `WRONGTYPE` with the key's name).
+//! `campaign` returns an `Unavailable` error instead of waiting while Redis cannot be
+//! reached; the caller decides whether to retry.
 
 mod backend;
 mod config;

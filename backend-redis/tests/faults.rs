@@ -140,7 +140,9 @@ async fn a_paused_leaders_late_write_is_refused_by_the_fence() {
 async fn two_candidates_racing_under_a_tight_renew_loop_never_lead_at_once() {
     election_tests::init_tracing();
     let timing = LeaseTiming {
-        ttl: Duration::from_millis(600),
+        // Renewals every 40 ms; the TTL is generous so that a busy machine's scheduling
+        // delays cannot make a holder lose its lease (which the test treats as a bug).
+        ttl: Duration::from_millis(1500),
         renew_interval: Duration::from_millis(40),
         retry_interval: Duration::from_millis(20),
         clock_drift: Duration::from_millis(50),
