@@ -97,6 +97,7 @@
 //! - **Pauses are fenced, not prevented**: a holder paused past its deadline (GC, SIGSTOP)
 //!   may act late; only the epoch protects the resource then.
 //! - Acquisition is not fair: whichever waiter's script runs first wins.
+//! - The epoch key of an election is never deleted (a few bytes per election name).
 //! - A `campaign` that times out, or is dropped mid-acquisition, releases the lease in the
 //!   background in case the script did run. If the reply was lost and the connection was
 //!   replaced meanwhile, that lease may stay until its TTL runs out (no node acts on it).

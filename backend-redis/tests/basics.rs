@@ -425,3 +425,22 @@ async fn a_keyspace_event_wakes_a_waiter_when_a_lease_vanishes_without_a_publish
         .unwrap();
     assert!(l.epoch() > Epoch(7));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_gone_after_connect_is_unavailable_naming_address_and_election() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), timing()).await;
+    let e = elector(&backend, "nightly", "a");
+    server.kill().unwrap();
+    for err in [
+        e.campaign().await.unwrap_err(),
+        e.leader().await.unwrap_err(),
+    ] {
+        let msg = err.to_string();
+        eprintln!("{msg}");
+        assert_eq!(err.kind(), ErrorKind::Unavailable, "{msg}");
+        assert!(err.is_retryable());
+        assert!(msg.contains(&server.addr().to_string()), "{msg}");
+        assert!(msg.contains("election nightly"), "{msg}");
+    }
+}
