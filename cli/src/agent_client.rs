@@ -219,6 +219,11 @@ impl AgentElector {
             client: self.backend.client.clone(),
             hold: g.hold,
         });
+        tracing::debug!(
+            hold = g.hold,
+            left_ms = g.lease_left_ms,
+            "granted through the agent"
+        );
         let (keeper, leadership) = LeaseKeeper::grant(g.info, deadline, control.clone());
         tokio::spawn(renew(
             control,
@@ -368,6 +373,12 @@ async fn renew(
                 let deadline = (started + Duration::from_millis(r.lease_left_ms))
                     .checked_sub(margin)
                     .unwrap_or(started);
+                tracing::debug!(
+                    hold = control.hold,
+                    left_ms = r.lease_left_ms,
+                    rtt_ms = started.elapsed().as_millis() as u64,
+                    "renewed through the agent"
+                );
                 if !keeper.extend_to(deadline) {
                     let _ = control.resign().await;
                     return;
@@ -378,7 +389,10 @@ async fn renew(
                 keeper.end(LossReason::Revoked);
                 return;
             }
-            _ => wait = timing.retry_interval.min(wait),
+            other => {
+                tracing::debug!(hold = control.hold, answer = ?other.as_ref().map(|a| a.status), "renewal through the agent failed");
+                wait = timing.retry_interval.min(wait);
+            }
         }
     }
 }

@@ -57,7 +57,6 @@ pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure>
 
 /// A backend's configuration error, with its key placed under `backend.` so that it
 /// names the key as written in the config file, and the source of that key.
-#[allow(dead_code, reason = "used by the backend features")]
 fn config_error(loaded: &Loaded, e: election_core::Error) -> Failure {
     match e {
         election_core::Error::Config { key, reason } => {
@@ -74,6 +73,19 @@ fn config_error(loaded: &Loaded, e: election_core::Error) -> Failure {
 
 /// Connects to the selected backend directly (in this process).
 pub(crate) async fn connect(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backend>, Failure> {
+    connect_inner(loaded, kind).await.map_err(|f| {
+        // A backend's configuration error found while connecting: name the key as written.
+        match f.error.downcast::<election_core::Error>() {
+            Ok(e) => config_error(loaded, e),
+            Err(error) => Failure {
+                code: f.code,
+                error,
+            },
+        }
+    })
+}
+
+async fn connect_inner(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backend>, Failure> {
     let timing = loaded.settings.timing;
     match kind {
         "memory" => Ok(Arc::new(MemoryBackend::new(timing)?)),

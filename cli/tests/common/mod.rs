@@ -144,3 +144,13 @@ pub fn kill_all(children: &mut [Child]) {
         let _ = c.wait();
     }
 }
+
+/// Children that are killed and reaped when the test ends, even by a panic.
+#[derive(Default)]
+pub struct Procs(pub Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        kill_all(&mut self.0);
+    }
+}

@@ -72,15 +72,17 @@ pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
     let (_d, file) = scratch("runs");
     let script = record(&file, "exec sleep 1000");
     let nodes = ["n1", "n2", "n3"];
-    let mut children: Vec<Child> = nodes
-        .iter()
-        .map(|n| start(backend, n, FAST, &["--supervise"], &script))
-        .collect();
+    let mut children = Procs(
+        nodes
+            .iter()
+            .map(|n| start(backend, n, FAST, &["--supervise"], &script))
+            .collect(),
+    );
     wait_until("a first child", || !runs(&file).is_empty());
     let first = runs(&file)[0].clone();
     let leader = nodes.iter().position(|n| *n == first.node).unwrap();
-    children[leader].kill().unwrap();
-    children[leader].wait().unwrap();
+    children.0[leader].kill().unwrap();
+    children.0[leader].wait().unwrap();
     let mut overlap = false;
     wait_until("a child on another node", || {
         let r = runs(&file);
@@ -102,14 +104,10 @@ pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
     assert_ne!(r[1].node, first.node);
     assert!(r[1].epoch > first.epoch, "{r:?}");
     // Clean shutdown of the rest.
-    for (i, c) in children.iter_mut().enumerate() {
+    for (i, c) in children.0.iter_mut().enumerate() {
         if i != leader {
             signal(c.id(), Signal::SIGTERM);
-        }
-    }
-    for (i, c) in children.into_iter().enumerate() {
-        if i != leader {
-            let _ = wait_output(c);
+            let _ = c.wait();
         }
     }
     wait_until("the second child to stop", || is_gone(r[1].pid));
@@ -129,11 +127,12 @@ pub fn sigterm_hands_over_without_a_ttl_wait(backend: &[String]) {
         "timing.kill_grace=\"1s\"",
     ];
     let a = start(backend, "n1", slow, &["--supervise"], &script);
+    let a_pid = a.id();
     wait_until("n1's child", || runs(&file).len() == 1);
-    let b = start(backend, "n2", slow, &["--supervise"], &script);
+    let mut b = Procs(vec![start(backend, "n2", slow, &["--supervise"], &script)]);
     std::thread::sleep(Duration::from_millis(300));
     let t = std::time::Instant::now();
-    signal(a.id(), Signal::SIGTERM);
+    signal(a_pid, Signal::SIGTERM);
     let o = wait_output(a);
     assert_eq!(
         o.status.code(),
@@ -151,6 +150,6 @@ pub fn sigterm_hands_over_without_a_ttl_wait(backend: &[String]) {
     assert!(is_gone(r[0].pid));
     assert_eq!(r[1].node, "n2");
     assert!(r[1].epoch > r[0].epoch);
-    signal(b.id(), Signal::SIGTERM);
-    let _ = wait_output(b);
+    signal(b.0[0].id(), Signal::SIGTERM);
+    let _ = b.0[0].wait();
 }

@@ -1,0 +1,151 @@
+//! Three `elector agent` processes forming a raft cluster on loopback, with `elector run`
+//! on each host going through its local agent.
+#![cfg(feature = "raft")]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use common::*;
+use nix::sys::signal::Signal;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Host {
+    config: PathBuf,
+    api: u16,
+}
+
+fn cluster(dir: &Path) -> Vec<Host> {
+    let raft: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let peers: String = (0..3)
+        .map(|i| format!("n{} = \"127.0.0.1:{}\"\n", i + 1, raft[i]))
+        .collect();
+    (0..3)
+        .map(|i| {
+            let api = free_port();
+            let config = dir.join(format!("n{}.toml", i + 1));
+            let text = format!(
+                "node_id = \"n{n}\"\n[backend]\nkind = \"raft\"\n[backend.raft]\nlisten = \"127.0.0.1:{port}\"\n\
+                 data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\nheartbeat = \"50ms\"\n\
+                 election_timeout_min = \"500ms\"\nelection_timeout_max = \"1s\"\nclock_drift = \"50ms\"\n\
+                 kill_grace = \"150ms\"\n[backend.raft.peers]\n{peers}[timing]\nrenew_interval = \"300ms\"\n\
+                 retry_interval = \"100ms\"\nttl = \"2s\"\nkill_grace = \"300ms\"\nclock_drift = \"100ms\"\n\
+                 [agent]\nlisten = \"127.0.0.1:{api}\"\nelections = [\"job\"]\n",
+                n = i + 1,
+                port = raft[i],
+                data = dir.join(format!("data-n{}", i + 1)).display(),
+            );
+            std::fs::write(&config, text).unwrap();
+            Host { config, api }
+        })
+        .collect()
+}
+
+fn agent(h: &Host) -> Child {
+    let mut c = elector();
+    c.arg("--config")
+        .arg(&h.config)
+        .arg("agent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.spawn().unwrap()
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let code = raw.split(' ').nth(1)?.parse().ok()?;
+    Some((code, raw.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+fn supervise(h: &Host, file: &Path) -> Child {
+    let mut c = elector();
+    c.arg("--config")
+        .arg(&h.config)
+        .args(["run", "-e", "job", "--supervise", "--", "sh", "-c"])
+        .arg(record(file, "exec sleep 1000"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c.spawn().unwrap()
+}
+
+/// The host whose agent answers 200 on the leader health check, when exactly one does.
+fn sole_leader(hosts: &[Host]) -> Option<usize> {
+    let up: Vec<usize> = hosts
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| http_get(h.api, "/v1/leader/job").is_some_and(|(c, _)| c == 200))
+        .map(|(i, _)| i)
+        .collect();
+    (up.len() == 1).then(|| up[0])
+}
+
+#[test]
+fn run_through_raft_agents_moves_the_child_when_the_leading_agent_is_killed() {
+    let d = tempfile::tempdir().unwrap();
+    let hosts = cluster(d.path());
+    let mut agents = Procs(hosts.iter().map(agent).collect());
+    for h in &hosts {
+        wait_until("the agent to answer /health", || {
+            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
+        });
+    }
+    let file = d.path().join("runs");
+    let mut runners = Procs(hosts.iter().map(|h| supervise(h, &file)).collect());
+    wait_until("a first child", || !runs(&file).is_empty());
+    // The load-balancer check answers 200 on exactly one host: the one whose latest
+    // child runs.
+    let mut leader = 0;
+    wait_until("one host to pass the leader health check", || {
+        sole_leader(&hosts).is_some_and(|l| {
+            leader = l;
+            runs(&file)
+                .last()
+                .is_some_and(|r| r.node == format!("n{}", l + 1) && !is_gone(r.pid))
+        })
+    });
+    let current = runs(&file).last().unwrap().clone();
+    let (_, status) = http_get(hosts[leader].api, "/v1/status").unwrap();
+    assert!(status.contains("\"is_leader\":true"), "{status}");
+
+    // Kill the leading host's agent: its `elector run` loses leadership by its own
+    // deadline and kills the child; another host takes over with a higher epoch.
+    agents.0[leader].kill().unwrap();
+    agents.0[leader].wait().unwrap();
+    wait_until("the old child to be killed", || is_gone(current.pid));
+    wait_until("a child on another host", || {
+        runs(&file)
+            .iter()
+            .any(|l| l.epoch > current.epoch && l.node != current.node)
+    });
+    let r = runs(&file);
+    for (i, a) in r.iter().enumerate() {
+        for b in &r[i + 1..] {
+            assert!(
+                b.epoch > a.epoch,
+                "epochs must rise from one child to the next: {r:?}"
+            );
+        }
+    }
+    for c in runners.0.iter().chain(agents.0.iter()) {
+        signal(c.id(), Signal::SIGTERM);
+    }
+    for c in runners.0.iter_mut().chain(agents.0.iter_mut()) {
+        let _ = c.wait();
+    }
+}
