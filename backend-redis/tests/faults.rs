@@ -184,3 +184,89 @@ async fn two_candidates_racing_under_a_tight_renew_loop_never_lead_at_once() {
     // No two holders at once, no epoch twice, epochs rising in grant order.
     check(&history);
 }
+
+/// The fenced write recipe from `election_core::Fence`'s documentation, on Redis itself.
+const FENCED_WRITE: &str = r#"
+local seen = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) < seen then return redis.error_reply('STALE epoch') end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2])
+return 'OK'
+"#;
+
+async fn fenced_write(
+    conn: &mut redis::aio::MultiplexedConnection,
+    epoch: election_core::Epoch,
+    value: &str,
+) -> bool {
+    redis::Script::new(FENCED_WRITE)
+        .key("job:data")
+        .key("job:fence")
+        .arg(epoch.get())
+        .arg(value)
+        .invoke_async::<()>(conn)
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_leader_runtime_wakes_up_to_a_refused_fenced_write() {
+    election_tests::init_tracing();
+    let timing = wide_margin();
+    let server = RedisServer::start().unwrap();
+    let url = server.url();
+    let history = History::new();
+
+    // Leader a lives in its own single-threaded runtime on its own thread: blocking that
+    // thread freezes all of a's tasks (renewals, timers) at once, like SIGSTOP.
+    let (to_a, frozen_until) = std::sync::mpsc::channel::<()>();
+    let (a_tx, mut a_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (h, a_url) = (history.clone(), url.clone());
+    let a_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let backend = connect(&a_url, timing).await;
+            let mut data = raw(&a_url).await;
+            let l = elector(&backend, "job", "a").campaign().await.unwrap();
+            h.granted(&node("a"), l.epoch());
+            let ok = fenced_write(&mut data, l.epoch(), "from a").await;
+            h.fenced_write(&node("a"), l.epoch(), ok);
+            a_tx.send(("elected", ok)).unwrap();
+            // Frozen: the whole runtime stops here until the test lets it go.
+            h.pause_injected();
+            frozen_until.recv().unwrap();
+            // Woken mid-work: the write it was about to do goes out with its old epoch.
+            let ok = fenced_write(&mut data, l.epoch(), "late from a").await;
+            h.fenced_write(&node("a"), l.epoch(), ok);
+            a_tx.send(("late write", ok)).unwrap();
+            a_tx.send(("still held", l.is_held())).unwrap();
+        });
+    });
+    assert_eq!(a_rx.recv().await.unwrap(), ("elected", true));
+
+    let b = connect(&url, timing).await;
+    let lb = tokio::time::timeout(GENEROUS, elector(&b, "job", "b").campaign())
+        .await
+        .expect("b elected once a's lease expired")
+        .unwrap();
+    history.granted(&node("b"), lb.epoch());
+    let mut data = raw(&url).await;
+    let ok = fenced_write(&mut data, lb.epoch(), "from b").await;
+    history.fenced_write(&node("b"), lb.epoch(), ok);
+    assert!(ok, "the new leader's write is admitted");
+
+    to_a.send(()).unwrap();
+    assert_eq!(a_rx.recv().await.unwrap(), ("late write", false));
+    assert_eq!(a_rx.recv().await.unwrap(), ("still held", false));
+    a_thread.join().unwrap();
+    let value: String = redis::cmd("GET")
+        .arg("job:data")
+        .query_async(&mut data)
+        .await
+        .unwrap();
+    assert_eq!(value, "from b", "the stale write changed nothing");
+    check(&history);
+}
