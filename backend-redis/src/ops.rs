@@ -27,14 +27,14 @@ impl Ops {
             .max(1)
     }
 
-    fn bad_holder(&self, node: &str) -> Error {
+    fn bad_holder(&self, node: &str, epoch: i64) -> Error {
         Error::protocol(
             KIND,
             self.shared.link.address(),
             Some(&self.name),
             format!(
-                "key {} names leader {node:?}, which is not a valid node id; another program \
-                 writes to this key",
+                "key {} holds a lease elector cannot read (leader {node:?}, epoch {epoch}): \
+                 another program writes to this key",
                 self.keys.leader
             ),
         )
@@ -66,7 +66,7 @@ impl Ops {
             )
             .await?;
         let h = holder(&holder_node, epoch, pttl, since)
-            .ok_or_else(|| self.bad_holder(&holder_node))?;
+            .ok_or_else(|| self.bad_holder(&holder_node, epoch))?;
         Ok(if granted == 1 {
             Acquired::Granted(h.info)
         } else {
@@ -132,7 +132,7 @@ impl Ops {
             None => Ok(None),
             Some((node, epoch, pttl, since)) => holder(&node, epoch, pttl, since)
                 .map(Some)
-                .ok_or_else(|| self.bad_holder(&node)),
+                .ok_or_else(|| self.bad_holder(&node, epoch)),
         }
     }
 

@@ -42,9 +42,9 @@ local stored = redis.call('GET', KEYS[2])
 local last = 0
 if stored then
   last = tonumber(stored)
-  if not last then
+  if not last or last >= 9007199254740992 then
     return redis.error_reply('WRONGTYPE elector: key ' .. KEYS[2] ..
-      ' holds a string that is not an epoch number; another program uses this key')
+      ' holds a string that is not an epoch number below 2^53; another program uses this key')
   end
 end
 local t = redis.call('TIME')

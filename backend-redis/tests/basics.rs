@@ -444,3 +444,24 @@ async fn a_server_gone_after_connect_is_unavailable_naming_address_and_election(
         assert!(msg.contains("election nightly"), "{msg}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_key_that_is_not_an_epoch_is_refused_naming_the_key() {
+    let server = RedisServer::start().unwrap();
+    let backend = connect(&server.url(), timing()).await;
+    let mut raw = raw(&server.url()).await;
+    let e = elector(&backend, "job", "a");
+    for garbage in ["banana", "1e300"] {
+        let _: () = redis::cmd("SET")
+            .arg("{elector:job}:epoch")
+            .arg(garbage)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let err = e.campaign().await.unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{msg}");
+        assert!(msg.contains("{elector:job}:epoch"), "{msg}");
+        assert!(e.leader().await.unwrap().is_none(), "nothing was acquired");
+    }
+}
