@@ -2,7 +2,7 @@
 //! process group and kills the whole group if elector dies.
 //!
 //! elector starts it with the signals below blocked and `PR_SET_PDEATHSIG = SIGUSR1`. It
-//! starts CMD (which inherits the group; the guard unblocks the signals for it before exec),
+//! starts CMD (which inherits the group; the guard clears its signal mask before exec),
 //! then waits on signals synchronously: SIGCHLD → if CMD exited, exit with its code (128 +
 //! N when killed by signal N); SIGUSR1 (elector died) → SIGKILL to the whole group, itself
 //! included; SIGTERM, SIGINT, SIGHUP, SIGQUIT → ignored here, because they were sent to the
@@ -33,30 +33,22 @@ fn signal_set() -> SigSet {
     set
 }
 
-/// Blocks the guard's signals with raw libc calls: safe between fork and exec.
+/// Sets the signal mask to exactly the guard's signals, with raw libc calls: safe between
+/// fork and exec.
 pub(crate) fn block_signals_raw() {
-    // SAFETY: sigemptyset/sigaddset/sigprocmask are async-signal-safe; `set` is local.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, s as libc::c_int);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    set_mask_raw(&SIGNALS);
 }
 
-/// Unblocks the guard's signals, so the command starts with none of them blocked (the
-/// mask is inherited across exec).
-fn unblock_signals_raw() {
+/// Sets the signal mask to exactly `signals` (async-signal-safe).
+pub(crate) fn set_mask_raw(signals: &[Signal]) {
     // SAFETY: sigemptyset/sigaddset/sigprocmask are async-signal-safe; `set` is local.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, s as libc::c_int);
+        for s in signals {
+            libc::sigaddset(&mut set, *s as libc::c_int);
         }
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }
 
@@ -80,7 +72,8 @@ pub(crate) fn main(args: &[std::ffi::OsString]) -> ExitCode {
     // SAFETY: only async-signal-safe libc calls between fork and exec.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            unblock_signals_raw();
+            // The mask is inherited across exec: the command starts with none blocked.
+            set_mask_raw(&[]);
             Ok(())
         });
     }

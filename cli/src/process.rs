@@ -174,7 +174,10 @@ impl Launcher {
                 c.args(&job.args);
                 // SAFETY: only async-signal-safe libc calls between fork and exec.
                 unsafe {
-                    c.pre_exec(move || set_parent_death_signal(libc::SIGKILL, parent));
+                    c.pre_exec(move || {
+                        crate::guard::set_mask_raw(&[]);
+                        set_parent_death_signal(libc::SIGKILL, parent)
+                    });
                 }
                 c
             }
