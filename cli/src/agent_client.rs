@@ -397,8 +397,8 @@ async fn renew(
     }
 }
 
-/// `GET /v1/status` as text.
-pub(crate) async fn status(addr: SocketAddr) -> Result<String, Failure> {
+/// `GET /v1/status`.
+pub(crate) async fn status(addr: SocketAddr) -> Result<crate::agent::Status, Failure> {
     let client = Client {
         addr,
         kind: "agent",
@@ -409,7 +409,7 @@ pub(crate) async fn status(addr: SocketAddr) -> Result<String, Failure> {
     if a.status != 200 {
         return Err(client.protocol(None, &a).into());
     }
-    Ok(String::from_utf8_lossy(&a.body).into_owned())
+    serde_json::from_slice(&a.body).map_err(|_| client.protocol(None, &a).into())
 }
 
 /// `POST /v1/elections/{name}/resign`: whether the agent held it.

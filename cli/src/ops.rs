@@ -91,12 +91,17 @@ fn leader_line(name: &ElectionName, leader: &Option<LeaderInfo>) -> String {
 pub(crate) async fn status(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Failure> {
     let kind = loaded.backend_kind()?;
     let names = names(loaded, args)?;
-    if crate::backends::via_agent(kind) && names.is_empty() {
-        let body = crate::agent_client::status(loaded.settings.agent.listen).await?;
+    if crate::backends::via_agent(kind) {
+        let mut status = crate::agent_client::status(loaded.settings.agent.listen).await?;
+        if !args.elections.is_empty() {
+            status
+                .elections
+                .retain(|e| names.iter().any(|n| n.as_str() == e.election));
+        }
         if args.json {
-            println!("{body}");
+            println!("{}", serde_json::to_string(&status).unwrap_or_default());
         } else {
-            print!("{}", crate::agent::render_status(&body));
+            print!("{}", crate::agent::render_status(&status));
         }
         return Ok(0);
     }

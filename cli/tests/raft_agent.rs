@@ -122,6 +122,43 @@ fn run_through_raft_agents_moves_the_child_when_the_leading_agent_is_killed() {
     let current = runs(&file).last().unwrap().clone();
     let (_, status) = http_get(hosts[leader].api, "/v1/status").unwrap();
     assert!(status.contains("\"is_leader\":true"), "{status}");
+    let mut c = elector();
+    c.arg("--config").arg(&hosts[leader].config).arg("status");
+    let o = output(c);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("job: led by this node"),
+        "{}",
+        text(&o)
+    );
+    let (_, metrics) = http_get(hosts[leader].api, "/metrics").unwrap();
+    assert!(
+        metrics.contains("elector_is_leader{election=\"job\"} 1"),
+        "{metrics}"
+    );
+
+    // `elector resign` on the leading host: its child is stopped and the election moves
+    // on to a higher epoch.
+    let mut c = elector();
+    c.arg("--config")
+        .arg(&hosts[leader].config)
+        .args(["resign", "job"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    wait_until("the resigned leader's child to stop", || {
+        is_gone(current.pid)
+    });
+    wait_until("a child at a higher epoch", || {
+        runs(&file).last().is_some_and(|r| r.epoch > current.epoch)
+    });
+    wait_until("one host to pass the leader health check again", || {
+        sole_leader(&hosts).is_some_and(|l| {
+            leader = l;
+            runs(&file)
+                .last()
+                .is_some_and(|r| r.node == format!("n{}", l + 1) && !is_gone(r.pid))
+        })
+    });
+    let current = runs(&file).last().unwrap().clone();
 
     // Kill the leading host's agent: its `elector run` loses leadership by its own
     // deadline and kills the child; another host takes over with a higher epoch.

@@ -37,3 +37,9 @@ fn sigterm_hands_over_without_a_ttl_wait() {
     let s = RedisServer::start().expect("redis-server");
     scenarios::sigterm_hands_over_without_a_ttl_wait(&backend(&s));
 }
+
+#[test]
+fn watch_streams_leader_changes() {
+    let s = RedisServer::start().expect("server");
+    scenarios::watch_streams_leader_changes(&backend(&s));
+}

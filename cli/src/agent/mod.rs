@@ -372,11 +372,9 @@ async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
     }
 }
 
-/// Renders `/v1/status` JSON for people.
-pub(crate) fn render_status(body: &str) -> String {
-    let Ok(status) = serde_json::from_str::<Status>(body) else {
-        return format!("{body}\n");
-    };
+/// Renders `/v1/status` for people.
+pub(crate) fn render_status(status: &Status) -> String {
+    let status = status.clone();
     let mut out = format!("node {} ({})\n", status.node, status.backend);
     if status.elections.is_empty() {
         out.push_str("no elections known to the agent\n");

@@ -153,3 +153,54 @@ pub fn sigterm_hands_over_without_a_ttl_wait(backend: &[String]) {
     signal(b.0[0].id(), Signal::SIGTERM);
     let _ = b.0[0].wait();
 }
+
+/// `elector watch` prints each leader change as it happens.
+pub fn watch_streams_leader_changes(backend: &[String]) {
+    use std::io::BufRead as _;
+    let mut c = elector();
+    c.args(backend)
+        .args(["--node-id", "w", "watch", "job"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut watcher = Procs(vec![c.spawn().unwrap()]);
+    let stdout = watcher.0[0].stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| -> String {
+        loop {
+            let line = rx
+                .recv_timeout(DEADLINE)
+                .unwrap_or_else(|_| panic!("watch printed no line with {what:?}"));
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    next("job: no leader");
+    let mut c = elector();
+    c.args(backend).args(FAST).args([
+        "--node-id",
+        "n1",
+        "run",
+        "-e",
+        "job",
+        "--min-hold",
+        "1s",
+        "--",
+        "true",
+    ]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let led = next("job: led by n1 at epoch");
+    assert!(led.contains("since"), "{led}");
+    next("job: no leader");
+}
