@@ -41,7 +41,9 @@
 //! acquisition starts one round trip later. Where the server does not send expiry events,
 //! a waiter also wakes when the holder's remaining TTL (`PTTL`, returned by the failed
 //! acquisition) runs out, which is when Redis lets the next acquisition through. While the
-//! pub/sub connection is down, waiters poll every `retry_interval`.
+//! pub/sub connection is down, waiters poll every `retry_interval`. `observe()` works the
+//! same way: it re-reads the lease on each push and when the holder's TTL runs out, so it
+//! reports every acquisition, release and expiry (as "no leader") without polling.
 //!
 //! **Loss is reported in time.** The holder measures its deadline from the monotonic
 //! instant at which it *started* its last successful renewal (election-core's
@@ -72,6 +74,9 @@
 //!   behind the old master's by more than the time between those increments and the
 //!   failover;
 //! - someone writes the `:epoch` key by hand.
+//!
+//! With persistence (AOF or RDB) the counter itself survives a restart, and the clock only
+//! matters when it is lost.
 //!
 //! Epochs therefore look like timestamps (about 1.7 × 10¹⁵ today) rather than 1, 2, 3;
 //! they stay exact in Lua's doubles until the year 2255.
@@ -110,9 +115,9 @@
 //! variable with the password), `database` (the URL's, else 0), `connect_timeout` (2 s),
 //! `command_timeout` (1 s; must be below `ttl - clock_drift - kill_grace`), `key_prefix`
 //! (`elector:`), `tls_ca_file` / `tls_cert_file` / `tls_key_file` (none: the system's
-//! roots, no client certificate), `sentinel` (none; [`SentinelConfig`]: `master_name` `mymaster`,
-//! `addresses` `host:port` list), `keyspace_notifications` (`false`: if true, `CONFIG SET
-//! notify-keyspace-events` adds `Kx` at connect).
+//! roots, no client certificate), `sentinel` (none; [`SentinelConfig`]: `master_name`
+//! `mymaster`, `addresses` as a `host:port` list), `keyspace_notifications` (`false`; if
+//! true, `CONFIG SET notify-keyspace-events` adds `Kx` at connect).
 //!
 //! Timing comes from [`LeaseTiming`](election_core::LeaseTiming): `ttl` is the key's TTL;
 //! `renew_interval`, `retry_interval`, `clock_drift` and `kill_grace` as documented there.
