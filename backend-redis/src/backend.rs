@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use election_core::{Backend, Candidate, ElectionName, Error, LeaderElector, LeaseTiming, Result};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::config::RedisConfig;
 use crate::elector::RedisElector;
@@ -11,14 +11,15 @@ use crate::keys::{Keys, Patterns};
 use crate::link::{KIND, Link};
 use crate::notify::{self, Notifier};
 
-/// What every elector of one backend shares. Dropping the last one stops the pub/sub task.
+/// What every elector of one backend shares. Dropping the last one stops the background
+/// tasks (pub/sub listener, Sentinel follower).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) link: Arc<Link>,
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) timing: LeaseTiming,
     pub(crate) key_prefix: String,
-    _stop_listener: oneshot::Sender<()>,
+    _stop_tasks: watch::Sender<()>,
 }
 
 /// A connection to one Redis server (or the master behind Sentinel), handing out one
@@ -45,7 +46,7 @@ impl RedisBackend {
             enable_expiry_events(&link).await?;
         }
         let notifier = Arc::new(Notifier::new());
-        let (stop, stopped) = oneshot::channel();
+        let (stop, stopped) = watch::channel(());
         let patterns = Patterns::new(&config.key_prefix, link.database);
         tokio::spawn(notify::listen(
             link.clone(),
@@ -55,8 +56,17 @@ impl RedisBackend {
             timing
                 .renew_interval
                 .max(std::time::Duration::from_millis(100)),
-            stopped,
+            stopped.clone(),
         ));
+        if let Some((sentinels, master_name)) = link.sentinels() {
+            tokio::spawn(crate::sentinel::follow(
+                link.clone(),
+                sentinels,
+                master_name,
+                timing.retry_interval,
+                stopped,
+            ));
+        }
         // Give the subscription a moment, so the first waiters need not poll; they do
         // poll correctly if it is not up yet.
         let mut subscribed = notifier.subscribed_watch();
@@ -68,7 +78,7 @@ impl RedisBackend {
                 notifier,
                 timing,
                 key_prefix: config.key_prefix,
-                _stop_listener: stop,
+                _stop_tasks: stop,
             }),
         })
     }

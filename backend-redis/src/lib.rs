@@ -93,12 +93,14 @@
 //!   `renew_interval` later, then `Revoked`). The epoch still rises in those cases (see
 //!   above), so a resource guarded by a [`Fence`](election_core::Fence) or a fenced write
 //!   refuses the older leader. Use etcd or ZooKeeper when that window matters.
-//! - **Sentinel** is asked for the master at connect and again after a command fails
-//!   (unreachable, timed out, or `READONLY` from a demoted master), at most once per
-//!   `connect_timeout`. A master that is still reachable after a *manual* failover keeps
-//!   accepting writes until the sentinel reconfigures it as a replica (up to about ten
-//!   seconds); until then this backend may keep using it, and those writes are lost when
-//!   it resyncs, which ends the leaderships taken there as `Revoked`.
+//! - **Sentinel** is asked for the master at connect, whenever a sentinel announces a
+//!   new one (`+switch-master`, followed on a pub/sub connection to the first sentinel
+//!   that answers), and after a command fails (unreachable, timed out, or `READONLY` from
+//!   a demoted master), at most once per `connect_timeout`. A client that missed the
+//!   announcement may keep writing to an old master that is still reachable until the
+//!   sentinels reconfigure it as a replica (up to about ten seconds after a manual
+//!   failover); those writes are lost when it resyncs, which ends the leaderships taken
+//!   there as `Revoked`.
 //! - **Pauses are fenced, not prevented**: a holder paused past its deadline (GC, SIGSTOP)
 //!   may act late; only the epoch protects the resource then.
 //! - Acquisition is not fair: whichever waiter's script runs first wins.
@@ -141,6 +143,7 @@ mod link;
 mod notify;
 mod ops;
 mod scripts;
+mod sentinel;
 
 pub use backend::RedisBackend;
 pub use config::{RedisConfig, SentinelConfig};

@@ -192,6 +192,25 @@ impl Link {
             .clone()
     }
 
+    /// With Sentinel: the sentinels' URLs and the master's name.
+    pub(crate) fn sentinels(&self) -> Option<(Vec<String>, String)> {
+        match &self.target {
+            Target::Sentinel {
+                sentinels,
+                master_name,
+                ..
+            } => Some((sentinels.clone(), master_name.clone())),
+            Target::Direct(_) => None,
+        }
+    }
+
+    /// A sentinel announced a new master: look it up now, whenever the last lookup was.
+    pub(crate) fn master_switched(self: &Arc<Self>) {
+        *self.last_lookup.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let link = self.clone();
+        tokio::spawn(async move { link.look_up_master().await });
+    }
+
     /// The current client, for dedicated (pub/sub) connections.
     pub(crate) fn client(&self) -> Client {
         self.lock().0.clone()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use election_core::ElectionName;
 use futures_util::StreamExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use crate::keys::Patterns;
 use crate::link::Link;
@@ -70,8 +70,8 @@ impl Notifier {
     }
 }
 
-/// Keeps one pub/sub connection subscribed to all elections under the prefix until `stop`
-/// fires (or its sender is dropped), reconnecting after `retry` and checking the
+/// Keeps one pub/sub connection subscribed to all elections under the prefix until the
+/// sender of `stop` is dropped, reconnecting after `retry` and checking the
 /// connection with a PING every `ping_every`.
 pub(crate) async fn listen(
     link: Arc<Link>,
@@ -79,12 +79,12 @@ pub(crate) async fn listen(
     patterns: Patterns,
     retry: Duration,
     ping_every: Duration,
-    mut stop: oneshot::Receiver<()>,
+    mut stop: watch::Receiver<()>,
 ) {
     loop {
         let session = run_session(&link, &notifier, &patterns, ping_every);
         tokio::select! {
-            _ = &mut stop => return,
+            _ = stop.changed() => return,
             outcome = session => {
                 notifier.set_subscribed(false);
                 tracing::debug!(backend = "redis", address = %link.address(), %outcome,
@@ -92,7 +92,7 @@ pub(crate) async fn listen(
             }
         }
         tokio::select! {
-            _ = &mut stop => return,
+            _ = stop.changed() => return,
             () = tokio::time::sleep(retry) => {}
         }
     }

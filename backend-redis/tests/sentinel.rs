@@ -101,9 +101,8 @@ async fn eventually<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_master_is_found_through_sentinel_and_again_after_it_crashes() {
-    election_tests::init_tracing();
+/// A master, its replica in sync, and a sentinel that knows both.
+async fn setup() -> (RedisServer, RedisServer, Sentinel) {
     let master = RedisServer::start().unwrap();
     let replica = RedisServer::start().unwrap();
     let mut r = raw(&replica.url()).await;
@@ -134,14 +133,26 @@ async fn the_master_is_found_through_sentinel_and_again_after_it_crashes() {
     })
     .await;
 
-    let config = RedisConfig {
+    (master, replica, sentinel)
+}
+
+fn sentinel_config(sentinel: &Sentinel) -> RedisConfig {
+    RedisConfig {
         sentinel: Some(SentinelConfig {
             master_name: "mymaster".into(),
             addresses: vec![format!("127.0.0.1:{}", sentinel.port)],
         }),
         ..config("redis://ignored-host:1")
-    };
-    let backend = RedisBackend::connect(config, long_ttl()).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_is_found_through_sentinel_and_again_after_it_crashes() {
+    election_tests::init_tracing();
+    let (master, replica, sentinel) = setup().await;
+    let backend = RedisBackend::connect(sentinel_config(&sentinel), long_ttl())
+        .await
+        .unwrap();
     assert!(
         backend
             .address()
@@ -189,4 +200,39 @@ async fn the_master_is_found_through_sentinel_and_again_after_it_crashes() {
         "the lease lives on the new master"
     );
     second.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_announced_by_the_sentinel_switches_the_backend_at_once() {
+    election_tests::init_tracing();
+    let (master, replica, sentinel) = setup().await;
+    let backend = RedisBackend::connect(sentinel_config(&sentinel), long_ttl())
+        .await
+        .unwrap();
+    let e = elector(&backend, "job", "a");
+    let first = e.campaign().await.unwrap();
+    let first_epoch = first.epoch();
+    first.resign().await.unwrap();
+
+    // The old master stays up and keeps accepting writes until the sentinel reconfigures
+    // it, which can take seconds; the backend must not wait for that.
+    let _ = ask(&sentinel, &["failover", "mymaster"]).await;
+    let new_master = replica.addr().port();
+    let switched = format!("(now redis://127.0.0.1:{new_master}");
+    eventually("the backend follows +switch-master", async || {
+        backend.address().contains(&switched).then_some(())
+    })
+    .await;
+    let second = e.campaign().await.unwrap();
+    assert!(second.epoch() > first_epoch);
+    let mut on_new = raw(&replica.url()).await;
+    let node_there: String = redis::cmd("HGET")
+        .arg("{elector:job}:leader")
+        .arg("node")
+        .query_async(&mut on_new)
+        .await
+        .unwrap();
+    assert_eq!(node_there, "a", "the lease lives on the new master");
+    second.resign().await.unwrap();
+    drop(master);
 }
