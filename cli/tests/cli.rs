@@ -278,3 +278,26 @@ fn the_command_starts_with_no_signal_blocked() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.trim().ends_with("0000000000000000"), "{}", text(&o));
 }
+
+#[test]
+fn json_logs_are_one_json_object_per_line() {
+    let mut c = elector();
+    c.args([
+        "--log-format",
+        "json",
+        "--backend",
+        "memory",
+        "--node-id",
+        "n1",
+    ])
+    .args(["run", "--min-hold", "0s", "--", "true"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.trim().is_empty(), "{}", text(&o));
+    for line in err.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+}

@@ -357,3 +357,54 @@ async fn supervise_restarts_a_failing_command_and_stops_when_it_succeeds() {
     let runs = std::fs::read_to_string(dir.join("runs")).unwrap();
     assert_eq!(runs.lines().count(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_campaigns_until_the_other_leader_resigns_then_runs() {
+    let (_d, dir) = dir();
+    let server = MemoryServer::new(LeaseTiming::fast_for_tests()).unwrap();
+    let other = elector(&server.connect(), "n2").campaign().await.unwrap();
+    let script = format!("echo ran > {}/ran", dir.display());
+    let mode = Mode::Once {
+        wait: Some(DEADLINE),
+        min_hold: Duration::ZERO,
+    };
+    let (_tx, stop) = no_stop();
+    let task = tokio::spawn({
+        let e = elector(&server.connect(), "n1");
+        let plan = plan(&script, mode);
+        async move { run(e, &plan, stop).await }
+    });
+    // Still waiting while n2 leads.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!dir.join("ran").exists(), "ran while another node led");
+    let old = other.epoch();
+    other.resign().await.unwrap();
+    let outcome = task.await.unwrap().unwrap();
+    let Outcome::Exited { exit, epoch } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(exit.success() && epoch > old);
+    assert!(dir.join("ran").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_that_runs_out_skips() {
+    let server = MemoryServer::new(LeaseTiming::fast_for_tests()).unwrap();
+    let _other = elector(&server.connect(), "n2").campaign().await.unwrap();
+    let mode = Mode::Once {
+        wait: Some(Duration::from_millis(300)),
+        min_hold: Duration::ZERO,
+    };
+    let (_tx, stop) = no_stop();
+    let outcome = run(
+        elector(&server.connect(), "n1"),
+        &plan("exit 9", mode),
+        stop,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, Outcome::Skipped { leader: Some(_) }),
+        "{outcome:?}"
+    );
+}
