@@ -41,6 +41,8 @@ pub(crate) struct Link {
     current: Mutex<(Client, ConnectionManager)>,
     /// When Sentinel was last asked for the master, to ask at most once per interval.
     last_lookup: Mutex<Option<Instant>>,
+    /// Bumped when the server in use changes, so dedicated connections follow.
+    switches: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Link {
@@ -167,6 +169,7 @@ impl Link {
             target,
             current: Mutex::new((client, manager)),
             last_lookup: Mutex::new(None),
+            switches: tokio::sync::watch::channel(0).0,
         });
         let pong: String = link
             .run(None, "PING", |mut c| async move {
@@ -209,6 +212,11 @@ impl Link {
         *self.last_lookup.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         let link = self.clone();
         tokio::spawn(async move { link.look_up_master().await });
+    }
+
+    /// Changes whenever the server in use changes (a Sentinel failover).
+    pub(crate) fn switches(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.switches.subscribe()
     }
 
     /// The current client, for dedicated (pub/sub) connections.
@@ -295,6 +303,7 @@ impl Link {
                         let now = in_use(&self.target, &self.configured, &client, self.database);
                         *self.lock() = (client, manager);
                         *self.address.lock().unwrap_or_else(|p| p.into_inner()) = now;
+                        self.switches.send_modify(|n| *n += 1);
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot use the new master"),
                 }

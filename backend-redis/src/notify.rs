@@ -105,6 +105,8 @@ async fn run_session(
     patterns: &Patterns,
     ping_every: Duration,
 ) -> String {
+    let mut switches = link.switches();
+    switches.borrow_and_update();
     let client = link.client();
     let pubsub = match tokio::time::timeout(link.connect_timeout, client.get_async_pubsub()).await {
         Ok(Ok(p)) => p,
@@ -127,6 +129,7 @@ async fn run_session(
     ping.tick().await;
     loop {
         tokio::select! {
+            _ = switches.changed() => return "the server in use changed".into(),
             msg = stream.next() => match msg {
                 Some(msg) => {
                     let wake = patterns.election_to_wake(msg.get_channel_name(), msg.get_payload_bytes());

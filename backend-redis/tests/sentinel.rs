@@ -206,7 +206,12 @@ async fn the_master_is_found_through_sentinel_and_again_after_it_crashes() {
 async fn a_manual_failover_announced_by_the_sentinel_switches_the_backend_at_once() {
     election_tests::init_tracing();
     let (master, replica, sentinel) = setup().await;
-    let backend = RedisBackend::connect(sentinel_config(&sentinel), long_ttl())
+    // Without pushes, waiters would poll only every 5 s (and the lease lasts 60 s).
+    let slow_polls = election_core::LeaseTiming {
+        retry_interval: Duration::from_secs(5),
+        ..long_ttl()
+    };
+    let backend = RedisBackend::connect(sentinel_config(&sentinel), slow_polls)
         .await
         .unwrap();
     let e = elector(&backend, "job", "a");
@@ -233,6 +238,22 @@ async fn a_manual_failover_announced_by_the_sentinel_switches_the_backend_at_onc
         .await
         .unwrap();
     assert_eq!(node_there, "a", "the lease lives on the new master");
+
+    // Pushes follow the switch too: a waiter is handed the lease by the release's publish
+    // on the new master.
+    eventually("pub/sub is live on the new master", async || {
+        backend.notifications_live().then_some(())
+    })
+    .await;
+    let b = elector(&backend, "job", "b");
+    let waiter = tokio::spawn(async move { b.campaign().await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
     second.resign().await.unwrap();
+    let third = tokio::time::timeout(Duration::from_secs(4), waiter)
+        .await
+        .expect("woken by a push, not a 5 s poll or the 60 s TTL")
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.info().node, node("b"));
     drop(master);
 }
