@@ -414,8 +414,13 @@ mod tests {
         c.sentinel.as_mut().unwrap().addresses = vec!["127.0.0.1".into()];
         let err = c.validate(&timing()).unwrap_err().to_string();
         assert!(err.contains("redis.sentinel.addresses"), "{err}");
-        c.sentinel.as_mut().unwrap().addresses = vec!["127.0.0.1:26379".into()];
+        c.sentinel.as_mut().unwrap().addresses =
+            vec!["127.0.0.1:26379".into(), "[::1]:26379".into()];
         c.validate(&timing()).unwrap();
+        assert_eq!(
+            parse_host_port("[::1]:26379").unwrap(),
+            ("::1".into(), 26379)
+        );
     }
 
     #[test]

@@ -117,7 +117,11 @@ impl Link {
                     let (host, port) = parse_host_port(a).map_err(|reason| {
                         Error::config("redis.sentinel.addresses", format!("{a:?}: {reason}"))
                     })?;
-                    sentinels.push(format!("redis://{host}:{port}"));
+                    sentinels.push(if host.contains(':') {
+                        format!("redis://[{host}]:{port}")
+                    } else {
+                        format!("redis://{host}:{port}")
+                    });
                 }
                 let address = format!(
                     "sentinel master {:?} via {}",
