@@ -89,6 +89,9 @@ pub(crate) async fn listen(
                 notifier.set_subscribed(false);
                 tracing::debug!(backend = "redis", address = %link.address(), %outcome,
                     "pub/sub connection ended; reconnecting");
+                if outcome == SWITCHED {
+                    continue;
+                }
             }
         }
         tokio::select! {
@@ -97,6 +100,9 @@ pub(crate) async fn listen(
         }
     }
 }
+
+/// Why a session ended when the server in use changed: reconnect at once.
+const SWITCHED: &str = "the server in use changed";
 
 /// One connection's life; returns why it ended.
 async fn run_session(
@@ -129,7 +135,7 @@ async fn run_session(
     ping.tick().await;
     loop {
         tokio::select! {
-            _ = switches.changed() => return "the server in use changed".into(),
+            _ = switches.changed() => return SWITCHED.into(),
             msg = stream.next() => match msg {
                 Some(msg) => {
                     let wake = patterns.election_to_wake(msg.get_channel_name(), msg.get_payload_bytes());
