@@ -1,0 +1,274 @@
+//! The connection shared by every elector of one backend: one ZooKeeper session at a time
+//! (replaced by a new one after it expires), request timeouts and error mapping.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use election_core::{ElectionName, Error, LeaseTiming, Result};
+use tokio::sync::Mutex;
+use zookeeper_client::{self as zk, Acls, Client, CreateMode, CreateOptions};
+
+use crate::config::ZooKeeperConfig;
+
+/// A client library result.
+pub(crate) type ZkResult<T> = std::result::Result<T, zk::Error>;
+
+/// The backend kind, as in errors and `ELECTOR_BACKEND`.
+pub(crate) const KIND: &str = "zookeeper";
+
+/// One ZooKeeper session, with the timing its negotiated timeout allows.
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    pub(crate) client: Client,
+    /// The configured timing with `ttl` replaced by the negotiated session timeout: every
+    /// deadline of this session is measured with it.
+    pub(crate) timing: LeaseTiming,
+}
+
+impl Session {
+    /// The session id, as ZooKeeper stores it in `ephemeralOwner`.
+    pub(crate) fn id(&self) -> i64 {
+        self.client.session_id().0
+    }
+
+    /// Whether the session can still be used (not expired, closed or refused).
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.client.state().is_terminated()
+    }
+}
+
+/// What every elector of one backend shares.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// The connect string, as named in errors.
+    pub(crate) address: String,
+    /// The parent of every election's znode.
+    pub(crate) prefix: String,
+    /// The timing as configured (`ttl` is the upper bound of the session timeout).
+    pub(crate) timing: LeaseTiming,
+    /// Timeout of each request: `min(request_timeout, renew_interval)`.
+    pub(crate) request_timeout: Duration,
+    connect_timeout: Duration,
+    /// The session timeout asked of ZooKeeper.
+    requested_session_timeout: Duration,
+    /// `user:password` for digest authentication (never logged).
+    digest: Option<String>,
+    current: Mutex<Option<Session>>,
+    /// Paths of the candidate znodes this backend holds now (see `orphans`).
+    live: std::sync::Mutex<HashSet<String>>,
+}
+
+impl Conn {
+    pub(crate) fn new(config: &ZooKeeperConfig, timing: LeaseTiming) -> Result<Conn> {
+        let requested = config.session_timeout.unwrap_or(timing.ttl);
+        if requested > timing.ttl {
+            return Err(Error::config(
+                "zookeeper.session_timeout",
+                format!(
+                    "{} exceeds timing.ttl ({}): the session could outlive the holder's \
+                     deadline",
+                    humantime::format_duration(requested),
+                    humantime::format_duration(timing.ttl)
+                ),
+            ));
+        }
+        Ok(Conn {
+            address: config.connect_string.clone(),
+            prefix: config.prefix.clone(),
+            timing,
+            request_timeout: config.request_timeout.min(timing.renew_interval),
+            connect_timeout: config.connect_timeout,
+            requested_session_timeout: requested,
+            digest: config.digest()?,
+            current: Mutex::new(None),
+            live: std::sync::Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Records that a candidacy holds `path` (`true`) or let go of it (`false`).
+    pub(crate) fn set_live(&self, path: &str, live: bool) {
+        let mut set = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live {
+            set.insert(path.to_owned());
+        } else {
+            set.remove(path);
+        }
+    }
+
+    /// Whether a candidacy of this backend holds `path`.
+    pub(crate) fn is_live(&self, path: &str) -> bool {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(path)
+    }
+
+    /// The ACL of every znode we create: the authenticated user's only when digest
+    /// credentials are configured, else open to anyone.
+    pub(crate) fn acls(&self) -> Acls<'static> {
+        if self.digest.is_some() {
+            Acls::creator_all()
+        } else {
+            Acls::anyone_all()
+        }
+    }
+
+    /// Options to create a persistent directory znode.
+    pub(crate) fn dir_options(&self) -> CreateOptions<'static> {
+        CreateMode::Persistent.with_acls(self.acls())
+    }
+
+    /// The live session, establishing a new one if there is none or it ended (expired,
+    /// closed). Fails with `Unavailable` if ZooKeeper cannot be reached within
+    /// `connect_timeout`, and with `Config` if the negotiated session timeout breaks the
+    /// timing rules.
+    pub(crate) async fn session(&self, election: Option<&ElectionName>) -> Result<Session> {
+        let mut current = self.current.lock().await;
+        if let Some(s) = current.as_ref().filter(|s| s.is_alive()) {
+            return Ok(s.clone());
+        }
+        let session = self.connect_session(election).await?;
+        *current = Some(session.clone());
+        Ok(session)
+    }
+
+    async fn connect_session(&self, election: Option<&ElectionName>) -> Result<Session> {
+        let mut connector = Client::connector()
+            .with_session_timeout(self.requested_session_timeout)
+            .with_fail_eagerly();
+        if let Some(digest) = &self.digest {
+            connector = connector.with_auth("digest", digest.as_bytes());
+        }
+        let client = match tokio::time::timeout(
+            self.connect_timeout,
+            connector.connect(&self.address),
+        )
+        .await
+        {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => {
+                return Err(self.error(election, "establishing a session", e));
+            }
+            Err(_) => {
+                return Err(Error::unavailable(
+                    KIND,
+                    &self.address,
+                    election,
+                    format!(
+                        "establishing a session: no answer within {} (is ZooKeeper \
+                             running there?)",
+                        humantime::format_duration(self.connect_timeout)
+                    ),
+                    None,
+                ));
+            }
+        };
+        let negotiated = client.session_timeout();
+        if negotiated > self.timing.ttl {
+            return Err(Error::config(
+                "timing.ttl",
+                format!(
+                    "ZooKeeper at {} negotiated a session timeout of {}, longer than \
+                     timing.ttl ({}): its minSessionTimeout is above the ttl, so a crashed \
+                     leader's znode would outlive its deadline by more than the margin; raise \
+                     timing.ttl or lower the server's minSessionTimeout",
+                    self.address,
+                    humantime::format_duration(negotiated),
+                    humantime::format_duration(self.timing.ttl)
+                ),
+            ));
+        }
+        let timing = LeaseTiming {
+            ttl: negotiated,
+            ..self.timing
+        };
+        timing.validate().map_err(|e| {
+            Error::config(
+                "timing.ttl",
+                format!(
+                    "ZooKeeper at {} negotiated a session timeout of {} (below the requested \
+                     {}, capped by its maxSessionTimeout), and with it: {e}",
+                    self.address,
+                    humantime::format_duration(negotiated),
+                    humantime::format_duration(self.requested_session_timeout)
+                ),
+            )
+        })?;
+        tracing::debug!(
+            address = %self.address,
+            session = %client.session_id(),
+            negotiated = %humantime::format_duration(negotiated),
+            "zookeeper session established"
+        );
+        Ok(Session { client, timing })
+    }
+
+    /// Awaits one request for at most the request timeout; a timeout is
+    /// [`zk::Error::Timeout`].
+    pub(crate) async fn timed<T>(&self, fut: impl Future<Output = ZkResult<T>>) -> ZkResult<T> {
+        tokio::time::timeout(self.request_timeout, fut)
+            .await
+            .unwrap_or(Err(zk::Error::Timeout))
+    }
+
+    /// Maps a client error to ours, naming the address, the election and what was being
+    /// done.
+    pub(crate) fn error(
+        &self,
+        election: Option<&ElectionName>,
+        doing: &str,
+        e: zk::Error,
+    ) -> Error {
+        map_error(&self.address, &self.prefix, election, doing, e)
+    }
+}
+
+/// Whether `e` means "try again later" rather than "you were refused".
+pub(crate) fn is_transient(e: &zk::Error) -> bool {
+    matches!(
+        e,
+        zk::Error::ConnectionLoss
+            | zk::Error::Timeout
+            | zk::Error::NoHosts
+            | zk::Error::SessionExpired
+            | zk::Error::SessionMoved
+            | zk::Error::ClientClosed
+            | zk::Error::Throttled
+    )
+}
+
+pub(crate) fn map_error(
+    address: &str,
+    prefix: &str,
+    election: Option<&ElectionName>,
+    doing: &str,
+    e: zk::Error,
+) -> Error {
+    match e {
+        zk::Error::Timeout => Error::unavailable(
+            KIND,
+            address,
+            election,
+            format!("{doing}: no answer in time"),
+            Some(Box::new(e)),
+        ),
+        e if is_transient(&e) => Error::unavailable(
+            KIND,
+            address,
+            election,
+            format!("{doing}: {e}"),
+            Some(Box::new(e)),
+        ),
+        zk::Error::NoAuth | zk::Error::AuthFailed | zk::Error::InvalidAcl => Error::protocol(
+            KIND,
+            address,
+            election,
+            format!(
+                "{doing}: ZooKeeper refused us ({e}): check zookeeper.digest_auth and the ACLs \
+                 of {prefix}"
+            ),
+        ),
+        e => Error::protocol(KIND, address, election, format!("{doing}: {e}")),
+    }
+}

@@ -1,0 +1,218 @@
+//! A candidacy (our ephemeral sequential znode) and, once elected, the leadership built
+//! on it: the renewal loop that extends election-core's `LeaseKeeper` deadline, the
+//! watches that revoke it, and resignation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use election_core::{
+    ElectionName, LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, Result,
+};
+use tokio::time::Instant;
+use zookeeper_client::{self as zk, EventType};
+
+use crate::conn::{Conn, Session, is_transient};
+
+/// Our znode in one election. Deleting it withdraws the candidacy (or ends the
+/// leadership); dropping it without [`release`](Self::release) deletes it in the
+/// background.
+#[derive(Debug)]
+pub(crate) struct Candidacy {
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) session: Session,
+    pub(crate) election: ElectionName,
+    /// Full path of our znode, such as `/elector/job/n_0000000007`.
+    pub(crate) path: String,
+    /// Its sequence number (our place in the queue).
+    pub(crate) seq: i64,
+    released: AtomicBool,
+}
+
+impl Candidacy {
+    pub(crate) fn new(
+        conn: Arc<Conn>,
+        session: Session,
+        election: ElectionName,
+        path: String,
+        seq: i64,
+    ) -> Candidacy {
+        conn.set_live(&path, true);
+        Candidacy {
+            conn,
+            session,
+            election,
+            path,
+            seq,
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// Deletes our znode now, retrying transient failures while the session lives (a
+    /// session that ended took the znode with it). Idempotent.
+    pub(crate) async fn delete(&self) -> Result<()> {
+        self.released.store(true, Ordering::SeqCst);
+        self.conn.set_live(&self.path, false);
+        delete_until_gone(&self.conn, &self.session, &self.election, &self.path).await
+    }
+
+    /// Deletes our znode in the background (see [`delete`](Self::delete)).
+    pub(crate) fn release(&self) {
+        if self.released.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.conn.set_live(&self.path, false);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (conn, session, election, path) = (
+                self.conn.clone(),
+                self.session.clone(),
+                self.election.clone(),
+                self.path.clone(),
+            );
+            rt.spawn(async move {
+                if let Err(e) = delete_until_gone(&conn, &session, &election, &path).await {
+                    tracing::warn!(election = %election, path = %path, error = %e, "could not delete our znode; it goes when the session ends");
+                }
+            });
+        }
+    }
+}
+
+impl Drop for Candidacy {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+async fn delete_until_gone(
+    conn: &Conn,
+    session: &Session,
+    election: &ElectionName,
+    path: &str,
+) -> Result<()> {
+    loop {
+        if !session.is_alive() {
+            return Ok(());
+        }
+        match conn.timed(session.client.delete(path, None)).await {
+            Ok(()) | Err(zk::Error::NoNode) => {
+                tracing::debug!(election = %election, path, "deleted our znode");
+                return Ok(());
+            }
+            Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => return Ok(()),
+            Err(e) if is_transient(&e) => {
+                tracing::debug!(election = %election, error = %e, "deleting our znode failed; retrying");
+                tokio::time::sleep(session.timing.retry_interval).await;
+            }
+            Err(e) => return Err(conn.error(Some(election), "deleting our znode", e)),
+        }
+    }
+}
+
+/// Resigns by deleting our znode: the next candidate's watch fires at once. The session
+/// is shared with the backend's other elections and stays open.
+struct ZkControl {
+    candidacy: Arc<Candidacy>,
+}
+
+#[async_trait]
+impl LeadershipControl for ZkControl {
+    async fn resign(&self) -> Result<()> {
+        self.candidacy.delete().await
+    }
+}
+
+/// Turns an elected candidacy into a [`Leadership`] and starts watching over it.
+///
+/// `renewed_at` is the start of a request the server answered on our session after our
+/// znode was seen leading; the deadline is that plus `negotiated timeout - clock_drift -
+/// kill_grace`, and every later answered renewal moves it.
+pub(crate) fn hold(candidacy: Candidacy, info: LeaderInfo, renewed_at: Instant) -> Leadership {
+    let candidacy = Arc::new(candidacy);
+    let timing = candidacy.session.timing;
+    let control = Arc::new(ZkControl {
+        candidacy: candidacy.clone(),
+    });
+    tracing::info!(election = %candidacy.election, epoch = %info.epoch, path = %candidacy.path, "became leader");
+    let (keeper, leadership) = LeaseKeeper::grant(info, timing.deadline_after(renewed_at), control);
+    tokio::spawn(monitor(candidacy, keeper));
+    leadership
+}
+
+async fn monitor(c: Arc<Candidacy>, keeper: LeaseKeeper) {
+    let loss = keeper.watch();
+    let reason = tokio::select! {
+        reason = loss.lost() => reason,
+        () = renew(&c, &keeper) => {
+            keeper.end(LossReason::Revoked);
+            loss.lost().await
+        }
+        () = deleted(&c) => {
+            keeper.end(LossReason::Revoked);
+            loss.lost().await
+        }
+    };
+    tracing::info!(election = %c.election, path = %c.path, %reason, "leadership ended");
+    if reason != LossReason::Resigned {
+        // Let the next candidate in at once if ZooKeeper can still be reached (a
+        // resignation deletes through its control).
+        c.release();
+    }
+}
+
+/// Renews every `renew_interval`: an `exists` on our znode, which the server answers only
+/// after touching our session. Returns when the znode is gone or no longer ours, or the
+/// session ended: the leadership is revoked.
+async fn renew(c: &Candidacy, keeper: &LeaseKeeper) {
+    let timing = c.session.timing;
+    let client = &c.session.client;
+    loop {
+        let started = Instant::now();
+        match c.conn.timed(client.check_stat(&c.path)).await {
+            Ok(Some(stat)) if stat.ephemeral_owner == c.session.id() => {
+                // `false` means the deadline had already passed: `lost()` resolves next.
+                keeper.extend_to(timing.deadline_after(started));
+                tokio::time::sleep_until(started + timing.renew_interval).await;
+            }
+            Ok(_) => {
+                tracing::info!(election = %c.election, path = %c.path, "our znode is gone");
+                return;
+            }
+            Err(zk::Error::SessionExpired | zk::Error::ClientClosed | zk::Error::AuthFailed) => {
+                tracing::info!(election = %c.election, "our ZooKeeper session ended");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(election = %c.election, error = %e, "renewal failed; retrying");
+                tokio::time::sleep_until(started + timing.retry_interval).await;
+            }
+        }
+    }
+}
+
+/// Resolves when our znode is deleted or the session ends (a watch, so at once rather than
+/// at the next renewal). A watch that cannot be set leaves the renewal loop to notice.
+async fn deleted(c: &Candidacy) {
+    let client = &c.session.client;
+    loop {
+        match c.conn.timed(client.check_and_watch_stat(&c.path)).await {
+            Ok((None, _)) => return,
+            Ok((Some(_), watcher)) => {
+                let event = watcher.changed().await;
+                if matches!(
+                    event.event_type,
+                    EventType::NodeDeleted | EventType::Session
+                ) {
+                    return;
+                }
+            }
+            Err(e) => {
+                if !c.session.is_alive() {
+                    return;
+                }
+                tracing::debug!(election = %c.election, error = %e, "watch on our znode failed; retrying");
+                tokio::time::sleep(c.session.timing.retry_interval).await;
+            }
+        }
+    }
+}
