@@ -166,7 +166,9 @@ pub(crate) async fn resign(loaded: &Loaded, election: &str) -> Result<u8, Failur
     let name = ElectionName::new(election).map_err(|e| Failure::new(exit::USAGE, e.into()))?;
     let resigned = crate::agent_client::resign(loaded.settings.agent.listen, &name).await?;
     if resigned {
-        println!("resigned {name}");
+        println!(
+            "resigning {name}: the local holder stops its command, then leadership is handed over"
+        );
         Ok(0)
     } else {
         println!("{name}: this node's agent does not lead it");

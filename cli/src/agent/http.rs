@@ -160,8 +160,8 @@ async fn resign_election(
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if agent.resign_election(&name).await {
-        Json(json!({ "resigned": name })).into_response()
+    if agent.revoke_election(&name) {
+        Json(json!({ "resigning": name })).into_response()
     } else {
         error(
             StatusCode::NOT_FOUND,

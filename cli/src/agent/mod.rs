@@ -60,8 +60,21 @@ struct Hold {
     election: ElectionName,
     watch: LossWatch,
     leadership: Mutex<Option<Leadership>>,
-    last_renewed: Mutex<Instant>,
+    /// When the last renewal was answered, and the lease it reported: the caller's
+    /// deadline is no later than their sum.
+    last_renewed: Mutex<(Instant, Duration)>,
+    /// The agent wants this hold to end (`elector resign`, agent shutdown): renewals get
+    /// 410, and the agent resigns once the caller let go or its deadline has passed.
+    revoked: watch::Sender<bool>,
     _local: OwnedMutexGuard<()>,
+}
+
+impl Hold {
+    /// The instant after which the caller surely stopped its command: its deadline.
+    fn caller_deadline(&self) -> Instant {
+        let (at, left) = *lock(&self.last_renewed);
+        at + left
+    }
 }
 
 /// The agent's state.
@@ -74,6 +87,8 @@ pub(crate) struct Agent {
     holds: Mutex<HashMap<u64, Arc<Hold>>>,
     next_hold: AtomicU64,
     metrics: Metrics,
+    /// Set when the agent stops: pending campaigns end at once.
+    closing: watch::Sender<bool>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -140,6 +155,7 @@ impl Agent {
             holds: Mutex::new(HashMap::new()),
             next_hold: AtomicU64::new(1),
             metrics: Metrics::new(),
+            closing: watch::channel(false).0,
         })
     }
 
@@ -220,6 +236,22 @@ impl Agent {
             };
             Ok::<_, election_core::Error>(leadership.map(|l| (l, local)))
         };
+        if *self.closing.borrow() {
+            return Err(election_core::Error::Closed {
+                backend: self.kind,
+                election: name.clone(),
+            });
+        }
+        let mut closing = self.closing.subscribe();
+        let attempt = async move {
+            tokio::select! {
+                r = attempt => r,
+                _ = closing.wait_for(|c| *c) => Err(election_core::Error::Closed {
+                    backend: self.kind,
+                    election: name.clone(),
+                }),
+            }
+        };
         let won = if wait.is_zero() {
             match election.local.clone().try_lock_owned() {
                 Ok(local) => election.elector.try_campaign().await?.map(|l| (l, local)),
@@ -236,14 +268,17 @@ impl Agent {
         };
         let id = self.next_hold.fetch_add(1, Ordering::Relaxed);
         let info = leadership.info().clone();
+        let granted_at = Instant::now();
+        let watch = leadership.loss_watch();
+        let lease_left_ms = left_ms(watch.deadline());
         let hold = Arc::new(Hold {
             election: name.clone(),
-            watch: leadership.loss_watch(),
+            watch,
             leadership: Mutex::new(Some(leadership)),
-            last_renewed: Mutex::new(Instant::now()),
+            last_renewed: Mutex::new((granted_at, Duration::from_millis(lease_left_ms))),
+            revoked: watch::channel(false).0,
             _local: local,
         });
-        let lease_left_ms = left_ms(hold.watch.deadline());
         lock(&self.holds).insert(id, hold.clone());
         *lock(&election.hold) = Some(id);
         let labels = Metrics::labels(name.as_str());
@@ -260,17 +295,19 @@ impl Agent {
     /// Renews hold `id`: the lease left, or `None` once it ended.
     fn renew(&self, id: u64, rtt: Option<Duration>) -> Option<u64> {
         let hold = lock(&self.holds).get(&id).cloned()?;
-        if !hold.watch.is_held() {
+        if !hold.watch.is_held() || *hold.revoked.borrow() {
             return None;
         }
-        *lock(&hold.last_renewed) = Instant::now();
+        let now = Instant::now();
+        let left = hold.watch.deadline().saturating_duration_since(now);
+        *lock(&hold.last_renewed) = (now, left);
         if let Some(rtt) = rtt {
             self.metrics
                 .renew_latency
                 .get_or_create(&Metrics::labels(hold.election.as_str()))
                 .observe(rtt.as_secs_f64());
         }
-        Some(left_ms(hold.watch.deadline()))
+        Some(left.as_millis().try_into().unwrap_or(u64::MAX))
     }
 
     /// Resigns hold `id`; whether it existed.
@@ -287,12 +324,30 @@ impl Agent {
         true
     }
 
-    /// Resigns this node's hold on `name`; whether there was one.
-    async fn resign_election(&self, name: &ElectionName) -> bool {
+    /// Ends this node's hold on `name` safely; whether there was one. The caller is told at
+    /// its next renewal (410), stops its command and resigns; the agent resigns itself once
+    /// the caller's deadline has passed if the caller does not. Resigning at once would let
+    /// another node start its command while this one's still runs.
+    fn revoke_election(&self, name: &ElectionName) -> bool {
         let id = lock(&self.elections).get(name).and_then(|e| *lock(&e.hold));
-        match id {
-            Some(id) => self.resign_hold(id).await,
+        let hold = id.and_then(|id| lock(&self.holds).get(&id).cloned());
+        match hold {
+            Some(h) => {
+                h.revoked.send_replace(true);
+                true
+            }
             None => false,
+        }
+    }
+
+    /// Revokes every hold and waits until all have ended.
+    async fn drain(&self) {
+        let holds: Vec<Arc<Hold>> = lock(&self.holds).values().cloned().collect();
+        for h in &holds {
+            h.revoked.send_replace(true);
+        }
+        while !lock(&self.holds).is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -334,17 +389,32 @@ async fn follow(
     }
 }
 
-/// Keeps a hold until it is lost, resigned, or its caller stops renewing.
+/// Keeps a hold until it is lost, resigned, revoked, or its caller stops renewing. The
+/// agent resigns on its own only once the caller's deadline has passed, so the caller's
+/// command is dead before another node can be elected.
 async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
     let timeout = agent.client_timeout();
     let labels = Metrics::labels(hold.election.as_str());
+    let mut revoked = hold.revoked.subscribe();
     let reason = loop {
-        let last = *lock(&hold.last_renewed);
+        let (last, _) = *lock(&hold.last_renewed);
+        let caller_deadline = hold.caller_deadline();
+        let is_revoked = *revoked.borrow_and_update();
+        let expiry = if is_revoked {
+            caller_deadline
+        } else {
+            caller_deadline.max(last + timeout)
+        };
         tokio::select! {
             reason = hold.watch.lost() => break Some(reason),
-            () = tokio::time::sleep_until(last + timeout) => {
-                if *lock(&hold.last_renewed) == last {
-                    tracing::warn!(election = %hold.election, hold = id, "the local caller stopped renewing; resigning");
+            _ = revoked.changed(), if !is_revoked => {}
+            () = tokio::time::sleep_until(expiry) => {
+                if lock(&hold.last_renewed).0 == last || is_revoked {
+                    if is_revoked {
+                        tracing::info!(election = %hold.election, hold = id, "revoked hold's caller deadline passed; resigning");
+                    } else {
+                        tracing::warn!(election = %hold.election, hold = id, "the local caller stopped renewing; resigning");
+                    }
                     break None;
                 }
             }
@@ -352,7 +422,7 @@ async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
     };
     if let Some(reason) = reason {
         if reason != LossReason::Resigned {
-            let since = lock(&hold.last_renewed).elapsed();
+            let since = lock(&hold.last_renewed).0.elapsed();
             agent
                 .metrics
                 .loss_detection
@@ -429,15 +499,16 @@ pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure
         .local_addr()
         .map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
     tracing::info!(%local, backend = kind, "agent listening");
+    let draining = agent.clone();
     serve_on(agent.clone(), listener, async move {
         let _ = stop.wait_for(Option::is_some).await;
+        // Local callers stop their commands first; then the leaderships are handed over.
+        tracing::info!("stopping: revoking local holds");
+        draining.closing.send_replace(true);
+        draining.drain().await;
     })
     .await
     .map_err(|e| Failure::new(exit::SOFTWARE, anyhow!(e).context("serving the agent API")))?;
-    let ids: Vec<u64> = lock(&agent.holds).keys().copied().collect();
-    for id in ids {
-        agent.resign_hold(id).await;
-    }
     tracing::info!("agent stopped");
     Ok(0)
 }

@@ -179,7 +179,7 @@ async fn the_supervisor_runs_through_the_agent_and_resigning_there_stops_the_com
         assert!(Instant::now() < until);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(a.agent.resign_election(&name).await);
+    assert!(a.agent.revoke_election(&name));
     let outcome = run.await.unwrap().unwrap();
     assert!(
         matches!(
