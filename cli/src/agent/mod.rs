@@ -15,10 +15,13 @@
 //!   (N = 0: one attempt; the agent waits at most N ms, so a vanished caller's candidacy
 //!   ends within N ms) and answers 200 `{"hold", "epoch", "node", "since",
 //!   "lease_left_ms"}` or 409 `{"leader"}`; `POST /v1/holds/{id}/renew` answers 200
-//!   `{"lease_left_ms"}` or 410 once the leadership ended; `DELETE /v1/holds/{id}`
-//!   resigns. A hold not renewed for three `timing.renew_interval`s is resigned (the
-//!   caller died). `POST /v1/elections/{election}/resign` ends this node's hold on the
-//!   election (`elector resign`).
+//!   `{"lease_left_ms"}` or 410 once the leadership ended or was revoked;
+//!   `DELETE /v1/holds/{id}` resigns. A hold not renewed for three
+//!   `timing.renew_interval`s, and past the caller's deadline, is resigned (the caller
+//!   died). `POST /v1/elections/{election}/resign` (`elector resign`) and stopping the
+//!   agent *revoke* holds: the caller learns it at its next renewal, stops its command and
+//!   resigns; the agent resigns by itself only once the caller's deadline has passed, so
+//!   no other node can start its command while this one's still runs.
 //!
 //! The caller applies the deadline rule itself: each answer's `lease_left_ms` counts from
 //! the moment the caller *sent* the request, so a stuck or dead agent still makes the
