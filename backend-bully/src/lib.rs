@@ -1,5 +1,133 @@
-//! Leader election by the Bully algorithm (highest id wins), with persisted epochs and an
-//! optional majority rule.
+//! Leader election by the Bully algorithm among the nodes themselves (no external
+//! service), with persisted epochs and an optional majority rule, over authenticated
+//! peer connections.
 //!
-//! Not built yet: this crate is a workspace member so that the layout of DESIGN.md holds.
-//! It exposes nothing until the backend lands; there is no stand-in implementation.
+//! # Model
+//!
+//! A static set of members, ranked by id (byte order: the greatest id is the "highest"
+//! node). Each member runs a [`BullyNode`]: a sans-IO state machine ([`core::Node`]) driven
+//! by a tokio task over `election-transport` (one authenticated connection per peer; many
+//! elections multiplexed over it, their messages batched per peer). The exchange, per
+//! election:
+//!
+//! - **ELECTION.** A campaigning node that knows no live leader sends ELECTION to every
+//!   peer. A *higher* campaigning node answers **ALIVE** and holds its own election; every
+//!   other node acknowledges, reporting its highest epoch seen and whether it would follow
+//!   a new leader now. A node that got ALIVE waits one failure timeout for the VICTORY of
+//!   the higher node, then tries again.
+//! - **VICTORY.** When every higher node has answered without ALIVE (or the answer timeout
+//!   passed: higher nodes that stay silent are presumed dead), and — with the quorum rule —
+//!   a majority of all members acknowledged, the candidate declares victory with
+//!   `epoch = max(every epoch seen) + 1`, made durable (write, fsync, atomic rename)
+//!   **before** VICTORY goes out.
+//! - **Heartbeats.** The leader sends one heartbeat round per interval to every peer,
+//!   listing every election it leads with its epoch (the cost of a round grows with the
+//!   number of elections led). Followers acknowledge, refusing entries they do not accept.
+//!   A campaigning follower that misses heartbeats for the failure timeout holds an
+//!   election.
+//! - **ABDICATE.** [`Leadership::resign`](election_core::Leadership::resign) ends the
+//!   leadership locally, then tells every peer; campaigning peers hold an election at once
+//!   and the highest of them wins. The resigning node does not campaign, nor answer ALIVE,
+//!   for one failure timeout.
+//!
+//! **"Highest id wins" applies whenever an election is held** (start-up, leader failure,
+//! resign). A higher node that starts campaigning, or comes back, while a healthy leader
+//! leads does *not* preempt it: it waits, like any candidate, for the leader to fail or to
+//! resign (decision record 080). So handoffs are always a resign or a failure, and a
+//! flapping high node cannot take leadership away from a working one.
+//!
+//! # Guarantees
+//!
+//! With the quorum rule (`quorum = true`, the default):
+//!
+//! - **One leader per epoch; epochs never go back.** A follower accepts a VICTORY only for
+//!   an epoch above every epoch it has seen, makes it durable before acknowledging, and a
+//!   leadership is granted only once a majority accepted it. Two majorities intersect, so
+//!   no two leaderships share an epoch, and each new one is above the last granted one.
+//!   Restarted nodes resume from their persisted highest epoch.
+//! - **Leases do not overlap.** A follower that accepted a leader stays loyal to it — it
+//!   acknowledges no other leader's VICTORY or ELECTION — for `failure_timeout` after it
+//!   last heard it. The leader's lease runs from the send time of the latest heartbeat
+//!   round a majority acknowledged, for `failure_timeout - clock_drift - kill_grace`;
+//!   without such acknowledgements it steps down ([`LossReason::QuorumLost`](election_core::LossReason::QuorumLost)). So the old
+//!   leader's `lost()` fires, and its guarded child is dead, before any majority can accept
+//!   a new leader. A node that just restarted acknowledges no new leader for one failure
+//!   timeout, since it may have promised loyalty before it crashed.
+//! - **A minority side never elects.** A node cut off from a majority loses its lease and
+//!   cannot gather a majority for a new one.
+//!
+//! Without the quorum rule (`quorum = false`, classic Bully): a node leads as soon as no
+//! higher candidate answers, and keeps leading until it fails, resigns or sees a higher
+//! epoch. A partition therefore elects one leader per side (**split brain**, the classic
+//! weakness). Epochs still protect fenced resources: each side's epochs are unique (a
+//! node picks the next epoch that is its own modulo the membership size) and above
+//! everything that node saw, so a [`Fence`](election_core::Fence) refuses the lower one
+//! once the higher has written; when the sides meet again, the lower epoch steps down.
+//!
+//! # What is not guaranteed
+//!
+//! Process pauses break every timing rule (that is what epochs and fences are for).
+//! Liveness needs a majority that can talk to each other and to the highest candidate: a
+//! higher candidate that can reach a candidate but not a majority keeps answering ALIVE
+//! and stalls the election until the network heals. Membership is static. Losing a data
+//! dir can let that node's epochs go back (the majority rule still protects grants, since
+//! a majority remembers the highest epoch).
+//!
+//! # Where the epoch comes from
+//!
+//! The winner's persisted highest epoch seen (raised by every acknowledgement and refusal
+//! it received) plus one; see above and decision record 082.
+//!
+//! # Settings ([`BullyConfig`])
+//!
+//! | setting | default | meaning |
+//! |---|---|---|
+//! | `node_id` | required | this member's id (its rank) |
+//! | `listen` | `127.0.0.1:7500` | address for peers; port 0 picks one |
+//! | `peers` | empty | every member's id → `host:port` |
+//! | `voters_only` | none | members that acknowledge but never campaign |
+//! | `data_dir` | `./elector-bully` | the state file (highest epoch per election) |
+//! | `heartbeat` | 25 ms | interval of a leader's heartbeat rounds |
+//! | `failure_timeout` | 150 ms | silence after which a leader is presumed failed; follower loyalty |
+//! | `answer_timeout` | 50 ms | how long a candidate waits for ALIVE |
+//! | `clock_drift` | 25 ms | clock-rate and timer-lateness bound over one lease |
+//! | `kill_grace` | 50 ms | the CLI's SIGTERM → SIGKILL grace, inside the lease margin |
+//! | `quorum` | `true` | the majority rule |
+//! | `rng_seed` | random | seed of the retry jitter |
+//! | `secret` / `secret_file` / `tls` | one required | peer authentication (HMAC-SHA256 or mutual TLS) |
+//!
+//! Unauthenticated frames never reach the core: the transport drops them, so an
+//! unauthenticated VICTORY is never seen.
+//!
+//! ```no_run
+//! # async fn example() -> election_core::Result<()> {
+//! use election_bully::{BullyConfig, BullyNode};
+//! use election_core::{Backend, Candidate, ElectionName, NodeId};
+//! let me = NodeId::new("node-3")?;
+//! let node = BullyNode::start(BullyConfig {
+//!     node_id: Some(me.clone()),
+//!     peers: [
+//!         (NodeId::new("node-1")?, "10.0.0.1:7500".to_string()),
+//!         (NodeId::new("node-2")?, "10.0.0.2:7500".to_string()),
+//!     ]
+//!     .into(),
+//!     secret_file: Some("/etc/elector/secret".into()),
+//!     ..BullyConfig::default()
+//! })
+//! .await?;
+//! let elector = node.election(&ElectionName::new("nightly-backup")?, Candidate::new(me))?;
+//! let leadership = elector.campaign().await?;
+//! println!("leading at epoch {}", leadership.epoch());
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod config;
+pub mod core;
+mod driver;
+mod node;
+mod persist;
+
+pub use codec::{DecodeError, WIRE_VERSION, decode, encode};
+pub use config::{BullyConfig, TlsConfig};
+pub use node::{BullyNode, BullyStats};
