@@ -1,0 +1,226 @@
+//! Faults between a node and ZooKeeper (a blackholing proxy) and of ZooKeeper itself (a
+//! restart): the deadline rule, fencing of a stale leader, epochs across restarts.
+
+mod support;
+
+use std::time::Duration;
+
+use election_core::{ErrorKind, Fence, LossReason};
+use election_tests::history::History;
+use election_tests::launch::Data;
+use election_tests::proxy::{Direction, Fault};
+use support::*;
+use tokio::time::Instant;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_leader_loses_by_its_deadline_before_the_waiter_is_elected() {
+    let server = shared_zookeeper();
+    let t = timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let session_timeout = a.backend.session_timeout().await.unwrap();
+    let hold_budget = session_timeout - t.safety_margin();
+    let election = unique("cut1");
+    let history = History::new();
+    let leadership = a.elector(&election).campaign().await.unwrap();
+    history.granted(&a.id, leadership.epoch());
+    // Record A's loss the moment lost() fires, from its own task.
+    let recorder = {
+        let (watch, history, id, epoch) = (
+            leadership.loss_watch(),
+            history.clone(),
+            a.id.clone(),
+            leadership.epoch(),
+        );
+        tokio::spawn(async move {
+            watch.lost().await;
+            history.lost(&id, epoch);
+        })
+    };
+    let b_elector = b.elector(&election);
+    let (b_history, b_id) = (history.clone(), b.id.clone());
+    let waiter = tokio::spawn(async move {
+        let l = b_elector.campaign().await.unwrap();
+        b_history.granted(&b_id, l.epoch());
+        (Instant::now(), l)
+    });
+    // Let a renewal or two happen, then cut A off in both directions.
+    tokio::time::sleep(t.renew_interval * 2).await;
+    let deadline_at_cut = leadership.deadline();
+    let cut_at = Instant::now();
+    a.proxy.set(Direction::Both, Fault::Blackhole);
+
+    let reason = within(SOON, "A's lost()", leadership.lost()).await;
+    let lost_at = Instant::now();
+    assert_eq!(reason, LossReason::Expired);
+    assert!(
+        leadership.deadline() <= deadline_at_cut.max(cut_at + hold_budget),
+        "a renewal went through the blackhole?"
+    );
+    let (granted_at, b_leadership) = within(SOON, "B's election", waiter).await.unwrap();
+    assert!(
+        lost_at <= granted_at,
+        "overlap: B was elected {:?} before A's lost() resolved",
+        lost_at - granted_at
+    );
+    // B can only be elected once ZooKeeper expired A's session, a session timeout after
+    // the last packet it got from A, which was after A's last renewal started.
+    let last_renewal_started = leadership.deadline() - hold_budget;
+    assert!(
+        granted_at >= last_renewal_started + session_timeout,
+        "B was elected {:?} after A's last renewal started: before A's {session_timeout:?} \
+         session could expire",
+        granted_at - last_renewal_started
+    );
+    assert!(b_leadership.epoch() > leadership.epoch());
+    within(SOON, "the loss recorder", recorder).await.unwrap();
+    if let Err(violations) = history.check() {
+        panic!("history violations: {violations:?}\n{history}");
+    }
+    a.proxy.set(Direction::Both, Fault::Pass);
+    history.resigned(&b.id, b_leadership.epoch());
+    b_leadership.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_leader_past_its_session_is_refused_by_the_fence() {
+    let server = shared_zookeeper();
+    let t = timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let election = unique("fence1");
+    let fence = Fence::new();
+    let history = History::new();
+    let write = |node: &election_core::NodeId, epoch| {
+        let r = fence.admit(epoch);
+        history.fenced_write(node, epoch, r.is_ok());
+        r
+    };
+    let old = a.elector(&election).campaign().await.unwrap();
+    history.granted(&a.id, old.epoch());
+    write(&a.id, old.epoch()).unwrap();
+    // A is paused (as far as ZooKeeper can tell): nothing it sends arrives, and it does not
+    // look at lost() either.
+    history.pause_injected();
+    a.proxy.set(Direction::Both, Fault::Blackhole);
+    let new = within(SOON, "B's election", b.elector(&election).campaign())
+        .await
+        .unwrap();
+    history.granted(&b.id, new.epoch());
+    write(&b.id, new.epoch()).unwrap();
+    // A wakes up and writes with the epoch it still holds.
+    let stale = write(&a.id, old.epoch()).unwrap_err();
+    assert_eq!(stale.kind(), ErrorKind::StaleEpoch, "{stale}");
+    if let Err(violations) = history.check() {
+        panic!("history violations: {violations:?}\n{history}");
+    }
+    assert!(!old.is_held(), "its own deadline has passed too");
+    a.proxy.set(Direction::Both, Fault::Pass);
+    new.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_candidate_cut_off_gets_an_error_instead_of_waiting_forever() {
+    let server = shared_zookeeper();
+    let t = timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let election = unique("cut2");
+    let leadership = a.elector(&election).campaign().await.unwrap();
+    let b_elector = b.elector(&election);
+    let waiter = tokio::spawn(async move { b_elector.campaign().await });
+    tokio::time::sleep(t.renew_interval * 2).await;
+    b.proxy.set(Direction::Both, Fault::Blackhole);
+    let err = within(SOON, "B's campaign to fail", waiter)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        err.to_string().contains("cut2"),
+        "names the election: {err}"
+    );
+    assert!(
+        err.to_string().contains(&b.proxy.addr().to_string()),
+        "names the address: {err}"
+    );
+    assert!(leadership.is_held(), "A was never disturbed");
+    leadership.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epochs_keep_rising_across_a_zookeeper_restart_with_its_data() {
+    let server = zookeeper();
+    let t = timing();
+    let backend = connect(&server.connect_string(), t).await;
+    let election = unique("restart");
+    let ours = elector(&backend, &election, "node-a");
+    let mut epochs = Vec::new();
+    for _ in 0..2 {
+        let l = ours.campaign().await.unwrap();
+        epochs.push(l.epoch());
+        l.resign().await.unwrap();
+    }
+    let s = &server;
+    tokio::task::block_in_place(|| s.restart(Data::Keep)).unwrap();
+    // The session may or may not survive the restart; either way the backend campaigns
+    // again (with a new session if needed) and the new znode's czxid is above the old ones.
+    let l = within(SOON, "an election after the restart", async {
+        loop {
+            match ours.campaign().await {
+                Ok(l) => return l,
+                Err(e) if e.is_retryable() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("campaign after the restart: {e}"),
+            }
+        }
+    })
+    .await;
+    let before = *epochs.last().unwrap();
+    assert!(
+        l.epoch() > before,
+        "epoch {} after the restart is not above {before} from before it",
+        l.epoch()
+    );
+    eprintln!(
+        "epochs before the restart: {epochs:?}, after: {}",
+        l.epoch()
+    );
+    l.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_zookeeper_restarts_epochs_low_which_is_why_the_doc_warns() {
+    let server = zookeeper();
+    let t = timing();
+    let backend = connect(&server.connect_string(), t).await;
+    let election = unique("wipe");
+    let ours = elector(&backend, &election, "node-a");
+    // Some history first, so that epochs are clearly above a fresh server's.
+    for _ in 0..5 {
+        ours.campaign().await.unwrap().resign().await.unwrap();
+    }
+    let before = ours.campaign().await.unwrap();
+    let before_epoch = before.epoch();
+    before.resign().await.unwrap();
+    let s = &server;
+    tokio::task::block_in_place(|| s.restart(Data::Empty)).unwrap();
+    let after = within(SOON, "an election after the wipe", async {
+        loop {
+            match ours.campaign().await {
+                Ok(l) => return l,
+                Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => panic!("campaign after the wipe: {e}"),
+            }
+        }
+    })
+    .await;
+    // Documented limitation: a wiped data directory resets zxids.
+    assert!(
+        after.epoch() < before_epoch,
+        "{} vs {before_epoch}",
+        after.epoch()
+    );
+    after.resign().await.unwrap();
+}
