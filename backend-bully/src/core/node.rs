@@ -399,12 +399,12 @@ impl Node {
                     election: election.clone(),
                 },
             );
-            if matches!(self.elections[i].role, Role::Follower) && !self.loyal(i, p, now) {
+            if matches!(self.elections[i].role, Role::Follower) && !self.loyal(i, None, now) {
                 self.start_election(i, now);
             }
             return;
         }
-        let granted = !self.loyal(i, p, now);
+        let granted = !self.loyal(i, Some(p), now);
         let epoch = self.elections[i].epoch;
         self.send(
             p,
@@ -545,8 +545,8 @@ impl Node {
     /// VICTORY (or a heartbeat entry) from `p` at `epoch` in election `i`: accept it, or
     /// refuse with this node's highest epoch seen.
     ///
-    /// Refused: an epoch below the highest seen (or equal to it but accepted from another
-    /// node); any leader other than the one this node is loyal to (heard within the
+    /// Refused: an epoch below the highest seen (or equal to it when another leader was
+    /// accepted at it); any leader other than the one this node is loyal to (heard within the
     /// failure timeout, or this node's own recent leadership); any new leader during the
     /// failure timeout after a restart. Accepting makes the epoch durable and renews
     /// loyalty to `p`.
@@ -561,19 +561,24 @@ impl Node {
         let pid = &self.members[p];
         let e = &self.elections[i];
         let known = e.epoch == epoch && e.accepted.as_ref() == Some(pid);
-        if now < self.booted + self.cfg.failure_timeout && !known {
-            // Learn who leads (for observers and to stay quiet), promise nothing yet.
-            let other_live = matches!((e.leader, e.last_heard), (Some((l, _)), Some(h))
-                if l != p && now < h + self.cfg.failure_timeout);
-            if epoch >= e.epoch && !other_live && !e.is_leader() {
-                self.elections[i].last_heard = Some(now);
-                self.set_leader(i, Some((p, epoch)));
-            }
-            return Err(self.elections[i].epoch);
-        }
         if !known {
-            if epoch <= e.epoch || self.loyal(i, p, now) {
-                return Err(e.epoch);
+            let quiet = now < self.booted + self.cfg.failure_timeout;
+            // At most one leader accepted per epoch: an epoch equal to the highest seen is
+            // accepted only if no leader was accepted at it yet.
+            let stale = epoch < e.epoch || (epoch == e.epoch && e.accepted.is_some());
+            if quiet || stale || self.loyal(i, Some(p), now) {
+                // Learn who leads (for observers, and to stay loyal), promise nothing.
+                let other_live = matches!((e.leader, e.last_heard), (Some((l, _)), Some(h))
+                    if l != p && now < h + self.cfg.failure_timeout);
+                if epoch >= e.epoch && !other_live && !e.is_leader() {
+                    let e = &mut self.elections[i];
+                    e.last_heard = Some(now);
+                    if matches!(e.role, Role::Electing { .. }) {
+                        e.role = Role::Follower;
+                    }
+                    self.set_leader(i, Some((p, epoch)));
+                }
+                return Err(self.elections[i].epoch);
             }
             let e = &mut self.elections[i];
             e.epoch = epoch;
@@ -590,16 +595,17 @@ impl Node {
         Ok(())
     }
 
-    /// Whether this node must not help any node other than `p` lead election `i` now: it
-    /// restarted less than a failure timeout ago, or it led until recently, or it heard
-    /// from another live leader within the failure timeout.
-    fn loyal(&self, i: usize, p: usize, now: Instant) -> bool {
+    /// Whether this node must not help any node other than `p` (any node at all, itself
+    /// included, when `p` is `None`) lead election `i` now: it restarted less than a
+    /// failure timeout ago, or it led until recently, or it heard from another live leader
+    /// within the failure timeout.
+    fn loyal(&self, i: usize, p: Option<usize>, now: Instant) -> bool {
         let e = &self.elections[i];
         now < self.booted + self.cfg.failure_timeout
             || e.hold_until.is_some_and(|h| now < h)
             || matches!(e.role, Role::Leader { .. })
             || matches!((e.leader, e.last_heard), (Some((l, _)), Some(h))
-                if l != p && l != self.me && now < h + self.cfg.failure_timeout)
+                if Some(l) != p && l != self.me && now < h + self.cfg.failure_timeout)
     }
 
     /// Completes an election round when every higher node answered without ALIVE (or
@@ -634,6 +640,12 @@ impl Node {
 
     /// Holds an election: ELECTION to every peer.
     fn start_election(&mut self, i: usize, now: Instant) {
+        if self.loyal(i, None, now) {
+            // Never lead while loyal to a live leader: that would break our promise to it.
+            let e = &mut self.elections[i];
+            e.next_election = e.next_election.max(now + self.cfg.answer_timeout);
+            return;
+        }
         let e = &mut self.elections[i];
         e.role = Role::Electing {
             answered: bit(self.me),

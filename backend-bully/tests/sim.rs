@@ -1,0 +1,258 @@
+//! Seeded random schedules against the simulated network: drops, delays (hence
+//! reordering), symmetric and one-way partitions, crashes and restarts from persisted
+//! state, resigns and withdrawals; three quarters with the quorum rule, one quarter classic
+//! Bully. After every step the simulator checks: one leader per epoch per election;
+//! persisted epochs never go back; with the quorum rule, granted epochs only rise and no
+//! two leases overlap (unless the first was resigned they are a full clock-drift +
+//! kill-grace margin apart). After the chaos the network heals: a leader must be elected
+//! and stay; then, whenever an election is held (the leader resigns), the highest live
+//! candidate wins.
+//!
+//! A failure prints its seed; `BULLY_SEED=<seed> cargo test -p election-bully --test sim
+//! sim_replay -- --nocapture` replays it with a trace. `BULLY_SIM_SCHEDULES=<n>` changes
+//! how many schedules the normal run checks (default 6,000).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Sim, election};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// One random schedule; `Err` describes the violated invariant.
+#[allow(clippy::result_large_err)]
+fn run_schedule(seed: u64, keep_log: bool) -> Result<Sim, (Sim, String)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x00b0_11ff_5eed);
+    let n = if rng.random_bool(0.7) { 3 } else { 5 };
+    let voters_only: Vec<usize> = if n == 5 && rng.random_bool(0.3) {
+        vec![rng.random_range(0..n)]
+    } else {
+        vec![]
+    };
+    let quorum = rng.random_bool(0.75);
+    let mut sim = Sim::new_with(seed, n, &voters_only, quorum);
+    sim.keep_log = keep_log;
+    sim.recampaign = true;
+    sim.drop_rate = [0.0, 0.02, 0.1, 0.3][rng.random_range(0..4)];
+    sim.delay = (
+        Duration::from_micros(100),
+        ms([1, 5, 20, 60][rng.random_range(0..4)]),
+    );
+    let elections: Vec<_> = (0..rng.random_range(1..=3)).map(election).collect();
+    let campaigners: Vec<usize> = (0..n).filter(|i| !voters_only.contains(i)).collect();
+    match chaos(&mut sim, &mut rng, &elections, &campaigners) {
+        Ok(()) => Ok(sim),
+        Err(e) => Err((sim, e)),
+    }
+}
+
+fn chaos(
+    sim: &mut Sim,
+    rng: &mut ChaCha8Rng,
+    elections: &[election_core::ElectionName],
+    campaigners: &[usize],
+) -> Result<(), String> {
+    let n = sim.n();
+    for e in elections {
+        for &c in campaigners {
+            sim.campaign(c, e)?;
+        }
+    }
+    let chaos_end = ms(2000);
+    while sim.now < chaos_end {
+        let next = sim.now + ms(rng.random_range(20..300));
+        sim.run_until(next)?;
+        let e = &elections[rng.random_range(0..elections.len())];
+        match rng.random_range(0..9) {
+            0 => {
+                let k = rng.random_range(1..=n / 2);
+                let mut side: Vec<usize> = (0..n).collect();
+                for i in (1..side.len()).rev() {
+                    side.swap(i, rng.random_range(0..=i));
+                }
+                side.truncate(k);
+                sim.partition(&side);
+            }
+            1 => {
+                let a = rng.random_range(0..n);
+                let b = (a + rng.random_range(1..n)) % n;
+                sim.cut.insert((a, b));
+            }
+            2 | 3 => sim.heal(),
+            4 => {
+                let c = rng.random_range(0..n);
+                sim.crash(c);
+            }
+            5 => {
+                let c = rng.random_range(0..n);
+                sim.restart(c);
+                for e in elections {
+                    if campaigners.contains(&c) {
+                        sim.campaign(c, e)?;
+                    }
+                }
+            }
+            6 => {
+                if let Some(h) = sim.lease_holder(e) {
+                    sim.resign(h, e)?;
+                }
+            }
+            7 => {
+                let c = campaigners[rng.random_range(0..campaigners.len())];
+                sim.withdraw(c, e)?;
+            }
+            _ => {
+                let c = campaigners[rng.random_range(0..campaigners.len())];
+                sim.campaign(c, e)?;
+            }
+        }
+    }
+    // Heal: every node up, no faults, every candidate campaigning.
+    sim.heal();
+    sim.drop_rate = 0.0;
+    sim.delay = (Duration::from_micros(100), ms(2));
+    for i in 0..n {
+        sim.restart(i);
+    }
+    for e in elections {
+        for &c in campaigners {
+            sim.campaign(c, e)?;
+        }
+    }
+    let cfg = sim.configs[0].clone();
+    // Boot quiet period, in-flight loyalty, failed rounds and their back-off.
+    let bound = cfg.failure_timeout * 12;
+    if !sim.run_until_cond(bound, |s| s.settled(elections))? {
+        return Err(format!(
+            "no stable leader within {bound:?} after the network healed:\n{}",
+            sim.dump(elections)
+        ));
+    }
+    // And it stays: once messages sent before the heal are gone, a healthy cluster keeps
+    // its leader.
+    sim.run_for(cfg.failure_timeout)?;
+    if !sim.run_until_cond(bound, |s| s.settled(elections))? {
+        return Err(format!(
+            "leadership did not settle again after in-flight messages drained:\n{}",
+            sim.dump(elections)
+        ));
+    }
+    let leaders: Vec<_> = elections.iter().map(|e| sim.lease_holder(e)).collect();
+    sim.run_for(cfg.failure_timeout * 4)?;
+    let after: Vec<_> = elections.iter().map(|e| sim.lease_holder(e)).collect();
+    if leaders != after {
+        return Err(format!(
+            "leadership changed on a healthy network: {leaders:?} -> {after:?}"
+        ));
+    }
+    // Whenever an election is held on the healed network, the highest candidate wins.
+    let highest = *campaigners.iter().max().expect("at least one candidate");
+    for e in elections {
+        let holder = sim.lease_holder(e).expect("settled");
+        if holder == highest {
+            continue;
+        }
+        sim.resign(holder, e)?;
+        if !sim.run_until_cond(bound, |s| s.settled(elections))? {
+            return Err(format!(
+                "no stable leader of {e} within {bound:?} after n{} resigned:\n{}",
+                holder + 1,
+                sim.dump(elections)
+            ));
+        }
+        let now = sim.lease_holder(e);
+        if now != Some(highest) {
+            return Err(format!(
+                "after n{} resigned {e}, {:?} leads, not the highest candidate n{}:\n{}",
+                holder + 1,
+                now.map(|h| format!("n{}", h + 1)),
+                highest + 1,
+                sim.dump(elections)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn replay_command(seed: u64) -> String {
+    format!("BULLY_SEED={seed} cargo test -p election-bully --test sim sim_replay -- --nocapture")
+}
+
+fn run_range(part: u64, parts: u64) {
+    let total: u64 = std::env::var("BULLY_SIM_SCHEDULES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6_000);
+    let base: u64 = std::env::var("BULLY_SIM_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut steps = 0;
+    let mut count = 0;
+    for k in (part..total).step_by(parts as usize) {
+        let seed = base + k;
+        match run_schedule(seed, false) {
+            Ok(sim) => steps += sim.steps,
+            Err((_, why)) => panic!(
+                "schedule with seed {seed} failed: {why}\nreplay: {}",
+                replay_command(seed)
+            ),
+        }
+        count += 1;
+    }
+    eprintln!("part {part}: {count} schedules, {steps} steps, all invariants held");
+}
+
+#[test]
+fn sim_schedules_part_0() {
+    run_range(0, 4);
+}
+
+#[test]
+fn sim_schedules_part_1() {
+    run_range(1, 4);
+}
+
+#[test]
+fn sim_schedules_part_2() {
+    run_range(2, 4);
+}
+
+#[test]
+fn sim_schedules_part_3() {
+    run_range(3, 4);
+}
+
+/// Replays one schedule with a trace: `BULLY_SEED=<seed>` (default 1).
+#[test]
+fn sim_replay() {
+    let seed = std::env::var("BULLY_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    match run_schedule(seed, true) {
+        Ok(sim) => {
+            if std::env::var("BULLY_SEED").is_ok() {
+                for l in &sim.log {
+                    eprintln!("{l}");
+                }
+            }
+            eprintln!("seed {seed}: ok, {} steps", sim.steps);
+        }
+        Err((sim, why)) => {
+            let skip = sim.log.len().saturating_sub(400);
+            for l in &sim.log[skip..] {
+                eprintln!("{l}");
+            }
+            panic!(
+                "seed {seed} failed: {why}\nreplay: {}",
+                replay_command(seed)
+            );
+        }
+    }
+}
