@@ -83,6 +83,8 @@ pub struct Sim {
     /// Every event, for golden traces and failure reports.
     pub log: Vec<String>,
     pub keep_log: bool,
+    /// Every message sent (from, to, message), in order, when `keep_log` is set.
+    pub sent: Vec<(usize, usize, Message)>,
     pub steps: u64,
 }
 
@@ -138,6 +140,7 @@ impl Sim {
             recampaign: false,
             log: Vec::new(),
             keep_log: false,
+            sent: Vec::new(),
             steps: 0,
         }
     }
@@ -368,6 +371,11 @@ impl Sim {
         }
         for t in transmits {
             let to = t.to.as_str()[1..].parse::<usize>().unwrap() - 1;
+            if self.keep_log {
+                for m in &t.messages {
+                    self.sent.push((n, to, m.clone()));
+                }
+            }
             if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
                 continue;
             }
