@@ -249,3 +249,46 @@ async fn observe_starts_with_no_leader_before_the_election_znode_exists() {
         .unwrap();
     assert_eq!(next, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_server_in_the_connect_string_is_skipped() {
+    let server = shared_zookeeper();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let connect_string = format!("{dead},{}", server.connect_string());
+    let backend = connect(&connect_string, long_timing()).await;
+    let l = elector(&backend, &unique("hosts"), "node-a")
+        .campaign()
+        .await
+        .unwrap();
+    l.resign().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chroot_in_the_connect_string_holds_the_prefix() {
+    let server = shared_zookeeper();
+    let chroot = format!("/chroot-{}", std::process::id());
+    let raw = raw(&server.connect_string()).await;
+    raw.mkdir(
+        &chroot,
+        &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+    )
+    .await
+    .unwrap();
+    let backend = connect(
+        &format!("{}{chroot}", server.connect_string()),
+        long_timing(),
+    )
+    .await;
+    let election = unique("chroot");
+    let l = elector(&backend, &election, "node-a")
+        .campaign()
+        .await
+        .unwrap();
+    let seen = candidates(&raw, &format!("{chroot}/elector/{election}")).await;
+    assert_eq!(seen.len(), 1, "the candidate lives under the chroot");
+    assert_eq!(seen[0].1, "node-a");
+    l.resign().await.unwrap();
+}
