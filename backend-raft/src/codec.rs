@@ -5,7 +5,8 @@
 //! message  = tag:u8 body
 //! name     = len:u8 bytes          (an ElectionName, validated on decode)
 //! entries  = n:u32 (name term:u64)*n
-//! 1 Heartbeat     round:u64 incarnation:u64 version:u64 has_set:u8 [entries]
+//! 1 Heartbeat     round:u64 incarnation:u64 version:u64 update:u8 (0 none | 1 entries
+//!                 | 2 base:u64 entries, term 0 meaning "no longer led")
 //! 2 HeartbeatAck  round:u64 incarnation:u64 version:u64 need_full:u8 entries
 //! 3 PreVote       name term:u64 force:u8
 //! 4 PreVoteResp   name term:u64 granted:u8
@@ -20,7 +21,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use election_core::ElectionName;
 
-use crate::core::{Message, Term};
+use crate::core::{Message, SetUpdate, Term};
 
 /// The encoding's version byte.
 pub const WIRE_VERSION: u8 = 1;
@@ -41,6 +42,9 @@ pub enum DecodeError {
     /// A boolean byte other than 0 or 1.
     #[error("invalid boolean byte {0}")]
     Bool(u8),
+    /// An unknown kind of heartbeat set update.
+    #[error("unknown heartbeat set update kind {0}")]
+    Update(u8),
     /// An election name that breaks the naming rules.
     #[error("invalid election name in raft payload: {0}")]
     Name(String),
@@ -102,16 +106,21 @@ fn encode_message(m: &Message, buf: &mut BytesMut) {
             round,
             incarnation,
             version,
-            set,
+            update,
         } => {
             buf.put_u8(1);
             buf.put_u64(*round);
             buf.put_u64(*incarnation);
             buf.put_u64(*version);
-            match set {
-                Some(set) => {
+            match update {
+                Some(SetUpdate::Full(set)) => {
                     buf.put_u8(1);
                     put_entries(buf, set);
+                }
+                Some(SetUpdate::Delta { base, changes }) => {
+                    buf.put_u8(2);
+                    buf.put_u64(*base);
+                    put_entries(buf, changes);
                 }
                 None => buf.put_u8(0),
             }
@@ -248,10 +257,14 @@ impl Reader<'_> {
                 round: self.u64()?,
                 incarnation: self.u64()?,
                 version: self.u64()?,
-                set: if self.bool()? {
-                    Some(self.entries()?)
-                } else {
-                    None
+                update: match self.u8()? {
+                    0 => None,
+                    1 => Some(SetUpdate::Full(self.entries()?)),
+                    2 => Some(SetUpdate::Delta {
+                        base: self.u64()?,
+                        changes: self.entries()?,
+                    }),
+                    b => return Err(DecodeError::Update(b)),
                 },
             },
             2 => Message::HeartbeatAck {
@@ -319,7 +332,14 @@ mod tests {
                 round: rng.random(),
                 incarnation: rng.random(),
                 version: rng.random(),
-                set: b.then(|| entries(rng)),
+                update: match rng.random_range(0..3) {
+                    0 => None,
+                    1 => Some(SetUpdate::Full(entries(rng))),
+                    _ => Some(SetUpdate::Delta {
+                        base: rng.random(),
+                        changes: entries(rng),
+                    }),
+                },
             },
             1 => Message::HeartbeatAck {
                 round: rng.random(),

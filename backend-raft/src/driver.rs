@@ -10,6 +10,7 @@ use election_core::{
     ElectionName, Epoch, Error, LeaderInfo, LeaseKeeper, LossReason, NodeId, Result,
 };
 use election_transport::{Inbox, Transport};
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -37,6 +38,9 @@ pub(crate) enum Command {
     /// Hand every leadership over and stop.
     Shutdown { reply: oneshot::Sender<()> },
 }
+
+/// Most messages handled between two flushes.
+const MAX_BATCH: usize = 256;
 
 type Waiter = (u64, oneshot::Sender<Result<election_core::Leadership>>);
 
@@ -92,11 +96,36 @@ impl Driver {
                         let _ = reply.send(());
                         return;
                     }
-                    Some(cmd) => self.on_command(cmd),
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        // Campaigns for thousands of elections arrive together: one flush.
+                        for _ in 1..MAX_BATCH {
+                            match self.commands.try_recv() {
+                                Ok(Command::Shutdown { reply }) => {
+                                    self.shutdown().await;
+                                    let _ = reply.send(());
+                                    return;
+                                }
+                                Ok(cmd) => self.on_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => return,
                 },
                 msg = self.inbox.recv() => match msg {
-                    Some((from, payload)) => self.on_payload(&from, &payload),
+                    Some((from, payload)) => {
+                        self.on_payload(&from, &payload);
+                        // Take whatever else has arrived, so that one state-file write and
+                        // one batch per peer cover all of it.
+                        for _ in 1..MAX_BATCH {
+                            match self.inbox.recv().now_or_never() {
+                                Some(Some((from, payload))) => self.on_payload(&from, &payload),
+                                Some(None) => return,
+                                None => break,
+                            }
+                        }
+                    }
                     None => return,
                 },
                 () = sleep => self.core.handle_timeout(std::time::Instant::now()),
@@ -200,7 +229,14 @@ impl Driver {
         }
         let persisted = changes.is_empty()
             || {
-                match self.state.save(changes) {
+                let state = &mut self.state;
+                let save = move || state.save(changes);
+                // fsync blocks: on a multi-threaded runtime, let other tasks move meanwhile.
+                let result = match tokio::runtime::Handle::current().runtime_flavor() {
+                    tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(save),
+                    _ => save(),
+                };
+                match result {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot persist raft term/vote; dropping the messages that depend on it");
@@ -246,6 +282,7 @@ impl Driver {
                 }
                 // The holder already saw these end (deadline passed or resigned): hand over.
                 let now = std::time::Instant::now();
+
                 for e in lapsed {
                     self.keepers.remove(&e);
                     self.resign(now, &e);

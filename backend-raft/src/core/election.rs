@@ -22,15 +22,17 @@ pub(super) enum Role {
         granted: Members,
         deadline: Instant,
     },
-    /// Asking for votes at `term`.
+    /// Asking for votes at `term`, since `started` (when the requests were sent).
     Candidate {
         granted: Members,
         deadline: Instant,
+        started: Instant,
     },
     Leader {
         /// The first heartbeat round that announced this leadership.
         first_round: u64,
-        /// When this node became leader (the first round's send time).
+        /// When the vote requests that won this term were sent: every granting voter
+        /// refuses other candidates for `election_timeout_min` after it received them.
         since: Instant,
         /// Whether [`Event::Elected`](super::Event::Elected) was sent.
         granted: bool,

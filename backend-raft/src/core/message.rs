@@ -11,10 +11,11 @@ pub type Term = u64;
 pub enum Message {
     /// A leader's heartbeat round, sent to every peer every heartbeat interval.
     ///
-    /// `set` lists every election the sender leads, with its term, and is included only
-    /// when the receiver may not hold version `version` of that list yet (see
-    /// [`Message::HeartbeatAck`]). So the steady-state cost of a round does not depend on
-    /// how many elections the sender leads.
+    /// The set of elections the sender leads, with their terms, travels only when the
+    /// receiver may not hold version `version` of it yet (see [`Message::HeartbeatAck`]):
+    /// as the changes since the version it acknowledged, or whole when it holds none. So
+    /// the steady-state cost of a round does not depend on how many elections the sender
+    /// leads.
     Heartbeat {
         /// Round number, increasing within one incarnation of the sender.
         round: u64,
@@ -22,8 +23,8 @@ pub enum Message {
         incarnation: u64,
         /// Version of the sender's set of led elections.
         version: u64,
-        /// The full set, when sent.
-        set: Option<Vec<(ElectionName, Term)>>,
+        /// The set, or the changes to it, when the receiver may not hold `version`.
+        update: Option<SetUpdate>,
     },
     /// The answer to a [`Message::Heartbeat`].
     HeartbeatAck {
@@ -92,6 +93,22 @@ pub enum Message {
         term: Term,
         /// Whether the sender campaigns.
         campaigning: bool,
+    },
+}
+
+/// The led set of a [`Message::Heartbeat`]'s sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetUpdate {
+    /// Every election the sender leads, with its term.
+    Full(Vec<(ElectionName, Term)>),
+    /// The changes after version `base`, in order: `(election, term)` now led at `term`,
+    /// or no longer led when `term` is 0. Applying them to any version from `base` on
+    /// gives the heartbeat's version (each change is an assignment).
+    Delta {
+        /// The version the changes start after.
+        base: u64,
+        /// The changes.
+        changes: Vec<(ElectionName, Term)>,
     },
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use election_core::{ElectionName, LossReason, NodeId};
 
-pub use message::{Message, Term, Transmit};
+pub use message::{Message, SetUpdate, Term, Transmit};
 pub use node::Node;
 
 /// What the core needs to know; see [`RaftConfig`](crate::RaftConfig) for the meaning and

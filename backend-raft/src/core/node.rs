@@ -1,6 +1,6 @@
 //! [`Node`]: one member's state for every election, driven by inputs and polled for outputs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use election_core::{ElectionName, Error, LossReason, NodeId, Result};
@@ -8,13 +8,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::election::{Election, Role, bit};
-use super::{CoreStats, Event, HardState, Message, NodeConfig, Term, Transmit};
+use super::{CoreStats, Event, HardState, Message, NodeConfig, SetUpdate, Term, Transmit};
 
 /// At most this many heartbeat rounds are remembered while waiting for acknowledgements.
 const MAX_ROUNDS_KEPT: usize = 1024;
 /// A peer that has not confirmed our set of led elections gets it again at most every
 /// this many rounds (it may be down; the set can be large).
 const FULL_SET_EVERY: u64 = 4;
+/// Changes to the led set remembered for deltas; a peer further behind gets the full set.
+const MAX_CHANGES: usize = 1 << 16;
 
 /// A heartbeat round this node sent as a leader.
 #[derive(Clone, Copy, Debug)]
@@ -33,7 +35,7 @@ struct Peer {
     /// The (incarnation, version) of its led set that `claimed` reflects.
     holds: Option<(u64, u64)>,
     /// Elections the peer claims to lead, with the claimed term.
-    claimed: Vec<(usize, Term)>,
+    claimed: HashMap<usize, Term>,
     /// Claimed elections where this node's term is higher: refused in every ack.
     rejects: BTreeSet<usize>,
     // --- The peer as a follower of elections this node leads. ---
@@ -86,6 +88,8 @@ pub struct Node {
     peers: Vec<Peer>,
     // --- Leader side, shared by every election this node leads. ---
     version: u64,
+    /// `(version, election, term)`: the change that made `version`; term 0 = given up.
+    changes: VecDeque<(u64, usize, Term)>,
     led: BTreeSet<usize>,
     round: u64,
     rounds: VecDeque<SentRound>,
@@ -96,6 +100,8 @@ pub struct Node {
     outbox: BTreeMap<usize, Vec<Message>>,
     events: VecDeque<Event>,
     dirty: BTreeSet<usize>,
+    /// `None`: rescan every election. `Some(t)`: no timer is due before `t` (a lower
+    /// bound: timers only move later except in the transitions that call `touch`).
     timeout_cache: Option<Option<Instant>>,
     stats: CoreStats,
 }
@@ -143,6 +149,7 @@ impl Node {
             elections: Vec::new(),
             by_name: HashMap::new(),
             version: 0,
+            changes: VecDeque::new(),
             led: BTreeSet::new(),
             round: 0,
             rounds: VecDeque::new(),
@@ -184,7 +191,6 @@ impl Node {
         if !self.can_campaign {
             return false;
         }
-        self.timeout_cache = None;
         let i = self.election(election, now);
         if self.elections[i].campaigning {
             return true;
@@ -210,6 +216,7 @@ impl Node {
             }
             Some(_) => {}
         }
+        self.touch(i);
         true
     }
 
@@ -219,7 +226,6 @@ impl Node {
         let Some(&i) = self.by_name.get(election) else {
             return;
         };
-        self.timeout_cache = None;
         let e = &mut self.elections[i];
         if !e.campaigning {
             return;
@@ -262,7 +268,6 @@ impl Node {
         let Role::Leader { candidates, .. } = self.elections[i].role else {
             return false;
         };
-        self.timeout_cache = None;
         let term = self.elections[i].term;
         let target = (0..self.members.len())
             .filter(|&p| p != self.me && candidates & bit(p) != 0)
@@ -294,14 +299,13 @@ impl Node {
             self.stats.unknown_sender += 1;
             return false;
         }
-        self.timeout_cache = None;
         match msg {
             Message::Heartbeat {
                 round,
                 incarnation,
                 version,
-                set,
-            } => self.on_heartbeat(now, p, round, incarnation, version, set),
+                update,
+            } => self.on_heartbeat(now, p, round, incarnation, version, update),
             Message::HeartbeatAck {
                 round,
                 incarnation,
@@ -488,6 +492,7 @@ impl Node {
             force: false,
         };
         self.broadcast(&msg);
+        self.touch(i);
     }
 
     /// §5.2: "To begin an election, a follower increments its current term and
@@ -501,13 +506,15 @@ impl Node {
         e.role = Role::Candidate {
             granted: bit(self.me),
             deadline: now + timeout,
+            started: now,
         };
         self.dirty.insert(i);
         let term = e.term;
         tracing::debug!(node = %self.cfg.me, election = %e.name, term, force, "became candidate");
+        self.touch(i);
         self.note_term_raised(i);
         if self.quorum == 1 {
-            self.become_leader(i, now);
+            self.become_leader(i, now, now);
             return;
         }
         let msg = Message::Vote {
@@ -519,23 +526,39 @@ impl Node {
     }
 
     /// §5.2: "A candidate wins an election if it receives votes from a majority of the
-    /// servers in the full cluster for the same term." It announces itself with a
-    /// heartbeat round at once; the leadership is granted when a quorum acknowledges it.
-    fn become_leader(&mut self, i: usize, now: Instant) {
+    /// servers in the full cluster for the same term." Every granting voter refuses
+    /// other candidates for `election_timeout_min` after it received the request sent at
+    /// `since`, so the leadership is granted at once with a lease from `since`; it
+    /// announces itself with a heartbeat round, whose acknowledgements extend the lease.
+    fn become_leader(&mut self, i: usize, now: Instant, since: Instant) {
+        let lease_until = since + self.budget;
+        let granted = lease_until > now;
         let e = &mut self.elections[i];
         e.role = Role::Leader {
             first_round: self.round + 1,
-            since: now,
-            granted: false,
+            since,
+            granted,
             candidates: 0,
         };
         e.hold_until = None;
         let term = e.term;
         tracing::debug!(node = %self.cfg.me, election = %e.name, term, "became leader");
+        if granted {
+            e.campaigning = false;
+            self.events.push_back(Event::Elected {
+                election: e.name.clone(),
+                term,
+                lease_until,
+            });
+        }
         self.set_leader(i, Some((self.me, term)));
         self.led.insert(i);
-        self.version += 1;
-        self.send_round(now);
+        self.record_change(i, term);
+        // Announce it with a round at once, but only one round for every election won in
+        // this step (10,000 elections starting together must not cost 10,000 rounds).
+        self.next_heartbeat = Some(now);
+        self.note(now);
+        self.touch(i);
     }
 
     /// Leaves the leader role (check-quorum, a higher term, or resign). Until the lease
@@ -573,10 +596,12 @@ impl Node {
         }
         self.clear_leader(i);
         self.led.remove(&i);
-        self.version += 1;
+        self.record_change(i, 0);
         if self.next_heartbeat.is_none() {
             self.next_heartbeat = Some(now);
+            self.note(now);
         }
+        self.touch(i);
     }
 
     /// §5.1: "If a server receives a request with a higher term, it updates its current
@@ -601,6 +626,7 @@ impl Node {
             self.set_leader(i, None);
         }
         self.note_term_raised(i);
+        self.touch(i);
     }
 
     /// After this node's term in election `i` rose, every peer claiming to lead it at a
@@ -624,19 +650,12 @@ impl Node {
         round: u64,
         incarnation: u64,
         version: u64,
-        set: Option<Vec<(ElectionName, Term)>>,
+        update: Option<SetUpdate>,
     ) {
         let peer = &mut self.peers[p];
         let prev_heard = peer.last_heard;
         peer.last_heard = Some(prev_heard.map_or(now, |h| h.max(now)));
-        let need_full = match set {
-            Some(set) => {
-                self.replace_claims(now, p, set, prev_heard);
-                self.peers[p].holds = Some((incarnation, version));
-                false
-            }
-            None => self.peers[p].holds != Some((incarnation, version)),
-        };
+        let need_full = !self.apply_update(now, p, incarnation, version, update, prev_heard);
         let rejects = if need_full {
             Vec::new()
         } else {
@@ -662,71 +681,132 @@ impl Node {
     /// another server claiming to be leader. If the leader's term is at least as large as
     /// the candidate's current term, then the candidate recognizes the leader as
     /// legitimate and returns to follower state."
-    fn replace_claims(
+    /// Applies a heartbeat's set update from peer `p`. Returns `false` when this node
+    /// does not hold a version the update can apply to (it needs the full set).
+    fn apply_update(
         &mut self,
         now: Instant,
         p: usize,
-        set: Vec<(ElectionName, Term)>,
+        incarnation: u64,
+        version: u64,
+        update: Option<SetUpdate>,
+        prev_heard: Option<Instant>,
+    ) -> bool {
+        let held = match self.peers[p].holds {
+            Some((inc, v)) if inc == incarnation => Some(v),
+            _ => None,
+        };
+        match update {
+            // A stale heartbeat (reordered) changes nothing we hold.
+            _ if held.is_some_and(|v| v >= version) => true,
+            None => false,
+            Some(SetUpdate::Full(set)) => {
+                let new: HashMap<usize, Term> = set
+                    .iter()
+                    .map(|(name, t)| (self.election(name, now), *t))
+                    .collect();
+                let old: Vec<usize> = self.peers[p].claimed.keys().copied().collect();
+                for i in old {
+                    if !new.contains_key(&i) {
+                        self.drop_claim(now, p, i, prev_heard);
+                    }
+                }
+                for (i, t) in new {
+                    self.apply_claim(now, p, i, t, prev_heard);
+                }
+                self.peers[p].holds = Some((incarnation, version));
+                true
+            }
+            Some(SetUpdate::Delta { base, changes }) => {
+                if held.is_none_or(|v| base > v) {
+                    return false;
+                }
+                for (name, t) in changes {
+                    let i = self.election(&name, now);
+                    if t == 0 {
+                        self.drop_claim(now, p, i, prev_heard);
+                    } else {
+                        self.apply_claim(now, p, i, t, prev_heard);
+                    }
+                }
+                self.peers[p].holds = Some((incarnation, version));
+                true
+            }
+        }
+    }
+
+    /// Peer `p` no longer claims election `i`. If it was our leader there, the lease this
+    /// node promised it with its last acknowledgement still stands: the old leader's
+    /// guarded child may be in its kill grace until then.
+    fn drop_claim(&mut self, now: Instant, p: usize, i: usize, prev_heard: Option<Instant>) {
+        if self.peers[p].claimed.remove(&i).is_none() {
+            return;
+        }
+        self.peers[p].rejects.remove(&i);
+        self.elections[i].claims.retain(|&(q, _)| q != p);
+        if self.elections[i].leader.is_some_and(|(l, _)| l == p) {
+            self.set_leader(i, None);
+            let e = &mut self.elections[i];
+            e.timer_base = now;
+            if let Some(h) = prev_heard {
+                let hold = h + self.cfg.election_timeout_min;
+                e.hold_until = Some(e.hold_until.map_or(hold, |x| x.max(hold)));
+            }
+        }
+        self.touch(i);
+    }
+
+    /// Peer `p` claims to lead election `i` at term `t`: follow it, or refuse the claim
+    /// in the next acknowledgements if our term is higher.
+    fn apply_claim(
+        &mut self,
+        now: Instant,
+        p: usize,
+        i: usize,
+        t: Term,
         prev_heard: Option<Instant>,
     ) {
-        let old = std::mem::take(&mut self.peers[p].claimed);
-        self.peers[p].rejects.clear();
-        let new: Vec<(usize, Term)> = set
-            .iter()
-            .map(|(name, t)| (self.election(name, now), *t))
-            .collect();
-        let in_new: HashSet<usize> = new.iter().map(|&(i, _)| i).collect();
-        for &(i, _) in &old {
-            self.elections[i].claims.retain(|&(q, _)| q != p);
-            if !in_new.contains(&i) && self.elections[i].leader.is_some_and(|(l, _)| l == p) {
-                // The leader gave the election up. The lease this node promised it with its
-                // last acknowledgement still stands: the old leader's guarded child may be
-                // in its kill grace until then.
-                self.set_leader(i, None);
-                let e = &mut self.elections[i];
-                e.timer_base = now;
-                if let Some(h) = prev_heard {
-                    let hold = h + self.cfg.election_timeout_min;
-                    e.hold_until = Some(e.hold_until.map_or(hold, |x| x.max(hold)));
-                }
-            }
+        if self.peers[p].claimed.get(&i) == Some(&t) {
+            return;
         }
-        for &(i, t) in &new {
-            self.elections[i].claims.push((p, t));
-            self.adopt_term(i, t, now);
-            let e = &mut self.elections[i];
-            if t < e.term {
+        if self.peers[p].claimed.contains_key(&i) {
+            self.drop_claim(now, p, i, prev_heard);
+        }
+        self.peers[p].claimed.insert(i, t);
+        self.elections[i].claims.push((p, t));
+        self.adopt_term(i, t, now);
+        let e = &mut self.elections[i];
+        if t < e.term {
+            self.peers[p].rejects.insert(i);
+            return;
+        }
+        match e.role {
+            Role::Leader { .. } => {
+                // Two leaders in one term would break election safety: refuse.
+                tracing::error!(node = %self.cfg.me, election = %e.name, term = t,
+                    peer = %self.members[p], "a peer claims leadership in this node's own term");
                 self.peers[p].rejects.insert(i);
-                continue;
+                return;
             }
-            match e.role {
-                Role::Leader { .. } => {
-                    // Two leaders in one term would break election safety: refuse.
-                    tracing::error!(node = %self.cfg.me, election = %e.name, term = t,
-                        peer = %self.members[p], "a peer claims leadership in this node's own term");
-                    self.peers[p].rejects.insert(i);
-                    continue;
-                }
-                Role::PreCandidate { .. } | Role::Candidate { .. } => e.role = Role::Follower,
-                Role::Follower => {}
-            }
-            if e.leader != Some((p, t)) {
-                e.timer_base = now;
-                let timeout = self.random_timeout();
-                self.elections[i].timeout = timeout;
-                self.set_leader(i, Some((p, t)));
-                let e = &self.elections[i];
-                if e.campaigning {
-                    let msg = Message::Candidacy {
-                        election: e.name.clone(),
-                        term: t,
-                        campaigning: true,
-                    };
-                    self.send(p, msg);
-                }
+            Role::PreCandidate { .. } | Role::Candidate { .. } => e.role = Role::Follower,
+            Role::Follower => {}
+        }
+        if e.leader != Some((p, t)) {
+            e.timer_base = now;
+            let timeout = self.random_timeout();
+            self.elections[i].timeout = timeout;
+            self.set_leader(i, Some((p, t)));
+            let e = &self.elections[i];
+            if e.campaigning {
+                let msg = Message::Candidacy {
+                    election: e.name.clone(),
+                    term: t,
+                    campaigning: true,
+                };
+                self.send(p, msg);
             }
         }
-        self.peers[p].claimed = new;
+        self.touch(i);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -837,7 +917,11 @@ impl Node {
             self.dirty.insert(i);
         }
         if granted {
+            // The candidate's lease starts from its request: refuse every other candidate
+            // for election_timeout_min, as for a leader we heard from.
             e.timer_base = now;
+            let hold = now + self.cfg.election_timeout_min;
+            e.hold_until = Some(e.hold_until.map_or(hold, |h| h.max(hold)));
         }
         let mine = e.term;
         self.send(
@@ -866,13 +950,18 @@ impl Node {
             return;
         }
         let e = &mut self.elections[i];
-        if let Role::Candidate { granted: g, .. } = &mut e.role
+        if let Role::Candidate {
+            granted: g,
+            started,
+            ..
+        } = &mut e.role
             && granted
             && term == e.term
         {
             *g |= bit(p);
             if g.count_ones() as usize >= self.quorum {
-                self.become_leader(i, now);
+                let since = *started;
+                self.become_leader(i, now, since);
             }
         }
     }
@@ -925,45 +1014,61 @@ impl Node {
         {
             self.rounds.pop_front();
         }
-        let mut set: Option<Vec<(ElectionName, Term)>> = None;
+        let mut full: Option<Vec<(ElectionName, Term)>> = None;
         let mut unconfirmed = false;
+        let oldest_change = self.changes.front().map_or(self.version + 1, |c| c.0);
         for p in 0..self.members.len() {
             if p == self.me {
                 continue;
             }
             let peer = &mut self.peers[p];
-            let confirmed = peer.acked_version == Some(self.version);
-            unconfirmed |= !confirmed;
-            let send_full = !confirmed
-                && peer
-                    .full_sent
-                    .is_none_or(|(v, r)| v != self.version || round >= r + FULL_SET_EVERY);
-            let full = if send_full {
-                peer.full_sent = Some((self.version, round));
-                Some(
-                    set.get_or_insert_with(|| {
-                        self.led
-                            .iter()
-                            .map(|&i| (self.elections[i].name.clone(), self.elections[i].term))
-                            .collect()
+            let update = match peer.acked_version {
+                Some(v) if v == self.version => None,
+                // The changes since the version it holds, if we still remember them all.
+                Some(v) if v < self.version && v + 1 >= oldest_change => {
+                    let from = self.changes.len() - (self.version - v) as usize;
+                    Some(SetUpdate::Delta {
+                        base: v,
+                        changes: self
+                            .changes
+                            .range(from..)
+                            .map(|&(_, i, t)| (self.elections[i].name.clone(), t))
+                            .collect(),
                     })
-                    .clone(),
-                )
-            } else {
-                None
+                }
+                _ if peer
+                    .full_sent
+                    .is_none_or(|(_, r)| round >= r + FULL_SET_EVERY) =>
+                {
+                    peer.full_sent = Some((self.version, round));
+                    Some(SetUpdate::Full(
+                        full.get_or_insert_with(|| {
+                            self.led
+                                .iter()
+                                .map(|&i| (self.elections[i].name.clone(), self.elections[i].term))
+                                .collect()
+                        })
+                        .clone(),
+                    ))
+                }
+                _ => None,
             };
+            unconfirmed |= peer.acked_version != Some(self.version);
             self.send(
                 p,
                 Message::Heartbeat {
                     round,
                     incarnation: self.cfg.incarnation,
                     version: self.version,
-                    set: full,
+                    update,
                 },
             );
         }
         self.next_heartbeat =
             (!self.led.is_empty() || unconfirmed).then(|| now + self.cfg.heartbeat);
+        if let Some(t) = self.next_heartbeat {
+            self.note(t);
+        }
         self.update_quorum(now);
     }
 
@@ -1024,6 +1129,16 @@ impl Node {
         }
     }
 
+    /// Bumps the led set's version for one change: election `i` now led at `term`, or
+    /// given up (`term` 0).
+    fn record_change(&mut self, i: usize, term: Term) {
+        self.version += 1;
+        self.changes.push_back((self.version, i, term));
+        while self.changes.len() > MAX_CHANGES {
+            self.changes.pop_front();
+        }
+    }
+
     /// When the lease of a leadership that began with `first_round` at `since` ends.
     fn lease_end(&self, first_round: u64, since: Instant) -> Instant {
         match self.quorum_sent {
@@ -1081,6 +1196,20 @@ impl Node {
         }
     }
 
+    /// Notes that election `i`'s timer may have moved earlier.
+    fn touch(&mut self, i: usize) {
+        if let Some(d) = self.deadline(i) {
+            self.note(d);
+        }
+    }
+
+    /// Notes a timer due at `d`.
+    fn note(&mut self, d: Instant) {
+        if let Some(c) = &mut self.timeout_cache {
+            *c = Some(c.map_or(d, |c| c.min(d)));
+        }
+    }
+
     fn election(&mut self, name: &ElectionName, now: Instant) -> usize {
         if let Some(&i) = self.by_name.get(name) {
             return i;
@@ -1113,6 +1242,9 @@ impl Node {
             && l != self.me
         {
             self.peers[l].holds = None;
+            self.peers[l].claimed.remove(&i);
+            self.peers[l].rejects.remove(&i);
+            self.elections[i].claims.retain(|&(q, _)| q != l);
         }
         self.set_leader(i, None);
     }
