@@ -224,3 +224,37 @@ async fn a_wiped_zookeeper_restarts_epochs_low_which_is_why_the_doc_warns() {
     );
     after.resign().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_zookeeper_ends_leadership_by_the_deadline_and_a_new_session_leads_after() {
+    let server = zookeeper();
+    let t = timing();
+    let backend = connect(&server.connect_string(), t).await;
+    let session_timeout = backend.session_timeout().await.unwrap();
+    let election = unique("sigstop");
+    let ours = elector(&backend, &election, "node-a");
+    let old = ours.campaign().await.unwrap();
+    tokio::time::sleep(t.renew_interval * 2).await;
+    let paused_at = Instant::now();
+    server.pause().unwrap();
+    let reason = within(SOON, "lost()", old.lost()).await;
+    assert_eq!(reason, LossReason::Expired);
+    // No renewal can have been answered after the pause began.
+    assert!(old.deadline() <= paused_at + session_timeout - t.safety_margin());
+    // Long enough for the client to give the session up (7/5 of its timeout).
+    tokio::time::sleep(session_timeout * 2).await;
+    server.resume().unwrap();
+    let new = within(SOON, "an election with a new session", async {
+        loop {
+            match ours.campaign().await {
+                Ok(l) => return l,
+                Err(e) if e.is_retryable() => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => panic!("campaign after the pause: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(new.epoch() > old.epoch());
+    drop(old);
+    new.resign().await.unwrap();
+}
