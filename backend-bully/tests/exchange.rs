@@ -215,7 +215,11 @@ fn without_quorum_a_partition_elects_one_leader_per_side_with_distinct_epochs() 
     // Split brain, the classic weakness: n2 leads {n1, n2}, n4 still leads {n3, n4}.
     let n2 = s.nodes[1].as_ref().unwrap().lease_until(&e);
     let n4 = s.nodes[3].as_ref().unwrap().lease_until(&e);
-    assert!(n2.is_some() && n4.is_some(), "{}", s.dump(std::slice::from_ref(&e)));
+    assert!(
+        n2.is_some() && n4.is_some(),
+        "{}",
+        s.dump(std::slice::from_ref(&e))
+    );
     assert_ne!(epoch_of(&s, 1), epoch_of(&s, 3), "epochs stay unique");
     // Healing resolves it: the lower epoch steps down.
     s.heal();

@@ -1,0 +1,289 @@
+//! Real TCP on loopback, 3 and 5 nodes in one process (each its own `BullyNode`, data dir
+//! and authenticated connections, through fault proxies): crash failover to the next
+//! highest node, a forged VICTORY, partitions, resign, restart from the data dir, voters
+//! that never campaign, many elections over one connection per peer.
+
+mod cluster;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cluster::{Cluster, relaxed};
+use election_bully::core::Message;
+use election_core::{ElectionName, Epoch, ErrorKind, Leadership, LossReason};
+use election_transport::{Auth, Secret, Transport, TransportConfig};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
+
+fn name(s: &str) -> ElectionName {
+    ElectionName::new(s).unwrap()
+}
+
+/// Every node in `who` campaigns; each grant is reported as (node index, leadership, when).
+fn campaign_all(
+    c: &Cluster,
+    e: &ElectionName,
+    who: &[usize],
+) -> mpsc::UnboundedReceiver<(usize, Leadership, Instant)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    for &i in who {
+        let elector = c.elector(i, e);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            if let Ok(l) = elector.campaign().await {
+                let _ = tx.send((i, l, Instant::now()));
+            }
+        });
+    }
+    rx
+}
+
+async fn next_grant(
+    rx: &mut mpsc::UnboundedReceiver<(usize, Leadership, Instant)>,
+    within: Duration,
+    what: &str,
+) -> (usize, Leadership, Instant) {
+    timeout(within, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no leader within {within:?}: {what}"))
+        .expect("campaign tasks ended")
+}
+
+/// Crash (kill -9) the leader of 3: the highest candidate led first; the next highest
+/// leads after the crash, with a higher epoch, after the old lease ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_of_the_leader_of_three_elects_the_next_highest_with_a_higher_epoch() {
+    election_tests::init_tracing();
+    let mut c = Cluster::start(3, relaxed).await;
+    let e = name("failover");
+    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    assert_eq!(old, 2, "the highest candidate wins the first election");
+    c.crash(old);
+    let (new, ln, _) = next_grant(&mut grants, Duration::from_secs(10), "after the crash").await;
+    assert_eq!(new, 1, "the next highest candidate wins after the crash");
+    assert!(
+        ln.epoch() > lo.epoch(),
+        "new epoch {} must exceed the crashed leader's {}",
+        ln.epoch(),
+        lo.epoch()
+    );
+    assert!(
+        lo.deadline() <= Instant::now(),
+        "the crashed leader's lease deadline was still ahead when node {new} was elected"
+    );
+}
+
+/// A node that does not know the shared secret forges a VICTORY (and heartbeat) with a
+/// huge epoch under the highest node's id: the transport refuses the connection, the
+/// forgery never reaches the core, and the leader stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unauthenticated_victory_is_rejected_and_changes_no_leader() {
+    election_tests::init_tracing();
+    let c = Cluster::start(3, relaxed).await;
+    let e = name("forged");
+    let mut grants = campaign_all(&c, &e, &[0]);
+    let (_, l, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    let before = c.node(0).stats().transport.auth_failures;
+
+    let forger_id = c.ids[2].clone();
+    let peers: BTreeMap<_, _> = [(c.ids[0].clone(), c.listen[0].to_string())].into();
+    let auth = Auth::SharedSecret(Secret::new(b"not-the-cluster-secret".to_vec()).unwrap());
+    let config = TransportConfig::new(forger_id, "127.0.0.1:0".parse().unwrap(), peers, auth);
+    let (forger, _inbox) = Transport::bind(config).await.unwrap();
+    let forged = [
+        Message::Victory {
+            election: e.clone(),
+            epoch: 1_000_000,
+        },
+        Message::Heartbeat {
+            round: 1,
+            incarnation: 1,
+            leads: vec![(e.clone(), 1_000_000)],
+        },
+    ];
+    let payload: Bytes = election_bully::encode(&forged, 1 << 16).remove(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The handshake fails on whichever side checks a proof first; either way no frame of
+    // the forger is ever delivered.
+    while c.node(0).stats().transport.auth_failures == before && forger.stats().auth_failures == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "neither side noticed the failed authentication"
+        );
+        forger.send(&c.ids[0], payload.clone());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    forger.send(&c.ids[0], payload.clone());
+    assert_eq!(forger.stats().frames_sent, 0, "a forged frame went out");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let leader = c.elector(0, &e).leader().await.unwrap().unwrap();
+    assert_eq!(leader.node, c.ids[0]);
+    assert_eq!(leader.epoch, l.epoch());
+    assert!(leader.epoch < Epoch(1_000_000));
+    assert!(l.is_held(), "the forged VICTORY deposed the leader");
+    forger.shutdown().await;
+}
+
+/// Partition 5 nodes 2 | 3 with the leader in the minority: its `lost()` fires within its
+/// lease, before the majority elects anyone; the minority never elects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
+    election_tests::init_tracing();
+    let c = Cluster::start(5, relaxed).await;
+    let e = name("partition");
+    let mut grants = campaign_all(&c, &e, &[0, 1, 2, 3, 4]);
+    let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    let buddy = (old + 1) % 5;
+    let budget = c.config(old).lease_budget();
+
+    let cut_at = Instant::now();
+    c.partition(&[old, buddy]);
+    let reason = timeout(budget + Duration::from_secs(1), lo.lost())
+        .await
+        .expect("the minority leader's lost() did not fire within its lease (+1 s slack)");
+    let lost_at = Instant::now();
+    // The lease deadline passing (Expired) and the core's step-down (QuorumLost) fall on
+    // the same instant; either may be reported first.
+    assert!(
+        matches!(reason, LossReason::QuorumLost | LossReason::Expired),
+        "{reason:?}"
+    );
+    assert!(
+        lost_at - cut_at <= budget + Duration::from_millis(500),
+        "lost() took {:?}, more than the lease budget {budget:?} (+ slack)",
+        lost_at - cut_at
+    );
+    let (new, ln, granted_at) = next_grant(
+        &mut grants,
+        Duration::from_secs(10),
+        "majority after the partition",
+    )
+    .await;
+    assert!(
+        ![old, buddy].contains(&new),
+        "node {new} of the minority was elected"
+    );
+    assert!(
+        lost_at <= granted_at,
+        "the majority elected node {new} before the old leader's lost() fired"
+    );
+    assert!(ln.epoch() > lo.epoch());
+    let quiet = c.config(old).failure_timeout * 4;
+    if let Ok(Some((i, l, _))) = timeout(quiet, grants.recv()).await {
+        panic!(
+            "node {i} was elected at epoch {} during the partition",
+            l.epoch()
+        );
+    }
+    assert!(ln.is_held(), "the majority leader lost its lease");
+    drop(lo);
+    c.heal();
+}
+
+/// Resign sends ABDICATE: the highest waiting candidate is elected well within one failure
+/// timeout, and the resigning node does not win it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resign_hands_over_to_the_highest_waiting_candidate_at_once() {
+    election_tests::init_tracing();
+    let c = Cluster::start(3, relaxed).await;
+    let e = name("resign");
+    let mut first = campaign_all(&c, &e, &[0]);
+    let (_, lo, _) = next_grant(&mut first, Duration::from_secs(10), "first election").await;
+    let mut grants = campaign_all(&c, &e, &[1, 2]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let epoch = lo.epoch();
+    let t0 = Instant::now();
+    lo.resign().await.unwrap();
+    let ft = c.config(0).failure_timeout;
+    let (new, ln, at) = next_grant(&mut grants, ft * 4, "after resign").await;
+    assert_eq!(new, 2, "the highest waiting candidate wins");
+    assert!(ln.epoch() > epoch);
+    let took = at - t0;
+    assert!(
+        took < ft,
+        "handoff took {took:?}: it waited for a failure timeout ({ft:?})"
+    );
+}
+
+/// Epochs are durable: after every node restarts from its data dir, the next leadership's
+/// epoch is above every earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_from_the_data_dir_keeps_epochs_rising() {
+    election_tests::init_tracing();
+    let mut c = Cluster::start(3, relaxed).await;
+    let e = name("restart");
+    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let (_, l1, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    let first = l1.epoch();
+    drop(l1);
+    drop(grants);
+    for i in 0..3 {
+        c.crash(i);
+    }
+    for i in 0..3 {
+        c.restart(i).await;
+    }
+    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let (_, l2, _) = next_grant(&mut grants, Duration::from_secs(10), "after restart").await;
+    assert!(
+        l2.epoch() > first,
+        "epoch {} after restart is not above {first}",
+        l2.epoch()
+    );
+}
+
+/// A voter-only member refuses to campaign with a configuration error, and still
+/// acknowledges: with one of three down, the remaining candidate is elected with its help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_only_acknowledge_but_never_campaign() {
+    election_tests::init_tracing();
+    let mut c = Cluster::start_with(3, relaxed, &[2]).await;
+    let e = name("voters");
+    let err = c.elector(2, &e).campaign().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    c.crash(1);
+    let mut grants = campaign_all(&c, &e, &[0]);
+    let (i, _, _) = next_grant(&mut grants, Duration::from_secs(10), "with a voter").await;
+    assert_eq!(i, 0);
+}
+
+/// Many elections share the connections: 100 elections on 3 nodes all get one leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_elections_share_one_connection_per_peer() {
+    election_tests::init_tracing();
+    let c = Cluster::start(3, relaxed).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let count = 100;
+    for k in 0..count {
+        let e = name(&format!("part-{k}"));
+        for i in 0..3 {
+            let elector = c.elector(i, &e);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Ok(l) = elector.campaign().await {
+                    let _ = tx.send((k, l));
+                    std::future::pending::<()>().await;
+                }
+            });
+        }
+    }
+    let mut led = std::collections::BTreeSet::new();
+    let mut held = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while led.len() < count {
+        let (k, l) = timeout(deadline - Instant::now(), rx.recv())
+            .await
+            .expect("not every election got a leader in 30 s")
+            .unwrap();
+        assert!(
+            led.insert(k),
+            "election {k} was granted twice at once (epoch {})",
+            l.epoch()
+        );
+        held.push(l);
+    }
+    assert!(held.iter().all(|l| l.is_held()));
+    assert_eq!(c.node(0).stats().decode_errors, 0);
+}
