@@ -224,11 +224,13 @@ impl Conn {
     }
 }
 
-/// Whether `e` means "try again later" rather than "you were refused".
+/// Whether `e` means "try again later" rather than "you were refused". The client
+/// library reports a broken or silent connection (and socket errors) as `Custom`.
 pub(crate) fn is_transient(e: &zk::Error) -> bool {
     matches!(
         e,
-        zk::Error::ConnectionLoss
+        zk::Error::Custom(_)
+            | zk::Error::ConnectionLoss
             | zk::Error::Timeout
             | zk::Error::NoHosts
             | zk::Error::SessionExpired

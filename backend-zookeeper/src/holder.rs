@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use election_core::{
-    ElectionName, LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, Result,
+    ElectionName, Error, LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, Result,
 };
 use tokio::time::Instant;
 use zookeeper_client::{self as zk, EventType};
 
-use crate::conn::{Conn, Session, is_transient};
+use crate::conn::{Conn, KIND, Session, is_transient};
 
 /// Our znode in one election. Deleting it withdraws the candidacy (or ends the
 /// leadership); dropping it without [`release`](Self::release) deletes it in the
@@ -50,10 +50,35 @@ impl Candidacy {
 
     /// Deletes our znode now, retrying transient failures while the session lives (a
     /// session that ended took the znode with it). Idempotent.
+    ///
+    /// Gives up waiting after the hold budget (`session timeout - margin`) with an
+    /// `Unavailable` error, and keeps trying in the background: a resignation during an
+    /// outage does not block its caller for the whole session timeout.
     pub(crate) async fn delete(&self) -> Result<()> {
-        self.released.store(true, Ordering::SeqCst);
+        if self.released.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
         self.conn.set_live(&self.path, false);
-        delete_until_gone(&self.conn, &self.session, &self.election, &self.path).await
+        let patience = self.session.timing.hold_budget();
+        let deleting = delete_until_gone(&self.conn, &self.session, &self.election, &self.path);
+        match tokio::time::timeout(patience, deleting).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.spawn_delete();
+                Err(Error::unavailable(
+                    KIND,
+                    &self.conn.address,
+                    Some(&self.election),
+                    format!(
+                        "deleting our znode {}: no answer within {}; still trying in the \
+                         background, and ZooKeeper deletes it when the session expires",
+                        self.path,
+                        humantime::format_duration(patience)
+                    ),
+                    None,
+                ))
+            }
+        }
     }
 
     /// Deletes our znode in the background (see [`delete`](Self::delete)).
@@ -62,6 +87,10 @@ impl Candidacy {
             return;
         }
         self.conn.set_live(&self.path, false);
+        self.spawn_delete();
+    }
+
+    fn spawn_delete(&self) {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let (conn, session, election, path) = (
                 self.conn.clone(),

@@ -258,3 +258,27 @@ async fn a_paused_zookeeper_ends_leadership_by_the_deadline_and_a_new_session_le
     drop(old);
     new.resign().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resigning_while_cut_off_returns_an_error_in_bounded_time_and_still_lets_go() {
+    let server = shared_zookeeper();
+    let t = timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let election = unique("cutresign");
+    let old = a.elector(&election).campaign().await.unwrap();
+    let old_epoch = old.epoch();
+    a.proxy.set(Direction::Both, Fault::Blackhole);
+    let err = within(SOON, "resign to return", old.resign())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains("cutresign"), "{err}");
+    a.proxy.set(Direction::Both, Fault::Pass);
+    // Deleted in the background once ZooKeeper answers, or gone with the expired session.
+    let new = within(SOON, "B's election", b.elector(&election).campaign())
+        .await
+        .unwrap();
+    assert!(new.epoch() > old_epoch);
+    new.resign().await.unwrap();
+}
