@@ -40,16 +40,19 @@
 //! expires, the next operation establishes a new one.
 //!
 //! Resigning deletes our znode, so the next candidate's watch fires at once (the session
-//! stays open for the backend's other elections). Dropping a `campaign` future or a
-//! [`Leadership`](election_core::Leadership) deletes the znode in the background, retrying
-//! while the session lives.
+//! stays open for the backend's other elections). `resign()` waits at most the hold budget
+//! (`session timeout - clock_drift - kill_grace`) for ZooKeeper to confirm; after that it
+//! returns `Unavailable` and keeps deleting in the background. Dropping a `campaign`
+//! future or a [`Leadership`](election_core::Leadership) deletes the znode in the
+//! background, retrying while the session lives.
 //!
 //! # Guarantees
 //!
 //! - **Epoch = the leader znode's czxid**, the zxid of the transaction that created it.
 //!   zxids are assigned by the ensemble's leader in one total order, persisted in the
-//!   transaction log and snapshots, and only rise (the high 32 bits are the ZooKeeper
-//!   leader epoch, which rises with every ZooKeeper leader change). A later candidate's
+//!   transaction log and snapshots, and only rise (in an ensemble the high 32 bits are the
+//!   ZooKeeper leader epoch, which rises with every ZooKeeper leader change; a standalone
+//!   server restarted with its data carries on from its last zxid). A later candidate's
 //!   znode is created later, so its czxid is higher; it leads only after every lower
 //!   sequence is gone. Epochs therefore strictly increase across leaderships, also across
 //!   ZooKeeper restarts that keep their data. What breaks this: wiping the data directory
