@@ -282,3 +282,51 @@ async fn resigning_while_cut_off_returns_an_error_in_bounded_time_and_still_lets
     assert!(new.epoch() > old_epoch);
     new.resign().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_leaves_no_orphan_leading_the_election() {
+    let server = shared_zookeeper();
+    let t = long_timing();
+    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
+    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
+    let election = unique("orphan");
+    let raw = raw(&server.connect_string()).await;
+    let dir = a.backend.election_path(&election);
+    // Make sure the election's znode exists, so the create below is the only write.
+    b.elector(&election)
+        .campaign()
+        .await
+        .unwrap()
+        .resign()
+        .await
+        .unwrap();
+
+    // A's requests reach ZooKeeper, its answers do not: the create is applied, A never
+    // learns it, and its campaign fails.
+    a.proxy.set(Direction::ToClient, Fault::Blackhole);
+    let err = within(
+        SOON,
+        "A's campaign to fail",
+        a.elector(&election).campaign(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let orphans = candidates(&raw, &dir).await;
+    assert_eq!(orphans.len(), 1, "the create was applied: {orphans:?}");
+    assert_eq!(orphans[0].1, "node-a");
+
+    // Once A hears from ZooKeeper again, it removes the znode nobody holds, long before
+    // its 10 s session could expire: B is elected at once.
+    a.proxy.set(Direction::ToClient, Fault::Pass);
+    let healed_at = Instant::now();
+    let l = within(SOON, "B's election", b.elector(&election).campaign())
+        .await
+        .unwrap();
+    assert!(
+        healed_at.elapsed() < t.ttl / 2,
+        "B waited {:?}: for the session to expire?",
+        healed_at.elapsed()
+    );
+    l.resign().await.unwrap();
+}
