@@ -19,10 +19,8 @@ async fn resign_hands_over_to_a_waiter_without_waiting_for_the_ttl() {
     // A 60 s TTL: the waiter can only be elected within the 10 s wait by a push.
     let a = connect(&server.url(), long_ttl()).await;
     let b = connect(&server.url(), long_ttl()).await;
-    assert!(
-        b.notifications_live(),
-        "b waits for pushes, polling only at the TTL"
-    );
+    // Once pushes are live, b polls only at the TTL.
+    election_tests::wait_until(GENEROUS, "b's pub/sub is live", || b.notifications_live()).await;
     let first = elector(&a, "job", "a").campaign().await.unwrap();
     let b_elector = elector(&b, "job", "b");
     let waiter = tokio::spawn(async move { b_elector.campaign().await });
@@ -397,7 +395,7 @@ async fn a_keyspace_event_wakes_a_waiter_when_a_lease_vanishes_without_a_publish
         ..long_ttl()
     };
     let backend = connect(&server.url(), slow_polls).await;
-    assert!(backend.notifications_live());
+    election_tests::wait_until(GENEROUS, "pub/sub is live", || backend.notifications_live()).await;
     // A lease held for a minute by a holder that will never publish.
     let _: () = redis::pipe()
         .cmd("HSET")
