@@ -330,3 +330,58 @@ async fn a_create_whose_answer_was_lost_leaves_no_orphan_leading_the_election() 
     );
     l.resign().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_reports_an_outage_once_and_carries_on_with_a_new_session() {
+    let server = shared_zookeeper();
+    let t = timing();
+    let watcher = ProxiedNode::start(server.addr(), "watcher", t).await;
+    let leader_host = connect(&server.connect_string(), long_timing()).await;
+    let election = unique("observecut");
+    let mut stream = watcher.elector(&election).observe();
+    assert_eq!(
+        within(SOON, "the first item", stream.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        None
+    );
+    let first = elector(&leader_host, &election, "node-a")
+        .campaign()
+        .await
+        .unwrap();
+    let seen = within(SOON, "the leader", stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.map(|i| i.epoch), Some(first.epoch()));
+
+    // Cut the observer off long enough for its session to end, change the leader meanwhile.
+    watcher.proxy.set(Direction::Both, Fault::Blackhole);
+    let err = within(SOON, "an outage reported", stream.next())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let first_epoch = first.epoch();
+    first.resign().await.unwrap();
+    let second = elector(&leader_host, &election, "node-b")
+        .campaign()
+        .await
+        .unwrap();
+    watcher.proxy.set(Direction::Both, Fault::Pass);
+    // After the outage: the current leader, with no second error in between.
+    let seen = within(SOON, "the leader after the outage", stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = seen.expect("a leader");
+    assert_eq!((seen.node.as_str(), seen.epoch), ("node-b", second.epoch()));
+    assert!(seen.epoch > first_epoch);
+    second.resign().await.unwrap();
+    let seen = within(SOON, "no leader", stream.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, None);
+}
