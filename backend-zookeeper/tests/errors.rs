@@ -157,3 +157,19 @@ async fn refused_credentials_are_a_protocol_error_naming_the_prefix() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_timeout_above_the_ttl_is_refused_before_any_network() {
+    let c = ZooKeeperConfig {
+        session_timeout: Some(Duration::from_secs(30)),
+        ..config("127.0.0.1:1")
+    };
+    let err = ZooKeeperBackend::connect(c, LeaseTiming::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(
+        err.to_string().contains("zookeeper.session_timeout"),
+        "{err}"
+    );
+}
