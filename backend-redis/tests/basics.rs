@@ -323,7 +323,7 @@ async fn keyspace_notifications_can_be_switched_on_at_connect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_a_campaign_withdraws_and_dropping_a_leadership_releases() {
+async fn dropping_a_leadership_releases_it_without_waiting_for_the_ttl() {
     let server = RedisServer::start().unwrap();
     let backend = connect(&server.url(), long_ttl()).await;
     let e = elector(&backend, "job", "a");
