@@ -187,7 +187,6 @@ struct RenewAnswer {
 impl AgentElector {
     async fn attempt(&self, wait: Duration) -> Result<Option<Leadership>> {
         let client = &self.backend.client;
-        let started = Instant::now();
         let path = format!(
             "/v1/elections/{}/campaign?wait_ms={}",
             self.name,
@@ -198,9 +197,26 @@ impl AgentElector {
             .await?;
         match a.status {
             200 => {
-                let g: Granted = serde_json::from_slice(&a.body)
+                let mut g: Granted = serde_json::from_slice(&a.body)
                     .map_err(|_| client.protocol(Some(&self.name), &a))?;
-                Ok(Some(self.hold(g, started)))
+                // The campaign was a long poll: its start says nothing about when the lease
+                // was measured. Renew once, from now, to get a deadline that is safe.
+                let control = AgentControl {
+                    client: client.clone(),
+                    hold: g.hold,
+                };
+                let started = Instant::now();
+                match control.renew_once(None).await {
+                    Ok(Some(left)) => {
+                        g.lease_left_ms = left;
+                        Ok(Some(self.hold(g, started)))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => {
+                        let _ = control.resign().await;
+                        Err(e)
+                    }
+                }
             }
             409 => Ok(None),
             503 => {
@@ -306,6 +322,27 @@ impl LeaderElector for AgentElector {
 struct AgentControl {
     client: Client,
     hold: u64,
+}
+
+impl AgentControl {
+    /// One renewal: `Some(lease left in ms)`, or `None` once the hold has ended.
+    async fn renew_once(&self, rtt: Option<Duration>) -> Result<Option<u64>> {
+        let path = match rtt {
+            Some(r) => format!("/v1/holds/{}/renew?rtt_us={}", self.hold, r.as_micros()),
+            None => format!("/v1/holds/{}/renew", self.hold),
+        };
+        let a = self
+            .client
+            .request("POST", &path, None, REQUEST_TIMEOUT)
+            .await?;
+        match a.status {
+            200 => serde_json::from_slice::<RenewAnswer>(&a.body)
+                .map(|r| Some(r.lease_left_ms))
+                .map_err(|_| self.client.protocol(None, &a)),
+            404 | 410 => Ok(None),
+            _ => Err(self.client.protocol(None, &a)),
+        }
+    }
 }
 
 #[async_trait]

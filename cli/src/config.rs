@@ -366,7 +366,7 @@ impl Loaded {
     /// The most a guarded child may get between SIGTERM and SIGKILL: the kill grace the
     /// backend's leadership deadline already subtracts (`timing.kill_grace`, or
     /// `backend.raft.kill_grace` for raft), and the key that sets it.
-    fn kill_grace_limit(&self) -> Result<(Duration, &'static str), Failure> {
+    pub(crate) fn kill_grace_limit(&self) -> Result<(Duration, &'static str), Failure> {
         #[cfg(feature = "raft")]
         if self.settings.backend.kind.as_deref() == Some("raft") {
             let raft = crate::raft::config(self)?;

@@ -35,9 +35,9 @@ fn cluster(dir: &Path) -> Vec<Host> {
             let config = dir.join(format!("n{}.toml", i + 1));
             let text = format!(
                 "node_id = \"n{n}\"\n[backend]\nkind = \"raft\"\n[backend.raft]\nlisten = \"127.0.0.1:{port}\"\n\
-                 data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\nheartbeat = \"50ms\"\n\
-                 election_timeout_min = \"500ms\"\nelection_timeout_max = \"1s\"\nclock_drift = \"50ms\"\n\
-                 kill_grace = \"150ms\"\n[backend.raft.peers]\n{peers}[timing]\nrenew_interval = \"300ms\"\n\
+                 data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\nheartbeat = \"100ms\"\n\
+                 election_timeout_min = \"2s\"\nelection_timeout_max = \"4s\"\nclock_drift = \"100ms\"\n\
+                 kill_grace = \"300ms\"\n[backend.raft.peers]\n{peers}[timing]\nrenew_interval = \"300ms\"\n\
                  retry_interval = \"100ms\"\nttl = \"2s\"\nkill_grace = \"300ms\"\nclock_drift = \"100ms\"\n\
                  [agent]\nlisten = \"127.0.0.1:{api}\"\nelections = [\"job\"]\n",
                 n = i + 1,
@@ -50,14 +50,38 @@ fn cluster(dir: &Path) -> Vec<Host> {
         .collect()
 }
 
+fn log_file(h: &Host, what: &str) -> std::fs::File {
+    std::fs::File::create(h.config.with_extension(format!("{what}.log"))).unwrap()
+}
+
 fn agent(h: &Host) -> Child {
     let mut c = elector();
-    c.arg("--config")
+    c.env("RUST_LOG", "info,elector=debug")
+        .arg("--config")
         .arg(&h.config)
         .arg("agent")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log_file(h, "agent"));
     c.spawn().unwrap()
+}
+
+/// Every log of the test, for failure messages.
+fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    names.sort();
+    for p in names {
+        out += &format!(
+            "--- {}\n{}",
+            p.display(),
+            std::fs::read_to_string(&p).unwrap_or_default()
+        );
+    }
+    out
 }
 
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -80,7 +104,7 @@ fn supervise(h: &Host, file: &Path) -> Child {
         .args(["run", "-e", "job", "--supervise", "--", "sh", "-c"])
         .arg(record(file, "exec sleep 1000"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log_file(h, "run"));
     c.spawn().unwrap()
 }
 
@@ -179,6 +203,19 @@ fn run_through_raft_agents_moves_the_child_when_the_leading_agent_is_killed() {
             );
         }
     }
+    // SIGTERM to the leading agent: it revokes its hold, its caller stops the command,
+    // then the agent exits 0.
+    let newest = runs(&file).last().unwrap().clone();
+    let host: usize = newest.node[1..].parse::<usize>().unwrap() - 1;
+    signal(agents.0[host].id(), Signal::SIGTERM);
+    let status = agents.0[host].wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        is_gone(newest.pid),
+        "the agent exited while its caller's command {newest:?} still ran\n{}",
+        logs(d.path())
+    );
+
     for c in runners.0.iter().chain(agents.0.iter()) {
         signal(c.id(), Signal::SIGTERM);
     }

@@ -39,7 +39,7 @@ fn error(code: StatusCode, message: impl std::fmt::Display) -> Response {
 }
 
 fn core_error(e: election_core::Error) -> Response {
-    let code = if e.is_retryable() {
+    let code = if e.is_retryable() || e.kind() == election_core::ErrorKind::Closed {
         StatusCode::SERVICE_UNAVAILABLE
     } else if e.kind() == election_core::ErrorKind::Config {
         StatusCode::BAD_REQUEST
@@ -145,7 +145,7 @@ async fn renew(
 }
 
 async fn resign_hold(State(agent): State<Arc<Agent>>, Path(id): Path<u64>) -> Response {
-    if agent.resign_hold(id).await {
+    if agent.release_hold(id).await {
         Json(json!({ "resigned": id })).into_response()
     } else {
         error(StatusCode::NOT_FOUND, format!("no hold {id}"))

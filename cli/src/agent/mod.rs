@@ -69,11 +69,13 @@ struct Hold {
     /// The agent wants this hold to end (`elector resign`, agent shutdown): renewals get
     /// 410, and the agent resigns once the caller let go or its deadline has passed.
     revoked: watch::Sender<bool>,
+    /// The caller resigned (`DELETE /v1/holds/{id}`): its command is gone.
+    released: watch::Sender<bool>,
     _local: OwnedMutexGuard<()>,
 }
 
 impl Hold {
-    /// The instant after which the caller surely stopped its command: its deadline.
+    /// The caller's deadline: the last renewal's answer time plus the lease it reported.
     fn caller_deadline(&self) -> Instant {
         let (at, left) = *lock(&self.last_renewed);
         at + left
@@ -92,6 +94,9 @@ pub(crate) struct Agent {
     metrics: Metrics,
     /// Set when the agent stops: pending campaigns end at once.
     closing: watch::Sender<bool>,
+    /// The longest a caller may take to kill its command after its deadline: the agent
+    /// never resigns on its own before a caller's deadline plus this.
+    kill_grace: Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -148,6 +153,7 @@ impl Agent {
         kind: &'static str,
         node: NodeId,
         timing: LeaseTiming,
+        kill_grace: Duration,
     ) -> Arc<Self> {
         Arc::new(Agent {
             backend,
@@ -159,6 +165,7 @@ impl Agent {
             next_hold: AtomicU64::new(1),
             metrics: Metrics::new(),
             closing: watch::channel(false).0,
+            kill_grace,
         })
     }
 
@@ -280,6 +287,7 @@ impl Agent {
             leadership: Mutex::new(Some(leadership)),
             last_renewed: Mutex::new((granted_at, Duration::from_millis(lease_left_ms))),
             revoked: watch::channel(false).0,
+            released: watch::channel(false).0,
             _local: local,
         });
         lock(&self.holds).insert(id, hold.clone());
@@ -327,6 +335,14 @@ impl Agent {
         true
     }
 
+    /// The caller resigns hold `id` (its command is gone); whether it existed.
+    async fn release_hold(&self, id: u64) -> bool {
+        if let Some(hold) = lock(&self.holds).get(&id).cloned() {
+            hold.released.send_replace(true);
+        }
+        self.resign_hold(id).await
+    }
+
     /// Ends this node's hold on `name` safely; whether there was one. The caller is told at
     /// its next renewal (410), stops its command and resigns; the agent resigns itself once
     /// the caller's deadline has passed if the caller does not. Resigning at once would let
@@ -346,6 +362,7 @@ impl Agent {
     /// Revokes every hold and waits until all have ended.
     async fn drain(&self) {
         let holds: Vec<Arc<Hold>> = lock(&self.holds).values().cloned().collect();
+        tracing::info!(holds = holds.len(), "draining local holds");
         for h in &holds {
             h.revoked.send_replace(true);
         }
@@ -401,7 +418,9 @@ async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
     let mut revoked = hold.revoked.subscribe();
     let reason = loop {
         let (last, _) = *lock(&hold.last_renewed);
-        let caller_deadline = hold.caller_deadline();
+        // By then the caller has surely stopped its command: its deadline, plus the grace
+        // it gives the command to exit.
+        let caller_deadline = hold.caller_deadline() + agent.kill_grace;
         let is_revoked = *revoked.borrow_and_update();
         let expiry = if is_revoked {
             caller_deadline
@@ -436,7 +455,15 @@ async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
     }
     agent.resign_hold(id).await;
     agent.metrics.is_leader.get_or_create(&labels).set(0);
+    // Keep the hold (renewals answer 410) until its caller has surely stopped its command,
+    // so that an agent draining for shutdown does not exit under a running command.
+    let mut released = hold.released.subscribe();
+    tokio::select! {
+        () = tokio::time::sleep_until(hold.caller_deadline() + agent.kill_grace) => {}
+        _ = released.wait_for(|r| *r) => {}
+    }
     lock(&agent.holds).remove(&id);
+    tracing::debug!(election = %hold.election, hold = id, ?reason, "hold ended");
     if let Some(e) = lock(&agent.elections).get(&hold.election) {
         let mut h = lock(&e.hold);
         if *h == Some(id) {
@@ -487,7 +514,8 @@ pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure
     let kind = loaded.backend_kind()?;
     let node = loaded.node_id()?;
     let backend = crate::backends::connect(loaded, kind).await?;
-    let agent = Agent::new(backend, kind, node, loaded.settings.timing);
+    let (kill_grace, _) = loaded.kill_grace_limit()?;
+    let agent = Agent::new(backend, kind, node, loaded.settings.timing, kill_grace);
     for name in &loaded.settings.agent.elections {
         let name =
             ElectionName::new(name.clone()).map_err(|e| loaded.invalid("agent.elections", e))?;

@@ -21,6 +21,7 @@ async fn start(server: &MemoryServer, node: &str, timing: LeaseTiming) -> Runnin
         "memory",
         NodeId::new(node).unwrap(),
         timing,
+        timing.kill_grace,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -192,4 +193,26 @@ async fn the_supervisor_runs_through_the_agent_and_resigning_there_stops_the_com
         "{outcome:?}"
     );
     let _ = Exit::Code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_waits_until_the_caller_stopped_its_command() {
+    let server = MemoryServer::new(timing()).unwrap();
+    let a = start(&server, "a", timing()).await;
+    let held = client(a.addr, timing()).campaign().await.unwrap();
+    let watch = held.loss_watch();
+    let agent = a.agent.clone();
+    let drained = tokio::spawn(async move { agent.drain().await });
+    // The caller learns of the revocation at its next renewal.
+    tokio::time::timeout(DEADLINE, watch.lost()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !drained.is_finished(),
+        "drained while the caller still held"
+    );
+    held.resign().await.unwrap();
+    tokio::time::timeout(DEADLINE, drained)
+        .await
+        .unwrap()
+        .unwrap();
 }
