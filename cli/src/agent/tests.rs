@@ -216,3 +216,34 @@ async fn draining_waits_until_the_caller_stopped_its_command() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leadership_won_after_a_long_wait_is_counted_from_after_the_wait() {
+    let server = MemoryServer::new(timing()).unwrap();
+    let a = start(&server, "a", timing()).await;
+    let other = server
+        .connect()
+        .election(
+            &ElectionName::new("job").unwrap(),
+            Candidate::new(NodeId::new("z").unwrap()),
+        )
+        .unwrap()
+        .campaign()
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move { client(a.addr, timing()).campaign().await });
+    // Wait longer than a whole lease before the other node lets go.
+    tokio::time::sleep(timing().ttl * 2).await;
+    other.resign().await.unwrap();
+    let held = tokio::time::timeout(DEADLINE, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        held.is_held(),
+        "the lease was measured from the start of the wait, so it lapsed at once"
+    );
+    tokio::time::sleep(timing().renew_interval * 3).await;
+    assert!(held.is_held(), "renewals did not keep the leadership");
+}
