@@ -270,3 +270,31 @@ async fn a_frozen_leader_runtime_wakes_up_to_a_refused_fenced_write() {
     assert_eq!(value, "from b", "the stale write changed nothing");
     check(&history);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquisition_whose_reply_is_lost_is_released_in_the_background() {
+    election_tests::init_tracing();
+    let server = RedisServer::start().unwrap();
+    let proxy = FaultProxy::start(server.addr()).await.unwrap();
+    // A 60 s TTL: b can only be elected within the wait if a's orphaned lease is released.
+    let a = connect(&format!("redis://{}", proxy.addr()), long_ttl()).await;
+    let b = connect(&server.url(), long_ttl()).await;
+    let ea = elector(&a, "job", "a");
+    // Once, so that the server has the scripts (a first EVALSHA would only get NOSCRIPT).
+    ea.try_campaign()
+        .await
+        .unwrap()
+        .unwrap()
+        .resign()
+        .await
+        .unwrap();
+    // Requests reach Redis, replies do not come back.
+    proxy.set(Direction::ToClient, Fault::Blackhole);
+    let err = ea.try_campaign().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let lb = tokio::time::timeout(GENEROUS, elector(&b, "job", "b").campaign())
+        .await
+        .expect("the lease a took without knowing is released, not left for its 60 s TTL")
+        .unwrap();
+    assert_eq!(lb.info().node, node("b"));
+}
