@@ -464,3 +464,28 @@ async fn an_epoch_key_that_is_not_an_epoch_is_refused_naming_the_key() {
         assert!(e.leader().await.unwrap().is_none(), "nothing was acquired");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_database_and_key_prefix_hold_the_keys() {
+    let server = RedisServer::start().unwrap();
+    let cfg = RedisConfig {
+        database: Some(3),
+        key_prefix: "team-a/".into(),
+        ..config(&server.url())
+    };
+    let backend = RedisBackend::connect(cfg, timing()).await.unwrap();
+    assert!(backend.address().ends_with("/3"), "{}", backend.address());
+    let l = elector(&backend, "job", "a").campaign().await.unwrap();
+    let mut db3 = raw(&format!("{}/3", server.url())).await;
+    let node_there: String = redis::cmd("HGET")
+        .arg("{team-a/job}:leader")
+        .arg("node")
+        .query_async(&mut db3)
+        .await
+        .unwrap();
+    assert_eq!(node_there, "a");
+    let mut db0 = raw(&server.url()).await;
+    let in_db0: i64 = redis::cmd("DBSIZE").query_async(&mut db0).await.unwrap();
+    assert_eq!(in_db0, 0, "nothing in database 0");
+    l.resign().await.unwrap();
+}
