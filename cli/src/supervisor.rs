@@ -194,6 +194,10 @@ async fn run_once(
         return Ok(Outcome::Skipped { leader });
     };
     let epoch = leadership.epoch();
+    if let Some(reason) = leadership.loss_watch().loss() {
+        // Already over (a slow grant): never start the command without a leadership.
+        return Ok(Outcome::Lost { reason, epoch });
+    }
     tracing::info!(election = %name, %epoch, "elected; starting {}", plan.job.file_name());
     let mut child = match spawn(plan, elector, epoch) {
         Ok(c) => c,
@@ -269,6 +273,10 @@ async fn supervise(
         tracing::info!(election = %name, %epoch, "elected; starting {}", plan.job.file_name());
         let mut delay = first_delay;
         loop {
+            if let Some(reason) = leadership.loss_watch().loss() {
+                tracing::warn!(election = %name, %epoch, "leadership lost ({reason}) before the command started; campaigning again");
+                break;
+            }
             let mut child = match spawn(plan, elector, epoch) {
                 Ok(c) => c,
                 Err(e) => {
