@@ -301,3 +301,21 @@ fn json_logs_are_one_json_object_per_line() {
         assert!(v.get("level").is_some(), "{line}");
     }
 }
+
+#[test]
+fn raft_without_a_local_agent_exits_69_naming_the_agent() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut c = elector();
+    c.args(["--backend", "raft", "--node-id", "n1"])
+        .args(["--set", "backend.raft.secret=\"0123456789abcdef0123\""])
+        .arg("--set")
+        .arg(format!("agent.listen=\"127.0.0.1:{port}\""))
+        .args(["run", "-e", "x", "--", "true"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(69), "{}", text(&o));
+    assert!(text(&o).contains("elector agent"), "{}", text(&o));
+}
