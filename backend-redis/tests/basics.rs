@@ -215,12 +215,16 @@ async fn an_unreachable_server_is_unavailable_naming_the_address() {
 async fn a_refused_password_is_a_protocol_error_that_never_shows_the_password() {
     let server = RedisServer::start().unwrap();
     let mut raw = raw(&server.url()).await;
+    // alice's password is the value of a variable cargo and nextest set for every test
+    // process, so that the test need not change the environment of a threaded process.
+    let env_var = "CARGO_MANIFEST_DIR";
+    let right = std::env::var(env_var).expect("cargo sets CARGO_MANIFEST_DIR for tests");
     let _: () = redis::cmd("ACL")
         .arg(&[
             "SETUSER",
             "alice",
             "on",
-            ">right-password",
+            &format!(">{right}"),
             "~*",
             "&*",
             "+@all",
@@ -240,15 +244,14 @@ async fn a_refused_password_is_a_protocol_error_that_never_shows_the_password() 
     assert!(msg.contains("authentication failed"), "{msg}");
     assert!(msg.contains(&server.addr().to_string()), "{msg}");
     assert!(!msg.contains("wrong-password"), "{msg}");
-    // The right one, from the environment, works.
-    // SAFETY: not really: tests run in threads; this variable name is unique to this test.
-    unsafe { std::env::set_var("ELECTOR_TEST_REDIS_PASSWORD_ALICE", "right-password") };
+    // The right one, read from the environment, works.
     let cfg = RedisConfig {
         username: Some("alice".into()),
-        password_env: Some("ELECTOR_TEST_REDIS_PASSWORD_ALICE".into()),
+        password_env: Some(env_var.into()),
         ..config(&server.url())
     };
-    RedisBackend::connect(cfg, timing()).await.unwrap();
+    let backend = RedisBackend::connect(cfg, timing()).await.unwrap();
+    elector(&backend, "job", "a").campaign().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
