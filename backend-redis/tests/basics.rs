@@ -251,7 +251,8 @@ async fn a_refused_password_is_a_protocol_error_that_never_shows_the_password() 
         ..config(&server.url())
     };
     let backend = RedisBackend::connect(cfg, timing()).await.unwrap();
-    elector(&backend, "job", "a").campaign().await.unwrap();
+    let l = elector(&backend, "job", "a").campaign().await.unwrap();
+    l.resign().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
