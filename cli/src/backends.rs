@@ -55,6 +55,33 @@ pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure>
     Ok(())
 }
 
+/// The selected backend's effective settings, defaults included, as JSON (secrets are
+/// redacted by the backend crates' `Serialize`); `None` if they cannot be read.
+pub(crate) fn effective_settings(loaded: &Loaded, kind: &str) -> Option<serde_json::Value> {
+    match kind {
+        #[cfg(feature = "redis")]
+        "redis" => serde_json::to_value(
+            loaded
+                .backend_settings::<election_redis::RedisConfig>("redis")
+                .ok()?,
+        )
+        .ok(),
+        #[cfg(feature = "etcd")]
+        "etcd" => serde_json::to_value(
+            loaded
+                .backend_settings::<election_etcd::EtcdConfig>("etcd")
+                .ok()?,
+        )
+        .ok(),
+        #[cfg(feature = "raft")]
+        "raft" => serde_json::to_value(crate::raft::settings(loaded).ok()?).ok(),
+        _ => {
+            let _ = loaded;
+            None
+        }
+    }
+}
+
 /// A backend's configuration error, with its key placed under `backend.` so that it
 /// names the key as written in the config file, and the source of that key.
 fn config_error(loaded: &Loaded, e: election_core::Error) -> Failure {

@@ -438,7 +438,57 @@ impl Loaded {
                 .unwrap_or_else(|_| "(invalid hostname)".to_owned());
             out.insert(0, ("node_id".into(), host, "hostname".into()));
         }
+        // The selected backend's settings as the backend reads them: given values are shown
+        // as its `Serialize` renders them (it redacts secrets), the rest as defaults.
+        let mut effective = Vec::new();
+        if let Ok(kind) = self.backend_kind() {
+            if let Some(v) = crate::backends::effective_settings(self, kind) {
+                flatten_json(&format!("backend.{kind}"), &v, &mut effective);
+            }
+        }
+        for (key, value, _) in out.iter_mut() {
+            if let Some((_, v)) = effective.iter().find(|(k, _)| k == key) {
+                *value = v.clone();
+            }
+        }
+        for (key, value) in effective {
+            if !out
+                .iter()
+                .any(|(k, _, _)| *k == key || key.starts_with(&format!("{k}.")))
+            {
+                let source = if key == "backend.raft.node_id" {
+                    "node_id"
+                } else {
+                    "built-in default (backend)"
+                };
+                out.push((key, value, source.into()));
+            }
+        }
+        for (key, value, _) in out.iter_mut() {
+            if key.starts_with("backend.") && is_secret(key) && value != "null" {
+                *value = "\"<redacted>\"".into();
+            }
+        }
         out
+    }
+}
+
+/// Whether a key holds a secret that must not be printed. (URLs with credentials are
+/// redacted by the backend crates' own `Serialize`.)
+fn is_secret(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    matches!(last, "password" | "secret" | "token")
+}
+
+fn flatten_json(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                flatten_json(&format!("{prefix}.{k}"), v, out);
+            }
+        }
+        serde_json::Value::Null => {}
+        leaf => out.push((prefix.to_owned(), leaf.to_string())),
     }
 }
 

@@ -13,12 +13,18 @@ use crate::config::Loaded;
 use crate::demo::Cluster;
 use crate::exit::{self, Failure};
 
-/// `[backend.raft]`, validated, with `node_id` defaulting to the top-level `node_id`.
-pub(crate) fn config(loaded: &Loaded) -> Result<RaftConfig, Failure> {
+/// `[backend.raft]` with `node_id` defaulting to the top-level `node_id`, not validated.
+pub(crate) fn settings(loaded: &Loaded) -> Result<RaftConfig, Failure> {
     let mut config = loaded.backend_settings::<RaftConfig>("raft")?;
     if config.node_id.is_none() {
         config.node_id = Some(loaded.node_id()?);
     }
+    Ok(config)
+}
+
+/// `[backend.raft]`, validated, with `node_id` defaulting to the top-level `node_id`.
+pub(crate) fn config(loaded: &Loaded) -> Result<RaftConfig, Failure> {
+    let config = settings(loaded)?;
     config.validate().map_err(|e| match e {
         election_core::Error::Config { key, reason } => {
             loaded.invalid(&format!("backend.{key}"), reason)

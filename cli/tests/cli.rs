@@ -319,3 +319,27 @@ fn raft_without_a_local_agent_exits_69_naming_the_agent() {
     assert_eq!(o.status.code(), Some(69), "{}", text(&o));
     assert!(text(&o).contains("elector agent"), "{}", text(&o));
 }
+
+#[test]
+fn config_never_prints_secrets_and_shows_backend_defaults() {
+    let mut c = elector();
+    c.args(["--backend", "redis", "--node-id", "n1"])
+        .args([
+            "--set",
+            "backend.redis.url=\"redis://:hunter2@127.0.0.1:6379\"",
+        ])
+        .args(["--set", "backend.redis.password=\"hunter3\""])
+        .arg("config");
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !out.contains("hunter2") && !out.contains("hunter3"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("backend.redis.command_timeout = ") && l.contains("default")),
+        "{out}"
+    );
+}
