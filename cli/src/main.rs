@@ -4,46 +4,59 @@
 //!
 //! Every host runs the same command, `elector run --election NAME -- CMD ARGS...`. elector
 //! campaigns in election NAME on the configured backend (raft through the local
-//! `elector agent`, or redis, etcd directly), and only the leader runs CMD, with
-//! `ELECTOR_EPOCH`, `ELECTOR_ELECTION`, `ELECTOR_NODE_ID` and `ELECTOR_BACKEND` in its
-//! environment. In cron mode (the default) the others print
+//! `elector agent`, which hosts the raft peer; redis and etcd directly), and only the
+//! leader runs CMD, with `ELECTOR_EPOCH`, `ELECTOR_ELECTION`, `ELECTOR_NODE_ID` and
+//! `ELECTOR_BACKEND` in its environment. In cron mode (the default) the others print
 //! `skipped: NAME is led by NODE (epoch N)` and exit 0; with `--supervise` the others wait
-//! and take over when the leader goes.
+//! and take over when the leader goes. The supervisor works on any
+//! `Arc<dyn LeaderElector>`, so every backend behaves the same.
 //!
 //! # Guarantees
 //!
 //! - CMD runs in its own process group, led by a tiny `elector __guard` process. When
 //!   leadership is lost, the whole group gets SIGTERM, then SIGKILL after the kill grace,
 //!   and elector reports the loss only once the group is gone. The kill grace may not
-//!   exceed `timing.kill_grace`, which the lease deadline already subtracts, so without
-//!   process pauses CMD is dead before the lease can pass to another node.
+//!   exceed the backend's (`timing.kill_grace`, or `backend.raft.kill_grace`), which the
+//!   leadership deadline already subtracts, so without process pauses CMD is dead before
+//!   another node can be elected.
 //! - If elector itself dies, even by SIGKILL, the guard learns it through the parent-death
 //!   signal and kills the whole group at once.
 //! - SIGTERM, SIGINT or SIGHUP to elector: forwarded to the group, SIGKILL after the grace,
 //!   then leadership is resigned so the next node takes over without a TTL wait.
-//! - The epoch comes from the backend (raft term, etcd create revision, redis counter): it
-//!   is strictly increasing across leaderships; give it to every guarded write and let the
-//!   resource refuse stale ones (see `election_core::Fence`).
+//! - Through the agent, the caller applies the deadline rule itself from the start of each
+//!   renewal request, so a dead or stuck agent still stops CMD in time; the agent never
+//!   resigns under a caller's running command (`elector resign` and agent shutdown revoke
+//!   the hold and wait for the caller).
+//! - The epoch comes from the backend (raft: the term; etcd: the leader key's create
+//!   revision; redis: a counter kept monotonic across restarts): strictly increasing across
+//!   leaderships. Give it to every guarded write and let the resource refuse stale ones
+//!   (`election_core::Fence`).
 //!
 //! # Not guaranteed
 //!
-//! A process paused (SIGSTOP, VM stall) past its deadline may act late: that is what the
-//! epoch is for. A descendant that leaves the process group (`setsid`) escapes the kill.
+//! A process paused (SIGSTOP, VM stall, an overloaded machine) past its deadline may act
+//! late: that is what the epoch is for. A descendant that leaves the process group
+//! (`setsid`) escapes the kill. Raft's defaults (50 ms kill grace, 150 ms election
+//! timeout) suit a quiet LAN; raise them on loaded hosts.
 //!
 //! # Configuration (defaults < file < `ELECTOR_*` environment < flags)
 //!
 //! - `node_id`: default the hostname.
 //! - `[backend] kind`: `raft`, `redis`, `etcd` or `memory` (in-process, for trying things
-//!   out); no default. `[backend.KIND]`: that backend's own settings.
+//!   out; coordinates nothing between processes); no default. `[backend.KIND]`: that
+//!   backend's own settings (`RaftConfig`, `RedisConfig`, `EtcdConfig`); raft's `node_id`
+//!   defaults to the top-level one.
 //! - `[timing]`: `ttl` 10s, `renew_interval` 2s, `retry_interval` 500ms, `clock_drift`
-//!   200ms, `kill_grace` 2s (`election_core::LeaseTiming`).
+//!   200ms, `kill_grace` 2s (`election_core::LeaseTiming`; lease backends, and the pace of
+//!   renewals through the agent).
 //! - `[run]`: `election` (default CMD's file name), `wait` (none: one attempt), `min_hold`
-//!   30s, `kill_grace` (default and maximum `timing.kill_grace`), `restart` on-failure,
-//!   `restart_delay` 1s, `restart_delay_max` 30s, `skipped_exit_code` 0.
+//!   30s, `kill_grace` (default and maximum: the backend's kill grace), `restart`
+//!   on-failure, `restart_delay` 1s, `restart_delay_max` 30s, `skipped_exit_code` 0.
 //! - `[agent]`: `listen` 127.0.0.1:7207, `elections` [].
 //!
 //! Environment: `ELECTOR_` + the key in capitals with `__` for each dot, such as
-//! `ELECTOR_TIMING__TTL=5s` or `ELECTOR_BACKEND__KIND=redis`.
+//! `ELECTOR_TIMING__TTL=5s` or `ELECTOR_BACKEND__KIND=redis`. Flags: `--node-id`,
+//! `--backend`, the `run` options and `--set KEY=VALUE`. Exit codes: see `exit`.
 
 mod agent;
 mod agent_client;

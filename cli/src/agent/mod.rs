@@ -27,8 +27,10 @@
 //! the moment the caller *sent* the request, so a stuck or dead agent still makes the
 //! caller's `lost()` fire in time.
 
+mod hold;
 mod http;
 mod metrics;
+mod status;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,17 +39,19 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use election_core::{
-    Backend, Candidate, ElectionName, LeaderElector, LeaderInfo, Leadership, LeaseTiming,
-    LossReason, LossWatch, NodeId,
+    Backend, Candidate, ElectionName, LeaderElector, LeaderInfo, LeaseTiming, NodeId,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::{OwnedMutexGuard, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::Loaded;
 use crate::exit::{self, Failure};
 use crate::supervisor::Stop;
+use hold::{Hold, keep};
 pub(crate) use metrics::Metrics;
+use status::ElectionStatus;
+pub(crate) use status::{Status, render_status};
 
 /// One election the agent knows.
 struct Election {
@@ -56,30 +60,6 @@ struct Election {
     /// One local hold per election at a time.
     local: Arc<tokio::sync::Mutex<()>>,
     hold: Mutex<Option<u64>>,
-}
-
-/// A leadership held on behalf of a local caller.
-struct Hold {
-    election: ElectionName,
-    watch: LossWatch,
-    leadership: Mutex<Option<Leadership>>,
-    /// When the last renewal was answered, and the lease it reported: the caller's
-    /// deadline is no later than their sum.
-    last_renewed: Mutex<(Instant, Duration)>,
-    /// The agent wants this hold to end (`elector resign`, agent shutdown): renewals get
-    /// 410, and the agent resigns once the caller let go or its deadline has passed.
-    revoked: watch::Sender<bool>,
-    /// The caller resigned (`DELETE /v1/holds/{id}`): its command is gone.
-    released: watch::Sender<bool>,
-    _local: OwnedMutexGuard<()>,
-}
-
-impl Hold {
-    /// The caller's deadline: the last renewal's answer time plus the lease it reported.
-    fn caller_deadline(&self) -> Instant {
-        let (at, left) = *lock(&self.last_renewed);
-        at + left
-    }
 }
 
 /// The agent's state.
@@ -101,30 +81,6 @@ pub(crate) struct Agent {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One election in `/v1/status`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct ElectionStatus {
-    /// The election.
-    pub(crate) election: String,
-    /// Its leader, as last seen.
-    pub(crate) leader: Option<LeaderInfo>,
-    /// Whether this node leads it.
-    pub(crate) is_leader: bool,
-    /// The lease this node has left, if it leads.
-    pub(crate) lease_left_ms: Option<u64>,
-}
-
-/// `/v1/status`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Status {
-    /// This node.
-    pub(crate) node: String,
-    /// The backend kind.
-    pub(crate) backend: String,
-    /// Every known election.
-    pub(crate) elections: Vec<ElectionStatus>,
 }
 
 /// A granted hold, as the campaign endpoint returns it.
@@ -407,94 +363,6 @@ async fn follow(
         }
         tokio::time::sleep(agent.timing.retry_interval).await;
     }
-}
-
-/// Keeps a hold until it is lost, resigned, revoked, or its caller stops renewing. The
-/// agent resigns on its own only once the caller's deadline has passed, so the caller's
-/// command is dead before another node can be elected.
-async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
-    let timeout = agent.client_timeout();
-    let labels = Metrics::labels(hold.election.as_str());
-    let mut revoked = hold.revoked.subscribe();
-    let reason = loop {
-        let (last, _) = *lock(&hold.last_renewed);
-        // By then the caller has surely stopped its command: its deadline, plus the grace
-        // it gives the command to exit.
-        let caller_deadline = hold.caller_deadline() + agent.kill_grace;
-        let is_revoked = *revoked.borrow_and_update();
-        let expiry = if is_revoked {
-            caller_deadline
-        } else {
-            caller_deadline.max(last + timeout)
-        };
-        tokio::select! {
-            reason = hold.watch.lost() => break Some(reason),
-            _ = revoked.changed(), if !is_revoked => {}
-            () = tokio::time::sleep_until(expiry) => {
-                if lock(&hold.last_renewed).0 == last || is_revoked {
-                    if is_revoked {
-                        tracing::info!(election = %hold.election, hold = id, "revoked hold's caller deadline passed; resigning");
-                    } else {
-                        tracing::warn!(election = %hold.election, hold = id, "the local caller stopped renewing; resigning");
-                    }
-                    break None;
-                }
-            }
-        }
-    };
-    if let Some(reason) = reason {
-        if reason != LossReason::Resigned {
-            let since = lock(&hold.last_renewed).0.elapsed();
-            agent
-                .metrics
-                .loss_detection
-                .get_or_create(&labels)
-                .observe(since.as_secs_f64());
-            tracing::warn!(election = %hold.election, hold = id, "leadership lost: {reason}");
-        }
-    }
-    agent.resign_hold(id).await;
-    agent.metrics.is_leader.get_or_create(&labels).set(0);
-    // Keep the hold (renewals answer 410) until its caller has surely stopped its command,
-    // so that an agent draining for shutdown does not exit under a running command.
-    let mut released = hold.released.subscribe();
-    tokio::select! {
-        () = tokio::time::sleep_until(hold.caller_deadline() + agent.kill_grace) => {}
-        _ = released.wait_for(|r| *r) => {}
-    }
-    lock(&agent.holds).remove(&id);
-    tracing::debug!(election = %hold.election, hold = id, ?reason, "hold ended");
-    if let Some(e) = lock(&agent.elections).get(&hold.election) {
-        let mut h = lock(&e.hold);
-        if *h == Some(id) {
-            *h = None;
-        }
-    }
-}
-
-/// Renders `/v1/status` for people.
-pub(crate) fn render_status(status: &Status) -> String {
-    let status = status.clone();
-    let mut out = format!("node {} ({})\n", status.node, status.backend);
-    if status.elections.is_empty() {
-        out.push_str("no elections known to the agent\n");
-    }
-    for e in status.elections {
-        let line = match (&e.leader, e.is_leader) {
-            (Some(l), true) => format!(
-                "{}: led by this node ({}) at epoch {}, lease left {} ms",
-                e.election,
-                l.node,
-                l.epoch,
-                e.lease_left_ms.unwrap_or(0)
-            ),
-            (Some(l), false) => format!("{}: led by {} at epoch {}", e.election, l.node, l.epoch),
-            (None, _) => format!("{}: no leader", e.election),
-        };
-        out.push_str(&line);
-        out.push('\n');
-    }
-    out
 }
 
 /// Serves `agent`'s API on `listener` until `shutdown` resolves.

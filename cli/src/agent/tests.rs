@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use election_core::{Backend as _, Epoch, LeaseTiming, MemoryServer};
+use election_core::{Backend as _, Epoch, LeaseTiming, LossReason, MemoryServer};
 
 use super::*;
 use crate::agent_client::AgentBackend;
