@@ -61,6 +61,9 @@ pub(super) struct Election {
     pub(super) hold_until: Option<Instant>,
     /// This node neither campaigns nor answers ALIVE before then (it just resigned).
     pub(super) quiet_until: Option<Instant>,
+    /// Candidates whose ELECTION this node refused out of loyalty to a live leader: they
+    /// get a granting acknowledgement as soon as that loyalty ends.
+    pub(super) refused: Members,
 }
 
 impl Election {
@@ -76,6 +79,7 @@ impl Election {
             next_election: now,
             hold_until: None,
             quiet_until: None,
+            refused: 0,
         }
     }
 

@@ -312,6 +312,7 @@ impl Node {
                         e.last_heard = None;
                         tracing::debug!(node = %self.cfg.me, election = %e.name, leader = %self.members[l], "leader presumed failed");
                         self.set_leader(i, None);
+                        self.release_refused(i, now);
                     }
                     if self.elections[i].campaigning
                         && self.can_campaign
@@ -405,6 +406,9 @@ impl Node {
             return;
         }
         let granted = !self.loyal(i, Some(p), now);
+        if !granted {
+            self.elections[i].refused |= bit(p);
+        }
         let epoch = self.elections[i].epoch;
         self.send(
             p,
@@ -537,6 +541,25 @@ impl Node {
             e.last_heard = None;
             e.next_election = now;
             self.set_leader(i, None);
+            self.release_refused(i, now);
+        }
+    }
+
+    /// Loyalty to a leader ended: candidates refused because of it get a granting
+    /// acknowledgement now, so an election held a moment before this node noticed the
+    /// failure does not have to wait for its next round.
+    fn release_refused(&mut self, i: usize, now: Instant) {
+        let refused = std::mem::take(&mut self.elections[i].refused);
+        for p in (0..self.members.len()).filter(|&p| refused & bit(p) != 0) {
+            if !self.loyal(i, Some(p), now) {
+                let e = &self.elections[i];
+                let msg = Message::ElectionAck {
+                    election: e.name.clone(),
+                    epoch: e.epoch,
+                    granted: true,
+                };
+                self.send(p, msg);
+            }
         }
     }
 
@@ -588,6 +611,7 @@ impl Node {
         }
         let e = &mut self.elections[i];
         e.last_heard = Some(now);
+        e.refused = 0;
         if matches!(e.role, Role::Electing { .. }) {
             e.role = Role::Follower;
         }
