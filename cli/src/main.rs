@@ -89,8 +89,8 @@ fn main() -> ExitCode {
     if args.get(1).is_some_and(|a| a == guard::ARG) {
         return guard::main(&args[2..]);
     }
-    // A mask inherited from whoever started us would silently disable the SIGTERM
-    // handoff (and be passed on to the command): start from an empty one.
+    // A mask inherited from whoever started us could disable the SIGTERM handoff (and be
+    // passed on to the command): start from an empty one.
     guard::set_mask_raw(&[]);
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
