@@ -288,3 +288,30 @@ fn a_restarted_node_promises_no_new_leader_for_one_failure_timeout() {
         "nothing accepted during the boot quiet period"
     );
 }
+
+#[test]
+fn an_absurd_epoch_from_a_peer_never_wraps_epochs_around() {
+    let mut s = sim(3, true);
+    let e = election(0);
+    s.run_for(ms(500)).unwrap();
+    // A (buggy) authenticated peer announces the largest epoch there is.
+    let now = s.instant();
+    let n1 = s.nodes[0].as_mut().unwrap();
+    n1.handle_message(
+        now,
+        &common::id(2),
+        Message::Victory {
+            election: e.clone(),
+            epoch: u64::MAX,
+        },
+    );
+    assert_eq!(n1.epoch(&e), u64::MAX);
+    s.crash(2);
+    s.campaign(0, &e).unwrap();
+    s.run_for(ms(2000)).unwrap();
+    assert!(
+        s.leases.get(&e).is_none_or(|l| l.is_empty()),
+        "no epoch is left above u64::MAX, so nobody may lead: {:?}",
+        s.leases.get(&e)
+    );
+}

@@ -11,7 +11,8 @@ pub type EpochNo = u64;
 pub enum Message {
     /// ELECTION: "I am holding an election in `election`; answer ALIVE if you are a higher
     /// live candidate." Sent to every peer (lower ones acknowledge it, for the quorum
-    /// rule). `epoch` is the highest epoch the sender has seen.
+    /// rule). `epoch` is the highest epoch the sender has seen (informational: receivers
+    /// answer with their own and do not adopt it).
     Election {
         /// The election.
         election: ElectionName,

@@ -688,7 +688,15 @@ impl Node {
     /// Declares victory: a new epoch above every epoch seen, made durable before the
     /// VICTORY and the first heartbeat round go out. Granted once enough members accept.
     fn become_leader(&mut self, i: usize, now: Instant) {
-        let epoch = self.next_epoch(self.elections[i].epoch);
+        let Some(epoch) = self.next_epoch(self.elections[i].epoch) else {
+            // Only a peer announcing an absurd epoch can get us here: refuse to lead rather
+            // than wrap around.
+            let e = &mut self.elections[i];
+            tracing::error!(node = %self.cfg.me, election = %e.name, epoch = e.epoch, "no epoch left above the highest seen; not leading");
+            e.role = Role::Follower;
+            e.next_election = now + self.cfg.failure_timeout;
+            return;
+        };
         let n = self.members.len();
         let me = self.cfg.me.clone();
         let e = &mut self.elections[i];
@@ -887,14 +895,15 @@ impl Node {
     /// the next number (majorities intersect, so no two leaders get the same one); without
     /// it, the next number that is this node's own modulo the membership size, so that two
     /// leaders on two sides of a partition never share an epoch.
-    fn next_epoch(&self, seen: EpochNo) -> EpochNo {
-        let e = seen + 1;
+    /// `None` if no such epoch fits in a `u64`.
+    fn next_epoch(&self, seen: EpochNo) -> Option<EpochNo> {
+        let e = seen.checked_add(1)?;
         if self.cfg.quorum {
-            return e;
+            return Some(e);
         }
         let n = self.members.len() as u64;
         let me = self.me as u64;
-        e + (me + n - e % n) % n
+        e.checked_add((me + n - e % n) % n)
     }
 
     /// Raises the highest epoch seen in election `i` to `epoch`.
