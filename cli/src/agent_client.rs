@@ -24,8 +24,10 @@ use tokio::time::Instant;
 use crate::agent::Granted;
 use crate::exit::{self, Failure};
 
-/// How long one campaign request asks the agent to wait before answering "not yet".
-const CAMPAIGN_ROUND: Duration = Duration::from_secs(10);
+/// How long one campaign request asks the agent to wait before answering "not yet". A
+/// caller that gives up (cron `--wait` running out, a kill) leaves a candidacy behind for
+/// at most this long.
+const CAMPAIGN_ROUND: Duration = Duration::from_secs(3);
 /// Bound on any request that is not a long poll.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
