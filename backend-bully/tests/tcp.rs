@@ -126,6 +126,83 @@ async fn an_unauthenticated_victory_is_rejected_and_changes_no_leader() {
     forger.shutdown().await;
 }
 
+/// A raw connection speaks the transport's handshake under the highest node's id with a
+/// made-up proof, then sends a sealed VICTORY with a made-up tag: the node refuses the
+/// connection at the proof (counted as an authentication failure), the VICTORY never reaches
+/// the core, and the leader stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_victory_after_a_forged_handshake_is_refused_by_the_receiving_node() {
+    use bytes::BytesMut;
+    use election_transport::{Frame, FrameDecoder};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    election_tests::init_tracing();
+    let c = Cluster::start(3, relaxed).await;
+    let e = name("forged-raw");
+    let mut grants = campaign_all(&c, &e, &[0]);
+    let (_, l, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    let before = c.node(0).stats().transport.auth_failures;
+
+    let mut tcp = tokio::net::TcpStream::connect(c.listen[0]).await.unwrap();
+    let mut out = BytesMut::new();
+    Frame::Hello {
+        from: c.ids[2].clone(),
+        to: c.ids[0].clone(),
+        nonce: [7; 32],
+    }
+    .encode(&mut out);
+    tcp.write_all(&out).await.unwrap();
+    // Read the acceptor's Challenge.
+    let decoder = FrameDecoder::new(1 << 16);
+    let mut buf = BytesMut::new();
+    let challenge = timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(f) = decoder.decode(&mut buf).unwrap() {
+                break f;
+            }
+            let mut chunk = [0u8; 512];
+            let n = tcp.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the node closed the connection before its Challenge");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("no Challenge within 5 s");
+    assert!(
+        matches!(challenge, Frame::Challenge { .. }),
+        "{challenge:?}"
+    );
+    let payload = election_bully::encode(
+        &[Message::Victory {
+            election: e.clone(),
+            epoch: 1_000_000,
+        }],
+        1 << 16,
+    )
+    .remove(0);
+    let mut out = BytesMut::new();
+    Frame::Auth { proof: [0; 32] }.encode(&mut out);
+    Frame::SealedData {
+        payload,
+        tag: [0; 32],
+    }
+    .encode(&mut out);
+    let _ = tcp.write_all(&out).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.node(0).stats().transport.auth_failures == before {
+        assert!(
+            Instant::now() < deadline,
+            "node-1 did not count the forged handshake as an authentication failure"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let leader = c.elector(0, &e).leader().await.unwrap().unwrap();
+    assert_eq!((leader.node, leader.epoch), (c.ids[0].clone(), l.epoch()));
+    assert!(l.is_held(), "the forged VICTORY deposed the leader");
+    assert_eq!(c.node(0).stats().decode_errors, 0);
+}
+
 /// Partition 5 nodes 2 | 3 with the leader in the minority: its `lost()` fires within its
 /// lease, before the majority elects anyone; the minority never elects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
