@@ -105,6 +105,7 @@ fn a_kill_grace_beyond_the_lease_margin_is_refused() {
     assert!(text(&o).contains("run.kill_grace"), "{}", text(&o));
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn an_unreachable_server_exits_69() {
     // A port nothing listens on: bind, read it back, close.
@@ -298,6 +299,7 @@ fn json_logs_are_one_json_object_per_line() {
     }
 }
 
+#[cfg(feature = "raft")]
 #[test]
 fn raft_without_a_local_agent_exits_69_naming_the_agent() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -316,6 +318,7 @@ fn raft_without_a_local_agent_exits_69_naming_the_agent() {
     assert!(text(&o).contains("elector agent"), "{}", text(&o));
 }
 
+#[cfg(feature = "redis")]
 #[test]
 fn config_never_prints_secrets_and_shows_backend_defaults() {
     let mut c = elector();

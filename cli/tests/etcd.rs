@@ -1,4 +1,5 @@
 //! `elector run` processes against a real etcd server.
+#![cfg(feature = "etcd")]
 
 mod common;
 

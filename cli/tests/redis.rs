@@ -1,4 +1,5 @@
 //! `elector run` processes against a real redis-server.
+#![cfg(feature = "redis")]
 
 mod common;
 
