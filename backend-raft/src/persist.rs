@@ -76,7 +76,12 @@ impl StateFile {
         text.push('\n');
         for (e, hs) in &self.state {
             let vote = hs.vote.as_ref().map_or("-", |v| v.as_str());
-            text.push_str(&format!("{e} {} {vote}\n", hs.term));
+            text.push_str(e.as_str());
+            text.push(' ');
+            text.push_str(itoa(hs.term, &mut [0u8; 20]));
+            text.push(' ');
+            text.push_str(vote);
+            text.push('\n');
         }
         let tmp = self.dir.join(format!("{FILE}.tmp"));
         {
@@ -88,6 +93,20 @@ impl StateFile {
         fs::File::open(&self.dir)?.sync_all()?;
         Ok(())
     }
+}
+
+/// `n` in decimal, without allocating.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
 }
 
 fn parse(text: &str) -> std::result::Result<BTreeMap<ElectionName, HardState>, String> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use election_core::{ElectionName, LossReason, NodeId};
 
 pub use message::{Message, SetUpdate, Term, Transmit};
-pub use node::Node;
+pub use node::{Node, TIMER_SLACK};
 
 /// What the core needs to know; see [`RaftConfig`](crate::RaftConfig) for the meaning and
 /// defaults of each timing.

@@ -15,6 +15,8 @@ const MAX_ROUNDS_KEPT: usize = 1024;
 /// A peer that has not confirmed our set of led elections gets it again at most every
 /// this many rounds (it may be down; the set can be large).
 const FULL_SET_EVERY: u64 = 4;
+/// Timers due this close after `now` fire together with those due at `now`.
+pub const TIMER_SLACK: Duration = Duration::from_millis(1);
 /// Changes to the led set remembered for deltas; a peer further behind gets the full set.
 const MAX_CHANGES: usize = 1 << 16;
 
@@ -343,22 +345,34 @@ impl Node {
         true
     }
 
-    /// Fires every timer due at `now`: heartbeat rounds, election timeouts, lease expiry.
+    /// Fires every timer due at `now` (or within [`TIMER_SLACK`] after it, so that
+    /// thousands of elections started together share wake-ups): heartbeat rounds,
+    /// election timeouts, lease expiry. Early by at most the slack is harmless: a leader
+    /// steps down early; a follower still bound by a lease waits until it ends.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.timeout_cache = None;
-        if self.next_heartbeat.is_some_and(|t| t <= now) {
+        let due = now + TIMER_SLACK;
+        if self.next_heartbeat.is_some_and(|t| t <= due) {
             self.send_round(now);
         }
+        let mut next: Option<Instant> = None;
         for i in 0..self.elections.len() {
-            if self.deadline(i).is_some_and(|d| d <= now) {
+            if self.deadline(i).is_some_and(|d| d <= due) {
                 match self.elections[i].role {
                     Role::Leader { .. } => self.step_down(i, now, LossReason::QuorumLost),
+                    Role::Follower if self.in_lease(i, now) => {}
                     Role::Follower | Role::PreCandidate { .. } | Role::Candidate { .. } => {
                         self.start_pre_vote(i, now)
                     }
                 }
             }
+            if let Some(d) = self.deadline(i) {
+                next = Some(next.map_or(d, |n| n.min(d)));
+            }
         }
+        if let Some(h) = self.next_heartbeat {
+            next = Some(next.map_or(h, |n| n.min(h)));
+        }
+        self.timeout_cache = Some(next);
     }
 
     // ----------------------------------------------------------------- outputs
