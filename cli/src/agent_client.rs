@@ -474,3 +474,32 @@ pub(crate) async fn resign(addr: SocketAddr, name: &ElectionName) -> Result<bool
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_chunked_answers_parse_and_garbage_is_refused() {
+        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        let a = parse_response(plain).unwrap();
+        assert_eq!((a.status, &a.body[..]), (200, &b"{}"[..]));
+        let chunked =
+            b"HTTP/1.1 410 Gone\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let a = parse_response(chunked).unwrap();
+        assert_eq!((a.status, &a.body[..]), (410, &b"abcde"[..]));
+        for bad in [
+            &b""[..],
+            b"garbage",
+            b"HTTP/1.1 abc\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
+        ] {
+            assert!(
+                parse_response(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
