@@ -85,6 +85,9 @@ pub struct Sim {
     pub keep_log: bool,
     /// Every message sent (from, to, message), in order, when `keep_log` is set.
     pub sent: Vec<(usize, usize, Message)>,
+    /// A deterministic trace for golden tests (virtual time, election messages other than
+    /// heartbeats, and events), when `keep_log` is set.
+    pub trace: Vec<String>,
     pub steps: u64,
 }
 
@@ -141,6 +144,7 @@ impl Sim {
             log: Vec::new(),
             keep_log: false,
             sent: Vec::new(),
+            trace: Vec::new(),
             steps: 0,
         }
     }
@@ -155,7 +159,13 @@ impl Sim {
 
     fn note(&mut self, line: impl FnOnce() -> String) {
         if self.keep_log {
-            let l = format!("{:>8.1}ms {}", self.now.as_secs_f64() * 1000.0, line());
+            let text = line();
+            if !text.contains('{') {
+                // Commands (campaign, crash, partition...), not Debug-printed events.
+                self.trace
+                    .push(format!("{:>6}ms {text}", self.now.as_millis()));
+            }
+            let l = format!("{:>8.1}ms {}", self.now.as_secs_f64() * 1000.0, text);
             self.log.push(l);
         }
     }
@@ -374,6 +384,15 @@ impl Sim {
             if self.keep_log {
                 for m in &t.messages {
                     self.sent.push((n, to, m.clone()));
+                    if let Some(text) = describe(m) {
+                        let line = format!(
+                            "{:>6}ms n{} -> n{}: {text}",
+                            self.now.as_millis(),
+                            n + 1,
+                            to + 1
+                        );
+                        self.trace.push(line);
+                    }
                 }
             }
             if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
@@ -407,6 +426,29 @@ impl Sim {
     }
 
     fn on_event(&mut self, n: usize, ev: Event) -> Result<(), String> {
+        if self.keep_log {
+            let text = match &ev {
+                Event::LeaderChanged { election, leader } => Some(format!(
+                    "leader of {election}: {}",
+                    leader
+                        .as_ref()
+                        .map_or("none".to_string(), |(l, e)| format!("{l} at epoch {e}"))
+                )),
+                Event::Elected {
+                    election, epoch, ..
+                } => Some(format!("ELECTED {election} at epoch {epoch}")),
+                Event::Lost {
+                    election,
+                    epoch,
+                    reason,
+                } => Some(format!("LOST {election} epoch {epoch}: {reason:?}")),
+                Event::LeaseExtended { .. } => None,
+            };
+            if let Some(text) = text {
+                let line = format!("{:>6}ms n{}: {text}", self.now.as_millis(), n + 1);
+                self.trace.push(line);
+            }
+        }
         let ev_text = format!("{ev:?}");
         self.note(|| format!("n{} {}", n + 1, shorten(&ev_text, self_now_free())));
         match ev {
@@ -602,4 +644,20 @@ fn shorten(s: &str, max: usize) -> String {
     } else {
         format!("{}…", &s[..max])
     }
+}
+
+/// One line for a message in golden traces; `None` for heartbeats and their acks.
+fn describe(m: &Message) -> Option<String> {
+    Some(match m {
+        Message::Election { election, epoch } => format!("ELECTION {election} (seen {epoch})"),
+        Message::Alive { election } => format!("ALIVE {election}"),
+        Message::ElectionAck {
+            election,
+            epoch,
+            granted,
+        } => format!("ack ELECTION {election} (seen {epoch}, granted {granted})"),
+        Message::Victory { election, epoch } => format!("VICTORY {election} epoch {epoch}"),
+        Message::Abdicate { election, epoch } => format!("ABDICATE {election} epoch {epoch}"),
+        Message::Heartbeat { .. } | Message::Ack { .. } => return None,
+    })
 }
