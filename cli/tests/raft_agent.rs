@@ -223,3 +223,45 @@ fn run_through_raft_agents_moves_the_child_when_the_leading_agent_is_killed() {
         let _ = c.wait();
     }
 }
+
+#[test]
+fn three_cron_runs_through_raft_agents_run_once() {
+    let d = tempfile::tempdir().unwrap();
+    let hosts = cluster(d.path());
+    let mut agents = Procs(hosts.iter().map(agent).collect());
+    for h in &hosts {
+        wait_until("the agent to answer /health", || {
+            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
+        });
+    }
+    let file = d.path().join("runs");
+    let runs_at_once: Vec<Child> = hosts
+        .iter()
+        .map(|h| {
+            let mut c = elector();
+            c.arg("--config")
+                .arg(&h.config)
+                .args(["run", "-e", "nightly", "--min-hold", "5s"])
+                .args(["--", "sh", "-c"])
+                .arg(record(&file, "true"))
+                .stdout(Stdio::piped())
+                .stderr(log_file(h, "cron"));
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = runs_at_once.into_iter().map(wait_output).collect();
+    let all: String = outputs.iter().map(text).collect::<String>() + &logs(d.path());
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(0), "{all}");
+    }
+    assert_eq!(runs(&file).len(), 1, "exactly one run expected\n{all}");
+    let skipped = outputs
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stdout).starts_with("skipped: nightly is led by "))
+        .count();
+    assert_eq!(skipped, 2, "{all}");
+    for c in agents.0.iter_mut() {
+        signal(c.id(), Signal::SIGTERM);
+        let _ = c.wait();
+    }
+}
