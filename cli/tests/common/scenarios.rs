@@ -70,7 +70,12 @@ pub fn staggered_starts_within_min_hold_run_once(backend: &[String]) {
 /// on another node with a higher epoch, never while the old one still runs.
 pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
     let (_d, file) = scratch("runs");
-    let script = record(&file, "exec sleep 1000");
+    let gc_file = file.with_file_name("grandchildren");
+    // A grandchild too: it must not outlive its leader either.
+    let script = record(
+        &file,
+        &format!("sleep 1000 & echo $! >> {}; wait", gc_file.display()),
+    );
     let nodes = ["n1", "n2", "n3"];
     let mut children = Procs(
         nodes
@@ -78,7 +83,10 @@ pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
             .map(|n| start(backend, n, FAST, &["--supervise"], &script))
             .collect(),
     );
-    wait_until("a first child", || !runs(&file).is_empty());
+    wait_until("a first child and its grandchild", || {
+        !runs(&file).is_empty()
+            && std::fs::read_to_string(&gc_file).is_ok_and(|t| t.ends_with('\n'))
+    });
     let first = runs(&file)[0].clone();
     let leader = nodes.iter().position(|n| *n == first.node).unwrap();
     children.0[leader].kill().unwrap();
