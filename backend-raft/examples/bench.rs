@@ -139,9 +139,17 @@ async fn failover(runs: usize) {
     for _ in 0..runs {
         // Let the cluster settle (followers heard the leader recently) before the crash.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        drop(held);
+        // Take any grant that came meanwhile (a spurious election on a busy machine) so
+        // that the node crashed is the current leader.
+        while let Ok((i, l, _)) = rx.try_recv() {
+            leader = i;
+            held = l;
+        }
+        assert!(held.is_held(), "the leader lost its leadership while idle");
         let t0 = Instant::now();
         c.crash(leader);
+        // After the crash: dropping it now sends nothing (the node is gone).
+        drop(held);
         let (new, l, at) = next(&mut rx).await;
         crash.push(at - t0);
         c.restart(leader).await;

@@ -93,6 +93,8 @@ pub struct Node {
     /// `(version, election, term)`: the change that made `version`; term 0 = given up.
     changes: VecDeque<(u64, usize, Term)>,
     led: BTreeSet<usize>,
+    /// Led elections not granted yet (waiting for a quorum round).
+    pending: BTreeSet<usize>,
     round: u64,
     rounds: VecDeque<SentRound>,
     next_heartbeat: Option<Instant>,
@@ -102,8 +104,9 @@ pub struct Node {
     outbox: BTreeMap<usize, Vec<Message>>,
     events: VecDeque<Event>,
     dirty: BTreeSet<usize>,
-    /// `None`: rescan every election. `Some(t)`: no timer is due before `t` (a lower
-    /// bound: timers only move later except in the transitions that call `touch`).
+    /// Election timers (not the heartbeat). `None`: rescan every election. `Some(t)`: no
+    /// election timer is due before `t` (a lower bound: timers only move later except in
+    /// the transitions that call `touch`).
     timeout_cache: Option<Option<Instant>>,
     stats: CoreStats,
 }
@@ -153,6 +156,7 @@ impl Node {
             version: 0,
             changes: VecDeque::new(),
             led: BTreeSet::new(),
+            pending: BTreeSet::new(),
             round: 0,
             rounds: VecDeque::new(),
             next_heartbeat: None,
@@ -354,6 +358,14 @@ impl Node {
         if self.next_heartbeat.is_some_and(|t| t <= due) {
             self.send_round(now);
         }
+        // Election timers only move later between the transitions that `touch` them, so
+        // the cached lower bound tells whether any can be due.
+        if self
+            .timeout_cache
+            .is_some_and(|t| t.is_none_or(|t| t > due))
+        {
+            return;
+        }
         let mut next: Option<Instant> = None;
         for i in 0..self.elections.len() {
             if self.deadline(i).is_some_and(|d| d <= due) {
@@ -368,9 +380,6 @@ impl Node {
             if let Some(d) = self.deadline(i) {
                 next = Some(next.map_or(d, |n| n.min(d)));
             }
-        }
-        if let Some(h) = self.next_heartbeat {
-            next = Some(next.map_or(h, |n| n.min(h)));
         }
         self.timeout_cache = Some(next);
     }
@@ -421,17 +430,25 @@ impl Node {
     /// The instant at which [`handle_timeout`](Self::handle_timeout) must be called next.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if let Some(t) = self.timeout_cache {
-            return t;
-        }
-        let mut next = self.next_heartbeat;
-        for i in 0..self.elections.len() {
-            if let Some(d) = self.deadline(i) {
-                next = Some(next.map_or(d, |n| n.min(d)));
+        let elections = match self.timeout_cache {
+            Some(t) => t,
+            None => {
+                let next = self.scan_deadlines();
+                self.timeout_cache = Some(next);
+                next
             }
+        };
+        match (elections, self.next_heartbeat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        self.timeout_cache = Some(next);
-        next
+    }
+
+    /// The earliest election timer.
+    fn scan_deadlines(&self) -> Option<Instant> {
+        (0..self.elections.len())
+            .filter_map(|i| self.deadline(i))
+            .min()
     }
 
     // ----------------------------------------------------------------- queries
@@ -567,11 +584,13 @@ impl Node {
         }
         self.set_leader(i, Some((self.me, term)));
         self.led.insert(i);
+        if !granted {
+            self.pending.insert(i);
+        }
         self.record_change(i, term);
         // Announce it with a round at once, but only one round for every election won in
         // this step (10,000 elections starting together must not cost 10,000 rounds).
         self.next_heartbeat = Some(now);
-        self.note(now);
         self.touch(i);
     }
 
@@ -610,10 +629,10 @@ impl Node {
         }
         self.clear_leader(i);
         self.led.remove(&i);
+        self.pending.remove(&i);
         self.record_change(i, 0);
         if self.next_heartbeat.is_none() {
             self.next_heartbeat = Some(now);
-            self.note(now);
         }
         self.touch(i);
     }
@@ -1080,9 +1099,7 @@ impl Node {
         }
         self.next_heartbeat =
             (!self.led.is_empty() || unconfirmed).then(|| now + self.cfg.heartbeat);
-        if let Some(t) = self.next_heartbeat {
-            self.note(t);
-        }
+
         self.update_quorum(now);
     }
 
@@ -1115,27 +1132,27 @@ impl Node {
         if until <= now {
             return;
         }
-        let mut extended = false;
-        for &i in &self.led {
+        let extended = self.led.len() > self.pending.len();
+        let due: Vec<usize> = self
+            .pending
+            .iter()
+            .copied()
+            .filter(|&i| {
+                matches!(self.elections[i].role, Role::Leader { first_round, .. } if first_round <= q)
+            })
+            .collect();
+        for i in due {
+            self.pending.remove(&i);
             let e = &mut self.elections[i];
-            if let Role::Leader {
-                first_round,
-                granted,
-                ..
-            } = &mut e.role
-            {
-                if *granted {
-                    extended = true;
-                } else if *first_round <= q {
-                    *granted = true;
-                    e.campaigning = false;
-                    tracing::debug!(node = %self.cfg.me, election = %e.name, term = e.term, "leadership granted");
-                    self.events.push_back(Event::Elected {
-                        election: e.name.clone(),
-                        term: e.term,
-                        lease_until: until,
-                    });
-                }
+            if let Role::Leader { granted, .. } = &mut e.role {
+                *granted = true;
+                e.campaigning = false;
+                tracing::debug!(node = %self.cfg.me, election = %e.name, term = e.term, "leadership granted");
+                self.events.push_back(Event::Elected {
+                    election: e.name.clone(),
+                    term: e.term,
+                    lease_until: until,
+                });
             }
         }
         if extended {
