@@ -254,3 +254,27 @@ async fn many_elections_share_one_connection_per_peer() {
     let stats = c.node(0).stats();
     assert_eq!(stats.decode_errors, 0);
 }
+
+/// `shutdown` is graceful: the leadership ends (lost() = Shutdown) and is handed over at
+/// once to a campaigning peer, sooner than any election timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_hands_leadership_over() {
+    election_tests::init_tracing();
+    let mut c = Cluster::start(3, relaxed).await;
+    let e = name("shutdown");
+    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let min = c.config(old).election_timeout_min;
+    let t0 = Instant::now();
+    c.shutdown(old).await;
+    assert_eq!(lo.lost().await, LossReason::Shutdown);
+    let (new, ln, at) = next_grant(&mut grants, min * 4, "after shutdown").await;
+    assert_ne!(new, old);
+    assert!(ln.epoch() > lo.epoch());
+    assert!(
+        at - t0 < min,
+        "handover took {:?}: not a transfer (election timeout at least {min:?})",
+        at - t0
+    );
+}

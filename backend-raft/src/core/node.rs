@@ -37,7 +37,7 @@ struct Peer {
     /// The (incarnation, version) of its led set that `claimed` reflects.
     holds: Option<(u64, u64)>,
     /// Elections the peer claims to lead, with the claimed term.
-    claimed: HashMap<usize, Term>,
+    claimed: BTreeMap<usize, Term>,
     /// Claimed elections where this node's term is higher: refused in every ack.
     rejects: BTreeSet<usize>,
     // --- The peer as a follower of elections this node leads. ---
@@ -734,7 +734,7 @@ impl Node {
             _ if held.is_some_and(|v| v >= version) => true,
             None => false,
             Some(SetUpdate::Full(set)) => {
-                let new: HashMap<usize, Term> = set
+                let new: BTreeMap<usize, Term> = set
                     .iter()
                     .map(|(name, t)| (self.election(name, now), *t))
                     .collect();

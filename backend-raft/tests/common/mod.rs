@@ -401,8 +401,10 @@ impl Sim {
     }
 
     fn on_event(&mut self, n: usize, ev: Event) -> Result<(), String> {
-        let ev_text = format!("{ev:?}");
-        self.note(|| format!("n{} {}", n + 1, shorten(&ev_text, self_now_free())));
+        if self.keep_log {
+            let text = self.describe(&ev);
+            self.note(|| format!("n{} {text}", n + 1));
+        }
         match ev {
             Event::LeaderChanged { election, leader } => {
                 if let Some((l, term)) = leader
@@ -576,14 +578,34 @@ impl Sim {
     }
 }
 
-fn self_now_free() -> usize {
-    400
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", &s[..max])
+impl Sim {
+    /// An event in words, with instants as simulated milliseconds (deterministic).
+    fn describe(&self, ev: &Event) -> String {
+        let at = |t: &Instant| {
+            format!(
+                "{:.1}ms",
+                t.saturating_duration_since(self.t0).as_secs_f64() * 1000.0
+            )
+        };
+        match ev {
+            Event::LeaderChanged { election, leader } => match leader {
+                Some((l, t)) => format!("{election}: leader {l} at term {t}"),
+                None => format!("{election}: no leader"),
+            },
+            Event::Elected {
+                election,
+                term,
+                lease_until,
+            } => format!(
+                "{election}: elected at term {term}, lease until {}",
+                at(lease_until)
+            ),
+            Event::LeaseExtended { until } => format!("lease extended until {}", at(until)),
+            Event::Lost {
+                election,
+                term,
+                reason,
+            } => format!("{election}: lost term {term} ({reason:?})"),
+        }
     }
 }
