@@ -1,6 +1,6 @@
 //! The tokio driver: the only place with tasks, sockets, clocks and files. It feeds the
 //! core with transport messages, commands and timeouts, and carries out the core's outputs
-//! in the documented order (persist, then send, then events).
+//! in the documented order (persist, then events, then send).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -211,29 +211,17 @@ impl Driver {
         self.transport.clone().shutdown().await;
     }
 
-    /// Drains the core's outputs: persist, then send, then events.
+    /// Drains the core's outputs: persist, then events, then send (see the core's call
+    /// order). Events go first so that a loss ends the local `Leadership`, and observers
+    /// see a new leader, before any peer can act on this step's messages.
     fn flush(&mut self) {
-        let mut changes = Vec::new();
-        while let Some(batch) = self.core.poll_persist() {
-            changes.extend(batch);
+        let mut persisted = self.persist();
+        while let Some(ev) = self.core.poll_event() {
+            self.on_event(ev);
         }
-        let persisted = changes.is_empty()
-            || {
-                let state = &mut self.state;
-                let save = move || state.save(changes);
-                // fsync blocks: on a multi-threaded runtime, let other tasks move meanwhile.
-                let result = match tokio::runtime::Handle::current().runtime_flavor() {
-                    tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(save),
-                    _ => save(),
-                };
-                match result {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot persist bully epochs; dropping the messages that depend on it");
-                        false
-                    }
-                }
-            };
+        // Handling events may have resigned or campaigned: anything to persist from that
+        // goes to disk before the messages too.
+        persisted &= self.persist();
         while let Some(t) = self.core.poll_transmit() {
             if !persisted {
                 continue;
@@ -242,8 +230,31 @@ impl Driver {
                 self.transport.send(&t.to, payload);
             }
         }
-        while let Some(ev) = self.core.poll_event() {
-            self.on_event(ev);
+    }
+
+    /// Makes the core's epoch changes durable; `false` if that failed (the messages that
+    /// depend on them must then be dropped).
+    fn persist(&mut self) -> bool {
+        let mut changes = Vec::new();
+        while let Some(batch) = self.core.poll_persist() {
+            changes.extend(batch);
+        }
+        if changes.is_empty() {
+            return true;
+        }
+        let state = &mut self.state;
+        let save = move || state.save(changes);
+        // fsync blocks: on a multi-threaded runtime, let other tasks move meanwhile.
+        let result = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(save),
+            _ => save(),
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist bully epochs; dropping the messages that depend on them");
+                false
+            }
         }
     }
 

@@ -33,6 +33,10 @@ pub(super) enum Role {
         since: Instant,
         /// Whether [`Event::Elected`](super::Event::Elected) was sent.
         granted: bool,
+        /// Until `since + answer_timeout`, the grant also waits for every peer heard from
+        /// recently to accept, so that every live node knows the new leader when its
+        /// `campaign` returns.
+        patient: bool,
         /// The current lease deadline (meaningful once granted).
         lease: Instant,
         /// Per member, the highest round it acknowledged for this election.

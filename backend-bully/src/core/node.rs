@@ -29,13 +29,17 @@ const MAX_ROUNDS_KEPT: usize = 1024;
 /// 1. drain [`poll_persist`](Self::poll_persist) and make every returned epoch durable
 ///    (write, fsync, rename) **before** sending anything: a VICTORY announces an epoch, and
 ///    an acknowledgement promises loyalty at an epoch, that must survive a crash;
-/// 2. drain [`poll_transmit`](Self::poll_transmit) and send each batch to its peer (one
+/// 2. drain [`poll_event`](Self::poll_event) (leader changes, grants, lease extensions,
+///    losses) and act on them — before sending, so that a lost leadership ends locally, and
+///    observers see a new leader, before any peer can act on this step's messages;
+/// 3. drain [`poll_transmit`](Self::poll_transmit) and send each batch to its peer (one
 ///    batch per peer per step: many elections share one packet);
-/// 3. drain [`poll_event`](Self::poll_event) (leader changes, grants, lease extensions,
-///    losses);
 /// 4. call [`poll_timeout`](Self::poll_timeout) and arrange for
 ///    [`handle_timeout`](Self::handle_timeout) to be called at that instant (or earlier;
 ///    spurious calls are harmless).
+///
+/// Inputs given while handling events (a resign, a new campaign) add to the same outputs;
+/// drain `poll_persist` again before step 3.
 ///
 /// Batching several inputs before one round of polling is allowed, as long as step 1
 /// completes before step 2.
@@ -53,6 +57,8 @@ pub struct Node {
     margin: Duration,
     elections: Vec<Election>,
     by_name: HashMap<ElectionName, usize>,
+    /// When each member last sent us anything.
+    heard: Vec<Option<Instant>>,
     // --- Leader side, shared by every election this node leads. ---
     led: BTreeSet<usize>,
     round: u64,
@@ -107,6 +113,7 @@ impl Node {
             me,
             elections: Vec::new(),
             by_name: HashMap::new(),
+            heard: vec![None; cfg.members.len()],
             led: BTreeSet::new(),
             round: 0,
             rounds: VecDeque::new(),
@@ -261,6 +268,7 @@ impl Node {
             self.stats.unknown_sender += 1;
             return false;
         }
+        self.heard[p] = Some(now);
         match msg {
             Message::Election { election, epoch } => self.on_election(now, p, election, epoch),
             Message::Alive { election } => self.on_alive(now, p, &election),
@@ -301,6 +309,14 @@ impl Node {
                 continue;
             }
             match self.elections[i].role {
+                Role::Leader {
+                    granted: false,
+                    patient: ref mut patient @ true,
+                    ..
+                } => {
+                    *patient = false;
+                    self.update_lease(i, now);
+                }
                 Role::Leader { .. } => self.step_down(i, now, LossReason::QuorumLost),
                 Role::Electing { .. } => self.check_election(i, now),
                 Role::Follower => {
@@ -708,6 +724,7 @@ impl Node {
             first_round: self.round + 1,
             since: now,
             granted: false,
+            patient: true,
             lease: now,
             acked: vec![0; n],
         };
@@ -805,10 +822,13 @@ impl Node {
     fn update_lease(&mut self, i: usize, now: Instant) {
         let quorum = self.quorum;
         let name = self.elections[i].name.clone();
+        let ft = self.cfg.failure_timeout;
+        let heard = &self.heard;
         let Role::Leader {
             epoch,
             first_round,
             granted,
+            patient,
             lease,
             acked,
             ..
@@ -816,6 +836,14 @@ impl Node {
         else {
             return;
         };
+        if !*granted && *patient && self.cfg.quorum {
+            let waiting = (0..acked.len()).any(|p| {
+                p != self.me && acked[p] < *first_round && heard[p].is_some_and(|h| now < h + ft)
+            });
+            if waiting {
+                return;
+            }
+        }
         let q = if self.cfg.quorum {
             let mut acks: Vec<u64> = acked
                 .iter()
@@ -866,10 +894,17 @@ impl Node {
         match e.role {
             Role::Leader {
                 granted,
+                patient,
                 lease,
                 since,
                 ..
-            } => Some(if granted { lease } else { since + self.budget }),
+            } => Some(if granted {
+                lease
+            } else if patient {
+                since + self.cfg.answer_timeout
+            } else {
+                since + self.budget
+            }),
             Role::Electing { deadline, .. } => Some(deadline),
             Role::Follower => {
                 let expiry = match (e.leader, e.last_heard) {
