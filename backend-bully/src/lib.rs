@@ -19,7 +19,9 @@
 //!   passed: higher nodes that stay silent are presumed dead), and — with the quorum rule —
 //!   a majority of all members acknowledged, the candidate declares victory with
 //!   `epoch = max(every epoch seen) + 1`, made durable (write, fsync, atomic rename)
-//!   **before** VICTORY goes out.
+//!   **before** VICTORY goes out. With the quorum rule the leadership is granted once a
+//!   majority accepted the VICTORY and (for at most `answer_timeout`) every peer heard from
+//!   recently did, so that every live node knows the leader when `campaign` returns.
 //! - **Heartbeats.** The leader sends one heartbeat round per interval to every peer,
 //!   listing every election it leads with its epoch (the cost of a round grows with the
 //!   number of elections led). Followers acknowledge, refusing entries they do not accept.
