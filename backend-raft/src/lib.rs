@@ -27,9 +27,9 @@
 //!   follower campaigns without pre-vote and past the lease; the resigning node does not
 //!   campaign there again for `election_timeout_max`;
 //! - **voters that never campaign** (`voters_only`);
-//! - **term and vote persisted** per election in one state file (write, fsync, rename,
-//!   fsync the directory), batched per driver step, *before* the messages that depend on
-//!   them are sent.
+//! - **term and vote persisted** per election in one state file (appended and fsynced;
+//!   compacted by write, fsync, rename, fsync of the directory), batched per driver step,
+//!   *before* the messages that depend on them are sent.
 //!
 //! §5.4's up-to-date rule protects log entries; there is no log here, so every candidate
 //! is "up to date". Its job of keeping a stale node from taking over a working cluster is
