@@ -64,8 +64,9 @@
 //!   than `clock_drift`, can act as leader after a new leader exists: fence with the epoch.
 //! - Losing a node's data dir lets it vote twice in a term: restore it, or give the node a
 //!   new id.
-//! - Starting thousands of elections at the same instant with the default (fast) timings
-//!   on a loaded machine causes a few seconds of leader churn before it settles.
+//! - The default timings are fast: on an overloaded machine (a starved process, timers
+//!   late by more than `clock_drift`) leases lapse and leaders change more often; raise
+//!   the timings together (see decision record 030).
 //!
 //! # Settings ([`RaftConfig`], all with defaults)
 //!

@@ -92,6 +92,9 @@ impl Inner {
 
 /// One member of a Raft election cluster: elects among its peers, for any number of
 /// elections over one authenticated connection per peer. See the crate documentation.
+///
+/// Dropping the handle stops the node abruptly, as [`crash`](Self::crash) does; call
+/// [`shutdown`](Self::shutdown) to hand leaderships over first.
 #[derive(Debug)]
 pub struct RaftNode {
     inner: Arc<Inner>,
@@ -195,7 +198,7 @@ impl RaftNode {
     /// with `Shutdown`) and is handed over to a campaigning peer with TimeoutNow, queued
     /// messages are flushed, then connections close. Pending campaigns fail with
     /// [`Error::Closed`].
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let (tx, rx) = oneshot::channel();
         if self
             .inner
@@ -206,7 +209,7 @@ impl RaftNode {
             let _ = rx.await;
         }
         self.inner.closed.store(true, Ordering::SeqCst);
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
     }
 
     /// Stops abruptly, as `kill -9` would: no resign, no further message. Leaderships
@@ -215,7 +218,15 @@ impl RaftNode {
     pub fn crash(self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.task.abort();
-        drop(self.transport);
+        // The transport handle goes with `self`: the last handle closes every connection.
+    }
+}
+
+impl Drop for RaftNode {
+    fn drop(&mut self) {
+        // After shutdown or crash the task has ended and this does nothing.
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.task.abort();
     }
 }
 
