@@ -278,3 +278,45 @@ async fn graceful_shutdown_hands_leadership_over() {
         at - t0
     );
 }
+
+/// A one-way partition: the leader's outgoing links are blackholed while it still hears
+/// its followers. Its heartbeats stop arriving, so its lease lapses (lost() fires) before
+/// the followers, whose lease promise ran out, elect one of themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_cannot_send_loses_before_the_others_elect() {
+    election_tests::init_tracing();
+    let c = Cluster::start(3, relaxed).await;
+    let e = name("one-way");
+    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    for (&(i, _), p) in &c.proxies {
+        if i == old {
+            p.set(
+                election_tests::proxy::Direction::Both,
+                election_tests::proxy::Fault::Blackhole,
+            );
+        }
+    }
+    let budget = c.config(old).lease_budget();
+    let reason = timeout(budget + Duration::from_secs(1), lo.lost())
+        .await
+        .expect("the leader that cannot send kept its lease");
+    let lost_at = Instant::now();
+    assert!(
+        matches!(reason, LossReason::QuorumLost | LossReason::Expired),
+        "{reason:?}"
+    );
+    let (new, ln, granted_at) = next_grant(
+        &mut grants,
+        Duration::from_secs(10),
+        "after the one-way cut",
+    )
+    .await;
+    assert_ne!(new, old);
+    assert!(
+        lost_at <= granted_at,
+        "node {new} was elected before the old leader's lost()"
+    );
+    assert!(ln.epoch() > lo.epoch());
+    c.heal();
+}
