@@ -1,6 +1,6 @@
 //! [`RedisBackend`]: one connection to Redis, shared by every election it hands out.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use election_core::{Backend, Candidate, ElectionName, Error, LeaderElector, LeaseTiming, Result};
 use tokio::sync::watch;
@@ -19,7 +19,34 @@ pub(crate) struct Shared {
     pub(crate) notifier: Arc<Notifier>,
     pub(crate) timing: LeaseTiming,
     pub(crate) key_prefix: String,
+    /// What the pub/sub listener subscribes to; it starts on first need (see
+    /// [`Shared::ensure_listening`]).
+    patterns: Patterns,
+    listening: OnceLock<()>,
+    stopped: watch::Receiver<()>,
     _stop_tasks: watch::Sender<()>,
+}
+
+impl Shared {
+    /// Starts the pub/sub listener unless it runs already. Only waiters and observers need
+    /// pushes, so a one-shot attempt (`try_campaign`, `leader`) never pays for a second
+    /// connection. Starting late loses nothing: until the subscription is live waiters poll,
+    /// and going live wakes every waiter to check again (decision record 090). Must be
+    /// called inside a tokio runtime.
+    pub(crate) fn ensure_listening(&self) {
+        self.listening.get_or_init(|| {
+            tokio::spawn(notify::listen(
+                self.link.clone(),
+                self.notifier.clone(),
+                self.patterns.clone(),
+                self.timing.retry_interval,
+                self.timing
+                    .renew_interval
+                    .max(std::time::Duration::from_millis(100)),
+                self.stopped.clone(),
+            ));
+        });
+    }
 }
 
 /// A connection to one Redis server (or the master behind Sentinel), handing out one
@@ -32,9 +59,9 @@ pub struct RedisBackend {
 }
 
 impl RedisBackend {
-    /// Validates `config` against `timing`, connects, checks the credentials with a PING,
-    /// and starts the pub/sub listener that wakes waiters. Must be called inside a tokio
-    /// runtime.
+    /// Validates `config` against `timing`, connects and checks the credentials with a
+    /// PING. The pub/sub listener that wakes waiters connects later, when a campaign first
+    /// has to wait or an observer first reads. Must be called inside a tokio runtime.
     ///
     /// Fails with [`Error::Config`] for bad settings (naming the setting),
     /// [`Error::Unavailable`] if the server cannot be reached within the timeouts, and
@@ -48,29 +75,15 @@ impl RedisBackend {
         let notifier = Arc::new(Notifier::new());
         let (stop, stopped) = watch::channel(());
         let patterns = Patterns::new(&config.key_prefix, link.database);
-        tokio::spawn(notify::listen(
-            link.clone(),
-            notifier.clone(),
-            patterns,
-            timing.retry_interval,
-            timing
-                .renew_interval
-                .max(std::time::Duration::from_millis(100)),
-            stopped.clone(),
-        ));
         if let Some((sentinels, master_name)) = link.sentinels() {
             tokio::spawn(crate::sentinel::follow(
                 link.clone(),
                 sentinels,
                 master_name,
                 timing.retry_interval,
-                stopped,
+                stopped.clone(),
             ));
         }
-        // Give the subscription a moment, so the first waiters need not poll; they do
-        // poll correctly if it is not up yet.
-        let mut subscribed = notifier.subscribed_watch();
-        let _ = tokio::time::timeout(config.connect_timeout, subscribed.wait_for(|on| *on)).await;
         tracing::debug!(backend = KIND, address = %link.address(), "connected");
         Ok(RedisBackend {
             shared: Arc::new(Shared {
@@ -78,6 +91,9 @@ impl RedisBackend {
                 notifier,
                 timing,
                 key_prefix: config.key_prefix,
+                patterns,
+                listening: OnceLock::new(),
+                stopped,
                 _stop_tasks: stop,
             }),
         })
@@ -89,8 +105,11 @@ impl RedisBackend {
     }
 
     /// Whether change notifications (pub/sub) are live right now; while they are not,
-    /// waiters poll every `retry_interval`.
+    /// waiters poll every `retry_interval`. Starts the listener if nothing needed it yet,
+    /// so waiting for this to turn true is meaningful. Must be called inside a tokio
+    /// runtime.
     pub fn notifications_live(&self) -> bool {
+        self.shared.ensure_listening();
         self.shared.notifier.subscribed()
     }
 }

@@ -57,6 +57,9 @@ impl LeaderElector for RedisElector {
             match self.attempt().await? {
                 Ok(leadership) => return Ok(leadership),
                 Err(holder) => {
+                    // Pushes from here on; until the subscription is live this waiter
+                    // polls, and going live wakes it to look again.
+                    self.ops.shared.ensure_listening();
                     self.ops
                         .wait_for_change(&mut changes, holder.ttl_left)
                         .await;
@@ -85,6 +88,7 @@ impl LeaderElector for RedisElector {
             failing: false,
         };
         LeaderStream::new(futures_util::stream::unfold(state, |mut st| async move {
+            st.ops.shared.ensure_listening();
             loop {
                 let mut changes = st.ops.shared.notifier.changes(&st.ops.name);
                 changes.borrow_and_update();

@@ -36,7 +36,8 @@
 //! a single server or a Sentinel-managed master; it does not follow Cluster redirects).
 //!
 //! **Waiters wake on a push, not a poll.** Each backend keeps one pub/sub connection
-//! subscribed (by pattern) to the channels of all elections under the prefix, and to
+//! (opened when a campaign first has to wait or an observer first reads, so a one-shot
+//! `try_campaign` costs a single connection) subscribed (by pattern) to the channels of all elections under the prefix, and to
 //! keyspace events of their lease keys. A release publishes, so the next candidate's
 //! acquisition starts one round trip later. Where the server does not send expiry events,
 //! a waiter also wakes when the holder's remaining TTL (`PTTL`, returned by the failed

@@ -73,7 +73,9 @@ impl Link {
     /// accepts our credentials.
     pub(crate) async fn connect(config: &RedisConfig) -> Result<Arc<Link>> {
         let parsed = parse_url(&config.url)?;
-        let mut settings = parsed.redis_settings().clone();
+        // No `CLIENT SETINFO` on connect: one round trip less, and servers before 7.2
+        // answer it with an error anyway (decision record 090).
+        let mut settings = parsed.redis_settings().clone().set_skip_set_lib_name();
         if let Some(user) = &config.username {
             settings = settings.set_username(user);
         }

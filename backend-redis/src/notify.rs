@@ -44,11 +44,6 @@ impl Notifier {
         *self.subscribed.borrow()
     }
 
-    /// A receiver of the subscription state, to wait for it.
-    pub(crate) fn subscribed_watch(&self) -> watch::Receiver<bool> {
-        self.subscribed.subscribe()
-    }
-
     fn bump(&self, election: &str) {
         let map = self.elections.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(election) {
