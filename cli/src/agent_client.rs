@@ -147,7 +147,7 @@ impl AgentBackend {
     /// The agent at `addr`, hosting a `kind` backend; `timing` gives the renewal pace.
     ///
     /// No margin is subtracted here: the agent's own leadership deadline already leaves the
-    /// backend's kill grace (`timing.kill_grace`, or `backend.raft.kill_grace`), and
+    /// backend's kill grace (`timing.kill_grace`, or `backend.raft.kill_grace` / `backend.bully.kill_grace`), and
     /// `elector run` refuses a longer grace.
     pub(crate) fn new(addr: SocketAddr, kind: &'static str, timing: LeaseTiming) -> Self {
         AgentBackend {

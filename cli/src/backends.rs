@@ -1,9 +1,11 @@
-//! Building a backend from the configuration: one place that knows every kind.
+//! Building a backend from the configuration: one place that knows every kind. Lease
+//! backends (redis, etcd, zookeeper) are connected to directly; peer backends (raft,
+//! bully) live in `elector agent` (see [`crate::peer`]).
 
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use election_core::{Backend, MemoryBackend};
+use election_core::Backend;
 
 use crate::config::Loaded;
 use crate::exit::Failure;
@@ -15,10 +17,11 @@ use crate::exit::Failure;
 )]
 pub(crate) fn compiled_in(kind: &str) -> bool {
     match kind {
-        "memory" => true,
         "raft" => cfg!(feature = "raft"),
+        "bully" => cfg!(feature = "bully"),
         "redis" => cfg!(feature = "redis"),
         "etcd" => cfg!(feature = "etcd"),
+        "zookeeper" => cfg!(feature = "zookeeper"),
         _ => false,
     }
 }
@@ -26,11 +29,14 @@ pub(crate) fn compiled_in(kind: &str) -> bool {
 /// Whether `elector run` and `status` reach this kind through the local agent (the
 /// backends whose peers live in the agent process) rather than connecting directly.
 pub(crate) fn via_agent(kind: &str) -> bool {
-    kind == "raft"
+    crate::peer::is_peer(kind)
 }
 
 /// Checks the selected backend's own settings (`[backend.KIND]`) without connecting.
 pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure> {
+    if let Some(checked) = crate::peer::check(loaded, kind) {
+        return checked;
+    }
     match kind {
         #[cfg(feature = "redis")]
         "redis" => loaded
@@ -42,13 +48,11 @@ pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure>
             .backend_settings::<election_etcd::EtcdConfig>("etcd")?
             .validate()
             .map_err(|e| config_error(loaded, e))?,
-        #[cfg(feature = "raft")]
-        "raft" => {
-            crate::raft::config(loaded)?;
-        }
-        "memory" if loaded.settings.backend.memory.is_some() => {
-            return Err(loaded.invalid("backend.memory", "the memory backend has no settings"));
-        }
+        #[cfg(feature = "zookeeper")]
+        "zookeeper" => loaded
+            .backend_settings::<election_zookeeper::ZooKeeperConfig>("zookeeper")?
+            .validate()
+            .map_err(|e| config_error(loaded, e))?,
         _ => {}
     }
     let _ = loaded;
@@ -58,6 +62,9 @@ pub(crate) fn check_settings(loaded: &Loaded, kind: &str) -> Result<(), Failure>
 /// The selected backend's effective settings, defaults included, as JSON (secrets are
 /// redacted by the backend crates' `Serialize`); `None` if they cannot be read.
 pub(crate) fn effective_settings(loaded: &Loaded, kind: &str) -> Option<serde_json::Value> {
+    if crate::peer::is_peer(kind) {
+        return crate::peer::effective_settings(loaded, kind);
+    }
     match kind {
         #[cfg(feature = "redis")]
         "redis" => serde_json::to_value(
@@ -73,8 +80,13 @@ pub(crate) fn effective_settings(loaded: &Loaded, kind: &str) -> Option<serde_js
                 .ok()?,
         )
         .ok(),
-        #[cfg(feature = "raft")]
-        "raft" => serde_json::to_value(crate::raft::settings(loaded).ok()?).ok(),
+        #[cfg(feature = "zookeeper")]
+        "zookeeper" => serde_json::to_value(
+            loaded
+                .backend_settings::<election_zookeeper::ZooKeeperConfig>("zookeeper")
+                .ok()?,
+        )
+        .ok(),
         _ => {
             let _ = loaded;
             None
@@ -98,7 +110,8 @@ fn config_error(loaded: &Loaded, e: election_core::Error) -> Failure {
     }
 }
 
-/// Connects to the selected backend directly (in this process).
+/// Connects to the selected backend directly (in this process): a lease backend's client,
+/// or, in the agent, this host's member of a peer backend.
 pub(crate) async fn connect(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backend>, Failure> {
     connect_inner(loaded, kind).await.map_err(|f| {
         // A backend's configuration error found while connecting: name the key as written.
@@ -113,9 +126,12 @@ pub(crate) async fn connect(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backe
 }
 
 async fn connect_inner(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backend>, Failure> {
+    if let Some(started) = crate::peer::start(loaded, kind).await {
+        return started;
+    }
     let timing = loaded.settings.timing;
+    let _ = timing;
     match kind {
-        "memory" => Ok(Arc::new(MemoryBackend::new(timing)?)),
         #[cfg(feature = "redis")]
         "redis" => {
             let config = loaded.backend_settings::<election_redis::RedisConfig>("redis")?;
@@ -130,10 +146,13 @@ async fn connect_inner(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backend>, 
                 election_etcd::EtcdBackend::connect(config, timing).await?,
             ))
         }
-        #[cfg(feature = "raft")]
-        "raft" => {
-            let config = crate::raft::config(loaded)?;
-            Ok(Arc::new(election_raft::RaftNode::start(config).await?))
+        #[cfg(feature = "zookeeper")]
+        "zookeeper" => {
+            let config =
+                loaded.backend_settings::<election_zookeeper::ZooKeeperConfig>("zookeeper")?;
+            Ok(Arc::new(
+                election_zookeeper::ZooKeeperBackend::connect(config, timing).await?,
+            ))
         }
         other => Err(Failure::config(anyhow!(
             "backend {other:?} is not available in this build"
@@ -141,8 +160,8 @@ async fn connect_inner(loaded: &Loaded, kind: &str) -> Result<Arc<dyn Backend>, 
     }
 }
 
-/// The backend `elector run`, `status` and `watch` use: the local agent for raft, a
-/// direct connection otherwise.
+/// The backend `elector run`, `status` and `watch` use: the local agent for peer
+/// backends, a direct connection otherwise.
 pub(crate) async fn connect_client(
     loaded: &Loaded,
     kind: &'static str,

@@ -20,7 +20,7 @@ pub(crate) const DEFAULT_CONFIG_FILE: &str = "/etc/elector/elector.toml";
 /// The prefix of configuration environment variables; nesting is written `__`.
 pub(crate) const ENV_PREFIX: &str = "ELECTOR_";
 /// Every backend kind this program knows, whether compiled in or not.
-pub(crate) const KNOWN_KINDS: &[&str] = &["raft", "redis", "etcd", "memory"];
+pub(crate) const KNOWN_KINDS: &[&str] = &["raft", "bully", "redis", "etcd", "zookeeper"];
 
 /// The whole configuration, after merging.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -30,7 +30,8 @@ pub(crate) struct Settings {
     pub(crate) node_id: Option<String>,
     /// `[backend]`: `kind` selects the backend; `[backend.KIND]` holds its settings.
     pub(crate) backend: BackendSection,
-    /// `[timing]`: lease timing for lease backends (redis, etcd, memory).
+    /// `[timing]`: lease timing for lease backends (redis, etcd, zookeeper), and the pace
+    /// of renewals through the agent.
     pub(crate) timing: LeaseTiming,
     /// `[run]`: defaults of `elector run`.
     pub(crate) run: RunSettings,
@@ -42,20 +43,23 @@ pub(crate) struct Settings {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct BackendSection {
-    /// `raft`, `redis`, `etcd` or `memory`. No default.
+    /// `raft`, `bully`, `redis`, `etcd` or `zookeeper`. No default.
     pub(crate) kind: Option<String>,
     /// `[backend.raft]`: `election_raft::RaftConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) raft: Option<Value>,
+    /// `[backend.bully]`: `election_bully::BullyConfig`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) bully: Option<Value>,
     /// `[backend.redis]`: `election_redis::RedisConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redis: Option<Value>,
     /// `[backend.etcd]`: `election_etcd::EtcdConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) etcd: Option<Value>,
-    /// `[backend.memory]`: no settings.
+    /// `[backend.zookeeper]`: `election_zookeeper::ZooKeeperConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) memory: Option<Value>,
+    pub(crate) zookeeper: Option<Value>,
 }
 
 /// When `elector run --supervise` restarts a command that exited.
@@ -328,6 +332,17 @@ impl Loaded {
                 DEFAULT_CONFIG_FILE
             )));
         };
+        if kind == "memory" {
+            return Err(self.invalid(
+                "backend.kind",
+                format!(
+                    "the memory backend is not available to elector: it lives inside one \
+                     process and coordinates nothing between hosts, so every host would run \
+                     the job; choose one of {}",
+                    KNOWN_KINDS.join(", ")
+                ),
+            ));
+        }
         let Some(known) = KNOWN_KINDS.iter().find(|k| **k == kind) else {
             return Err(self.invalid(
                 "backend.kind",
@@ -365,12 +380,13 @@ impl Loaded {
 
     /// The most a guarded child may get between SIGTERM and SIGKILL: the kill grace the
     /// backend's leadership deadline already subtracts (`timing.kill_grace`, or
-    /// `backend.raft.kill_grace` for raft), and the key that sets it.
+    /// `backend.KIND.kill_grace` for the peer backends raft and bully), and the key that
+    /// sets it.
     pub(crate) fn kill_grace_limit(&self) -> Result<(Duration, &'static str), Failure> {
-        #[cfg(feature = "raft")]
-        if self.settings.backend.kind.as_deref() == Some("raft") {
-            let raft = crate::raft::config(self)?;
-            return Ok((raft.kill_grace, "backend.raft.kill_grace"));
+        if let Some(kind) = self.settings.backend.kind.as_deref() {
+            if let Some(peer) = crate::peer::kill_grace(self, kind) {
+                return peer;
+            }
         }
         Ok((self.settings.timing.kill_grace, "timing.kill_grace"))
     }
@@ -456,7 +472,11 @@ impl Loaded {
                 .iter()
                 .any(|(k, _, _)| *k == key || key.starts_with(&format!("{k}.")))
             {
-                let source = if key == "backend.raft.node_id" {
+                let peer_node_id = key
+                    .strip_prefix("backend.")
+                    .and_then(|k| k.strip_suffix(".node_id"))
+                    .is_some_and(crate::peer::is_peer);
+                let source = if peer_node_id {
                     "node_id"
                 } else {
                     "built-in default (backend)"
@@ -542,9 +562,10 @@ mod tests {
         f
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn flags_override_the_file_and_sources_are_reported() {
-        let f = file("node_id = \"n1\"\n[backend]\nkind = \"memory\"\n[timing]\nttl = \"20s\"\n");
+        let f = file("node_id = \"n1\"\n[backend]\nkind = \"redis\"\n[timing]\nttl = \"20s\"\n");
         let mut flags = FlagValues::default();
         flags.set_duration("run.min_hold", Duration::from_secs(5));
         flags.set_pair("timing.kill_grace=\"1s\"").unwrap();
@@ -568,8 +589,24 @@ mod tests {
         let e = l.backend_kind().unwrap_err();
         let msg = format!("{:#}", e.error);
         assert!(msg.contains("backend.kind"), "{msg}");
-        assert!(msg.contains("raft, redis, etcd"), "{msg}");
+        assert!(msg.contains("raft, bully, redis, etcd, zookeeper"), "{msg}");
         assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn the_memory_kind_is_refused_because_it_coordinates_nothing() {
+        let f = file("[backend]\nkind = \"memory\"\n");
+        let l = load(Some(f.path()), &FlagValues::default()).unwrap();
+        let msg = format!("{:#}", l.backend_kind().unwrap_err().error);
+        assert!(msg.contains("backend.kind"), "{msg}");
+        assert!(msg.contains("coordinates nothing"), "{msg}");
+    }
+
+    #[test]
+    fn the_memory_settings_table_is_an_unknown_key() {
+        let f = file("[backend.memory]\n");
+        let e = load(Some(f.path()), &FlagValues::default()).unwrap_err();
+        assert!(format!("{:#}", e.error).contains("memory"));
     }
 
     #[test]
@@ -589,9 +626,10 @@ mod tests {
         assert!(msg.contains("line 2"), "{msg}");
     }
 
+    #[cfg(feature = "redis")]
     #[test]
     fn a_kill_grace_longer_than_the_timing_allows_is_refused() {
-        let f = file("[backend]\nkind = \"memory\"\n[run]\nkill_grace = \"5s\"\n");
+        let f = file("[backend]\nkind = \"redis\"\n[run]\nkill_grace = \"5s\"\n");
         let l = load(Some(f.path()), &FlagValues::default()).unwrap();
         let msg = format!("{:#}", l.check().unwrap_err().error);
         assert!(msg.contains("run.kill_grace"), "{msg}");

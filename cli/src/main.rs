@@ -3,8 +3,9 @@
 //! # Model
 //!
 //! Every host runs the same command, `elector run --election NAME -- CMD ARGS...`. elector
-//! campaigns in election NAME on the configured backend (raft through the local
-//! `elector agent`, which hosts the raft peer; redis and etcd directly), and only the
+//! campaigns in election NAME on the configured backend (the peer backends raft and bully
+//! through the local `elector agent`, which hosts this host's member; the lease backends
+//! redis, etcd and zookeeper directly), and only the
 //! leader runs CMD, with `ELECTOR_EPOCH`, `ELECTOR_ELECTION`, `ELECTOR_NODE_ID` and
 //! `ELECTOR_BACKEND` in its environment. In cron mode (the default) the others print
 //! `skipped: NAME is led by NODE (epoch N)` and exit 0; with `--supervise` the others wait
@@ -16,7 +17,8 @@
 //! - CMD runs in its own process group, led by a tiny `elector __guard` process. When
 //!   leadership is lost, the whole group gets SIGTERM, then SIGKILL after the kill grace,
 //!   and elector reports the loss only once the group is gone. The kill grace may not
-//!   exceed the backend's (`timing.kill_grace`, or `backend.raft.kill_grace`), which the
+//!   exceed the backend's (`timing.kill_grace`, or `backend.raft.kill_grace` /
+//!   `backend.bully.kill_grace`), which the
 //!   leadership deadline already subtracts, so without process pauses CMD is dead before
 //!   another node can be elected.
 //! - If elector itself dies, even by SIGKILL, the guard learns it through the parent-death
@@ -27,8 +29,10 @@
 //!   renewal request, so a dead or stuck agent still stops CMD in time; the agent never
 //!   resigns under a caller's running command (`elector resign` and agent shutdown revoke
 //!   the hold and wait for the caller).
-//! - The epoch comes from the backend (raft: the term; etcd: the leader key's create
-//!   revision; redis: a counter kept monotonic across restarts): strictly increasing across
+//! - The epoch comes from the backend (raft: the term; bully: the winner's persisted
+//!   highest epoch seen plus one; etcd: the leader key's create revision; zookeeper: the
+//!   leader znode's czxid; redis: a counter kept monotonic across restarts): strictly
+//!   increasing across
 //!   leaderships. Give it to every guarded write and let the resource refuse stale ones
 //!   (`election_core::Fence`).
 //!
@@ -37,15 +41,20 @@
 //! A process paused (SIGSTOP, VM stall, an overloaded machine) past its deadline may act
 //! late: that is what the epoch is for. A descendant that leaves the process group
 //! (`setsid`) escapes the kill. Raft's defaults (50 ms kill grace, 150 ms election
-//! timeout) suit a quiet LAN; raise them on loaded hosts.
+//! timeout) and bully's (50 ms kill grace, 150 ms failure timeout) suit a quiet LAN; raise
+//! them on loaded hosts. There is no in-process ("memory") backend: it would coordinate
+//! nothing between hosts, so every host would run the job.
 //!
 //! # Configuration (defaults < file < `ELECTOR_*` environment < flags)
 //!
 //! - `node_id`: default the hostname.
-//! - `[backend] kind`: `raft`, `redis`, `etcd` or `memory` (in-process, for trying things
-//!   out; coordinates nothing between processes); no default. `[backend.KIND]`: that
-//!   backend's own settings (`RaftConfig`, `RedisConfig`, `EtcdConfig`); raft's `node_id`
-//!   defaults to the top-level one.
+//! - `[backend] kind`: `raft`, `bully` (peer backends, hosted by `elector agent`),
+//!   `redis`, `etcd` or `zookeeper` (lease backends, used directly); no default. Each is a
+//!   cargo feature of the same name, all on by default. `[backend.KIND]`: that backend's
+//!   own settings (`RaftConfig`, `BullyConfig`, `RedisConfig`, `EtcdConfig`,
+//!   `ZooKeeperConfig`, each documented with its defaults in its crate); the peer
+//!   backends' `node_id` defaults to the top-level one, and their `kill_grace` (default
+//!   50 ms) bounds `run.kill_grace`.
 //! - `[timing]`: `ttl` 10s, `renew_interval` 2s, `retry_interval` 500ms, `clock_drift`
 //!   200ms, `kill_grace` 2s (`election_core::LeaseTiming`; lease backends, and the pace of
 //!   renewals through the agent).
@@ -68,6 +77,7 @@ mod exit;
 mod guard;
 mod logging;
 mod ops;
+mod peer;
 mod process;
 #[cfg(feature = "raft")]
 mod raft;

@@ -1,5 +1,5 @@
-//! The raft backend in the cli: its configuration (from `[backend.raft]`, with `node_id`
-//! filled in from the top-level `node_id`) and the three-node demo cluster.
+//! The raft demo cluster: three raft nodes on loopback for `elector demo`. (Raft's
+//! configuration in the agent is read like every peer backend's, in [`crate::peer`].)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,30 +9,8 @@ use anyhow::anyhow;
 use election_core::{Backend as _, Candidate, ElectionName, NodeId};
 use election_raft::{RaftConfig, RaftNode};
 
-use crate::config::Loaded;
 use crate::demo::Cluster;
 use crate::exit::{self, Failure};
-
-/// `[backend.raft]` with `node_id` defaulting to the top-level `node_id`, not validated.
-pub(crate) fn settings(loaded: &Loaded) -> Result<RaftConfig, Failure> {
-    let mut config = loaded.backend_settings::<RaftConfig>("raft")?;
-    if config.node_id.is_none() {
-        config.node_id = Some(loaded.node_id()?);
-    }
-    Ok(config)
-}
-
-/// `[backend.raft]`, validated, with `node_id` defaulting to the top-level `node_id`.
-pub(crate) fn config(loaded: &Loaded) -> Result<RaftConfig, Failure> {
-    let config = settings(loaded)?;
-    config.validate().map_err(|e| match e {
-        election_core::Error::Config { key, reason } => {
-            loaded.invalid(&format!("backend.{key}"), reason)
-        }
-        e => e.into(),
-    })?;
-    Ok(config)
-}
 
 /// Three raft nodes on loopback with temporary data dirs and a random shared secret.
 pub(crate) async fn demo_cluster(election: &ElectionName) -> Result<Cluster, Failure> {

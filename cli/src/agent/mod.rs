@@ -1,5 +1,5 @@
-//! `elector agent`: hosts the backend (required for raft, whose peers live in this
-//! process) and serves a local HTTP API on 127.0.0.1.
+//! `elector agent`: hosts the backend (required for the peer backends raft and bully,
+//! whose members live in this process) and serves a local HTTP API on 127.0.0.1.
 //!
 //! # API
 //!

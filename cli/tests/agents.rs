@@ -1,6 +1,7 @@
-//! Three `elector agent` processes forming a raft cluster on loopback, with `elector run`
-//! on each host going through its local agent.
-#![cfg(feature = "raft")]
+//! Three `elector agent` processes forming a cluster of a peer backend (raft, bully) on
+//! loopback, with `elector run` on each host going through its local agent. Every
+//! scenario runs once per peer backend.
+#![cfg(any(feature = "raft", feature = "bully"))]
 
 mod common;
 
@@ -24,25 +25,37 @@ struct Host {
     api: u16,
 }
 
-fn cluster(dir: &Path) -> Vec<Host> {
-    let raft: Vec<u16> = (0..3).map(|_| free_port()).collect();
+/// `[backend.KIND]` timing for tests on a busy machine: seconds to notice a dead member,
+/// a 300 ms kill grace.
+fn peer_timing(kind: &str) -> &'static str {
+    match kind {
+        "raft" => {
+            "heartbeat = \"100ms\"\nelection_timeout_min = \"2s\"\nelection_timeout_max = \"4s\"\n"
+        }
+        "bully" => "heartbeat = \"100ms\"\nfailure_timeout = \"2s\"\nanswer_timeout = \"500ms\"\n",
+        other => panic!("{other} is not a peer backend"),
+    }
+}
+
+fn cluster(dir: &Path, kind: &str) -> Vec<Host> {
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let peers: String = (0..3)
-        .map(|i| format!("n{} = \"127.0.0.1:{}\"\n", i + 1, raft[i]))
+        .map(|i| format!("n{} = \"127.0.0.1:{}\"\n", i + 1, ports[i]))
         .collect();
     (0..3)
         .map(|i| {
             let api = free_port();
             let config = dir.join(format!("n{}.toml", i + 1));
             let text = format!(
-                "node_id = \"n{n}\"\n[backend]\nkind = \"raft\"\n[backend.raft]\nlisten = \"127.0.0.1:{port}\"\n\
-                 data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\nheartbeat = \"100ms\"\n\
-                 election_timeout_min = \"2s\"\nelection_timeout_max = \"4s\"\nclock_drift = \"100ms\"\n\
-                 kill_grace = \"300ms\"\n[backend.raft.peers]\n{peers}[timing]\nrenew_interval = \"300ms\"\n\
-                 retry_interval = \"100ms\"\nttl = \"2s\"\nkill_grace = \"300ms\"\nclock_drift = \"100ms\"\n\
-                 [agent]\nlisten = \"127.0.0.1:{api}\"\nelections = [\"job\"]\n",
+                "node_id = \"n{n}\"\n[backend]\nkind = \"{kind}\"\n[backend.{kind}]\nlisten = \"127.0.0.1:{port}\"\n\
+                 data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\n{timing}\
+                 clock_drift = \"100ms\"\nkill_grace = \"300ms\"\n[backend.{kind}.peers]\n{peers}[timing]\n\
+                 renew_interval = \"300ms\"\nretry_interval = \"100ms\"\nttl = \"2s\"\nkill_grace = \"300ms\"\n\
+                 clock_drift = \"100ms\"\n[agent]\nlisten = \"127.0.0.1:{api}\"\nelections = [\"job\"]\n",
                 n = i + 1,
-                port = raft[i],
+                port = ports[i],
                 data = dir.join(format!("data-n{}", i + 1)).display(),
+                timing = peer_timing(kind),
             );
             std::fs::write(&config, text).unwrap();
             Host { config, api }
@@ -119,10 +132,13 @@ fn sole_leader(hosts: &[Host]) -> Option<usize> {
     (up.len() == 1).then(|| up[0])
 }
 
-#[test]
-fn run_through_raft_agents_moves_the_child_when_the_leading_agent_is_killed() {
+/// Supervised runs on every host: exactly one host passes the leader health check and runs
+/// the child; `elector resign` moves it to a higher epoch; killing the leading agent moves
+/// it to another host with a higher epoch, the old child dead first; SIGTERM to the
+/// leading agent stops its caller's command before the agent exits.
+fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
     let d = tempfile::tempdir().unwrap();
-    let hosts = cluster(d.path());
+    let hosts = cluster(d.path(), kind);
     let mut agents = Procs(hosts.iter().map(agent).collect());
     for h in &hosts {
         wait_until("the agent to answer /health", || {
@@ -224,10 +240,10 @@ fn run_through_raft_agents_moves_the_child_when_the_leading_agent_is_killed() {
     }
 }
 
-#[test]
-fn three_cron_runs_through_raft_agents_run_once() {
+/// Three cron runs at once, one per host: exactly one runs the command.
+fn three_cron_runs_at_once_run_once(kind: &str) {
     let d = tempfile::tempdir().unwrap();
-    let hosts = cluster(d.path());
+    let hosts = cluster(d.path(), kind);
     let mut agents = Procs(hosts.iter().map(agent).collect());
     for h in &hosts {
         wait_until("the agent to answer /health", || {
@@ -263,5 +279,31 @@ fn three_cron_runs_through_raft_agents_run_once() {
     for c in agents.0.iter_mut() {
         signal(c.id(), Signal::SIGTERM);
         let _ = c.wait();
+    }
+}
+
+#[cfg(feature = "raft")]
+mod raft {
+    #[test]
+    fn three_cron_runs_at_once_run_once() {
+        super::three_cron_runs_at_once_run_once("raft");
+    }
+
+    #[test]
+    fn supervised_child_moves_when_the_leading_agent_is_killed() {
+        super::supervised_child_moves_when_the_leading_agent_is_killed("raft");
+    }
+}
+
+#[cfg(feature = "bully")]
+mod bully {
+    #[test]
+    fn three_cron_runs_at_once_run_once() {
+        super::three_cron_runs_at_once_run_once("bully");
+    }
+
+    #[test]
+    fn supervised_child_moves_when_the_leading_agent_is_killed() {
+        super::supervised_child_moves_when_the_leading_agent_is_killed("bully");
     }
 }

@@ -1,0 +1,37 @@
+//! `elector run` processes against a real ZooKeeper server.
+#![cfg(feature = "zookeeper")]
+
+mod common;
+
+use common::scenarios;
+use election_tests::launch::ZooKeeperServer;
+
+fn backend(server: &ZooKeeperServer) -> Vec<String> {
+    vec![
+        "--backend".into(),
+        "zookeeper".into(),
+        "--set".into(),
+        format!(
+            "backend.zookeeper.connect_string=\"{}\"",
+            server.connect_string()
+        ),
+    ]
+}
+
+#[test]
+fn three_at_once_run_exactly_once() {
+    let s = ZooKeeperServer::start().expect("zookeeper");
+    scenarios::three_at_once_run_exactly_once(&backend(&s));
+}
+
+#[test]
+fn supervise_survives_kill_9_of_the_leader() {
+    let s = ZooKeeperServer::start().expect("zookeeper");
+    scenarios::supervise_survives_kill_9_of_the_leader(&backend(&s));
+}
+
+#[test]
+fn sigterm_hands_over_without_a_ttl_wait() {
+    let s = ZooKeeperServer::start().expect("zookeeper");
+    scenarios::sigterm_hands_over_without_a_ttl_wait(&backend(&s));
+}
