@@ -85,6 +85,9 @@
 //! | `rng_seed` | random | seed of the election-timeout RNG |
 //! | `secret` / `secret_file` / `tls` | one required | peer authentication |
 //!
+//! The transport's reconnect backoff is capped at `election_timeout_max`, so a member that
+//! comes back can vote within an election or two.
+//!
 //! [`RaftConfig::validate`] refuses unsafe combinations, naming the rule: the lease
 //! (`election_timeout_min - clock_drift - kill_grace`) must cover two heartbeats, the
 //! random range must be at least one heartbeat wide, `clock_drift` at least 5 % of

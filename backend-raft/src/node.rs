@@ -128,7 +128,10 @@ impl RaftNode {
             .filter(|(id, _)| **id != me)
             .map(|(id, addr)| (id.clone(), addr.clone()))
             .collect();
-        let tconfig = TransportConfig::new(me.clone(), config.listen, peers, auth);
+        let mut tconfig = TransportConfig::new(me.clone(), config.listen, peers, auth);
+        // A member that comes back must be reachable within an election or two, not after
+        // the transport's default 2 s backoff: cap it at election_timeout_max.
+        tconfig.reconnect_max = config.election_timeout_max.max(tconfig.reconnect_min);
         let max_payload = tconfig.max_payload_len();
         let (transport, inbox) = Transport::bind(tconfig).await.map_err(|e| match e {
             election_transport::Error::Bind { .. } => Error::unavailable(
