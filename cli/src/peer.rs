@@ -3,6 +3,13 @@
 //! defaulting to the top-level `node_id`), validates them, finds the kill grace their
 //! leader lease leaves, and starts the node inside the agent. `elector run`, `status` and
 //! `watch` reach them through the local agent (see [`crate::agent_client`]).
+#![cfg_attr(
+    not(any(feature = "raft", feature = "bully")),
+    allow(
+        dead_code,
+        reason = "without a peer backend compiled in nothing uses the generic path"
+    )
+)]
 
 use std::time::Duration;
 

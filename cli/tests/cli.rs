@@ -4,9 +4,11 @@
 
 mod common;
 
+#[cfg(feature = "redis")]
 use std::process::Stdio;
 
 use common::*;
+#[cfg(feature = "redis")]
 use nix::sys::signal::Signal;
 
 /// Runs a command from [`run_redis`] to completion, keeping its server up meanwhile.
