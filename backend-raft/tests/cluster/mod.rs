@@ -28,14 +28,6 @@ pub fn relaxed(c: &mut RaftConfig) {
 /// The crate's default timings.
 pub fn defaults(_: &mut RaftConfig) {}
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub struct Cluster {
     pub ids: Vec<NodeId>,
     pub listen: Vec<SocketAddr>,
@@ -59,9 +51,12 @@ impl Cluster {
         let ids: Vec<NodeId> = (1..=n)
             .map(|i| NodeId::new(format!("node-{i}")).unwrap())
             .collect();
-        let listen: Vec<SocketAddr> = (0..n)
-            .map(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())))
+        // Hold each node's port until the node starts, so that the proxies (port 0) cannot
+        // be given the same one.
+        let reserved: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
             .collect();
+        let listen: Vec<SocketAddr> = reserved.iter().map(|l| l.local_addr().unwrap()).collect();
         let mut proxies = BTreeMap::new();
         for i in 0..n {
             for (j, &upstream) in listen.iter().enumerate() {
@@ -79,7 +74,8 @@ impl Cluster {
             timing,
             voters_only: voters_only.to_vec(),
         };
-        for i in 0..n {
+        for (i, port) in reserved.into_iter().enumerate() {
+            drop(port);
             c.restart(i).await;
         }
         c
