@@ -207,7 +207,9 @@ impl Node {
                 let quick = self.cfg.election_timeout_min / 2;
                 let jitter = self.random_below(quick);
                 let e = &mut self.elections[i];
-                e.timer_base = now;
+                // Jitter from the end of the start-up quiet time, or every campaign begun
+                // during it would fire at the same instant (split votes everywhere).
+                e.timer_base = now.max(self.booted + self.cfg.election_timeout_min);
                 e.timeout = jitter;
             }
             Some((l, term)) if l != self.me => {
