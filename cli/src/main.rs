@@ -14,7 +14,7 @@
 //!
 //! # Guarantees
 //!
-//! - CMD runs in its own process group, led by a tiny `elector __guard` process. When
+//! - CMD runs in its own process group, led by a tiny guard process forked from elector. When
 //!   leadership is lost, the whole group gets SIGTERM, then SIGKILL after the kill grace,
 //!   and elector reports the loss only once the group is gone. The kill grace may not
 //!   exceed the backend's (`timing.kill_grace`, or `backend.raft.kill_grace` /
@@ -96,9 +96,6 @@ use crate::exit::Failure;
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == guard::ARG) {
-        return guard::main(&args[2..]);
-    }
     // A mask inherited from whoever started us could disable the SIGTERM handoff (and be
     // passed on to the command): start from an empty one.
     guard::set_mask_raw(&[]);

@@ -11,8 +11,9 @@
 //!   (elector is a child subreaper, so orphaned grandchildren are re-parented to it and
 //!   reaped) or, if a member cannot be reaped, after a bounded wait.
 //! - When elector itself dies (even by SIGKILL), the group is killed: with the guard (the
-//!   default in the binary) a tiny `elector __guard` process leads the group, learns of
-//!   elector's death through `PR_SET_PDEATHSIG` and sends SIGKILL to its whole group.
+//!   default in the binary) a tiny guard process, forked from elector, leads the group,
+//!   learns of elector's death through `PR_SET_PDEATHSIG` and sends SIGKILL to its whole
+//!   group.
 //!   Without the guard (unit tests) only the direct child gets SIGKILL from
 //!   `PR_SET_PDEATHSIG`.
 //!
@@ -47,16 +48,7 @@ impl Job {
     /// typo fails before campaigning. Returns the exit code and message on failure.
     pub(crate) fn preflight(&self) -> Result<(), (u8, String)> {
         let name = Path::new(&self.program);
-        let found = if self.program.as_bytes().contains(&b'/') {
-            Some(name.to_path_buf()).filter(|p| p.exists())
-        } else {
-            std::env::var_os("PATH").and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join(name))
-                    .find(|p| p.is_file() && is_executable(p))
-            })
-        };
-        match found {
+        match self.resolve() {
             None => Err((
                 crate::exit::NOT_FOUND,
                 format!("command not found: {}", name.display()),
@@ -66,6 +58,21 @@ impl Job {
                 format!("command is not an executable file: {}", p.display()),
             )),
             Some(_) => Ok(()),
+        }
+    }
+
+    /// The program's path: as given if it holds a `/` (and exists), else the first
+    /// executable file of that name on `PATH`, as the shell finds it.
+    pub(crate) fn resolve(&self) -> Option<PathBuf> {
+        let name = Path::new(&self.program);
+        if self.program.as_bytes().contains(&b'/') {
+            Some(name.to_path_buf()).filter(|p| p.exists())
+        } else {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(name))
+                    .find(|p| p.is_file() && is_executable(p))
+            })
         }
     }
 
@@ -130,61 +137,52 @@ impl std::fmt::Display for Exit {
 /// Starts guarded children.
 #[derive(Clone, Debug)]
 pub(crate) struct Launcher {
-    guard: Option<PathBuf>,
+    guard: bool,
 }
 
 impl Launcher {
-    /// Children led by `elector __guard` from the running executable, so that the whole
-    /// group dies with elector.
+    /// Children led by a guard process (forked from elector, see [`crate::guard`]), so
+    /// that the whole group dies with elector.
     pub(crate) fn guarded() -> io::Result<Self> {
-        Ok(Launcher {
-            guard: Some(std::env::current_exe()?),
-        })
+        Ok(Launcher { guard: true })
     }
 
     /// Children started directly (only the child itself gets the parent-death signal).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn direct() -> Self {
-        Launcher { guard: None }
+        Launcher { guard: false }
     }
 
     /// Starts `job` in a new process group with `env` added to its environment.
     pub(crate) fn spawn(&self, job: &Job, env: &[(&str, String)]) -> io::Result<Child> {
         become_subreaper();
         let parent = std::process::id() as libc::pid_t;
-        let mut cmd = match &self.guard {
-            Some(exe) => {
-                let mut c = tokio::process::Command::new(exe);
-                c.arg(crate::guard::ARG)
-                    .arg(parent.to_string())
-                    .arg("--")
-                    .arg(&job.program)
-                    .args(&job.args);
-                // SAFETY: only async-signal-safe libc calls between fork and exec.
-                unsafe {
-                    c.pre_exec(move || {
-                        crate::guard::block_signals_raw();
-                        set_parent_death_signal(libc::SIGUSR1, parent)
-                    });
-                }
-                c
+        let mut cmd = if self.guard {
+            // Resolved now; if it vanished since the preflight, execve reports it (127).
+            let path = job.resolve().unwrap_or_else(|| PathBuf::from(&job.program));
+            let prepared = crate::guard::Prepared::new(&path, &job.program, &job.args, env)?;
+            // The program is never executed: the forked child becomes the guard.
+            let mut c = tokio::process::Command::new(&path);
+            // SAFETY: the guard uses only async-signal-safe system calls on `prepared`,
+            // built before the fork.
+            unsafe {
+                c.pre_exec(move || crate::guard::run_in_child(&prepared, parent));
             }
-            None => {
-                let mut c = tokio::process::Command::new(&job.program);
-                c.args(&job.args);
-                // SAFETY: only async-signal-safe libc calls between fork and exec.
-                unsafe {
-                    c.pre_exec(move || {
-                        crate::guard::set_mask_raw(&[]);
-                        set_parent_death_signal(libc::SIGKILL, parent)
-                    });
-                }
-                c
+            c
+        } else {
+            let mut c = tokio::process::Command::new(&job.program);
+            c.args(&job.args);
+            // SAFETY: only async-signal-safe libc calls between fork and exec.
+            unsafe {
+                c.pre_exec(move || {
+                    crate::guard::set_mask_raw(&[]);
+                    set_parent_death_signal(libc::SIGKILL, parent)
+                });
             }
+            c.envs(env.iter().map(|(k, v)| (k, v)));
+            c
         };
-        cmd.envs(env.iter().map(|(k, v)| (k, v)))
-            .process_group(0)
-            .kill_on_drop(false);
+        cmd.process_group(0).kill_on_drop(false);
         let child = cmd.spawn()?;
         let pid = child
             .id()
