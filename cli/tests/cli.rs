@@ -452,3 +452,22 @@ fn bully_without_a_local_agent_exits_69_naming_the_agent() {
     assert_eq!(o.status.code(), Some(69), "{}", text(&o));
     assert!(text(&o).contains("elector agent"), "{}", text(&o));
 }
+
+#[cfg(feature = "redis")]
+#[test]
+fn the_guard_keeps_none_of_electors_own_descriptors() {
+    // The guard is forked, not exec'd: it must close what exec would have closed, such
+    // as elector's connection to the backend (a socket) and its event loop's descriptors.
+    // The command's parent ($PPID) is the guard.
+    let (_server, c) = run_redis(&[
+        "--",
+        "sh",
+        "-c",
+        "for f in /proc/$PPID/fd/*; do readlink $f; done; true",
+    ]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("socket:"), "{}", text(&o));
+    assert!(!out.contains("anon_inode"), "{}", text(&o));
+}
