@@ -145,7 +145,17 @@ async fn failover(runs: usize) {
             leader = i;
             held = l;
         }
-        assert!(held.is_held(), "the leader lost its leadership while idle");
+        // On a loaded machine a lease can lapse while idle: wait for the next leader.
+        let mut spurious = 0;
+        while !held.is_held() {
+            let (i, l, _) = next(&mut rx).await;
+            leader = i;
+            held = l;
+            spurious += 1;
+        }
+        if spurious > 0 {
+            println!("  ({spurious} leadership change(s) while idle before this run)");
+        }
         let t0 = Instant::now();
         c.crash(leader);
         // After the crash: dropping it now sends nothing (the node is gone).
@@ -207,6 +217,7 @@ async fn idle(elections: usize) {
             .count()
     };
     let mut settled_at = None;
+    let mut losses = std::collections::BTreeMap::new();
     loop {
         if let Ok(Some((tag, l, _))) =
             tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
@@ -222,7 +233,10 @@ async fn idle(elections: usize) {
             last_check = Instant::now();
             for (k, ls) in held.iter_mut().enumerate() {
                 for (i, slot) in ls.iter_mut().enumerate() {
-                    if slot.as_ref().is_some_and(|l| !l.is_held()) {
+                    if let Some(l) = slot.as_ref().filter(|l| !l.is_held()) {
+                        *losses
+                            .entry(format!("{:?}", l.loss_watch().loss()))
+                            .or_insert(0usize) += 1;
                         *slot = None;
                         c.campaign_tagged(i, &names[k], k * 3 + i, &tx);
                     }
@@ -245,7 +259,8 @@ async fn idle(elections: usize) {
         }
     }
     println!(
-        "{elections} elections each led (stable for 2 s) {:.1?} after starting ({grants} grants)",
+        "{elections} elections each led (stable for 2 s) {:.1?} after starting ({grants} grants; \
+         leaderships lost meanwhile by reason: {losses:?})",
         t0.elapsed()
     );
     let grants_before = grants;

@@ -39,6 +39,9 @@ pub(crate) enum Command {
     Shutdown { reply: oneshot::Sender<()> },
 }
 
+/// Up to this many held leaderships are extended on every acknowledged round.
+const EXTEND_EVERY_ROUND_UP_TO: usize = 256;
+
 /// Most messages handled between two flushes.
 const MAX_BATCH: usize = 256;
 
@@ -281,10 +284,13 @@ impl Driver {
             } => self.grant(election, term, Instant::from_std(lease_until)),
             Event::LeaseExtended { until } => {
                 let until = Instant::from_std(until);
-                // Extending thousands of keepers every round is most of the idle CPU: do it
-                // when the last extension is half spent. Keepers then end at most half a
-                // lease before the core's deadline if renewals stop: earlier, never later.
-                if self.extended_to > Instant::now() + self.half_lease {
+                // Extending thousands of keepers every round is most of the idle CPU: with
+                // many, do it when the last extension is half spent. Keepers then end at
+                // most half a lease before the core's deadline if renewals stop (earlier,
+                // never later), at the price of less tolerance for a late round.
+                if self.keepers.len() > EXTEND_EVERY_ROUND_UP_TO
+                    && self.extended_to > Instant::now() + self.half_lease
+                {
                     return;
                 }
                 self.extended_to = until;
