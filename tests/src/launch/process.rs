@@ -244,9 +244,22 @@ impl ServerProcess {
         })
     }
 
-    /// SIGSTOP: the process keeps its sockets but answers nothing.
+    /// SIGSTOP: the process keeps its sockets but answers nothing. Returns once every
+    /// thread of the process is stopped: `kill` only queues the signal, and a thread that
+    /// is running when it arrives may still answer a request or two before it stops.
     pub(crate) fn pause(&self) -> io::Result<()> {
-        self.signal(Signal::SIGSTOP)
+        self.signal(Signal::SIGSTOP)?;
+        let start = Instant::now();
+        while !all_threads_stopped(self.pid) {
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{}: not stopped 10 s after SIGSTOP", self.spec.what),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     /// SIGCONT.
@@ -342,6 +355,21 @@ impl Drop for ServerProcess {
 pub(crate) fn is_port_clash(err: &io::Error) -> bool {
     let msg = err.to_string().to_ascii_lowercase();
     msg.contains("address already in use") || msg.contains("bindexception")
+}
+
+/// Whether every thread of `pid` is in the stopped state (`T`) per `/proc`.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the parenthesised command name, which may hold spaces.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "T")
+        })
+    })
 }
 
 #[cfg(test)]
