@@ -1,0 +1,103 @@
+//! [`ElectionCore`]: the shape of a sans-IO election state machine that the driver runs,
+//! and [`CoreEvent`], what such a core tells its driver.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use election_core::{ElectionName, LossReason, NodeId};
+
+use crate::persist::PersistedState;
+
+/// A sans-IO election core: no tokio, sockets, clocks or RNG calls; time comes in as an
+/// argument. The driver calls the input methods, then drains the outputs in the order
+/// persist → events/send (see [`EVENTS_BEFORE_SEND`](Self::EVENTS_BEFORE_SEND)).
+pub trait ElectionCore: Send + 'static {
+    /// One protocol message.
+    type Message: Send;
+    /// The durable part of one election's state.
+    type HardState: PersistedState;
+    /// Why a payload did not decode.
+    type DecodeError: std::fmt::Display;
+
+    /// The backend kind, as in [`Backend::kind`](election_core::Backend::kind) (`"raft"`).
+    const KIND: &'static str;
+    /// `true`: the driver hands events over before it sends the step's messages (a loss
+    /// ends the local `Leadership`, and observers see a new leader, before any peer can act
+    /// on them), persisting again whatever handling the events produced. `false`: messages
+    /// go out first, then events.
+    const EVENTS_BEFORE_SEND: bool;
+
+    /// This node's id.
+    fn id(&self) -> &NodeId;
+    /// Starts campaigning in `election`; `false` if this node never campaigns.
+    fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool;
+    /// Stops campaigning in `election` (the last local campaign was dropped).
+    fn withdraw(&mut self, now: Instant, election: &ElectionName);
+    /// Resigns the leadership of `election`; `false` if this node did not lead it.
+    fn resign(&mut self, now: Instant, election: &ElectionName) -> bool;
+    /// Handles one message from `from`; `false` if it was refused.
+    fn handle_message(&mut self, now: Instant, from: &NodeId, message: Self::Message) -> bool;
+    /// Handles the deadline returned by [`poll_timeout`](Self::poll_timeout).
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next deadline at which [`handle_timeout`](Self::handle_timeout) must be called.
+    fn poll_timeout(&mut self) -> Option<Instant>;
+    /// The next batch of messages for one peer.
+    fn poll_transmit(&mut self) -> Option<(NodeId, Vec<Self::Message>)>;
+    /// The next event.
+    fn poll_event(&mut self) -> Option<CoreEvent>;
+    /// State changes that must be durable before the pending messages are sent.
+    fn poll_persist(&mut self) -> Option<Vec<(ElectionName, Self::HardState)>>;
+    /// Encodes `messages` into payloads of at most `max_len` bytes each.
+    fn encode(messages: &[Self::Message], max_len: usize) -> Vec<Bytes>;
+    /// Decodes one payload.
+    ///
+    /// # Errors
+    /// The payload is not a well-formed batch of this core's messages.
+    fn decode(payload: &[u8]) -> Result<Vec<Self::Message>, Self::DecodeError>;
+}
+
+/// What a core tells its driver. Epochs are the leadership epochs (Raft's terms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreEvent {
+    /// This node's view of who leads `election` changed.
+    LeaderChanged {
+        /// The election.
+        election: ElectionName,
+        /// The leader and its epoch, or `None` when no leader is known.
+        leader: Option<(NodeId, u64)>,
+    },
+    /// This node now leads `election` at `epoch`, guaranteed until `lease_until`.
+    Elected {
+        /// The election.
+        election: ElectionName,
+        /// The leadership's epoch.
+        epoch: u64,
+        /// The lease deadline.
+        lease_until: Instant,
+    },
+    /// The leadership of `election` at `epoch` is now guaranteed until `until`.
+    LeaseExtended {
+        /// The election.
+        election: ElectionName,
+        /// The leadership's epoch.
+        epoch: u64,
+        /// The new lease deadline.
+        until: Instant,
+    },
+    /// Every leadership granted and not yet lost is now guaranteed until `until`. With
+    /// more than [`EXTEND_EVERY_ROUND_UP_TO`](crate::EXTEND_EVERY_ROUND_UP_TO) held, the
+    /// driver extends them only once the last extension is half spent.
+    AllLeasesExtended {
+        /// The new lease deadline.
+        until: Instant,
+    },
+    /// The leadership of `election` at `epoch` ended.
+    Lost {
+        /// The election.
+        election: ElectionName,
+        /// The epoch that was led.
+        epoch: u64,
+        /// Why it ended.
+        reason: LossReason,
+    },
+}

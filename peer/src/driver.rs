@@ -1,0 +1,412 @@
+//! The tokio driver: the only place with tasks, sockets, clocks and files. It feeds the
+//! core with transport messages, commands and timeouts, and carries out the core's outputs
+//! in the order the core asks for (persist first; then events and messages in the order of
+//! [`ElectionCore::EVENTS_BEFORE_SEND`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use election_core::{
+    ElectionName, Epoch, Error, LeaderInfo, LeaseKeeper, LossReason, NodeId, Result,
+};
+use election_transport::{Inbox, Transport};
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::core::{CoreEvent, ElectionCore};
+use crate::node::{Control, Inner};
+use crate::persist::StateFile;
+
+/// A request from an elector or the node handle to the driver task.
+pub(crate) enum Command {
+    /// Campaign in `election`; the leadership is sent on `reply` when granted.
+    Campaign {
+        election: ElectionName,
+        id: u64,
+        reply: oneshot::Sender<Result<election_core::Leadership>>,
+    },
+    /// The campaign `id` was dropped.
+    Withdraw { election: ElectionName, id: u64 },
+    /// Resign the leadership of `election` at `epoch`.
+    Resign {
+        election: ElectionName,
+        epoch: u64,
+        reply: oneshot::Sender<()>,
+    },
+    /// Hand every leadership over and stop.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// Most messages (or commands) handled between two flushes.
+const MAX_BATCH: usize = 256;
+
+/// Up to this many held leaderships are extended on every acknowledged round
+/// ([`CoreEvent::AllLeasesExtended`]); beyond, once the last extension is half spent.
+pub const EXTEND_EVERY_ROUND_UP_TO: usize = 256;
+
+type Waiter = (u64, oneshot::Sender<Result<election_core::Leadership>>);
+
+pub(crate) struct Driver<C: ElectionCore> {
+    core: C,
+    transport: Transport,
+    inbox: Inbox,
+    state: StateFile<C::HardState>,
+    inner: Arc<Inner>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    max_payload: usize,
+    waiters: HashMap<ElectionName, Vec<Waiter>>,
+    keepers: HashMap<ElectionName, (u64, LeaseKeeper)>,
+    /// The deadline the keepers were last extended to (by `AllLeasesExtended`).
+    extended_to: Instant,
+    /// Half the lease budget.
+    half_lease: std::time::Duration,
+}
+
+impl<C: ElectionCore> Driver<C> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        core: C,
+        transport: Transport,
+        inbox: Inbox,
+        state: StateFile<C::HardState>,
+        inner: Arc<Inner>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        max_payload: usize,
+        half_lease: std::time::Duration,
+    ) -> Self {
+        Driver {
+            core,
+            transport,
+            inbox,
+            state,
+            inner,
+            commands,
+            max_payload,
+            waiters: HashMap::new(),
+            keepers: HashMap::new(),
+            extended_to: Instant::now(),
+            half_lease,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        self.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(cmd) => {
+                        self.on_command(cmd);
+                        // Campaigns for thousands of elections arrive together: one flush.
+                        for _ in 1..MAX_BATCH {
+                            match self.commands.try_recv() {
+                                Ok(Command::Shutdown { reply }) => {
+                                    self.shutdown().await;
+                                    let _ = reply.send(());
+                                    return;
+                                }
+                                Ok(cmd) => self.on_command(cmd),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => return,
+                },
+                msg = self.inbox.recv() => match msg {
+                    Some((from, payload)) => {
+                        self.on_payload(&from, &payload);
+                        // Take whatever else has arrived, so that one state-file write and
+                        // one batch per peer cover all of it.
+                        for _ in 1..MAX_BATCH {
+                            match self.inbox.recv().now_or_never() {
+                                Some(Some((from, payload))) => self.on_payload(&from, &payload),
+                                Some(None) => return,
+                                None => break,
+                            }
+                        }
+                    }
+                    None => return,
+                },
+                () = sleep => self.core.handle_timeout(std::time::Instant::now()),
+            }
+            self.flush();
+        }
+    }
+
+    fn on_payload(&mut self, from: &NodeId, payload: &[u8]) {
+        match C::decode(payload) {
+            Ok(messages) => {
+                let now = std::time::Instant::now();
+                for m in messages {
+                    self.core.handle_message(now, from, m);
+                }
+            }
+            Err(e) => {
+                self.inner.count_decode_error();
+                tracing::warn!(backend = C::KIND, peer = %from, error = %e, "dropped an undecodable payload");
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        let now = std::time::Instant::now();
+        match cmd {
+            Command::Campaign {
+                election,
+                id,
+                reply,
+            } => {
+                if !self.core.campaign(now, &election) {
+                    let _ = reply.send(Err(Error::config(
+                        format!("{}.voters_only", C::KIND),
+                        format!(
+                            "node {} is a voter only and never campaigns (election {election})",
+                            self.core.id()
+                        ),
+                    )));
+                    return;
+                }
+                self.waiters.entry(election).or_default().push((id, reply));
+            }
+            Command::Withdraw { election, id } => {
+                if let Some(ws) = self.waiters.get_mut(&election) {
+                    ws.retain(|(w, _)| *w != id);
+                    if ws.is_empty() {
+                        self.waiters.remove(&election);
+                        self.core.withdraw(now, &election);
+                    }
+                }
+            }
+            Command::Resign {
+                election,
+                epoch,
+                reply,
+            } => {
+                if self
+                    .keepers
+                    .get(&election)
+                    .is_some_and(|(t, _)| *t == epoch)
+                {
+                    if let Some((_, k)) = self.keepers.remove(&election) {
+                        k.end(LossReason::Resigned);
+                    }
+                    self.resign(now, &election);
+                }
+                let _ = reply.send(());
+            }
+            Command::Shutdown { reply } => {
+                // Handled in `run`; never reaches here. Answer anyway rather than panic.
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Resigns in the core; campaigns of this process that are still waiting (a new
+    /// `campaign` may have started before the old leadership's resign arrived) keep the
+    /// node campaigning. The core does not let it win the election straight back.
+    fn resign(&mut self, now: std::time::Instant, election: &ElectionName) {
+        self.core.resign(now, election);
+        if self.waiters.contains_key(election) {
+            self.core.campaign(now, election);
+        }
+    }
+
+    /// Graceful stop: every leadership ends (is_held turns false first) and is handed
+    /// over, the handovers are sent, then the transport drains its queues.
+    async fn shutdown(&mut self) {
+        let now = std::time::Instant::now();
+        for (e, (_, k)) in std::mem::take(&mut self.keepers) {
+            k.end(LossReason::Shutdown);
+            self.core.resign(now, &e);
+        }
+        for e in self.waiters.keys().cloned().collect::<Vec<_>>() {
+            self.core.withdraw(now, &e);
+        }
+        self.waiters.clear();
+        self.flush();
+        self.transport.clone().shutdown().await;
+    }
+
+    /// Drains the core's outputs: persist, then events and messages in the core's order.
+    /// With events first, a loss ends the local `Leadership`, and observers see a new
+    /// leader, before any peer can act on this step's messages; anything to persist from
+    /// handling the events goes to disk before the messages too.
+    fn flush(&mut self) {
+        let mut persisted = self.persist();
+        if C::EVENTS_BEFORE_SEND {
+            self.events();
+            persisted &= self.persist();
+        }
+        while let Some((to, messages)) = self.core.poll_transmit() {
+            if !persisted {
+                continue;
+            }
+            for payload in C::encode(&messages, self.max_payload) {
+                self.transport.send(&to, payload);
+            }
+        }
+        if !C::EVENTS_BEFORE_SEND {
+            self.events();
+        }
+    }
+
+    fn events(&mut self) {
+        while let Some(ev) = self.core.poll_event() {
+            self.on_event(ev);
+        }
+    }
+
+    /// Makes the core's state changes durable; `false` if that failed (the messages that
+    /// depend on them must then be dropped).
+    fn persist(&mut self) -> bool {
+        let mut changes = Vec::new();
+        while let Some(batch) = self.core.poll_persist() {
+            changes.extend(batch);
+        }
+        if changes.is_empty() {
+            return true;
+        }
+        let state = &mut self.state;
+        let save = move || state.save(changes);
+        // fsync blocks: on a multi-threaded runtime, let other tasks move meanwhile.
+        let result = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(save),
+            _ => save(),
+        };
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(backend = C::KIND, error = %e, "cannot persist the election state; dropping the messages that depend on it");
+                false
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: CoreEvent) {
+        match ev {
+            CoreEvent::LeaderChanged { election, leader } => {
+                let info = leader.map(|(node, epoch)| LeaderInfo {
+                    node,
+                    epoch: Epoch(epoch),
+                    since: SystemTime::now(),
+                });
+                self.inner.set_leader(&election, info);
+            }
+            CoreEvent::Elected {
+                election,
+                epoch,
+                lease_until,
+            } => self.grant(election, epoch, Instant::from_std(lease_until)),
+            CoreEvent::LeaseExtended {
+                election,
+                epoch,
+                until,
+            } => {
+                let lapsed = self
+                    .keepers
+                    .get(&election)
+                    .is_some_and(|(t, k)| *t == epoch && !k.extend_to(Instant::from_std(until)));
+                if lapsed {
+                    // The holder already saw it end (deadline passed or resigned): hand over.
+                    self.keepers.remove(&election);
+                    self.resign(std::time::Instant::now(), &election);
+                }
+            }
+            CoreEvent::AllLeasesExtended { until } => self.extend_all(Instant::from_std(until)),
+            CoreEvent::Lost {
+                election,
+                epoch,
+                reason,
+            } => {
+                if self
+                    .keepers
+                    .get(&election)
+                    .is_some_and(|(t, _)| *t == epoch)
+                    && let Some((_, k)) = self.keepers.remove(&election)
+                {
+                    k.end(reason);
+                }
+            }
+        }
+    }
+
+    fn extend_all(&mut self, until: Instant) {
+        // Extending thousands of keepers every round is most of the idle CPU: with many,
+        // do it when the last extension is half spent. Keepers then end at most half a
+        // lease before the core's deadline if renewals stop (earlier, never later), at the
+        // price of less tolerance for a late round.
+        if self.keepers.len() > EXTEND_EVERY_ROUND_UP_TO
+            && self.extended_to > Instant::now() + self.half_lease
+        {
+            return;
+        }
+        self.extended_to = until;
+        let mut lapsed = Vec::new();
+        for (e, (_, k)) in &self.keepers {
+            if !k.extend_to(until) {
+                lapsed.push(e.clone());
+            }
+        }
+        // The holder already saw these end (deadline passed or resigned): hand over.
+        let now = std::time::Instant::now();
+        for e in lapsed {
+            self.keepers.remove(&e);
+            self.resign(now, &e);
+        }
+    }
+
+    /// Hands a granted leadership to the oldest live campaign, or resigns it if none is
+    /// left (the campaign was dropped meanwhile).
+    fn grant(&mut self, election: ElectionName, epoch: u64, lease_until: Instant) {
+        let info = LeaderInfo {
+            node: self.core.id().clone(),
+            epoch: Epoch(epoch),
+            since: SystemTime::now(),
+        };
+        let control = Arc::new(Control {
+            inner: self.inner.clone(),
+            election: election.clone(),
+            epoch,
+        });
+        let (keeper, leadership) = LeaseKeeper::grant(info, lease_until, control);
+        let waiters = self.waiters.remove(&election).unwrap_or_default();
+        let mut rest = waiters.into_iter();
+        let mut pending = Some(leadership);
+        for (_, reply) in rest.by_ref() {
+            let Some(leadership) = pending.take() else {
+                break;
+            };
+            match reply.send(Ok(leadership)) {
+                Ok(()) => break,
+                Err(back) => pending = back.ok(),
+            }
+        }
+        let delivered = pending.is_none();
+        let rest: Vec<Waiter> = rest.collect();
+        if !rest.is_empty() {
+            // Other local campaigns for the same election keep waiting for the next epoch.
+            self.waiters.insert(election.clone(), rest);
+            self.core.campaign(std::time::Instant::now(), &election);
+        }
+        if delivered {
+            self.keepers.insert(election, (epoch, keeper));
+        } else {
+            keeper.end(LossReason::Resigned);
+            self.resign(std::time::Instant::now(), &election);
+            tracing::debug!(backend = C::KIND, %election, epoch, "elected after the campaign was dropped; resigned");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The shared machinery of the peer-to-peer election backends (`election-raft`,
+//! `election-bully`): everything but the algorithm.
+//!
+//! # Model
+//!
+//! A backend supplies a sans-IO election core (an [`ElectionCore`]: a state machine that
+//! takes messages, commands and timeouts with the time as an argument, and hands out
+//! messages to send, events and state to persist). This crate runs it: a [`PeerNode`]
+//! starts one tokio driver task over `election-transport` (one authenticated connection per
+//! peer, many elections multiplexed over it, messages batched per peer), keeps the core's
+//! durable state in a [`StateFile`], and turns the core's events into
+//! [`Leadership`](election_core::Leadership)s (through
+//! [`LeaseKeeper`](election_core::LeaseKeeper)) and leader observations. Each backend
+//! wraps [`PeerNode`] in its own public type (`RaftNode`, `BullyNode`).
+//!
+//! # Guarantees
+//!
+//! - **Persist before send.** The core's state changes are fsynced before any message of
+//!   the same step leaves; if the write fails, those messages are dropped.
+//! - **Lease ends are local first.** A leadership's `lost()` fires when the core reports the
+//!   loss or when its lease deadline passes without an extension, whichever is first; a
+//!   lapsed or resigned leadership is resigned in the core.
+//! - **Crash-safe state file.** Appends are fsynced; compactions are atomic (temporary file,
+//!   fsync, rename, directory fsync); a torn last line is ignored, never acted on.
+//! - Unauthenticated frames never reach the core: the transport drops them. Undecodable
+//!   payloads are counted ([`PeerStats::decode_errors`]) and dropped.
+//!
+//! # What is not guaranteed
+//!
+//! Everything about the election itself (safety, liveness, timing) is the core's. Process
+//! pauses break every timing rule (that is what epochs and fences are for). Dropping a
+//! [`PeerNode`] stops it abruptly, like [`PeerNode::crash`].
+//!
+//! # Where the epoch comes from
+//!
+//! From the core: [`CoreEvent`] carries the leadership's epoch (Raft's term, Bully's
+//! victory epoch), which becomes [`Epoch`](election_core::Epoch) unchanged.
+//!
+//! # Settings ([`PeerSettings`])
+//!
+//! | setting | default | meaning |
+//! |---|---|---|
+//! | `me` | required | this node's id |
+//! | `listen` | required | address for peers; port 0 picks one |
+//! | `peers` | required | every member's id → `host:port` |
+//! | `secret` / `secret_file` / `tls` | one required | peer authentication (HMAC-SHA256 or mutual TLS) |
+//! | `data_dir` | required | directory of the state file |
+//! | `reconnect_max` | required | cap of the transport's reconnect backoff (the backend's election or failure timeout) |
+//! | `try_window` | required | how long `try_campaign` waits for an election to conclude |
+//! | `half_lease` | required | half the lease budget (batching of [`CoreEvent::AllLeasesExtended`]) |
+//!
+//! The backends fill these in from their own configuration, with their own defaults.
+
+mod core;
+mod driver;
+mod node;
+mod persist;
+mod settings;
+
+pub use crate::core::{CoreEvent, ElectionCore};
+pub use driver::EXTEND_EVERY_ROUND_UP_TO;
+pub use node::{PeerNode, PeerStats};
+pub use persist::{PersistedState, StateFile, StateFormat};
+pub use settings::{PeerSettings, TlsConfig};

@@ -1,0 +1,380 @@
+//! [`PeerNode`]: the handle machinery every peer backend wraps (start, stop, stats), its
+//! [`Backend`] implementation, and one elector per election.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use election_core::{
+    Backend, Candidate, ElectionName, Error, LeaderElector, LeaderInfo, LeaderStream, Leadership,
+    LeadershipControl, NodeId, Result,
+};
+use election_transport::{Transport, TransportStats};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::core::ElectionCore;
+use crate::driver::{Command, Driver};
+use crate::persist::StateFile;
+use crate::settings::PeerSettings;
+
+/// Counters of a peer node, for metrics.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// Authenticated payloads that did not decode (another wire version, corruption).
+    pub decode_errors: u64,
+    /// The transport's counters (refused, oversized, unauthenticated frames, ...).
+    pub transport: TransportStats,
+}
+
+/// State shared by the handle, the electors and the driver task.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) kind: &'static str,
+    me: NodeId,
+    address: String,
+    commands: mpsc::UnboundedSender<Command>,
+    leaders: Mutex<HashMap<ElectionName, watch::Sender<Option<LeaderInfo>>>>,
+    closed: AtomicBool,
+    next_id: AtomicU64,
+    decode_errors: AtomicU64,
+    /// How long `try_campaign` waits for an election to conclude.
+    try_window: std::time::Duration,
+}
+
+impl Inner {
+    pub(crate) fn set_leader(&self, election: &ElectionName, info: Option<LeaderInfo>) {
+        let tx = self.leader_tx(election);
+        tx.send_if_modified(|cur| {
+            let same = match (cur.as_ref(), info.as_ref()) {
+                (Some(a), Some(b)) => a.node == b.node && a.epoch == b.epoch,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                *cur = info;
+            }
+            !same
+        });
+    }
+
+    fn leader_tx(&self, election: &ElectionName) -> watch::Sender<Option<LeaderInfo>> {
+        let mut map = self.leaders.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(election.clone())
+            .or_insert_with(|| watch::channel(None).0)
+            .clone()
+    }
+
+    pub(crate) fn count_decode_error(&self) {
+        self.decode_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn send(&self, cmd: Command, election: &ElectionName) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(self.closed_error(election));
+        }
+        self.commands
+            .send(cmd)
+            .map_err(|_| self.closed_error(election))
+    }
+
+    fn closed_error(&self, election: &ElectionName) -> Error {
+        Error::Closed {
+            backend: self.kind,
+            election: election.clone(),
+        }
+    }
+}
+
+/// One member of a peer election cluster running the core `C`: elects among its peers,
+/// for any number of elections over one authenticated connection per peer.
+///
+/// Dropping the handle stops the node abruptly, as [`crash`](Self::crash) does; call
+/// [`shutdown`](Self::shutdown) to hand leaderships over first.
+pub struct PeerNode<C: ElectionCore> {
+    inner: Arc<Inner>,
+    task: JoinHandle<()>,
+    transport: Transport,
+    local_addr: SocketAddr,
+    _core: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C: ElectionCore> std::fmt::Debug for PeerNode<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerNode")
+            .field("inner", &self.inner)
+            .field("transport", &self.transport)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: ElectionCore> PeerNode<C> {
+    /// Reads the state file in `settings.data_dir`, listens on `settings.listen`, builds
+    /// the core with `make_core` from the persisted state, and starts the driver.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unreadable secret or TLS file, a corrupt state file, or
+    /// what `make_core` refuses; [`Error::Unavailable`] when the listen address cannot be
+    /// bound.
+    pub async fn start(
+        settings: PeerSettings,
+        make_core: impl FnOnce(&BTreeMap<ElectionName, C::HardState>) -> Result<C>,
+    ) -> Result<PeerNode<C>> {
+        let kind = C::KIND;
+        let me = settings.me.clone();
+        let state = StateFile::<C::HardState>::open(&settings.data_dir)?;
+        let tconfig = settings.transport_config(kind)?;
+        let max_payload = tconfig.max_payload_len();
+        let listen = settings.listen;
+        let (transport, inbox) = Transport::bind(tconfig).await.map_err(|e| match e {
+            election_transport::Error::Bind { .. } => Error::unavailable(
+                kind,
+                listen.to_string(),
+                None,
+                format!("cannot listen for peers: {e}"),
+                Some(Box::new(e)),
+            ),
+            other => Error::config(kind, format!("{other} (listen {listen})")),
+        })?;
+        let local_addr = transport.local_addr();
+        let core = make_core(state.state())?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            kind,
+            me: me.clone(),
+            address: local_addr.to_string(),
+            commands: tx,
+            leaders: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            decode_errors: AtomicU64::new(0),
+            try_window: settings.try_window,
+        });
+        let driver = Driver::new(
+            core,
+            transport.clone(),
+            inbox,
+            state,
+            inner.clone(),
+            rx,
+            max_payload,
+            settings.half_lease,
+        );
+        let task = tokio::spawn(driver.run());
+        tracing::info!(node = %me, addr = %local_addr, "{kind} node started");
+        Ok(PeerNode {
+            inner,
+            task,
+            transport,
+            local_addr,
+            _core: std::marker::PhantomData,
+        })
+    }
+
+    /// The address peers connect to (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.inner.me
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> PeerStats {
+        PeerStats {
+            decode_errors: self.inner.decode_errors.load(Ordering::Relaxed),
+            transport: self.transport.stats(),
+        }
+    }
+
+    /// Stops gracefully: every leadership this node holds ends (its `lost()` resolves
+    /// with `Shutdown`) and is resigned in the core (which hands it over), queued messages
+    /// are flushed, then connections close. Pending campaigns fail with [`Error::Closed`].
+    pub async fn shutdown(mut self) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .inner
+            .commands
+            .send(Command::Shutdown { reply: tx })
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let _ = (&mut self.task).await;
+    }
+
+    /// Stops abruptly, as `kill -9` would: no resign, no further message. Leaderships
+    /// this node held are not ended; they lapse at their lease deadline, as the other
+    /// nodes assume. The state file is left as it was.
+    pub fn crash(self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.task.abort();
+        // The transport handle goes with `self`: the last handle closes every connection.
+    }
+
+    /// An elector for `name` ([`Backend::election`]). Members campaign only as
+    /// themselves: `me` must be this node's id.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `node_id` when `me` is another node.
+    pub fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
+        if me.node() != &self.inner.me {
+            return Err(Error::config(
+                "node_id",
+                format!(
+                    "{} node {} cannot campaign as {}: each member campaigns as itself",
+                    self.inner.kind,
+                    self.inner.me,
+                    me.node()
+                ),
+            ));
+        }
+        let rx = self.inner.leader_tx(name).subscribe();
+        Ok(Arc::new(PeerElector {
+            inner: self.inner.clone(),
+            name: name.clone(),
+            leader: rx,
+        }))
+    }
+}
+
+impl<C: ElectionCore> Drop for PeerNode<C> {
+    fn drop(&mut self) {
+        // After shutdown or crash the task has ended and this does nothing.
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.task.abort();
+    }
+}
+
+impl<C: ElectionCore> Backend for PeerNode<C> {
+    fn kind(&self) -> &'static str {
+        C::KIND
+    }
+
+    fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
+        PeerNode::election(self, name, me)
+    }
+}
+
+struct PeerElector {
+    inner: Arc<Inner>,
+    name: ElectionName,
+    leader: watch::Receiver<Option<LeaderInfo>>,
+}
+
+/// Withdraws a campaign when its future is dropped before it completes.
+struct WithdrawOnDrop<'a> {
+    inner: &'a Inner,
+    name: &'a ElectionName,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for WithdrawOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.inner.commands.send(Command::Withdraw {
+                election: self.name.clone(),
+                id: self.id,
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl LeaderElector for PeerElector {
+    async fn campaign(&self) -> Result<Leadership> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.send(
+            Command::Campaign {
+                election: self.name.clone(),
+                id,
+                reply: tx,
+            },
+            &self.name,
+        )?;
+        let mut guard = WithdrawOnDrop {
+            inner: &self.inner,
+            name: &self.name,
+            id,
+            armed: true,
+        };
+        let result = rx.await;
+        guard.armed = false;
+        match result {
+            Ok(r) => r,
+            Err(_) => Err(self.inner.closed_error(&self.name)),
+        }
+    }
+
+    async fn try_campaign(&self) -> Result<Option<Leadership>> {
+        let other_leads =
+            |l: &Option<LeaderInfo>| l.as_ref().is_some_and(|i| i.node != self.inner.me);
+        if other_leads(&self.leader.borrow()) {
+            return Ok(None);
+        }
+        let mut rx = self.leader.clone();
+        tokio::select! {
+            r = self.campaign() => r.map(Some),
+            _ = rx.wait_for(|l| other_leads(l)) => Ok(None),
+            () = tokio::time::sleep(self.inner.try_window) => Ok(None),
+        }
+    }
+
+    async fn leader(&self) -> Result<Option<LeaderInfo>> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(self.inner.closed_error(&self.name));
+        }
+        Ok(self.leader.borrow().clone())
+    }
+
+    fn observe(&self) -> LeaderStream {
+        LeaderStream::from_watch(self.leader.clone())
+    }
+
+    fn name(&self) -> &ElectionName {
+        &self.name
+    }
+}
+
+/// Resigns one granted leadership through the driver.
+pub(crate) struct Control {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) election: ElectionName,
+    pub(crate) epoch: u64,
+}
+
+#[async_trait]
+impl LeadershipControl for Control {
+    async fn resign(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.send(
+            Command::Resign {
+                election: self.election.clone(),
+                epoch: self.epoch,
+                reply: tx,
+            },
+            &self.election,
+        )?;
+        rx.await.map_err(|_| {
+            Error::unavailable(
+                self.inner.kind,
+                self.inner.address.clone(),
+                Some(&self.election),
+                format!(
+                    "the {} node stopped before the resign was sent",
+                    self.inner.kind
+                ),
+                None,
+            )
+        })
+    }
+}
