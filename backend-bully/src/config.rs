@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use election_core::{Error, NodeId, Result};
+use election_peer::{PeerSettings, TlsConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::core::NodeConfig;
@@ -74,19 +75,6 @@ pub struct BullyConfig {
     /// Mutual TLS instead of a shared secret. Default: none. Exactly one of `secret`,
     /// `secret_file` and `tls` must be set.
     pub tls: Option<TlsConfig>,
-}
-
-/// PEM files for mutual TLS between members. Each node's certificate carries its node id
-/// as a DNS subject alternative name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// CA certificate(s) that sign every member's certificate.
-    pub ca: PathBuf,
-    /// This node's certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// This node's private key.
-    pub key: PathBuf,
 }
 
 impl Default for BullyConfig {
@@ -220,6 +208,29 @@ impl BullyConfig {
         Ok(())
     }
 
+    /// The settings the shared peer node needs: transport (with the reconnect backoff
+    /// capped at `failure_timeout`, so that a member that comes back is heard from within
+    /// one failure timeout rather than the transport's default 2 s), state file, the
+    /// `try_campaign` window and half the lease budget.
+    pub(crate) fn peer_settings(&self) -> Result<PeerSettings> {
+        let me = self
+            .node_id
+            .clone()
+            .ok_or_else(|| Error::config("bully.node_id", "is required"))?;
+        Ok(PeerSettings {
+            me,
+            listen: self.listen,
+            peers: self.peers.clone(),
+            secret: self.secret.clone(),
+            secret_file: self.secret_file.clone(),
+            tls: self.tls.clone(),
+            data_dir: self.data_dir.clone(),
+            reconnect_max: self.failure_timeout,
+            try_window: self.failure_timeout * 2 + self.answer_timeout * 3,
+            half_lease: self.lease_budget() / 2,
+        })
+    }
+
     /// The core's view of these settings.
     pub(crate) fn node_config(&self, seed: u64, incarnation: u64) -> Result<NodeConfig> {
         self.validate()?;
@@ -277,6 +288,23 @@ mod tests {
         };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("bully.answer_timeout"), "{err}");
+    }
+
+    #[test]
+    fn the_transport_reconnect_backoff_is_capped_at_the_failure_timeout() {
+        let c = BullyConfig {
+            failure_timeout: Duration::from_millis(300),
+            answer_timeout: Duration::from_millis(100),
+            kill_grace: Duration::from_millis(100),
+            ..valid()
+        };
+        c.validate().unwrap();
+        let t = c
+            .peer_settings()
+            .unwrap()
+            .transport_config("bully")
+            .unwrap();
+        assert_eq!(t.reconnect_max, Duration::from_millis(300));
     }
 
     #[test]

@@ -99,7 +99,12 @@
 //! | `secret` / `secret_file` / `tls` | one required | peer authentication (HMAC-SHA256 or mutual TLS) |
 //!
 //! Unauthenticated frames never reach the core: the transport drops them, so an
-//! unauthenticated VICTORY is never seen.
+//! unauthenticated VICTORY is never seen. Dials to an unreachable peer back off up to
+//! `failure_timeout` (not the transport's default 2 s), so a member that restarts is
+//! reachable again within about one failure timeout.
+//!
+//! The driver, node handle, state file and transport settings are shared with the Raft
+//! backend (crate `election-peer`).
 //!
 //! ```no_run
 //! # async fn example() -> election_core::Result<()> {
@@ -123,13 +128,13 @@
 //! # Ok(()) }
 //! ```
 
+mod adapter;
 mod codec;
 mod config;
 pub mod core;
-mod driver;
 mod node;
-mod persist;
 
 pub use codec::{DecodeError, WIRE_VERSION, decode, encode};
-pub use config::{BullyConfig, TlsConfig};
+pub use config::BullyConfig;
+pub use election_peer::TlsConfig;
 pub use node::{BullyNode, BullyStats};

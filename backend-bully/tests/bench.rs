@@ -77,8 +77,8 @@ async fn bench_crash_failover_and_resign_handoff() {
         crash.push(at - t0);
         c.restart(old).await;
         // Measure from a steady state: the peers' dials to the restarted node back off up
-        // to the transport's reconnect_max (2 s), and a restarted node stays quiet for one
-        // failure timeout.
+        // to the reconnect cap (failure_timeout), and a restarted node stays quiet for one
+        // failure timeout; the wait leaves a wide margin.
         tokio::time::sleep(Duration::from_millis(2200)).await;
     }
     let mut resign = Vec::new();

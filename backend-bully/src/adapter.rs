@@ -1,0 +1,183 @@
+//! The Bully core as an [`ElectionCore`] for the shared peer driver, and its state-file
+//! format.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use election_core::{ElectionName, NodeId};
+use election_peer::{CoreEvent, ElectionCore, PersistedState, StateFormat};
+
+use crate::codec::{self, DecodeError};
+use crate::core::{Event, HardState, Message, Node};
+
+/// The backend kind, as in `Backend::kind`.
+pub(crate) const KIND: &str = "bully";
+
+impl PersistedState for HardState {
+    /// ```text
+    /// elector-bully-state v1
+    /// <election> <highest epoch seen> <accepted leader id or ->
+    /// ```
+    const FORMAT: StateFormat = StateFormat {
+        header: "elector-bully-state v1",
+        file: "bully-state",
+        setting: "bully.data_dir",
+        holds: "this node's highest epochs seen; losing it lets epochs go back,",
+    };
+
+    fn to_parts(&self) -> (u64, Option<&NodeId>) {
+        (self.epoch, self.leader.as_ref())
+    }
+
+    fn from_parts(epoch: u64, leader: Option<NodeId>) -> Self {
+        HardState { epoch, leader }
+    }
+}
+
+impl From<Event> for CoreEvent {
+    fn from(ev: Event) -> CoreEvent {
+        match ev {
+            Event::LeaderChanged { election, leader } => {
+                CoreEvent::LeaderChanged { election, leader }
+            }
+            Event::Elected {
+                election,
+                epoch,
+                lease_until,
+            } => CoreEvent::Elected {
+                election,
+                epoch,
+                lease_until,
+            },
+            Event::LeaseExtended {
+                election,
+                epoch,
+                until,
+            } => CoreEvent::LeaseExtended {
+                election,
+                epoch,
+                until,
+            },
+            Event::Lost {
+                election,
+                epoch,
+                reason,
+            } => CoreEvent::Lost {
+                election,
+                epoch,
+                reason,
+            },
+        }
+    }
+}
+
+impl ElectionCore for Node {
+    type Message = Message;
+    type HardState = HardState;
+    type DecodeError = DecodeError;
+
+    const KIND: &'static str = KIND;
+    /// Events go first: a loss ends the local `Leadership`, and observers see a new leader,
+    /// before any peer can act on this step's messages.
+    const EVENTS_BEFORE_SEND: bool = true;
+
+    fn id(&self) -> &NodeId {
+        Node::id(self)
+    }
+
+    fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        Node::campaign(self, now, election)
+    }
+
+    fn withdraw(&mut self, now: Instant, election: &ElectionName) {
+        Node::withdraw(self, now, election);
+    }
+
+    fn resign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        Node::resign(self, now, election)
+    }
+
+    fn handle_message(&mut self, now: Instant, from: &NodeId, message: Message) -> bool {
+        Node::handle_message(self, now, from, message)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+
+    fn poll_transmit(&mut self) -> Option<(NodeId, Vec<Message>)> {
+        Node::poll_transmit(self).map(|t| (t.to, t.messages))
+    }
+
+    fn poll_event(&mut self) -> Option<CoreEvent> {
+        Node::poll_event(self).map(CoreEvent::from)
+    }
+
+    fn poll_persist(&mut self) -> Option<Vec<(ElectionName, HardState)>> {
+        Node::poll_persist(self)
+    }
+
+    fn encode(messages: &[Message], max_len: usize) -> Vec<Bytes> {
+        codec::encode(messages, max_len)
+    }
+
+    fn decode(payload: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        codec::decode(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use election_peer::StateFile;
+
+    use super::*;
+
+    #[test]
+    fn saved_epochs_and_accepted_leaders_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StateFile::<HardState>::open(dir.path()).unwrap();
+        let e = ElectionName::new("backup").unwrap();
+        let v = NodeId::new("n2").unwrap();
+        f.save(vec![(
+            e.clone(),
+            HardState {
+                epoch: 7,
+                leader: Some(v.clone()),
+            },
+        )])
+        .unwrap();
+        let again = StateFile::<HardState>::open(dir.path()).unwrap();
+        assert_eq!(
+            again.state()[&e],
+            HardState {
+                epoch: 7,
+                leader: Some(v)
+            }
+        );
+        let text = fs::read_to_string(dir.path().join("bully-state")).unwrap();
+        assert!(text.starts_with("elector-bully-state v1\n"), "{text}");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_not_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("bully-state"),
+            "elector-bully-state v1\nbackup seven -\n",
+        )
+        .unwrap();
+        let err = StateFile::<HardState>::open(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("corrupt") && err.contains("line 2") && err.contains("bully.data_dir"),
+            "{err}"
+        );
+    }
+}
