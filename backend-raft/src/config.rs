@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use election_core::{Error, NodeId, Result};
+use election_peer::{PeerSettings, TlsConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::core::NodeConfig;
@@ -66,19 +67,6 @@ pub struct RaftConfig {
     /// Mutual TLS instead of a shared secret. Default: none. Exactly one of `secret`,
     /// `secret_file` and `tls` must be set.
     pub tls: Option<TlsConfig>,
-}
-
-/// PEM files for mutual TLS between members. Each node's certificate carries its node id
-/// as a DNS subject alternative name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    /// CA certificate(s) that sign every member's certificate.
-    pub ca: PathBuf,
-    /// This node's certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// This node's private key.
-    pub key: PathBuf,
 }
 
 impl Default for RaftConfig {
@@ -213,6 +201,29 @@ impl RaftConfig {
         Ok(())
     }
 
+    /// The settings the shared peer node needs: transport (with the reconnect backoff
+    /// capped at `election_timeout_max`: a member that comes back must be reachable within
+    /// an election or two, not after the transport's default 2 s), state file, the
+    /// `try_campaign` window and half the lease budget.
+    pub(crate) fn peer_settings(&self) -> Result<PeerSettings> {
+        let me = self
+            .node_id
+            .clone()
+            .ok_or_else(|| Error::config("raft.node_id", "is required"))?;
+        Ok(PeerSettings {
+            me,
+            listen: self.listen,
+            peers: self.peers.clone(),
+            secret: self.secret.clone(),
+            secret_file: self.secret_file.clone(),
+            tls: self.tls.clone(),
+            data_dir: self.data_dir.clone(),
+            reconnect_max: self.election_timeout_max,
+            try_window: self.election_timeout_min * 2 + self.election_timeout_max * 3,
+            half_lease: self.lease_budget() / 2,
+        })
+    }
+
     /// The core's view of these settings.
     pub(crate) fn node_config(&self, seed: u64, incarnation: u64) -> Result<NodeConfig> {
         self.validate()?;
@@ -241,6 +252,14 @@ mod tests {
             secret: Some("0123456789abcdef".into()),
             ..RaftConfig::default()
         }
+    }
+
+    #[test]
+    fn the_transport_reconnect_backoff_is_capped_at_election_timeout_max() {
+        let c = valid();
+        c.validate().unwrap();
+        let t = c.peer_settings().unwrap().transport_config("raft").unwrap();
+        assert_eq!(t.reconnect_max, c.election_timeout_max);
     }
 
     #[test]

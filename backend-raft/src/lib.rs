@@ -88,6 +88,9 @@
 //! The transport's reconnect backoff is capped at `election_timeout_max`, so a member that
 //! comes back can vote within an election or two.
 //!
+//! The driver, node handle, state file and transport settings are shared with the Bully
+//! backend (crate `election-peer`).
+//!
 //! [`RaftConfig::validate`] refuses unsafe combinations, naming the rule: the lease
 //! (`election_timeout_min - clock_drift - kill_grace`) must cover two heartbeats, the
 //! random range must be at least one heartbeat wide, `clock_drift` at least 5 % of
@@ -129,13 +132,13 @@
 //! sim_replay`. `tests/paper.rs` checks the Raft rules one by one; `tests/tcp.rs` and
 //! `tests/conformance.rs` run real clusters over loopback TCP through fault proxies.
 
+mod adapter;
 mod codec;
 mod config;
 pub mod core;
-mod driver;
 mod node;
-mod persist;
 
 pub use codec::{DecodeError, WIRE_VERSION, decode, encode};
-pub use config::{RaftConfig, TlsConfig};
+pub use config::RaftConfig;
+pub use election_peer::TlsConfig;
 pub use node::{RaftNode, RaftStats};

@@ -1,0 +1,174 @@
+//! The Raft core as an [`ElectionCore`] for the shared peer driver, and its state-file
+//! format.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use election_core::{ElectionName, NodeId};
+use election_peer::{CoreEvent, ElectionCore, PersistedState, StateFormat};
+
+use crate::codec::{self, DecodeError};
+use crate::core::{Event, HardState, Message, Node};
+
+/// The backend kind, as in `Backend::kind`.
+pub(crate) const KIND: &str = "raft";
+
+impl PersistedState for HardState {
+    /// ```text
+    /// elector-raft-state v1
+    /// <election> <term> <vote node id or ->
+    /// ```
+    const FORMAT: StateFormat = StateFormat {
+        header: "elector-raft-state v1",
+        file: "raft-state",
+        setting: "raft.data_dir",
+        holds: "this node's terms and votes,",
+    };
+
+    fn to_parts(&self) -> (u64, Option<&NodeId>) {
+        (self.term, self.vote.as_ref())
+    }
+
+    fn from_parts(term: u64, vote: Option<NodeId>) -> Self {
+        HardState { term, vote }
+    }
+}
+
+impl From<Event> for CoreEvent {
+    fn from(ev: Event) -> CoreEvent {
+        match ev {
+            Event::LeaderChanged { election, leader } => {
+                CoreEvent::LeaderChanged { election, leader }
+            }
+            Event::Elected {
+                election,
+                term,
+                lease_until,
+            } => CoreEvent::Elected {
+                election,
+                epoch: term,
+                lease_until,
+            },
+            Event::LeaseExtended { until } => CoreEvent::AllLeasesExtended { until },
+            Event::Lost {
+                election,
+                term,
+                reason,
+            } => CoreEvent::Lost {
+                election,
+                epoch: term,
+                reason,
+            },
+        }
+    }
+}
+
+impl ElectionCore for Node {
+    type Message = Message;
+    type HardState = HardState;
+    type DecodeError = DecodeError;
+
+    const KIND: &'static str = KIND;
+    /// Messages go first, then events (persist, then send, then events).
+    const EVENTS_BEFORE_SEND: bool = false;
+
+    fn id(&self) -> &NodeId {
+        Node::id(self)
+    }
+
+    fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        Node::campaign(self, now, election)
+    }
+
+    fn withdraw(&mut self, now: Instant, election: &ElectionName) {
+        Node::withdraw(self, now, election);
+    }
+
+    fn resign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        Node::resign(self, now, election)
+    }
+
+    fn handle_message(&mut self, now: Instant, from: &NodeId, message: Message) -> bool {
+        Node::handle_message(self, now, from, message)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Node::handle_timeout(self, now);
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        Node::poll_timeout(self)
+    }
+
+    fn poll_transmit(&mut self) -> Option<(NodeId, Vec<Message>)> {
+        Node::poll_transmit(self).map(|t| (t.to, t.messages))
+    }
+
+    fn poll_event(&mut self) -> Option<CoreEvent> {
+        Node::poll_event(self).map(CoreEvent::from)
+    }
+
+    fn poll_persist(&mut self) -> Option<Vec<(ElectionName, HardState)>> {
+        Node::poll_persist(self)
+    }
+
+    fn encode(messages: &[Message], max_len: usize) -> Vec<Bytes> {
+        codec::encode(messages, max_len)
+    }
+
+    fn decode(payload: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        codec::decode(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use election_peer::StateFile;
+
+    use super::*;
+
+    #[test]
+    fn saved_terms_and_votes_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StateFile::<HardState>::open(dir.path()).unwrap();
+        let e = ElectionName::new("backup").unwrap();
+        let v = NodeId::new("n2").unwrap();
+        f.save(vec![(
+            e.clone(),
+            HardState {
+                term: 7,
+                vote: Some(v.clone()),
+            },
+        )])
+        .unwrap();
+        let again = StateFile::<HardState>::open(dir.path()).unwrap();
+        assert_eq!(
+            again.state()[&e],
+            HardState {
+                term: 7,
+                vote: Some(v)
+            }
+        );
+        let text = fs::read_to_string(dir.path().join("raft-state")).unwrap();
+        assert!(text.starts_with("elector-raft-state v1\n"), "{text}");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_not_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("raft-state"),
+            "elector-raft-state v1\nbackup seven -\n",
+        )
+        .unwrap();
+        let err = StateFile::<HardState>::open(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("corrupt") && err.contains("line 2") && err.contains("raft.data_dir"),
+            "{err}"
+        );
+    }
+}
