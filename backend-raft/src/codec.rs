@@ -20,6 +20,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use election_core::ElectionName;
+use election_peer::wire::{self, FrameError, Reader, put_entries, put_name};
 
 use crate::core::{Message, SetUpdate, Term};
 
@@ -53,51 +54,23 @@ pub enum DecodeError {
     Trailing(usize),
 }
 
+impl From<FrameError> for DecodeError {
+    fn from(e: FrameError) -> DecodeError {
+        match e {
+            FrameError::Version(v) => DecodeError::Version(v),
+            FrameError::Truncated => DecodeError::Truncated,
+            FrameError::Bool(b) => DecodeError::Bool(b),
+            FrameError::Name(n) => DecodeError::Name(n),
+            FrameError::Trailing(n) => DecodeError::Trailing(n),
+        }
+    }
+}
+
 /// Encodes `messages` into as few payloads as possible, each at most `max_len` bytes (a
 /// single message longer than that still gets its own payload, which the transport will
 /// refuse).
 pub fn encode(messages: &[Message], max_len: usize) -> Vec<Bytes> {
-    let mut out = Vec::new();
-    let mut buf = BytesMut::new();
-    let mut count: u32 = 0;
-    let mut one = BytesMut::new();
-    for m in messages {
-        one.clear();
-        encode_message(m, &mut one);
-        if count > 0 && buf.len() + one.len() > max_len {
-            out.push(finish(&mut buf, count));
-            count = 0;
-        }
-        if count == 0 {
-            buf.put_u8(WIRE_VERSION);
-            buf.put_u32(0);
-        }
-        buf.extend_from_slice(&one);
-        count += 1;
-    }
-    if count > 0 {
-        out.push(finish(&mut buf, count));
-    }
-    out
-}
-
-fn finish(buf: &mut BytesMut, count: u32) -> Bytes {
-    buf[1..5].copy_from_slice(&count.to_be_bytes());
-    buf.split().freeze()
-}
-
-fn put_name(buf: &mut BytesMut, name: &ElectionName) {
-    // Names are at most 128 bytes (MAX_ELECTION_NAME_LEN), so one length byte suffices.
-    buf.put_u8(name.as_str().len() as u8);
-    buf.put_slice(name.as_str().as_bytes());
-}
-
-fn put_entries(buf: &mut BytesMut, entries: &[(ElectionName, Term)]) {
-    buf.put_u32(entries.len() as u32);
-    for (name, term) in entries {
-        put_name(buf, name);
-        buf.put_u64(*term);
-    }
+    wire::encode_batch(messages, max_len, WIRE_VERSION, encode_message)
 }
 
 fn encode_message(m: &Message, buf: &mut BytesMut) {
@@ -179,133 +152,65 @@ fn per_election(buf: &mut BytesMut, tag: u8, name: &ElectionName, term: Term, fl
 
 /// Decodes one payload. Never panics, whatever the input.
 pub fn decode(payload: &[u8]) -> Result<Vec<Message>, DecodeError> {
-    let mut r = Reader { buf: payload };
-    let version = r.u8()?;
-    if version != WIRE_VERSION {
-        return Err(DecodeError::Version(version));
-    }
-    let count = r.u32()? as usize;
     // Every message takes at least 10 bytes: do not trust `count` for an allocation.
-    let mut out = Vec::with_capacity(count.min(r.buf.len() / 10 + 1));
-    for _ in 0..count {
-        out.push(r.message()?);
-    }
-    if !r.buf.is_empty() {
-        return Err(DecodeError::Trailing(r.buf.len()));
-    }
-    Ok(out)
+    wire::decode_batch(payload, WIRE_VERSION, 10, read_message)
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated);
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-
-    fn bool(&mut self) -> Result<bool, DecodeError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            b => Err(DecodeError::Bool(b)),
-        }
-    }
-
-    fn name(&mut self) -> Result<ElectionName, DecodeError> {
-        let len = self.u8()? as usize;
-        let bytes = self.take(len)?;
-        let s = std::str::from_utf8(bytes).map_err(|e| DecodeError::Name(e.to_string()))?;
-        ElectionName::new(s).map_err(|e| DecodeError::Name(e.to_string()))
-    }
-
-    fn entries(&mut self) -> Result<Vec<(ElectionName, Term)>, DecodeError> {
-        let n = self.u32()? as usize;
-        let mut out = Vec::with_capacity(n.min(self.buf.len() / 10 + 1));
-        for _ in 0..n {
-            out.push((self.name()?, self.u64()?));
-        }
-        Ok(out)
-    }
-
-    fn message(&mut self) -> Result<Message, DecodeError> {
-        let tag = self.u8()?;
-        Ok(match tag {
-            1 => Message::Heartbeat {
-                round: self.u64()?,
-                incarnation: self.u64()?,
-                version: self.u64()?,
-                update: match self.u8()? {
-                    0 => None,
-                    1 => Some(SetUpdate::Full(self.entries()?)),
-                    2 => Some(SetUpdate::Delta {
-                        base: self.u64()?,
-                        changes: self.entries()?,
-                    }),
-                    b => return Err(DecodeError::Update(b)),
-                },
+fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    let tag = r.u8()?;
+    Ok(match tag {
+        1 => Message::Heartbeat {
+            round: r.u64()?,
+            incarnation: r.u64()?,
+            version: r.u64()?,
+            update: match r.u8()? {
+                0 => None,
+                1 => Some(SetUpdate::Full(r.entries()?)),
+                2 => Some(SetUpdate::Delta {
+                    base: r.u64()?,
+                    changes: r.entries()?,
+                }),
+                b => return Err(DecodeError::Update(b)),
             },
-            2 => Message::HeartbeatAck {
-                round: self.u64()?,
-                incarnation: self.u64()?,
-                version: self.u64()?,
-                need_full: self.bool()?,
-                rejects: self.entries()?,
-            },
-            3 => Message::PreVote {
-                election: self.name()?,
-                term: self.u64()?,
-                force: self.bool()?,
-            },
-            4 => Message::PreVoteResp {
-                election: self.name()?,
-                term: self.u64()?,
-                granted: self.bool()?,
-            },
-            5 => Message::Vote {
-                election: self.name()?,
-                term: self.u64()?,
-                force: self.bool()?,
-            },
-            6 => Message::VoteResp {
-                election: self.name()?,
-                term: self.u64()?,
-                granted: self.bool()?,
-            },
-            7 => Message::TimeoutNow {
-                election: self.name()?,
-                term: self.u64()?,
-            },
-            8 => Message::Candidacy {
-                election: self.name()?,
-                term: self.u64()?,
-                campaigning: self.bool()?,
-            },
-            t => return Err(DecodeError::Tag(t)),
-        })
-    }
+        },
+        2 => Message::HeartbeatAck {
+            round: r.u64()?,
+            incarnation: r.u64()?,
+            version: r.u64()?,
+            need_full: r.bool()?,
+            rejects: r.entries()?,
+        },
+        3 => Message::PreVote {
+            election: r.name()?,
+            term: r.u64()?,
+            force: r.bool()?,
+        },
+        4 => Message::PreVoteResp {
+            election: r.name()?,
+            term: r.u64()?,
+            granted: r.bool()?,
+        },
+        5 => Message::Vote {
+            election: r.name()?,
+            term: r.u64()?,
+            force: r.bool()?,
+        },
+        6 => Message::VoteResp {
+            election: r.name()?,
+            term: r.u64()?,
+            granted: r.bool()?,
+        },
+        7 => Message::TimeoutNow {
+            election: r.name()?,
+            term: r.u64()?,
+        },
+        8 => Message::Candidacy {
+            election: r.name()?,
+            term: r.u64()?,
+            campaigning: r.bool()?,
+        },
+        t => return Err(DecodeError::Tag(t)),
+    })
 }
 
 #[cfg(test)]

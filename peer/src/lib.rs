@@ -50,12 +50,15 @@
 //! | `half_lease` | required | half the lease budget (batching of [`CoreEvent::AllLeasesExtended`]) |
 //!
 //! The backends fill these in from their own configuration, with their own defaults.
+//!
+//! The [`wire`] module holds the payload framing both backends' message encodings use.
 
 mod core;
 mod driver;
 mod node;
 mod persist;
 mod settings;
+pub mod wire;
 
 pub use crate::core::{CoreEvent, ElectionCore};
 pub use driver::EXTEND_EVERY_ROUND_UP_TO;
