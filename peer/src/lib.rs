@@ -52,12 +52,16 @@
 //! The backends fill these in from their own configuration, with their own defaults.
 //!
 //! The [`wire`] module holds the payload framing both backends' message encodings use.
+//! With the `test-support` feature, `test_support` holds a generic cluster over loopback
+//! TCP with fault proxies for the backends' tests.
 
 mod core;
 mod driver;
 mod node;
 mod persist;
 mod settings;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod wire;
 
 pub use crate::core::{CoreEvent, ElectionCore};

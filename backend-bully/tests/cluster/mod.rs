@@ -1,19 +1,48 @@
-//! A Bully cluster over real TCP on loopback, in one test process: every node its own
-//! `BullyNode` with its own data dir, and a `FaultProxy` on every ordered peer pair (node i
-//! dials node j through proxy (i, j)), so partitions can be symmetric or one-way.
+//! A Bully cluster over real TCP on loopback, in one test process: the shared
+//! `election_peer::test_support::Cluster` (every node its own `BullyNode` with its own data
+//! dir, and a `FaultProxy` on every ordered peer pair) configured for Bully.
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::time::Duration;
 
 use election_bully::{BullyConfig, BullyNode};
-use election_core::{Backend, Candidate, ElectionName, LeaderElector, NodeId};
-use election_tests::proxy::{Direction, Fault, FaultProxy};
-use tempfile::TempDir;
+use election_peer::test_support::{ClusterBackend, Member};
 
 pub const SECRET: &str = "bully-tests-shared-secret";
+
+/// The Bully backend, for the shared cluster.
+pub struct Bully;
+
+impl ClusterBackend for Bully {
+    type Node = BullyNode;
+    type Config = BullyConfig;
+
+    fn configure(m: Member) -> BullyConfig {
+        BullyConfig {
+            node_id: Some(m.id),
+            listen: m.listen,
+            peers: m.peers,
+            voters_only: m.voters_only,
+            data_dir: m.data_dir,
+            secret: Some(SECRET.into()),
+            ..BullyConfig::default()
+        }
+    }
+
+    async fn start(config: BullyConfig) -> election_core::Result<BullyNode> {
+        BullyNode::start(config).await
+    }
+
+    fn crash(node: BullyNode) {
+        node.crash();
+    }
+
+    async fn shutdown(node: BullyNode) {
+        node.shutdown().await;
+    }
+}
+
+pub type Cluster = election_peer::test_support::Cluster<Bully>;
 
 /// Timings for tests on a busy 2-core machine: the defaults' shape, slowed down so that a
 /// stalled scheduler does not depose leaders at random.
@@ -27,157 +56,3 @@ pub fn relaxed(c: &mut BullyConfig) {
 
 /// The crate's default timings.
 pub fn defaults(_: &mut BullyConfig) {}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub struct Cluster {
-    pub ids: Vec<NodeId>,
-    pub listen: Vec<SocketAddr>,
-    pub proxies: BTreeMap<(usize, usize), FaultProxy>,
-    pub nodes: Vec<Option<Arc<BullyNode>>>,
-    pub dirs: Vec<TempDir>,
-    timing: fn(&mut BullyConfig),
-    voters_only: Vec<usize>,
-}
-
-impl Cluster {
-    pub async fn start(n: usize, timing: fn(&mut BullyConfig)) -> Cluster {
-        Self::start_with(n, timing, &[]).await
-    }
-
-    pub async fn start_with(
-        n: usize,
-        timing: fn(&mut BullyConfig),
-        voters_only: &[usize],
-    ) -> Cluster {
-        let ids: Vec<NodeId> = (1..=n)
-            .map(|i| NodeId::new(format!("node-{i}")).unwrap())
-            .collect();
-        let listen: Vec<SocketAddr> = (0..n)
-            .map(|_| SocketAddr::from((Ipv4Addr::LOCALHOST, free_port())))
-            .collect();
-        let mut proxies = BTreeMap::new();
-        for i in 0..n {
-            for (j, &upstream) in listen.iter().enumerate() {
-                if i != j {
-                    proxies.insert((i, j), FaultProxy::start(upstream).await.unwrap());
-                }
-            }
-        }
-        let mut c = Cluster {
-            ids,
-            listen,
-            proxies,
-            nodes: (0..n).map(|_| None).collect(),
-            dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
-            timing,
-            voters_only: voters_only.to_vec(),
-        };
-        for i in 0..n {
-            c.restart(i).await;
-        }
-        c
-    }
-
-    pub fn n(&self) -> usize {
-        self.ids.len()
-    }
-
-    pub fn config(&self, i: usize) -> BullyConfig {
-        let mut c = BullyConfig {
-            node_id: Some(self.ids[i].clone()),
-            listen: self.listen[i],
-            peers: (0..self.n())
-                .map(|j| {
-                    let addr = if i == j {
-                        self.listen[j]
-                    } else {
-                        self.proxies[&(i, j)].addr()
-                    };
-                    (self.ids[j].clone(), addr.to_string())
-                })
-                .collect(),
-            voters_only: self
-                .voters_only
-                .iter()
-                .map(|&v| self.ids[v].clone())
-                .collect(),
-            data_dir: self.dirs[i].path().to_owned(),
-            secret: Some(SECRET.into()),
-            ..BullyConfig::default()
-        };
-        (self.timing)(&mut c);
-        c
-    }
-
-    /// Starts node `i` (again), from its data dir.
-    pub async fn restart(&mut self, i: usize) {
-        assert!(self.nodes[i].is_none(), "node {i} is running");
-        // After a crash the old listener closes asynchronously: retry while the port is
-        // still taken.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let node = loop {
-            match BullyNode::start(self.config(i)).await {
-                Ok(node) => break node,
-                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("node {i} did not start: {e}"),
-            }
-        };
-        self.nodes[i] = Some(Arc::new(node));
-    }
-
-    pub fn node(&self, i: usize) -> &Arc<BullyNode> {
-        self.nodes[i].as_ref().expect("node is running")
-    }
-
-    pub fn elector(&self, i: usize, e: &ElectionName) -> Arc<dyn LeaderElector> {
-        self.node(i)
-            .election(e, Candidate::new(self.ids[i].clone()))
-            .unwrap()
-    }
-
-    /// kill -9 analogue.
-    pub fn crash(&mut self, i: usize) {
-        let node = self.nodes[i].take().expect("running");
-        let node = Arc::try_unwrap(node).expect("no other handle on the node");
-        node.crash();
-    }
-
-    pub async fn shutdown(&mut self, i: usize) {
-        let node = self.nodes[i].take().expect("running");
-        let node = Arc::try_unwrap(node).expect("no other handle on the node");
-        node.shutdown().await;
-    }
-
-    /// Blackholes every link between `side` and the rest, both ways.
-    pub fn partition(&self, side: &[usize]) {
-        for (&(i, j), p) in &self.proxies {
-            if side.contains(&i) != side.contains(&j) {
-                p.set(Direction::Both, Fault::Blackhole);
-            }
-        }
-    }
-
-    pub fn isolate(&self, i: usize) {
-        self.partition(&[i]);
-    }
-
-    pub fn heal(&self) {
-        for p in self.proxies.values() {
-            p.set(Direction::Both, Fault::Pass);
-        }
-    }
-
-    /// Index of a node id.
-    pub fn index(&self, id: &NodeId) -> usize {
-        self.ids.iter().position(|x| x == id).unwrap()
-    }
-}

@@ -1,0 +1,221 @@
+//! Test support (feature `test-support`): a cluster of peer nodes over real TCP on
+//! loopback, in one test process. Every node has its own data dir, and a `FaultProxy` sits
+//! on every ordered peer pair (node i dials node j through proxy (i, j)), so partitions can
+//! be symmetric or one-way. A backend's tests describe how to configure, start and stop
+//! its node with a [`ClusterBackend`] impl on a local marker type and alias
+//! `Cluster<ThatType>`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use election_core::{Backend, Candidate, ElectionName, LeaderElector, NodeId};
+use election_tests::proxy::{Direction, Fault, FaultProxy};
+use tempfile::TempDir;
+
+/// What a [`ClusterBackend`] needs to configure one member.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// The member's id (`node-1`, `node-2`, ...).
+    pub id: NodeId,
+    /// The address it listens on.
+    pub listen: SocketAddr,
+    /// Every member's id and address (its own listen address, the others through their
+    /// proxies).
+    pub peers: BTreeMap<NodeId, String>,
+    /// Members that never campaign.
+    pub voters_only: BTreeSet<NodeId>,
+    /// Its data dir.
+    pub data_dir: PathBuf,
+}
+
+/// How one peer backend's nodes are configured, started and stopped.
+pub trait ClusterBackend: 'static {
+    /// The node handle (`RaftNode`, `BullyNode`).
+    type Node: Backend + Send + Sync + 'static;
+    /// Its configuration.
+    type Config;
+    /// The configuration of `member`, authenticated with a shared secret, before the
+    /// cluster's timing function is applied.
+    fn configure(member: Member) -> Self::Config;
+    /// Starts a node.
+    fn start(
+        config: Self::Config,
+    ) -> impl Future<Output = election_core::Result<Self::Node>> + Send;
+    /// Stops a node abruptly (kill -9 analogue).
+    fn crash(node: Self::Node);
+    /// Stops a node gracefully.
+    fn shutdown(node: Self::Node) -> impl Future<Output = ()> + Send;
+}
+
+/// A cluster of `n` nodes of backend `B`; see the module documentation.
+pub struct Cluster<B: ClusterBackend> {
+    /// Node ids, `node-1` first.
+    pub ids: Vec<NodeId>,
+    /// Each node's listen address.
+    pub listen: Vec<SocketAddr>,
+    /// The proxy node i dials node j through, at `(i, j)`.
+    pub proxies: BTreeMap<(usize, usize), FaultProxy>,
+    /// Running nodes (`None` once crashed or shut down).
+    pub nodes: Vec<Option<Arc<B::Node>>>,
+    /// Each node's data dir.
+    pub dirs: Vec<TempDir>,
+    timing: fn(&mut B::Config),
+    voters_only: Vec<usize>,
+}
+
+impl<B: ClusterBackend> Cluster<B> {
+    /// Starts `n` candidates, each configured by [`ClusterBackend::configure`] then
+    /// `timing`.
+    pub async fn start(n: usize, timing: fn(&mut B::Config)) -> Cluster<B> {
+        Self::start_with(n, timing, &[]).await
+    }
+
+    /// Starts `n` nodes; those at `voters_only` never campaign.
+    pub async fn start_with(
+        n: usize,
+        timing: fn(&mut B::Config),
+        voters_only: &[usize],
+    ) -> Cluster<B> {
+        let ids: Vec<NodeId> = (1..=n)
+            .map(|i| NodeId::new(format!("node-{i}")).unwrap())
+            .collect();
+        // Hold each node's port until the node starts, so that the proxies (port 0) cannot
+        // be given the same one.
+        let reserved: Vec<TcpListener> = (0..n)
+            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+            .collect();
+        let listen: Vec<SocketAddr> = reserved.iter().map(|l| l.local_addr().unwrap()).collect();
+        let mut proxies = BTreeMap::new();
+        for i in 0..n {
+            for (j, &upstream) in listen.iter().enumerate() {
+                if i != j {
+                    proxies.insert((i, j), FaultProxy::start(upstream).await.unwrap());
+                }
+            }
+        }
+        let mut c = Cluster {
+            ids,
+            listen,
+            proxies,
+            nodes: (0..n).map(|_| None).collect(),
+            dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
+            timing,
+            voters_only: voters_only.to_vec(),
+        };
+        for (i, port) in reserved.into_iter().enumerate() {
+            drop(port);
+            c.restart(i).await;
+        }
+        c
+    }
+
+    /// The number of nodes.
+    pub fn n(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Node `i`'s configuration.
+    pub fn config(&self, i: usize) -> B::Config {
+        let member = Member {
+            id: self.ids[i].clone(),
+            listen: self.listen[i],
+            peers: (0..self.n())
+                .map(|j| {
+                    let addr = if i == j {
+                        self.listen[j]
+                    } else {
+                        self.proxies[&(i, j)].addr()
+                    };
+                    (self.ids[j].clone(), addr.to_string())
+                })
+                .collect(),
+            voters_only: self
+                .voters_only
+                .iter()
+                .map(|&v| self.ids[v].clone())
+                .collect(),
+            data_dir: self.dirs[i].path().to_owned(),
+        };
+        let mut c = B::configure(member);
+        (self.timing)(&mut c);
+        c
+    }
+
+    /// Starts node `i` (again), from its data dir.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node {i} is running");
+        // After a crash the old listener closes asynchronously: retry while the port is
+        // still taken.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let node = loop {
+            match B::start(self.config(i)).await {
+                Ok(node) => break node,
+                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("node {i} did not start: {e}"),
+            }
+        };
+        self.nodes[i] = Some(Arc::new(node));
+    }
+
+    /// Node `i`, running.
+    pub fn node(&self, i: usize) -> &Arc<B::Node> {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// An elector for `e` on node `i`, campaigning as node `i`.
+    pub fn elector(&self, i: usize, e: &ElectionName) -> Arc<dyn LeaderElector> {
+        self.node(i)
+            .election(e, Candidate::new(self.ids[i].clone()))
+            .unwrap()
+    }
+
+    /// kill -9 analogue.
+    pub fn crash(&mut self, i: usize) {
+        let node = self.nodes[i].take().expect("running");
+        let node = Arc::try_unwrap(node)
+            .ok()
+            .expect("no other handle on the node");
+        B::crash(node);
+    }
+
+    /// Graceful stop of node `i`.
+    pub async fn shutdown(&mut self, i: usize) {
+        let node = self.nodes[i].take().expect("running");
+        let node = Arc::try_unwrap(node)
+            .ok()
+            .expect("no other handle on the node");
+        B::shutdown(node).await;
+    }
+
+    /// Blackholes every link between `side` and the rest, both ways.
+    pub fn partition(&self, side: &[usize]) {
+        for (&(i, j), p) in &self.proxies {
+            if side.contains(&i) != side.contains(&j) {
+                p.set(Direction::Both, Fault::Blackhole);
+            }
+        }
+    }
+
+    /// Blackholes every link of node `i`, both ways.
+    pub fn isolate(&self, i: usize) {
+        self.partition(&[i]);
+    }
+
+    /// Lets every link pass again.
+    pub fn heal(&self) {
+        for p in self.proxies.values() {
+            p.set(Direction::Both, Fault::Pass);
+        }
+    }
+
+    /// Index of a node id.
+    pub fn index(&self, id: &NodeId) -> usize {
+        self.ids.iter().position(|x| x == id).unwrap()
+    }
+}
