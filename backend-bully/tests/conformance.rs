@@ -5,58 +5,15 @@ mod cluster;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use cluster::{Cluster, relaxed};
-use election_core::{Backend, NodeId, Result};
-use election_tests::conformance::{Bounds, Harness, TestNode};
+use cluster::{Bully, Cluster, relaxed};
+use election_bully::BullyConfig;
+use election_peer::conformance::{ClusterHarness, ConformanceBackend};
+use election_tests::conformance::{Bounds, Harness};
 
-struct BullyHarness {
-    cluster: Arc<Cluster>,
-}
+impl ConformanceBackend for Bully {
+    const NAME: &'static str = "bully";
 
-struct Member {
-    cluster: Arc<Cluster>,
-    index: usize,
-}
-
-#[async_trait]
-impl TestNode for Member {
-    fn id(&self) -> NodeId {
-        self.cluster.ids[self.index].clone()
-    }
-
-    fn backend(&self) -> Arc<dyn Backend> {
-        self.cluster.node(self.index).clone()
-    }
-
-    async fn cut_off(&self) {
-        self.cluster.isolate(self.index);
-    }
-
-    async fn heal(&self) {
-        self.cluster.heal();
-    }
-}
-
-#[async_trait]
-impl Harness for BullyHarness {
-    fn name(&self) -> &str {
-        "bully"
-    }
-
-    fn max_nodes(&self) -> usize {
-        self.cluster.n()
-    }
-
-    async fn node(&self, index: usize) -> Result<Arc<dyn TestNode>> {
-        Ok(Arc::new(Member {
-            cluster: self.cluster.clone(),
-            index,
-        }))
-    }
-
-    fn bounds(&self) -> Bounds {
-        let c = self.cluster.config(0);
+    fn bounds(c: &BullyConfig) -> Bounds {
         Bounds {
             // The lease: the last majority-acknowledged round was sent before the cut.
             loss_within: c.lease_budget(),
@@ -69,9 +26,7 @@ impl Harness for BullyHarness {
 }
 
 async fn harness() -> Arc<dyn Harness> {
-    Arc::new(BullyHarness {
-        cluster: Arc::new(Cluster::start(3, relaxed).await),
-    })
+    Arc::new(ClusterHarness::new(Cluster::start(3, relaxed).await))
 }
 
 election_tests::conformance_suite!(harness);

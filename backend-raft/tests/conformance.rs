@@ -5,58 +5,15 @@ mod cluster;
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use cluster::{Cluster, relaxed};
-use election_core::{Backend, NodeId, Result};
-use election_tests::conformance::{Bounds, Harness, TestNode};
+use cluster::{Cluster, Raft, relaxed};
+use election_peer::conformance::{ClusterHarness, ConformanceBackend};
+use election_raft::RaftConfig;
+use election_tests::conformance::{Bounds, Harness};
 
-struct RaftHarness {
-    cluster: Arc<Cluster>,
-}
+impl ConformanceBackend for Raft {
+    const NAME: &'static str = "raft";
 
-struct Member {
-    cluster: Arc<Cluster>,
-    index: usize,
-}
-
-#[async_trait]
-impl TestNode for Member {
-    fn id(&self) -> NodeId {
-        self.cluster.ids[self.index].clone()
-    }
-
-    fn backend(&self) -> Arc<dyn Backend> {
-        self.cluster.node(self.index).clone()
-    }
-
-    async fn cut_off(&self) {
-        self.cluster.isolate(self.index);
-    }
-
-    async fn heal(&self) {
-        self.cluster.heal();
-    }
-}
-
-#[async_trait]
-impl Harness for RaftHarness {
-    fn name(&self) -> &str {
-        "raft"
-    }
-
-    fn max_nodes(&self) -> usize {
-        self.cluster.n()
-    }
-
-    async fn node(&self, index: usize) -> Result<Arc<dyn TestNode>> {
-        Ok(Arc::new(Member {
-            cluster: self.cluster.clone(),
-            index,
-        }))
-    }
-
-    fn bounds(&self) -> Bounds {
-        let c = self.cluster.config(0);
+    fn bounds(c: &RaftConfig) -> Bounds {
         Bounds {
             // The lease: the last quorum-acknowledged round was sent before the cut.
             loss_within: c.lease_budget(),
@@ -69,9 +26,7 @@ impl Harness for RaftHarness {
 }
 
 async fn harness() -> Arc<dyn Harness> {
-    Arc::new(RaftHarness {
-        cluster: Arc::new(Cluster::start(3, relaxed).await),
-    })
+    Arc::new(ClusterHarness::new(Cluster::start(3, relaxed).await))
 }
 
 election_tests::conformance_suite!(harness);

@@ -53,8 +53,11 @@
 //!
 //! The [`wire`] module holds the payload framing both backends' message encodings use.
 //! With the `test-support` feature, `test_support` holds a generic cluster over loopback
-//! TCP with fault proxies for the backends' tests.
+//! TCP with fault proxies for the backends' tests, and `conformance` the conformance
+//! suite's harness over it.
 
+#[cfg(feature = "test-support")]
+pub mod conformance;
 mod core;
 mod driver;
 mod node;
