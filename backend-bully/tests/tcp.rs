@@ -11,43 +11,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster::{Cluster, relaxed};
 use election_bully::core::Message;
-use election_core::{ElectionName, Epoch, ErrorKind, Leadership, LossReason};
+use election_core::{ElectionName, Epoch, ErrorKind, LossReason};
+use election_peer::test_support::next_grant;
 use election_transport::{Auth, Secret, Transport, TransportConfig};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 fn name(s: &str) -> ElectionName {
     ElectionName::new(s).unwrap()
-}
-
-/// Every node in `who` campaigns; each grant is reported as (node index, leadership, when).
-fn campaign_all(
-    c: &Cluster,
-    e: &ElectionName,
-    who: &[usize],
-) -> mpsc::UnboundedReceiver<(usize, Leadership, Instant)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for &i in who {
-        let elector = c.elector(i, e);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            if let Ok(l) = elector.campaign().await {
-                let _ = tx.send((i, l, Instant::now()));
-            }
-        });
-    }
-    rx
-}
-
-async fn next_grant(
-    rx: &mut mpsc::UnboundedReceiver<(usize, Leadership, Instant)>,
-    within: Duration,
-    what: &str,
-) -> (usize, Leadership, Instant) {
-    timeout(within, rx.recv())
-        .await
-        .unwrap_or_else(|_| panic!("no leader within {within:?}: {what}"))
-        .expect("campaign tasks ended")
 }
 
 /// Crash (kill -9) the leader of 3: the highest candidate led first; the next highest
@@ -57,7 +28,7 @@ async fn crash_of_the_leader_of_three_elects_the_next_highest_with_a_higher_epoc
     election_tests::init_tracing();
     let mut c = Cluster::start(3, relaxed).await;
     let e = name("failover");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     assert_eq!(old, 2, "the highest candidate wins the first election");
     c.crash(old);
@@ -83,7 +54,7 @@ async fn an_unauthenticated_victory_is_rejected_and_changes_no_leader() {
     election_tests::init_tracing();
     let c = Cluster::start(3, relaxed).await;
     let e = name("forged");
-    let mut grants = campaign_all(&c, &e, &[0]);
+    let mut grants = c.campaign_all(&e, &[0]);
     let (_, l, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     let before = c.node(0).stats().transport.auth_failures;
 
@@ -139,7 +110,7 @@ async fn a_victory_after_a_forged_handshake_is_refused_by_the_receiving_node() {
     election_tests::init_tracing();
     let c = Cluster::start(3, relaxed).await;
     let e = name("forged-raw");
-    let mut grants = campaign_all(&c, &e, &[0]);
+    let mut grants = c.campaign_all(&e, &[0]);
     let (_, l, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     let before = c.node(0).stats().transport.auth_failures;
 
@@ -210,7 +181,7 @@ async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
     election_tests::init_tracing();
     let c = Cluster::start(5, relaxed).await;
     let e = name("partition");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2, 3, 4]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2, 3, 4]);
     let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     let buddy = (old + 1) % 5;
     let budget = c.config(old).lease_budget();
@@ -266,9 +237,9 @@ async fn resign_hands_over_to_the_highest_waiting_candidate_at_once() {
     election_tests::init_tracing();
     let c = Cluster::start(3, relaxed).await;
     let e = name("resign");
-    let mut first = campaign_all(&c, &e, &[0]);
+    let mut first = c.campaign_all(&e, &[0]);
     let (_, lo, _) = next_grant(&mut first, Duration::from_secs(10), "first election").await;
-    let mut grants = campaign_all(&c, &e, &[1, 2]);
+    let mut grants = c.campaign_all(&e, &[1, 2]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let epoch = lo.epoch();
     let t0 = Instant::now();
@@ -291,7 +262,7 @@ async fn restart_from_the_data_dir_keeps_epochs_rising() {
     election_tests::init_tracing();
     let mut c = Cluster::start(3, relaxed).await;
     let e = name("restart");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (_, l1, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     let first = l1.epoch();
     drop(l1);
@@ -302,7 +273,7 @@ async fn restart_from_the_data_dir_keeps_epochs_rising() {
     for i in 0..3 {
         c.restart(i).await;
     }
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (_, l2, _) = next_grant(&mut grants, Duration::from_secs(10), "after restart").await;
     assert!(
         l2.epoch() > first,
@@ -321,7 +292,7 @@ async fn voters_only_acknowledge_but_never_campaign() {
     let err = c.elector(2, &e).campaign().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     c.crash(1);
-    let mut grants = campaign_all(&c, &e, &[0]);
+    let mut grants = c.campaign_all(&e, &[0]);
     let (i, _, _) = next_grant(&mut grants, Duration::from_secs(10), "with a voter").await;
     assert_eq!(i, 0);
 }

@@ -7,7 +7,8 @@ mod cluster;
 use std::time::Duration;
 
 use cluster::{Cluster, relaxed};
-use election_core::{ElectionName, ErrorKind, Leadership, LossReason};
+use election_core::{ElectionName, ErrorKind, LossReason};
+use election_peer::test_support::next_grant;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
@@ -15,41 +16,11 @@ fn name(s: &str) -> ElectionName {
     ElectionName::new(s).unwrap()
 }
 
-/// Every node in `who` campaigns; each grant is reported as (node index, leadership, when).
-fn campaign_all(
-    c: &Cluster,
-    e: &ElectionName,
-    who: &[usize],
-) -> mpsc::UnboundedReceiver<(usize, Leadership, Instant)> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    for &i in who {
-        let elector = c.elector(i, e);
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            if let Ok(l) = elector.campaign().await {
-                let _ = tx.send((i, l, Instant::now()));
-            }
-        });
-    }
-    rx
-}
-
-async fn next_grant(
-    rx: &mut mpsc::UnboundedReceiver<(usize, Leadership, Instant)>,
-    within: Duration,
-    what: &str,
-) -> (usize, Leadership, Instant) {
-    timeout(within, rx.recv())
-        .await
-        .unwrap_or_else(|_| panic!("no leader within {within:?}: {what}"))
-        .expect("campaign tasks ended")
-}
-
 async fn crash_failover(n: usize) {
     election_tests::init_tracing();
     let mut c = Cluster::start(n, relaxed).await;
     let e = name("failover");
-    let mut grants = campaign_all(&c, &e, &(0..n).collect::<Vec<_>>());
+    let mut grants = c.campaign_all(&e, &(0..n).collect::<Vec<_>>());
     let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     c.crash(old);
     let crashed_at = Instant::now();
@@ -89,7 +60,7 @@ async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
     election_tests::init_tracing();
     let c = Cluster::start(5, relaxed).await;
     let e = name("partition");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2, 3, 4]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2, 3, 4]);
     let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     let buddy = (old + 1) % 5;
     let budget = c.config(old).lease_budget();
@@ -149,7 +120,7 @@ async fn resign_transfers_leadership_within_a_round_trip() {
     election_tests::init_tracing();
     let c = Cluster::start(3, relaxed).await;
     let e = name("resign");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     // Give the followers' candidacies time to reach the leader.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -175,7 +146,7 @@ async fn restart_from_the_data_dir_keeps_terms() {
     election_tests::init_tracing();
     let mut c = Cluster::start(3, relaxed).await;
     let e = name("restart");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (_, l1, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     let first = l1.epoch();
     drop(l1);
@@ -186,7 +157,7 @@ async fn restart_from_the_data_dir_keeps_terms() {
     for i in 0..3 {
         c.restart(i).await;
     }
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (_, l2, _) = next_grant(&mut grants, Duration::from_secs(10), "after restart").await;
     assert!(
         l2.epoch() > first,
@@ -205,7 +176,7 @@ async fn voters_only_vote_but_never_campaign() {
     let err = c.elector(2, &e).campaign().await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
     c.crash(1);
-    let mut grants = campaign_all(&c, &e, &[0]);
+    let mut grants = c.campaign_all(&e, &[0]);
     let (i, _, _) = next_grant(
         &mut grants,
         Duration::from_secs(10),
@@ -262,7 +233,7 @@ async fn graceful_shutdown_hands_leadership_over() {
     election_tests::init_tracing();
     let mut c = Cluster::start(3, relaxed).await;
     let e = name("shutdown");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let min = c.config(old).election_timeout_min;
@@ -287,7 +258,7 @@ async fn a_leader_that_cannot_send_loses_before_the_others_elect() {
     election_tests::init_tracing();
     let c = Cluster::start(3, relaxed).await;
     let e = name("one-way");
-    let mut grants = campaign_all(&c, &e, &[0, 1, 2]);
+    let mut grants = c.campaign_all(&e, &[0, 1, 2]);
     let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
     for (&(i, _), p) in &c.proxies {
         if i == old {

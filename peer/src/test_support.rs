@@ -12,9 +12,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use election_core::{Backend, Candidate, ElectionName, LeaderElector, NodeId};
+use election_core::{Backend, Candidate, ElectionName, LeaderElector, Leadership, NodeId};
 use election_tests::proxy::{Direction, Fault, FaultProxy};
 use tempfile::TempDir;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Grants reported by [`Cluster::campaign_all`]: (node index, leadership, when).
+pub type Grants = mpsc::UnboundedReceiver<(usize, Leadership, Instant)>;
+
+/// The next grant from `rx`.
+///
+/// # Panics
+/// No grant within `within` (the message names `what`), or every campaign ended.
+pub async fn next_grant(
+    rx: &mut Grants,
+    within: Duration,
+    what: &str,
+) -> (usize, Leadership, Instant) {
+    tokio::time::timeout(within, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no leader within {within:?}: {what}"))
+        .expect("campaign tasks ended")
+}
 
 /// What a [`ClusterBackend`] needs to configure one member.
 #[derive(Clone, Debug)]
@@ -150,11 +170,11 @@ impl<B: ClusterBackend> Cluster<B> {
         assert!(self.nodes[i].is_none(), "node {i} is running");
         // After a crash the old listener closes asynchronously: retry while the port is
         // still taken.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let node = loop {
             match B::start(self.config(i)).await {
                 Ok(node) => break node,
-                Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                Err(e) if e.is_retryable() && Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => panic!("node {i} did not start: {e}"),
@@ -173,6 +193,22 @@ impl<B: ClusterBackend> Cluster<B> {
         self.node(i)
             .election(e, Candidate::new(self.ids[i].clone()))
             .unwrap()
+    }
+
+    /// Every node in `who` campaigns for `e`, each in its own task; each grant is reported
+    /// as (node index, leadership, when).
+    pub fn campaign_all(&self, e: &ElectionName, who: &[usize]) -> Grants {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for &i in who {
+            let elector = self.elector(i, e);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                if let Ok(l) = elector.campaign().await {
+                    let _ = tx.send((i, l, Instant::now()));
+                }
+            });
+        }
+        rx
     }
 
     /// kill -9 analogue.
