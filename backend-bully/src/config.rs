@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use election_core::{Error, NodeId, Result};
-use election_peer::{PeerSettings, TlsConfig};
+use election_peer::{PeerSettings, TlsConfig, check_auth, check_membership};
 use serde::{Deserialize, Serialize};
 
 use crate::core::NodeConfig;
@@ -124,38 +124,12 @@ impl BullyConfig {
                 Err(Error::config(format!("bully.{key}"), reason))
             }
         };
-        let Some(me) = &self.node_id else {
-            return Err(Error::config("bully.node_id", "is required"));
-        };
-        let members = self.members();
-        rule(
-            "peers",
-            members.len() <= 64,
-            format!("{} members; at most 64 are supported", members.len()),
+        check_membership(
+            "bully",
+            self.node_id.as_ref(),
+            &self.peers,
+            &self.voters_only,
         )?;
-        for v in &self.voters_only {
-            rule(
-                "voters_only",
-                members.contains(v),
-                format!("{v} is not a member (list it under peers)"),
-            )?;
-        }
-        rule(
-            "voters_only",
-            self.voters_only.len() < members.len(),
-            "every member is a voter only, so no one could ever lead".into(),
-        )?;
-        for (id, addr) in &self.peers {
-            if id == me {
-                continue;
-            }
-            rule(
-                &format!("peers.{id}"),
-                addr.rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok()),
-                format!("address {addr:?} is not host:port"),
-            )?;
-        }
         rule(
             "heartbeat",
             !self.heartbeat.is_zero(),
@@ -194,18 +168,12 @@ impl BullyConfig {
                 h(self.heartbeat)
             ),
         )?;
-        let auths = usize::from(self.secret.is_some())
-            + usize::from(self.secret_file.is_some())
-            + usize::from(self.tls.is_some());
-        rule(
-            "secret",
-            auths == 1,
-            format!(
-                "exactly one of bully.secret, bully.secret_file and bully.tls must be set \
-                 ({auths} are): peers must authenticate each other"
-            ),
-        )?;
-        Ok(())
+        check_auth(
+            "bully",
+            self.secret.is_some(),
+            self.secret_file.is_some(),
+            self.tls.is_some(),
+        )
     }
 
     /// The settings the shared peer node needs: transport (with the reconnect backoff

@@ -71,4 +71,4 @@ pub use crate::core::{CoreEvent, ElectionCore};
 pub use driver::EXTEND_EVERY_ROUND_UP_TO;
 pub use node::{PeerNode, PeerStats};
 pub use persist::{PersistedState, StateFile, StateFormat};
-pub use settings::{PeerSettings, TlsConfig};
+pub use settings::{PeerSettings, TlsConfig, check_auth, check_membership};
