@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sim, election};
+use common::{NewWith, Sim, election};
 use election_bully::core::Message;
 use election_core::LossReason;
 

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sim, election};
+use common::{NewWith, Sim, election};
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)

@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Sim, election};
+use common::{NewWith, Sim, election};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

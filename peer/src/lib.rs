@@ -54,7 +54,7 @@
 //! The [`wire`] module holds the payload framing both backends' message encodings use.
 //! With the `test-support` feature, `test_support` holds a generic cluster over loopback
 //! TCP with fault proxies for the backends' tests, and `conformance` the conformance
-//! suite's harness over it.
+//! suite's harness over it, and `sim` a simulated network for the sans-IO cores.
 
 #[cfg(feature = "test-support")]
 pub mod conformance;
@@ -63,6 +63,8 @@ mod driver;
 mod node;
 mod persist;
 mod settings;
+#[cfg(feature = "test-support")]
+pub mod sim;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod wire;

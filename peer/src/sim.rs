@@ -1,0 +1,695 @@
+//! Test support (feature `test-support`): a simulated network for a sans-IO
+//! [`ElectionCore`], in the style of etcd's `network` (raft_test.go) and quinn's `Pair`:
+//! virtual time jumps to the earliest timeout or delivery; seeded drops, delays (hence
+//! reordering), symmetric and one-way partitions, crashes and restarts from persisted
+//! state. The lease invariants are checked after every step; a [`SimBackend`] adds its
+//! own (persisted state, leaders per epoch) and its trace wording.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+use election_core::{ElectionName, LossReason, NodeId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::core::{CoreEvent, ElectionCore};
+
+/// Node `i`'s id in the simulator (`n1`, `n2`, ...).
+pub fn id(i: usize) -> NodeId {
+    NodeId::new(format!("n{}", i + 1)).unwrap()
+}
+
+/// Election `i`'s name (`e1`, `e2`, ...).
+pub fn election(i: usize) -> ElectionName {
+    ElectionName::new(format!("e{}", i + 1)).unwrap()
+}
+
+/// What the simulator needs to know about one backend's core.
+pub trait SimBackend: Sized + 'static {
+    /// The core.
+    type Node: ElectionCore<Message = Self::Message>;
+    /// Its message type.
+    type Message: Clone + Send;
+    /// Its configuration.
+    type Config: Clone;
+
+    /// The configuration of node `me` among `members` with the crate's default timings.
+    fn default_config(me: &NodeId, members: &BTreeSet<NodeId>, seed: u64) -> Self::Config;
+    /// Sets the voters-only members of `config`.
+    fn set_voters_only(config: &mut Self::Config, voters_only: BTreeSet<NodeId>);
+    /// The configuration a node restarts with: its incarnation and its seed change.
+    fn restarted(config: &mut Self::Config, incarnation: u64, seed_add: u64);
+    /// A node, from its persisted state.
+    fn new_node(
+        config: Self::Config,
+        now: Instant,
+        state: Vec<(ElectionName, <Self::Node as ElectionCore>::HardState)>,
+    ) -> Self::Node;
+    /// clock drift + kill grace: the gap required between two leases not ended by a resign.
+    fn margin(config: &Self::Config) -> Duration;
+    /// Whether leases must not overlap (`false` for classic Bully).
+    fn leases_exclusive(config: &Self::Config) -> bool {
+        let _ = config;
+        true
+    }
+    /// The node's lease deadline in `e`, if it leads.
+    fn lease_until(node: &Self::Node, e: &ElectionName) -> Option<Instant>;
+    /// The node's epoch (term) in `e`.
+    fn epoch(node: &Self::Node, e: &ElectionName) -> u64;
+    /// The leader the node knows in `e`.
+    fn leader(node: &Self::Node, e: &ElectionName) -> Option<(NodeId, u64)>;
+    /// One line of [`Sim::dump`] for a live node.
+    fn dump_line(node: &Self::Node, e: &ElectionName, i: usize, now: Instant) -> String;
+    /// Refuses a persisted change of node `n` that breaks a rule (persisted epochs never go
+    /// back, ...).
+    ///
+    /// # Errors
+    /// The rule broken, in words.
+    fn check_persist(
+        n: usize,
+        e: &ElectionName,
+        old: &<Self::Node as ElectionCore>::HardState,
+        new: &<Self::Node as ElectionCore>::HardState,
+    ) -> Result<(), String>;
+    /// One line for a message in the golden trace ([`Sim::trace`]), if any.
+    fn trace_message(m: &Self::Message) -> Option<String> {
+        let _ = m;
+        None
+    }
+    /// Logs an event of node `n` and checks the backend's own rules (one leader per
+    /// epoch, ...), before the simulator tracks the leases.
+    ///
+    /// # Errors
+    /// The rule broken, in words.
+    fn on_event(sim: &mut Sim<Self>, n: usize, ev: &CoreEvent) -> Result<(), String>;
+}
+
+/// One leadership as observed from the events, in simulated time since the start.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    /// The node.
+    pub node: usize,
+    /// The epoch (term).
+    pub term: u64,
+    /// Granted at.
+    pub start: Duration,
+    /// Guaranteed until (or ended at).
+    pub end: Duration,
+    /// Why it ended, once it did.
+    pub reason: Option<LossReason>,
+}
+
+struct InFlight<M> {
+    from: usize,
+    to: usize,
+    messages: Vec<M>,
+}
+
+/// The simulated cluster.
+pub struct Sim<B: SimBackend> {
+    /// The schedule's seed.
+    pub seed: u64,
+    /// The network's RNG.
+    pub rng: ChaCha8Rng,
+    t0: Instant,
+    /// Virtual time since the start.
+    pub now: Duration,
+    /// Each node's configuration.
+    pub configs: Vec<B::Config>,
+    /// Each live node.
+    pub nodes: Vec<Option<B::Node>>,
+    /// Each node's persisted state.
+    pub disk: Vec<BTreeMap<ElectionName, <B::Node as ElectionCore>::HardState>>,
+    restarts: Vec<u64>,
+    queue: BinaryHeap<Reverse<(Duration, u64)>>,
+    in_flight: HashMap<u64, InFlight<B::Message>>,
+    seq: u64,
+    /// Ordered pairs (from, to) whose messages are lost.
+    pub cut: BTreeSet<(usize, usize)>,
+    /// Probability that one batch is lost.
+    pub drop_rate: f64,
+    /// Delivery delay range.
+    pub delay: (Duration, Duration),
+    /// Observed leaderships per election.
+    pub leases: BTreeMap<ElectionName, Vec<Lease>>,
+    /// Who led each (election, epoch).
+    pub leaders: HashMap<(ElectionName, u64), usize>,
+    /// Campaign again after losing (a supervise loop).
+    pub recampaign: bool,
+    /// Every event, for golden traces and failure reports.
+    pub log: Vec<String>,
+    /// Whether to fill `log`, `sent` and `trace`.
+    pub keep_log: bool,
+    /// Every message sent (from, to, message), in order, when `keep_log` is set.
+    pub sent: Vec<(usize, usize, B::Message)>,
+    /// A deterministic trace for golden tests (virtual time, commands, the messages
+    /// [`SimBackend::trace_message`] describes, and what the backend adds), when
+    /// `keep_log` is set.
+    pub trace: Vec<String>,
+    /// Steps run.
+    pub steps: u64,
+}
+
+impl<B: SimBackend> Sim<B> {
+    /// `n` nodes with the default timings, `voters_only` of them never campaigning.
+    pub fn new(seed: u64, n: usize, voters_only: &[usize]) -> Sim<B> {
+        Self::new_configured(seed, n, voters_only, |_| {})
+    }
+
+    /// `n` nodes with the default timings changed by `adjust`.
+    pub fn new_configured(
+        seed: u64,
+        n: usize,
+        voters_only: &[usize],
+        adjust: impl Fn(&mut B::Config),
+    ) -> Sim<B> {
+        let members: BTreeSet<NodeId> = (0..n).map(id).collect();
+        let vo: BTreeSet<NodeId> = voters_only.iter().map(|&i| id(i)).collect();
+        let configs: Vec<B::Config> = (0..n)
+            .map(|i| {
+                let mut c = B::default_config(
+                    &id(i),
+                    &members,
+                    seed.wrapping_mul(31).wrapping_add(i as u64),
+                );
+                B::set_voters_only(&mut c, vo.clone());
+                adjust(&mut c);
+                c
+            })
+            .collect();
+        Self::with_configs(seed, configs)
+    }
+
+    /// One node per configuration.
+    pub fn with_configs(seed: u64, configs: Vec<B::Config>) -> Sim<B> {
+        let t0 = Instant::now();
+        let n = configs.len();
+        let nodes = configs
+            .iter()
+            .map(|c| Some(B::new_node(c.clone(), t0, Vec::new())))
+            .collect();
+        Sim {
+            seed,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            t0,
+            now: Duration::ZERO,
+            configs,
+            nodes,
+            disk: vec![BTreeMap::new(); n],
+            restarts: vec![0; n],
+            queue: BinaryHeap::new(),
+            in_flight: HashMap::new(),
+            seq: 0,
+            cut: BTreeSet::new(),
+            drop_rate: 0.0,
+            delay: (Duration::from_micros(100), Duration::from_micros(500)),
+            leases: BTreeMap::new(),
+            leaders: HashMap::new(),
+            recampaign: false,
+            log: Vec::new(),
+            keep_log: false,
+            sent: Vec::new(),
+            trace: Vec::new(),
+            steps: 0,
+        }
+    }
+
+    /// The number of nodes.
+    pub fn n(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The simulated time as an `Instant`.
+    pub fn instant(&self) -> Instant {
+        self.t0 + self.now
+    }
+
+    /// The start of simulated time.
+    pub fn t0(&self) -> Instant {
+        self.t0
+    }
+
+    /// Adds a line to the log (and, for commands, without `{`, to the trace).
+    pub fn note(&mut self, line: impl FnOnce() -> String) {
+        if self.keep_log {
+            let text = line();
+            if !text.contains('{') {
+                // Commands (campaign, crash, partition...), not Debug-printed events.
+                self.trace
+                    .push(format!("{:>6}ms {text}", self.now.as_millis()));
+            }
+            let l = format!("{:>8.1}ms {}", self.now.as_secs_f64() * 1000.0, text);
+            self.log.push(l);
+        }
+    }
+
+    // ------------------------------------------------------------ inputs
+
+    /// Node `n` campaigns in `e`.
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn campaign(&mut self, n: usize, e: &ElectionName) -> Result<(), String> {
+        let now = self.instant();
+        if let Some(node) = self.nodes[n].as_mut() {
+            node.campaign(now, e);
+            self.note(|| format!("n{} campaign {e}", n + 1));
+            self.flush(n)?;
+        }
+        Ok(())
+    }
+
+    /// Node `n` withdraws from `e`.
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn withdraw(&mut self, n: usize, e: &ElectionName) -> Result<(), String> {
+        let now = self.instant();
+        if let Some(node) = self.nodes[n].as_mut() {
+            node.withdraw(now, e);
+            self.note(|| format!("n{} withdraw {e}", n + 1));
+            self.flush(n)?;
+        }
+        Ok(())
+    }
+
+    /// Node `n` resigns `e`; whether it led.
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn resign(&mut self, n: usize, e: &ElectionName) -> Result<bool, String> {
+        let now = self.instant();
+        let Some(node) = self.nodes[n].as_mut() else {
+            return Ok(false);
+        };
+        let r = node.resign(now, e);
+        self.note(|| format!("n{} resign {e}", n + 1));
+        self.flush(n)?;
+        Ok(r)
+    }
+
+    /// kill -9: volatile state and in-flight messages to it are gone; the disk stays.
+    pub fn crash(&mut self, n: usize) {
+        if self.nodes[n].take().is_some() {
+            self.note(|| format!("n{} crash", n + 1));
+            // Its leases end at their deadline at the latest (nothing extends them).
+            for leases in self.leases.values_mut() {
+                for l in leases
+                    .iter_mut()
+                    .filter(|l| l.node == n && l.reason.is_none())
+                {
+                    l.reason = Some(LossReason::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// Starts node `n` again from its disk (a new incarnation and seed).
+    pub fn restart(&mut self, n: usize) {
+        if self.nodes[n].is_some() {
+            return;
+        }
+        self.restarts[n] += 1;
+        let mut cfg = self.configs[n].clone();
+        B::restarted(&mut cfg, 1 + self.restarts[n], self.restarts[n] * 7919);
+        let state: Vec<_> = self.disk[n]
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        self.nodes[n] = Some(B::new_node(cfg, self.instant(), state));
+        self.note(|| format!("n{} restart", n + 1));
+    }
+
+    /// Symmetric partition: `side` against everyone else.
+    pub fn partition(&mut self, side: &[usize]) {
+        for a in 0..self.n() {
+            for b in 0..self.n() {
+                if a != b && side.contains(&a) != side.contains(&b) {
+                    self.cut.insert((a, b));
+                }
+            }
+        }
+        self.note(|| format!("partition {side:?}"));
+    }
+
+    /// Cuts `n` off from everyone, both ways.
+    pub fn isolate(&mut self, n: usize) {
+        self.partition(&[n]);
+    }
+
+    /// Removes every cut.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+        self.note(|| "heal".to_string());
+    }
+
+    // ------------------------------------------------------------- stepping
+
+    fn next_timer(&mut self) -> Option<(Duration, usize)> {
+        let mut best: Option<(Duration, usize)> = None;
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            if let Some(t) = node.as_mut().and_then(|n| n.poll_timeout()) {
+                let d = t.saturating_duration_since(self.t0);
+                if best.is_none_or(|(b, _)| d < b) {
+                    best = Some((d, i));
+                }
+            }
+        }
+        best
+    }
+
+    /// Runs one step (a delivery or a timer) no later than `limit`. Returns false if
+    /// nothing was due by then (time then stands at `limit`).
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn step(&mut self, limit: Duration) -> Result<bool, String> {
+        let timer = self.next_timer();
+        let msg = self.queue.peek().map(|Reverse((t, s))| (*t, *s));
+        let (at, deliver) = match (msg, timer) {
+            (Some((tm, _)), Some((tt, _))) if tm <= tt => (tm, true),
+            (Some((tm, _)), None) => (tm, true),
+            (_, Some((tt, _))) => (tt, false),
+            (None, None) => {
+                self.now = self.now.max(limit);
+                return Ok(false);
+            }
+        };
+        if at > limit {
+            self.now = self.now.max(limit);
+            return Ok(false);
+        }
+        self.now = self.now.max(at);
+        self.steps += 1;
+        if deliver {
+            let Some(Reverse((_, seq))) = self.queue.pop() else {
+                return Ok(true);
+            };
+            let Some(f) = self.in_flight.remove(&seq) else {
+                return Ok(true);
+            };
+            if self.cut.contains(&(f.from, f.to)) {
+                return Ok(true);
+            }
+            let now = self.instant();
+            let from = id(f.from);
+            let Some(node) = self.nodes[f.to].as_mut() else {
+                return Ok(true);
+            };
+            for m in f.messages {
+                node.handle_message(now, &from, m);
+            }
+            self.flush(f.to)?;
+        } else if let Some((_, n)) = timer {
+            let now = self.instant();
+            if let Some(node) = self.nodes[n].as_mut() {
+                node.handle_timeout(now);
+            }
+            self.flush(n)?;
+        }
+        Ok(true)
+    }
+
+    /// Runs until `until` (virtual).
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn run_until(&mut self, until: Duration) -> Result<(), String> {
+        while self.step(until)? {}
+        Ok(())
+    }
+
+    /// Runs for `d` (virtual).
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), String> {
+        self.run_until(self.now + d)
+    }
+
+    /// Runs until `cond` holds, for at most `max`; whether it held.
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn run_until_cond(
+        &mut self,
+        max: Duration,
+        mut cond: impl FnMut(&Sim<B>) -> bool,
+    ) -> Result<bool, String> {
+        let until = self.now + max;
+        loop {
+            if cond(self) {
+                return Ok(true);
+            }
+            if !self.step(until)? {
+                return Ok(cond(self));
+            }
+        }
+    }
+
+    /// Drains node `n`'s outputs in the documented order, checking invariants.
+    fn flush(&mut self, n: usize) -> Result<(), String> {
+        let Some(node) = self.nodes[n].as_mut() else {
+            return Ok(());
+        };
+        // 1. Persist before sending.
+        let mut persisted = Vec::new();
+        while let Some(batch) = node.poll_persist() {
+            persisted.extend(batch);
+        }
+        let mut transmits = Vec::new();
+        while let Some(t) = node.poll_transmit() {
+            transmits.push(t);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = node.poll_event() {
+            events.push(e);
+        }
+        for (e, hs) in persisted {
+            if let Some(old) = self.disk[n].get(&e) {
+                B::check_persist(n, &e, old, &hs)?;
+            }
+            self.disk[n].insert(e, hs);
+        }
+        for (to, messages) in transmits {
+            let to = to.as_str()[1..].parse::<usize>().unwrap() - 1;
+            if self.keep_log {
+                for m in &messages {
+                    self.sent.push((n, to, m.clone()));
+                    if let Some(text) = B::trace_message(m) {
+                        let line = format!(
+                            "{:>6}ms n{} -> n{}: {text}",
+                            self.now.as_millis(),
+                            n + 1,
+                            to + 1
+                        );
+                        self.trace.push(line);
+                    }
+                }
+            }
+            if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
+                continue;
+            }
+            let (lo, hi) = self.delay;
+            let d = if hi > lo {
+                lo + Duration::from_nanos(self.rng.random_range(0..(hi - lo).as_nanos() as u64))
+            } else {
+                lo
+            };
+            self.seq += 1;
+            self.queue.push(Reverse((self.now + d, self.seq)));
+            self.in_flight.insert(
+                self.seq,
+                InFlight {
+                    from: n,
+                    to,
+                    messages,
+                },
+            );
+        }
+        for ev in events {
+            B::on_event(self, n, &ev)?;
+            self.track(n, ev)?;
+        }
+        Ok(())
+    }
+
+    /// Tracks the leases from node `n`'s event.
+    fn track(&mut self, n: usize, ev: CoreEvent) -> Result<(), String> {
+        match ev {
+            CoreEvent::LeaderChanged { .. } => {}
+            CoreEvent::Elected {
+                election,
+                epoch,
+                lease_until,
+            } => {
+                let end = lease_until.saturating_duration_since(self.t0);
+                if end <= self.now {
+                    return Err(format!("n{} granted {election} with a lapsed lease", n + 1));
+                }
+                self.leases
+                    .entry(election.clone())
+                    .or_default()
+                    .push(Lease {
+                        node: n,
+                        term: epoch,
+                        start: self.now,
+                        end,
+                        reason: None,
+                    });
+                self.check_leases(&election)?;
+            }
+            CoreEvent::LeaseExtended {
+                election,
+                epoch,
+                until,
+            } => {
+                let end = until.saturating_duration_since(self.t0);
+                let now = self.now;
+                if let Some(l) = self.leases.get_mut(&election).and_then(|ls| {
+                    ls.iter_mut()
+                        .find(|l| l.node == n && l.term == epoch && l.reason.is_none())
+                }) && end > l.end
+                {
+                    if l.end <= now {
+                        return Err(format!(
+                            "n{} extended its lapsed lease in {election} epoch {epoch}",
+                            n + 1
+                        ));
+                    }
+                    l.end = end;
+                    self.check_leases(&election)?;
+                }
+            }
+            CoreEvent::AllLeasesExtended { until } => {
+                let end = until.saturating_duration_since(self.t0);
+                let mut touched = Vec::new();
+                for (e, leases) in self.leases.iter_mut() {
+                    for l in leases
+                        .iter_mut()
+                        .filter(|l| l.node == n && l.reason.is_none())
+                    {
+                        if end > l.end {
+                            if l.end <= self.now {
+                                return Err(format!(
+                                    "n{} extended its lapsed lease in {e} term {}",
+                                    n + 1,
+                                    l.term
+                                ));
+                            }
+                            l.end = end;
+                            touched.push(e.clone());
+                        }
+                    }
+                }
+                for e in touched {
+                    self.check_leases(&e)?;
+                }
+            }
+            CoreEvent::Lost {
+                election,
+                epoch,
+                reason,
+            } => {
+                let now = self.now;
+                if let Some(l) = self.leases.get_mut(&election).and_then(|ls| {
+                    ls.iter_mut()
+                        .find(|l| l.node == n && l.term == epoch && l.reason.is_none())
+                }) {
+                    l.end = l.end.min(now);
+                    l.reason = Some(reason);
+                }
+                if self.recampaign
+                    && let Some(node) = self.nodes[n].as_mut()
+                {
+                    node.campaign(self.t0 + now, &election);
+                    // The campaign's own outputs go out with the next flush of this node.
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// No two leases of one election overlap in simulated time; except after a resign,
+    /// they are separated by at least the safety margin (clock drift + kill grace), so the
+    /// old leader's child is dead before the new leader's starts.
+    fn check_leases(&self, election: &ElectionName) -> Result<(), String> {
+        if !B::leases_exclusive(&self.configs[0]) {
+            return Ok(());
+        }
+        let Some(leases) = self.leases.get(election) else {
+            return Ok(());
+        };
+        let margin = B::margin(&self.configs[0]);
+        for (i, a) in leases.iter().enumerate() {
+            for b in &leases[i + 1..] {
+                let (first, second) = if a.start <= b.start { (a, b) } else { (b, a) };
+                let need = if first.reason == Some(LossReason::Resigned) {
+                    Duration::ZERO
+                } else {
+                    margin
+                };
+                if first.end + need > second.start {
+                    return Err(format!(
+                        "leases overlap in {election}: n{} epoch {} [{:?}, {:?}] ({:?}) and n{} epoch {} from {:?}; \
+                         required gap {:?}",
+                        first.node + 1,
+                        first.term,
+                        first.start,
+                        first.end,
+                        first.reason,
+                        second.node + 1,
+                        second.term,
+                        second.start,
+                        need
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The node holding a granted, unexpired lease in `e`, if any.
+    pub fn lease_holder(&self, e: &ElectionName) -> Option<usize> {
+        let now = self.instant();
+        (0..self.n()).find(|&i| {
+            self.nodes[i]
+                .as_ref()
+                .and_then(|n| B::lease_until(n, e))
+                .is_some_and(|t| t > now)
+        })
+    }
+
+    /// Each node's view of each election, for failure reports.
+    pub fn dump(&self, elections: &[ElectionName]) -> String {
+        let now = self.instant();
+        let mut out = String::new();
+        for e in elections {
+            for (i, n) in self.nodes.iter().enumerate() {
+                match n {
+                    None => out += &format!("{e} n{}: down\n", i + 1),
+                    Some(n) => out += &B::dump_line(n, e, i, now),
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether every election has a lease holder that every live node knows as leader.
+    pub fn settled(&self, elections: &[ElectionName]) -> bool {
+        elections.iter().all(|e| {
+            let Some(h) = self.lease_holder(e) else {
+                return false;
+            };
+            let Some(holder) = self.nodes[h].as_ref() else {
+                return false;
+            };
+            let term = B::epoch(holder, e);
+            self.nodes
+                .iter()
+                .flatten()
+                .all(|n| B::leader(n, e) == Some((id(h), term)))
+        })
+    }
+}
