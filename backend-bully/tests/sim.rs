@@ -57,73 +57,7 @@ fn chaos(
     elections: &[election_core::ElectionName],
     campaigners: &[usize],
 ) -> Result<(), String> {
-    let n = sim.n();
-    for e in elections {
-        for &c in campaigners {
-            sim.campaign(c, e)?;
-        }
-    }
-    let chaos_end = ms(2000);
-    while sim.now < chaos_end {
-        let next = sim.now + ms(rng.random_range(20..300));
-        sim.run_until(next)?;
-        let e = &elections[rng.random_range(0..elections.len())];
-        match rng.random_range(0..9) {
-            0 => {
-                let k = rng.random_range(1..=n / 2);
-                let mut side: Vec<usize> = (0..n).collect();
-                for i in (1..side.len()).rev() {
-                    side.swap(i, rng.random_range(0..=i));
-                }
-                side.truncate(k);
-                sim.partition(&side);
-            }
-            1 => {
-                let a = rng.random_range(0..n);
-                let b = (a + rng.random_range(1..n)) % n;
-                sim.cut.insert((a, b));
-            }
-            2 | 3 => sim.heal(),
-            4 => {
-                let c = rng.random_range(0..n);
-                sim.crash(c);
-            }
-            5 => {
-                let c = rng.random_range(0..n);
-                sim.restart(c);
-                for e in elections {
-                    if campaigners.contains(&c) {
-                        sim.campaign(c, e)?;
-                    }
-                }
-            }
-            6 => {
-                if let Some(h) = sim.lease_holder(e) {
-                    sim.resign(h, e)?;
-                }
-            }
-            7 => {
-                let c = campaigners[rng.random_range(0..campaigners.len())];
-                sim.withdraw(c, e)?;
-            }
-            _ => {
-                let c = campaigners[rng.random_range(0..campaigners.len())];
-                sim.campaign(c, e)?;
-            }
-        }
-    }
-    // Heal: every node up, no faults, every candidate campaigning.
-    sim.heal();
-    sim.drop_rate = 0.0;
-    sim.delay = (Duration::from_micros(100), ms(2));
-    for i in 0..n {
-        sim.restart(i);
-    }
-    for e in elections {
-        for &c in campaigners {
-            sim.campaign(c, e)?;
-        }
-    }
+    sim.chaos(rng, elections, campaigners)?;
     let cfg = sim.configs[0].clone();
     // Boot quiet period, in-flight loyalty, failed rounds and their back-off.
     let bound = cfg.failure_timeout * 12;

@@ -20,6 +20,10 @@ pub fn id(i: usize) -> NodeId {
     NodeId::new(format!("n{}", i + 1)).unwrap()
 }
 
+fn millis(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
 /// Election `i`'s name (`e1`, `e2`, ...).
 pub fn election(i: usize) -> ElectionName {
     ElectionName::new(format!("e{}", i + 1)).unwrap()
@@ -342,6 +346,90 @@ impl<B: SimBackend> Sim<B> {
     pub fn heal(&mut self) {
         self.cut.clear();
         self.note(|| "heal".to_string());
+    }
+
+    /// The chaos phase of a random schedule: every candidate campaigns in every election,
+    /// then for two (virtual) seconds, every 20-300 ms, one random fault or command
+    /// (partition, one-way cut, heal, crash, restart, resign, withdraw, campaign), drawn
+    /// from `rng`; then the network heals (no drops, short delays), every node is up and
+    /// every candidate campaigns again.
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn chaos(
+        &mut self,
+        rng: &mut ChaCha8Rng,
+        elections: &[ElectionName],
+        campaigners: &[usize],
+    ) -> Result<(), String> {
+        let n = self.n();
+        for e in elections {
+            for &c in campaigners {
+                self.campaign(c, e)?;
+            }
+        }
+        let chaos_end = millis(2000);
+        while self.now < chaos_end {
+            let next = self.now + millis(rng.random_range(20..300));
+            self.run_until(next)?;
+            let e = &elections[rng.random_range(0..elections.len())];
+            match rng.random_range(0..9) {
+                0 => {
+                    let k = rng.random_range(1..=n / 2);
+                    let mut side: Vec<usize> = (0..n).collect();
+                    for i in (1..side.len()).rev() {
+                        side.swap(i, rng.random_range(0..=i));
+                    }
+                    side.truncate(k);
+                    self.partition(&side);
+                }
+                1 => {
+                    let a = rng.random_range(0..n);
+                    let b = (a + rng.random_range(1..n)) % n;
+                    self.cut.insert((a, b));
+                }
+                2 | 3 => self.heal(),
+                4 => {
+                    let c = rng.random_range(0..n);
+                    self.crash(c);
+                }
+                5 => {
+                    let c = rng.random_range(0..n);
+                    self.restart(c);
+                    for e in elections {
+                        if campaigners.contains(&c) {
+                            self.campaign(c, e)?;
+                        }
+                    }
+                }
+                6 => {
+                    if let Some(h) = self.lease_holder(e) {
+                        self.resign(h, e)?;
+                    }
+                }
+                7 => {
+                    let c = campaigners[rng.random_range(0..campaigners.len())];
+                    self.withdraw(c, e)?;
+                }
+                _ => {
+                    let c = campaigners[rng.random_range(0..campaigners.len())];
+                    self.campaign(c, e)?;
+                }
+            }
+        }
+        // Heal: every node up, no faults, every candidate campaigning.
+        self.heal();
+        self.drop_rate = 0.0;
+        self.delay = (Duration::from_micros(100), millis(2));
+        for i in 0..n {
+            self.restart(i);
+        }
+        for e in elections {
+            for &c in campaigners {
+                self.campaign(c, e)?;
+            }
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------- stepping
