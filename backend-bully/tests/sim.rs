@@ -16,7 +16,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{NewWith, Sim, election};
+use common::{Bully, NewWith, Sim, election};
+use election_peer::sim::Schedules;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -113,33 +114,15 @@ fn chaos(
     Ok(())
 }
 
-fn replay_command(seed: u64) -> String {
-    format!("BULLY_SEED={seed} cargo test -p election-bully --test sim sim_replay -- --nocapture")
-}
+const SCHEDULES: Schedules<Bully> = Schedules {
+    prefix: "BULLY",
+    package: "election-bully",
+    default_total: 6_000,
+    run: run_schedule,
+};
 
 fn run_range(part: u64, parts: u64) {
-    let total: u64 = std::env::var("BULLY_SIM_SCHEDULES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6_000);
-    let base: u64 = std::env::var("BULLY_SIM_BASE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut steps = 0;
-    let mut count = 0;
-    for k in (part..total).step_by(parts as usize) {
-        let seed = base + k;
-        match run_schedule(seed, false) {
-            Ok(sim) => steps += sim.steps,
-            Err((_, why)) => panic!(
-                "schedule with seed {seed} failed: {why}\nreplay: {}",
-                replay_command(seed)
-            ),
-        }
-        count += 1;
-    }
-    eprintln!("part {part}: {count} schedules, {steps} steps, all invariants held");
+    SCHEDULES.run_range(part, parts);
 }
 
 #[test]
@@ -165,28 +148,5 @@ fn sim_schedules_part_3() {
 /// Replays one schedule with a trace: `BULLY_SEED=<seed>` (default 1).
 #[test]
 fn sim_replay() {
-    let seed = std::env::var("BULLY_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    match run_schedule(seed, true) {
-        Ok(sim) => {
-            if std::env::var("BULLY_SEED").is_ok() {
-                for l in &sim.log {
-                    eprintln!("{l}");
-                }
-            }
-            eprintln!("seed {seed}: ok, {} steps", sim.steps);
-        }
-        Err((sim, why)) => {
-            let skip = sim.log.len().saturating_sub(400);
-            for l in &sim.log[skip..] {
-                eprintln!("{l}");
-            }
-            panic!(
-                "seed {seed} failed: {why}\nreplay: {}",
-                replay_command(seed)
-            );
-        }
-    }
+    SCHEDULES.replay();
 }

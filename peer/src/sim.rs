@@ -781,3 +781,88 @@ impl<B: SimBackend> Sim<B> {
         })
     }
 }
+
+/// One random schedule of a backend: `Ok` with the finished simulation, or `Err` with it
+/// and the violated invariant. Its argument is the seed and whether to keep a log.
+pub type Schedule<B> = fn(u64, bool) -> Result<Sim<B>, (Sim<B>, String)>;
+
+/// How a backend's random schedules are run and replayed, with environment variables
+/// `<PREFIX>_SIM_SCHEDULES` (how many), `<PREFIX>_SIM_BASE` (first seed) and
+/// `<PREFIX>_SEED` (the seed to replay).
+pub struct Schedules<B: SimBackend> {
+    /// The environment variables' prefix (`"RAFT"`).
+    pub prefix: &'static str,
+    /// The package, for the replay command (`"election-raft"`).
+    pub package: &'static str,
+    /// How many schedules a normal run checks.
+    pub default_total: u64,
+    /// One schedule.
+    pub run: Schedule<B>,
+}
+
+impl<B: SimBackend> Schedules<B> {
+    fn env_u64(&self, name: &str) -> Option<u64> {
+        std::env::var(format!("{}_{name}", self.prefix))
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// The command that replays `seed` with a trace.
+    pub fn replay_command(&self, seed: u64) -> String {
+        format!(
+            "{}_SEED={seed} cargo test -p {} --test sim sim_replay -- --nocapture",
+            self.prefix, self.package
+        )
+    }
+
+    /// Runs schedule `k` for every `k` in `part..total` stepping by `parts`.
+    ///
+    /// # Panics
+    /// A schedule failed: the message names its seed and the replay command.
+    pub fn run_range(&self, part: u64, parts: u64) {
+        let total = self.env_u64("SIM_SCHEDULES").unwrap_or(self.default_total);
+        let base = self.env_u64("SIM_BASE").unwrap_or(0);
+        let mut steps = 0;
+        let mut count = 0;
+        for k in (part..total).step_by(parts as usize) {
+            let seed = base + k;
+            match (self.run)(seed, false) {
+                Ok(sim) => steps += sim.steps,
+                Err((_, why)) => panic!(
+                    "schedule with seed {seed} failed: {why}\nreplay: {}",
+                    self.replay_command(seed)
+                ),
+            }
+            count += 1;
+        }
+        eprintln!("part {part}: {count} schedules, {steps} steps, all invariants held");
+    }
+
+    /// Replays one schedule with a trace: `<PREFIX>_SEED=<seed>` (default 1).
+    ///
+    /// # Panics
+    /// The schedule failed; the end of its log is printed first.
+    pub fn replay(&self) {
+        let seed = self.env_u64("SEED").unwrap_or(1);
+        match (self.run)(seed, true) {
+            Ok(sim) => {
+                if std::env::var(format!("{}_SEED", self.prefix)).is_ok() {
+                    for l in &sim.log {
+                        eprintln!("{l}");
+                    }
+                }
+                eprintln!("seed {seed}: ok, {} steps", sim.steps);
+            }
+            Err((sim, why)) => {
+                let skip = sim.log.len().saturating_sub(400);
+                for l in &sim.log[skip..] {
+                    eprintln!("{l}");
+                }
+                panic!(
+                    "seed {seed} failed: {why}\nreplay: {}",
+                    self.replay_command(seed)
+                );
+            }
+        }
+    }
+}
