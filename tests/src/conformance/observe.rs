@@ -71,7 +71,11 @@ pub async fn observe_reports_every_change(h: &dyn Harness) {
     );
     ctx.wait_leader(&watcher, Some((&b.id, lb.epoch()))).await;
 
-    // A second observer, opened now, starts with the current leader.
+    // A second observer, opened now, starts with the current leader as its node knows it.
+    // Peer backends (Raft, Bully) learn of a new leader from its messages, so node `a` may
+    // lag the watcher by a heartbeat: wait until its `leader()` agrees, then the observer
+    // must start with exactly that.
+    ctx.wait_leader(&a, Some((&b.id, lb.epoch()))).await;
     let mut late = Changes::new(a.elector.observe());
     let got = late.next(&ctx, within).await;
     expect(
