@@ -1,13 +1,15 @@
-//! A leader cut off from the backend: it learns in time, and nobody else leads before it
-//! has.
+//! A leader cut off from the backend: it learns in time, nobody else leads before it has,
+//! and a fence refuses its late writes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use election_core::{Epoch, ErrorKind, Fence};
 use tokio::time::Instant;
 
 use super::Harness;
-use super::support::{Ctx, SLACK, campaign_retrying};
+use super::support::{Ctx, Member, SLACK, campaign_retrying};
+use crate::history::History;
 
 /// A leader cut off from the backend sees `lost()` resolve within `bounds.loss_within`
 /// (plus slack for a busy machine), and `is_held()` is false from then on.
@@ -113,4 +115,108 @@ pub async fn takeover_only_after_the_cut_off_holder_lost(h: &dyn Harness) {
     drop(la);
     ctx.wait_leader(&a, Some((&b.id, lb.epoch()))).await;
     ctx.ok("resign", lb.resign().await);
+}
+
+/// A leader that is paused (cut off, keeping its stale [`Leadership`](election_core::Leadership)
+/// and never looking at `lost()`) is fenced off: a waiting candidate is elected within
+/// `bounds.takeover_within` (plus slack) at a higher epoch and writes through a shared
+/// [`Fence`], after which the paused leader's late write with its old epoch is refused
+/// with [`ErrorKind::StaleEpoch`]; the recorded history has no violation, and the old
+/// leadership's `is_held()` is false by then.
+pub async fn a_paused_leader_is_fenced_off(h: &dyn Harness) {
+    let ctx = Ctx::new(h, "a_paused_leader_is_fenced_off");
+    let name = ctx.election("fence");
+    let a = ctx.elector(0, &name).await;
+    let b = ctx.elector(1, &name).await;
+    let fence = Fence::new();
+    let history = History::new();
+    let write = |m: &Member, epoch: Epoch| {
+        let admitted = fence.admit(epoch);
+        history.fenced_write(&m.id, epoch, admitted.is_ok());
+        admitted
+    };
+
+    let old = ctx.campaign(&a, ctx.liveness()).await;
+    history.granted(&a.id, old.epoch());
+    ctx.ok(
+        &format!("node {}'s first write at epoch {}", a.id, old.epoch()),
+        write(&a, old.epoch()),
+    );
+
+    // Node 0 is paused, as far as the backend can tell: nothing it sends arrives, and it
+    // does not look at lost() before its next write.
+    history.pause_injected();
+    a.node.cut_off().await;
+    let limit = ctx.bounds.takeover_within + SLACK;
+    let new = match tokio::time::timeout(limit, campaign_retrying(&b)).await {
+        Ok(Ok(l)) => ctx.check_grant(&b, l),
+        Ok(Err(e)) => {
+            a.node.heal().await;
+            ctx.fail(format!("the waiting candidate's campaign failed: {e}"))
+        }
+        Err(_) => {
+            a.node.heal().await;
+            ctx.fail(format!(
+                "no other candidate was elected within takeover_within {:?} + slack \
+                 {SLACK:?} after the leader was paused",
+                ctx.bounds.takeover_within
+            ))
+        }
+    };
+    history.granted(&b.id, new.epoch());
+    if new.epoch() <= old.epoch() {
+        a.node.heal().await;
+        ctx.fail(format!(
+            "node {} was elected at epoch {}, not above the paused leader's {}",
+            b.id,
+            new.epoch(),
+            old.epoch()
+        ));
+    }
+    ctx.ok(
+        &format!("the new leader {}'s write at epoch {}", b.id, new.epoch()),
+        write(&b, new.epoch()),
+    );
+
+    // Node 0 wakes up and, before looking at lost(), writes with the epoch it still has.
+    match write(&a, old.epoch()) {
+        Ok(()) => {
+            a.node.heal().await;
+            ctx.fail(format!(
+                "the paused leader {}'s late write at its old epoch {} was admitted after \
+                 node {} wrote at epoch {}",
+                a.id,
+                old.epoch(),
+                b.id,
+                new.epoch()
+            ))
+        }
+        Err(e) if e.kind() == ErrorKind::StaleEpoch => {}
+        Err(e) => {
+            a.node.heal().await;
+            ctx.fail(format!(
+                "the paused leader's late write was refused, but not as a stale epoch: {e}"
+            ))
+        }
+    }
+    if let Err(violations) = history.check() {
+        a.node.heal().await;
+        ctx.fail(format!("history violations: {violations:?}\n{history}"));
+    }
+    if old.is_held() {
+        a.node.heal().await;
+        ctx.fail(format!(
+            "the paused leader {}'s leadership at epoch {} still reports is_held() after \
+             node {} was elected at epoch {}",
+            a.id,
+            old.epoch(),
+            b.id,
+            new.epoch()
+        ));
+    }
+
+    a.node.heal().await;
+    drop(old);
+    ctx.wait_leader(&a, Some((&b.id, new.epoch()))).await;
+    ctx.ok("resign", new.resign().await);
 }

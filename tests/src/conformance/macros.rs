@@ -24,6 +24,7 @@ macro_rules! conformance_suite {
             resign_hands_over_without_waiting_for_ttl,
             lost_fires_in_time_when_cut_off,
             takeover_only_after_the_cut_off_holder_lost,
+            a_paused_leader_is_fenced_off,
             observe_reports_every_change,
             dropping_a_campaign_withdraws_the_candidacy,
             dropping_a_leadership_releases_it,

@@ -21,7 +21,10 @@ pub use basic::{
     alone_is_elected, elections_are_independent, invalid_election_names_are_refused,
     second_candidate_waits,
 };
-pub use faults::{lost_fires_in_time_when_cut_off, takeover_only_after_the_cut_off_holder_lost};
+pub use faults::{
+    a_paused_leader_is_fenced_off, lost_fires_in_time_when_cut_off,
+    takeover_only_after_the_cut_off_holder_lost,
+};
 pub use handoff::{
     dropping_a_campaign_withdraws_the_candidacy, dropping_a_leadership_releases_it,
     epochs_rise_across_handoffs, resign_hands_over_without_waiting_for_ttl,
