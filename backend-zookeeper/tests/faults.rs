@@ -1,11 +1,12 @@
 //! Faults between a node and ZooKeeper (a blackholing proxy) and of ZooKeeper itself (a
-//! restart): the deadline rule, fencing of a stale leader, epochs across restarts.
+//! restart): the deadline rule, epochs across restarts. Fencing of a stale leader is the
+//! conformance suite's `a_paused_leader_is_fenced_off`.
 
 mod support;
 
 use std::time::Duration;
 
-use election_core::{ErrorKind, Fence, LossReason};
+use election_core::{ErrorKind, LossReason};
 use election_tests::history::History;
 use election_tests::launch::Data;
 use election_tests::proxy::{Direction, Fault};
@@ -80,43 +81,6 @@ async fn a_blackholed_leader_loses_by_its_deadline_before_the_waiter_is_elected(
     a.proxy.set(Direction::Both, Fault::Pass);
     history.resigned(&b.id, b_leadership.epoch());
     b_leadership.resign().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_leader_past_its_session_is_refused_by_the_fence() {
-    let server = shared_zookeeper();
-    let t = timing();
-    let a = ProxiedNode::start(server.addr(), "node-a", t).await;
-    let b = ProxiedNode::start(server.addr(), "node-b", t).await;
-    let election = unique("fence1");
-    let fence = Fence::new();
-    let history = History::new();
-    let write = |node: &election_core::NodeId, epoch| {
-        let r = fence.admit(epoch);
-        history.fenced_write(node, epoch, r.is_ok());
-        r
-    };
-    let old = a.elector(&election).campaign().await.unwrap();
-    history.granted(&a.id, old.epoch());
-    write(&a.id, old.epoch()).unwrap();
-    // A is paused (as far as ZooKeeper can tell): nothing it sends arrives, and it does not
-    // look at lost() either.
-    history.pause_injected();
-    a.proxy.set(Direction::Both, Fault::Blackhole);
-    let new = within(SOON, "B's election", b.elector(&election).campaign())
-        .await
-        .unwrap();
-    history.granted(&b.id, new.epoch());
-    write(&b.id, new.epoch()).unwrap();
-    // A wakes up and writes with the epoch it still holds.
-    let stale = write(&a.id, old.epoch()).unwrap_err();
-    assert_eq!(stale.kind(), ErrorKind::StaleEpoch, "{stale}");
-    if let Err(violations) = history.check() {
-        panic!("history violations: {violations:?}\n{history}");
-    }
-    assert!(!old.is_held(), "its own deadline has passed too");
-    a.proxy.set(Direction::Both, Fault::Pass);
-    new.resign().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
