@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cluster::{Cluster, relaxed};
 use election_bully::core::Message;
-use election_core::{ElectionName, Epoch, ErrorKind, LossReason};
-use election_peer::test_support::next_grant;
+use election_core::{ElectionName, Epoch, ErrorKind};
+use election_peer::test_support::{minority_leader_loses_before_the_majority_elects, next_grant};
 use election_transport::{Auth, Secret, Transport, TransportConfig};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -180,54 +180,13 @@ async fn a_victory_after_a_forged_handshake_is_refused_by_the_receiving_node() {
 async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
     election_tests::init_tracing();
     let c = Cluster::start(5, relaxed).await;
-    let e = name("partition");
-    let mut grants = c.campaign_all(&e, &[0, 1, 2, 3, 4]);
-    let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
-    let buddy = (old + 1) % 5;
-    let budget = c.config(old).lease_budget();
-
-    let cut_at = Instant::now();
-    c.partition(&[old, buddy]);
-    let reason = timeout(budget + Duration::from_secs(1), lo.lost())
-        .await
-        .expect("the minority leader's lost() did not fire within its lease (+1 s slack)");
-    let lost_at = Instant::now();
-    // The lease deadline passing (Expired) and the core's step-down (QuorumLost) fall on
-    // the same instant; either may be reported first.
-    assert!(
-        matches!(reason, LossReason::QuorumLost | LossReason::Expired),
-        "{reason:?}"
-    );
-    assert!(
-        lost_at - cut_at <= budget + Duration::from_millis(500),
-        "lost() took {:?}, more than the lease budget {budget:?} (+ slack)",
-        lost_at - cut_at
-    );
-    let (new, ln, granted_at) = next_grant(
-        &mut grants,
-        Duration::from_secs(10),
-        "majority after the partition",
+    minority_leader_loses_before_the_majority_elects(
+        &c,
+        &name("partition"),
+        |cfg| cfg.lease_budget(),
+        |cfg| cfg.failure_timeout * 4,
     )
     .await;
-    assert!(
-        ![old, buddy].contains(&new),
-        "node {new} of the minority was elected"
-    );
-    assert!(
-        lost_at <= granted_at,
-        "the majority elected node {new} before the old leader's lost() fired"
-    );
-    assert!(ln.epoch() > lo.epoch());
-    let quiet = c.config(old).failure_timeout * 4;
-    if let Ok(Some((i, l, _))) = timeout(quiet, grants.recv()).await {
-        panic!(
-            "node {i} was elected at epoch {} during the partition",
-            l.epoch()
-        );
-    }
-    assert!(ln.is_held(), "the majority leader lost its lease");
-    drop(lo);
-    c.heal();
 }
 
 /// Resign sends ABDICATE: the highest waiting candidate is elected well within one failure

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cluster::{Cluster, relaxed};
 use election_core::{ElectionName, ErrorKind, LossReason};
-use election_peer::test_support::next_grant;
+use election_peer::test_support::{minority_leader_loses_before_the_majority_elects, next_grant};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
@@ -59,58 +59,13 @@ async fn crash_of_the_leader_of_five_elects_another_with_a_higher_epoch() {
 async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
     election_tests::init_tracing();
     let c = Cluster::start(5, relaxed).await;
-    let e = name("partition");
-    let mut grants = c.campaign_all(&e, &[0, 1, 2, 3, 4]);
-    let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
-    let buddy = (old + 1) % 5;
-    let budget = c.config(old).lease_budget();
-
-    let cut_at = Instant::now();
-    c.partition(&[old, buddy]);
-    let reason = timeout(budget + Duration::from_secs(1), lo.lost())
-        .await
-        .expect("the minority leader's lost() did not fire within its lease (+1 s slack)");
-    let lost_at = Instant::now();
-    // The lease deadline passing (Expired) and the core's check-quorum step-down
-    // (QuorumLost) fall on the same instant; either may be reported first.
-    assert!(
-        matches!(reason, LossReason::QuorumLost | LossReason::Expired),
-        "{reason:?}"
-    );
-    assert!(
-        lost_at - cut_at <= budget + Duration::from_millis(500),
-        "lost() took {:?}, more than the lease budget {budget:?} (+ slack)",
-        lost_at - cut_at
-    );
-    let (new, ln, granted_at) = next_grant(
-        &mut grants,
-        Duration::from_secs(10),
-        "majority after the partition",
+    minority_leader_loses_before_the_majority_elects(
+        &c,
+        &name("partition"),
+        |cfg| cfg.lease_budget(),
+        |cfg| cfg.election_timeout_max * 4,
     )
     .await;
-    assert!(
-        ![old, buddy].contains(&new),
-        "node {new} of the minority was elected"
-    );
-    assert!(
-        lost_at <= granted_at,
-        "the majority elected node {new} before the old leader's lost() fired"
-    );
-    assert!(ln.epoch() > lo.epoch());
-    // The minority stays without a leader for several election timeouts.
-    let quiet = c.config(old).election_timeout_max * 4;
-    if let Ok(Some((i, l, _))) = timeout(quiet, grants.recv()).await {
-        panic!(
-            "node {i} was elected at epoch {} during the partition",
-            l.epoch()
-        );
-    }
-    assert!(
-        ln.is_held(),
-        "the majority leader lost its lease during the partition"
-    );
-    drop(lo);
-    c.heal();
 }
 
 /// §3.10: resign hands leadership to a campaigning follower at once (TimeoutNow), far

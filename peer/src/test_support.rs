@@ -255,3 +255,71 @@ impl<B: ClusterBackend> Cluster<B> {
         self.ids.iter().position(|x| x == id).unwrap()
     }
 }
+
+/// Partitions a 5-node cluster 2 | 3 with the leader in the minority and checks the lease
+/// rule over real TCP: the minority leader's `lost()` fires within its lease budget and
+/// before the majority elects anyone; the majority elects a higher epoch; the minority
+/// elects no one for `quiet`. `lease_budget` and `quiet` read the backend's settings.
+///
+/// # Panics
+/// On any violation, naming it.
+pub async fn minority_leader_loses_before_the_majority_elects<B: ClusterBackend>(
+    c: &Cluster<B>,
+    e: &ElectionName,
+    lease_budget: fn(&B::Config) -> Duration,
+    quiet: fn(&B::Config) -> Duration,
+) {
+    let mut grants = c.campaign_all(e, &[0, 1, 2, 3, 4]);
+    let (old, lo, _) = next_grant(&mut grants, Duration::from_secs(10), "first election").await;
+    let buddy = (old + 1) % 5;
+    let budget = lease_budget(&c.config(old));
+
+    let cut_at = Instant::now();
+    c.partition(&[old, buddy]);
+    let reason = tokio::time::timeout(budget + Duration::from_secs(1), lo.lost())
+        .await
+        .expect("the minority leader's lost() did not fire within its lease (+1 s slack)");
+    let lost_at = Instant::now();
+    // The lease deadline passing (Expired) and the core's step-down (QuorumLost) fall on
+    // the same instant; either may be reported first.
+    assert!(
+        matches!(
+            reason,
+            election_core::LossReason::QuorumLost | election_core::LossReason::Expired
+        ),
+        "{reason:?}"
+    );
+    assert!(
+        lost_at - cut_at <= budget + Duration::from_millis(500),
+        "lost() took {:?}, more than the lease budget {budget:?} (+ slack)",
+        lost_at - cut_at
+    );
+    let (new, ln, granted_at) = next_grant(
+        &mut grants,
+        Duration::from_secs(10),
+        "majority after the partition",
+    )
+    .await;
+    assert!(
+        ![old, buddy].contains(&new),
+        "node {new} of the minority was elected"
+    );
+    assert!(
+        lost_at <= granted_at,
+        "the majority elected node {new} before the old leader's lost() fired"
+    );
+    assert!(ln.epoch() > lo.epoch());
+    // The minority stays without a leader.
+    if let Ok(Some((i, l, _))) = tokio::time::timeout(quiet(&c.config(old)), grants.recv()).await {
+        panic!(
+            "node {i} was elected at epoch {} during the partition",
+            l.epoch()
+        );
+    }
+    assert!(
+        ln.is_held(),
+        "the majority leader lost its lease during the partition"
+    );
+    drop(lo);
+    c.heal();
+}
