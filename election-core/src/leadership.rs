@@ -71,6 +71,18 @@ impl Hold {
 }
 
 /// How a backend resigns a leadership it granted.
+///
+/// # The handover rule
+///
+/// This is the *only* way a backend may let the next candidate in early. A leadership that
+/// ends by expiry, revocation or any other loss the holder did not choose is never released
+/// by the backend's own machinery (no release script, lease revoke, znode delete, transfer
+/// or abdication when the deadline passes): the lease runs out on the server, or the
+/// followers' promises expire, and the margin between the holder's deadline and that moment
+/// is the holder's kill grace. A stalled server, network or process that wakes up inside
+/// that window must therefore find nothing queued that would hand the election over. Only
+/// the holder's [`Leadership::resign`] (or drop), made once its work has stopped, reaches
+/// this trait.
 #[async_trait]
 pub trait LeadershipControl: Send + Sync + 'static {
     /// Gives the leadership up now so that the next candidate can take over at once;
@@ -220,12 +232,33 @@ impl LossWatch {
     pub fn deadline(&self) -> Instant {
         self.rx.borrow().deadline
     }
+
+    /// Waits until the deadline moves or the leadership ends, whichever comes first, and
+    /// returns the deadline then. Returns at once if something changed since the last call
+    /// (on this clone); pends forever once every keeper is gone and nothing can change.
+    /// Cancel-safe. For forwarding each new deadline to another process, such as the
+    /// guard that kills a child at its deadline by itself.
+    pub async fn changed(&mut self) -> Instant {
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        self.rx.borrow_and_update().deadline
+    }
 }
 
 /// Proof of leading one election, with its fencing [`Epoch`].
 ///
 /// Hold it while doing guarded work and select on [`lost`](Self::lost). Dropping it resigns
 /// best-effort; [`resign`](Self::resign) hands over and waits for the backend to confirm.
+///
+/// # Resign or drop only after your work has stopped
+///
+/// Resigning (or dropping) lets the next candidate in at once, so do it only once the work
+/// done under this leadership has stopped, also after [`lost`](Self::lost) fired: until you
+/// drop it, a leadership that was lost by expiry or revocation still keeps the backend from
+/// handing the election over before its lease runs out (the handover rule, see
+/// [`LeadershipControl`]). `elector run` drops it only once the child's whole process group
+/// is gone.
 #[derive(Debug)]
 #[must_use = "dropping a Leadership resigns it"]
 pub struct Leadership {

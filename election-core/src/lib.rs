@@ -41,6 +41,13 @@
 //! - **Handoff is immediate.** [`Leadership::resign`] releases at once and the next
 //!   candidate is elected without waiting for a TTL; dropping a `Leadership` resigns
 //!   best-effort; dropping a `campaign` future withdraws the candidacy.
+//! - **A loss is never handed over early (the handover rule).** When a leadership ends by
+//!   expiry or any loss the holder did not choose, the backend does not release it by
+//!   itself: the lease runs out on the server (or the followers' promises expire) no
+//!   earlier than the deadline plus the kill grace, even if the server, the network or the
+//!   backend's own task stalls and wakes up in between. Only the holder's resign or drop
+//!   releases early, so resign or drop a lost `Leadership` only once its work has stopped
+//!   (`elector run` waits for the child's process group to be gone).
 //!
 //! # What it does not guarantee
 //!

@@ -24,7 +24,11 @@ const KIND: &str = "memory";
 /// A connection can be [cut off](MemoryBackend::cut_off) from its server and
 /// [healed](MemoryBackend::heal), as a network partition would: while cut off every call
 /// fails with [`Error::Unavailable`] and renewals stop, so its leaderships lapse at their
-/// deadline while the server keeps the lease until its TTL ends.
+/// deadline while the server keeps the lease until its TTL ends. The server itself can be
+/// [stalled](MemoryServer::stall): requests then wait instead of failing.
+///
+/// A lapsed or revoked leadership is not released by the renewal loop (the handover rule
+/// of [`LeadershipControl`]): the lease runs out on the server unless the holder resigns.
 #[derive(Clone, Debug)]
 pub struct MemoryBackend {
     server: MemoryServer,
@@ -57,6 +61,11 @@ impl MemoryBackend {
     /// Restores this connection.
     pub fn heal(&self) {
         self.link.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether this connection is [cut off](Self::cut_off).
+    pub fn is_cut_off(&self) -> bool {
+        !self.link.load(Ordering::SeqCst)
     }
 
     fn check_link(&self, election: &ElectionName) -> Result<()> {
@@ -126,6 +135,7 @@ impl MemoryElector {
 impl LeaderElector for MemoryElector {
     async fn campaign(&self) -> Result<Leadership> {
         loop {
+            self.conn.server.unstalled().await;
             match self.try_grant()? {
                 Ok(leadership) => return Ok(leadership),
                 Err(busy) => busy.wait().await,
@@ -134,11 +144,13 @@ impl LeaderElector for MemoryElector {
     }
 
     async fn try_campaign(&self) -> Result<Option<Leadership>> {
+        self.conn.server.unstalled().await;
         Ok(self.try_grant()?.ok())
     }
 
     async fn leader(&self) -> Result<Option<LeaderInfo>> {
         self.conn.check_link(&self.name)?;
+        self.conn.server.unstalled().await;
         Ok(self.conn.server.leader(&self.name))
     }
 
@@ -163,13 +175,15 @@ impl LeadershipControl for MemoryControl {
     async fn resign(&self) -> Result<()> {
         self.stop.notify_one();
         self.conn.check_link(&self.name)?;
+        self.conn.server.unstalled().await;
         self.conn.server.release(&self.name, self.token);
         Ok(())
     }
 }
 
 /// The holder's renewal loop: renew every `renew_interval`, retry every `retry_interval`
-/// after a failure, stop when leadership ends.
+/// after a failure, stop when leadership ends. It never releases: a lapsed or revoked lease
+/// runs out on the server unless the holder resigns (the handover rule).
 async fn renew(control: Arc<MemoryControl>, keeper: LeaseKeeper, timing: LeaseTiming) {
     let watch = keeper.watch();
     let mut wait = timing.renew_interval;
@@ -177,29 +191,28 @@ async fn renew(control: Arc<MemoryControl>, keeper: LeaseKeeper, timing: LeaseTi
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = control.stop.notified() => return,
-            _ = watch.lost() => {
-                // Lapsed or revoked: let the next candidate in now if we still can.
-                if control.conn.check_link(&control.name).is_ok() {
-                    control.conn.server.release(&control.name, control.token);
-                }
-                return;
-            }
+            _ = watch.lost() => return,
         }
         let started = Instant::now();
         if control.conn.check_link(&control.name).is_err() {
             wait = timing.retry_interval;
             continue;
         }
-        if !control
-            .conn
-            .server
-            .renew(&control.name, control.token, started)
-        {
+        let renewing = async {
+            control.conn.server.unstalled().await;
+            control.conn.server.renew(&control.name, control.token)
+        };
+        let renewed = tokio::select! {
+            renewed = renewing => renewed,
+            _ = watch.lost() => return,
+        };
+        if !renewed {
             keeper.end(LossReason::Revoked);
             return;
         }
         if !keeper.extend_to(timing.deadline_after(started)) {
-            control.conn.server.release(&control.name, control.token);
+            // The deadline passed while the renewal waited: never revive a lapsed lease,
+            // and leave the server's lease to run out.
             return;
         }
         wait = timing.renew_interval;

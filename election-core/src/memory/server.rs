@@ -26,6 +26,8 @@ struct Inner {
     timing: LeaseTiming,
     next_token: AtomicU64,
     elections: Mutex<HashMap<ElectionName, Slot>>,
+    /// `true` while the server is stalled: requests wait, time runs on.
+    stalled: watch::Sender<bool>,
 }
 
 #[derive(Debug)]
@@ -97,6 +99,7 @@ impl MemoryServer {
                 timing,
                 next_token: AtomicU64::new(1),
                 elections: Mutex::new(HashMap::new()),
+                stalled: watch::channel(false).0,
             }),
         })
     }
@@ -109,6 +112,26 @@ impl MemoryServer {
     /// The lease timing.
     pub fn timing(&self) -> &LeaseTiming {
         &self.inner.timing
+    }
+
+    /// Stalls the server, as a SIGSTOP would: every request (acquire, renew, release,
+    /// leader) waits until [`resume`](Self::resume), and is then carried out in the order
+    /// it came; leases keep running out meanwhile. For tests of what a server that wakes up
+    /// finds queued.
+    pub fn stall(&self) {
+        self.inner.stalled.send_replace(true);
+    }
+
+    /// Ends a [`stall`](Self::stall).
+    pub fn resume(&self) {
+        self.inner.stalled.send_replace(false);
+    }
+
+    /// Resolves once the server is not stalled.
+    pub(super) async fn unstalled(&self) {
+        let mut rx = self.inner.stalled.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = rx.wait_for(|stalled| !stalled).await;
     }
 
     /// A display address, `memory://N`.
@@ -158,12 +181,14 @@ impl MemoryServer {
         })
     }
 
-    /// Extends the lease of `token`; `false` if it no longer holds.
-    pub(super) fn renew(&self, name: &ElectionName, token: u64, started: Instant) -> bool {
+    /// Extends the lease of `token` to a TTL from now (the server's time of handling,
+    /// which is never before the holder started the renewal); `false` if it no longer
+    /// holds.
+    pub(super) fn renew(&self, name: &ElectionName, token: u64) -> bool {
         let ttl = self.inner.timing.ttl;
         self.slot(name, |slot| match &mut slot.holder {
             Some(h) if h.token == token => {
-                h.expires_at = started + ttl;
+                h.expires_at = Instant::now() + ttl;
                 true
             }
             _ => false,
