@@ -97,6 +97,10 @@ impl ElectionCore for Node {
         Node::resign(self, now, election)
     }
 
+    fn expire(&mut self, now: Instant, election: &ElectionName) -> bool {
+        Node::expire(self, now, election)
+    }
+
     fn handle_message(&mut self, now: Instant, from: &NodeId, message: Message) -> bool {
         Node::handle_message(self, now, from, message)
     }

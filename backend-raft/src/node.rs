@@ -89,6 +89,13 @@ impl RaftNode {
         self.node.shutdown().await;
     }
 
+    /// Fault injection: stalls the node's driver as if the process were stopped, until the
+    /// returned [`Stall`](election_peer::Stall) is dropped (messages queue meanwhile;
+    /// leaderships' `lost()` still fire at their deadlines).
+    pub fn stall(&self) -> election_peer::Stall {
+        self.node.stall()
+    }
+
     /// Stops abruptly, as `kill -9` would: no resign, no further message. Leaderships
     /// this node held are not ended; they lapse at their lease deadline, as the other
     /// nodes assume. The state file is left as it was.

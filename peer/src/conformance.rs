@@ -2,7 +2,7 @@
 //! [`Cluster`]: each test node is a cluster member; cutting a node off blackholes every
 //! proxy to and from it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use election_core::{Backend, NodeId, Result};
@@ -35,6 +35,7 @@ impl<B: ConformanceBackend> ClusterHarness<B> {
 struct Member<B: ClusterBackend> {
     cluster: Arc<Cluster<B>>,
     index: usize,
+    stalled: Mutex<Option<crate::Stall>>,
 }
 
 #[async_trait]
@@ -54,6 +55,18 @@ impl<B: ClusterBackend> TestNode for Member<B> {
     async fn heal(&self) {
         self.cluster.heal();
     }
+
+    async fn stall(&self) {
+        let stall = B::stall(self.cluster.node(self.index));
+        *self.stalled.lock().unwrap_or_else(|p| p.into_inner()) = Some(stall);
+    }
+
+    async fn resume(&self) {
+        self.stalled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
 }
 
 #[async_trait]
@@ -70,6 +83,7 @@ impl<B: ConformanceBackend> Harness for ClusterHarness<B> {
         Ok(Arc::new(Member {
             cluster: self.cluster.clone(),
             index,
+            stalled: Mutex::new(None),
         }))
     }
 

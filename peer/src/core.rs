@@ -33,8 +33,15 @@ pub trait ElectionCore: Send + 'static {
     fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool;
     /// Stops campaigning in `election` (the last local campaign was dropped).
     fn withdraw(&mut self, now: Instant, election: &ElectionName);
-    /// Resigns the leadership of `election`; `false` if this node did not lead it.
+    /// Resigns the leadership of `election`, handing it over at once; `false` if this node
+    /// did not lead it. Called only on the holder's own resign (or drop).
     fn resign(&mut self, now: Instant, election: &ElectionName) -> bool;
+    /// The local leadership of `election` lapsed (its deadline passed before the driver
+    /// could extend it, e.g. because the driver was stalled) while the core still leads:
+    /// step down *without* handing over, so that the followers' promises expire on their own
+    /// and the old holder's kill grace is kept (the handover rule). `false` if this node
+    /// did not lead it.
+    fn expire(&mut self, now: Instant, election: &ElectionName) -> bool;
     /// Handles one message from `from`; `false` if it was refused.
     fn handle_message(&mut self, now: Instant, from: &NodeId, message: Self::Message) -> bool;
     /// Handles the deadline returned by [`poll_timeout`](Self::poll_timeout).

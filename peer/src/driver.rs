@@ -37,6 +37,9 @@ pub(crate) enum Command {
     },
     /// Hand every leadership over and stop.
     Shutdown { reply: oneshot::Sender<()> },
+    /// Stop handling anything (messages, timers, commands) until `resume` fires or is
+    /// dropped, as if the process were stopped: the tests' stalled driver.
+    Stall { resume: oneshot::Receiver<()> },
 }
 
 /// Most messages (or commands) handled between two flushes.
@@ -108,6 +111,9 @@ impl<C: ElectionCore> Driver<C> {
                         let _ = reply.send(());
                         return;
                     }
+                    Some(Command::Stall { resume }) => {
+                        let _ = resume.await;
+                    }
                     Some(cmd) => {
                         self.on_command(cmd);
                         // Campaigns for thousands of elections arrive together: one flush.
@@ -117,6 +123,11 @@ impl<C: ElectionCore> Driver<C> {
                                     self.shutdown().await;
                                     let _ = reply.send(());
                                     return;
+                                }
+                                Ok(Command::Stall { resume }) => {
+                                    self.flush();
+                                    let _ = resume.await;
+                                    break;
                                 }
                                 Ok(cmd) => self.on_command(cmd),
                                 Err(_) => break,
@@ -211,6 +222,9 @@ impl<C: ElectionCore> Driver<C> {
                 // Handled in `run`; never reaches here. Answer anyway rather than panic.
                 let _ = reply.send(());
             }
+            Command::Stall { .. } => {
+                // Handled in `run`; never reaches here.
+            }
         }
     }
 
@@ -219,6 +233,18 @@ impl<C: ElectionCore> Driver<C> {
     /// node campaigning. The core does not let it win the election straight back.
     fn resign(&mut self, now: std::time::Instant, election: &ElectionName) {
         self.core.resign(now, election);
+        if self.waiters.contains_key(election) {
+            self.core.campaign(now, election);
+        }
+    }
+
+    /// A leadership whose deadline passed before the core extended it (this task was
+    /// late: a stalled or starved process): the holder has seen it end, but its work may
+    /// still be in its kill grace, so the core steps down without handing over (the
+    /// handover rule) and the followers' promises expire on their own.
+    fn expire(&mut self, now: std::time::Instant, election: &ElectionName) {
+        tracing::warn!(backend = C::KIND, %election, "the leadership's deadline passed before it could be extended; stepping down without handing over");
+        self.core.expire(now, election);
         if self.waiters.contains_key(election) {
             self.core.campaign(now, election);
         }
@@ -320,9 +346,9 @@ impl<C: ElectionCore> Driver<C> {
                     .get(&election)
                     .is_some_and(|(t, k)| *t == epoch && !k.extend_to(Instant::from_std(until)));
                 if lapsed {
-                    // The holder already saw it end (deadline passed or resigned): hand over.
+                    // The holder already saw it end (deadline passed): step down quietly.
                     self.keepers.remove(&election);
-                    self.resign(std::time::Instant::now(), &election);
+                    self.expire(std::time::Instant::now(), &election);
                 }
             }
             CoreEvent::AllLeasesExtended { until } => self.extend_all(Instant::from_std(until)),
@@ -360,11 +386,11 @@ impl<C: ElectionCore> Driver<C> {
                 lapsed.push(e.clone());
             }
         }
-        // The holder already saw these end (deadline passed or resigned): hand over.
+        // The holder already saw these end (deadline passed): step down quietly.
         let now = std::time::Instant::now();
         for e in lapsed {
             self.keepers.remove(&e);
-            self.resign(now, &e);
+            self.expire(now, &e);
         }
     }
 

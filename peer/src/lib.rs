@@ -18,8 +18,13 @@
 //! - **Persist before send.** The core's state changes are fsynced before any message of
 //!   the same step leaves; if the write fails, those messages are dropped.
 //! - **Lease ends are local first.** A leadership's `lost()` fires when the core reports the
-//!   loss or when its lease deadline passes without an extension, whichever is first; a
-//!   lapsed or resigned leadership is resigned in the core.
+//!   loss or when its lease deadline passes without an extension, whichever is first.
+//! - **The handover rule.** Only the holder's resign (or drop) hands a leadership over at
+//!   once ([`ElectionCore::resign`]: TimeoutNow, ABDICATE). A leadership that lapsed before
+//!   the core extended it (this driver was stalled or starved) is stepped down *quietly*
+//!   ([`ElectionCore::expire`]): the followers' promises run out on their own, no earlier
+//!   than the lease plus the kill grace, so the old holder's child keeps its grace even when
+//!   this process wakes up inside it.
 //! - **Crash-safe state file.** Appends are fsynced; compactions are atomic (temporary file,
 //!   fsync, rename, directory fsync); a torn last line is ignored, never acted on.
 //! - Unauthenticated frames never reach the core: the transport drops them. Undecodable
@@ -71,6 +76,6 @@ pub mod wire;
 
 pub use crate::core::{CoreEvent, ElectionCore};
 pub use driver::EXTEND_EVERY_ROUND_UP_TO;
-pub use node::{PeerNode, PeerStats};
+pub use node::{PeerNode, PeerStats, Stall};
 pub use persist::{PersistedState, StateFile, StateFormat};
 pub use settings::{PeerSettings, TlsConfig, check_auth, check_membership};

@@ -30,6 +30,13 @@ pub struct PeerStats {
     pub transport: TransportStats,
 }
 
+/// A stalled driver ([`PeerNode::stall`]); dropping it resumes the driver.
+#[derive(Debug)]
+#[must_use = "dropping a Stall resumes the driver at once"]
+pub struct Stall {
+    _resume: oneshot::Sender<()>,
+}
+
 /// State shared by the handle, the electors and the driver task.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -217,6 +224,16 @@ impl<C: ElectionCore> PeerNode<C> {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.task.abort();
         // The transport handle goes with `self`: the last handle closes every connection.
+    }
+
+    /// Fault injection: stalls the driver as if the process were stopped, until the
+    /// returned [`Stall`] is dropped. Meanwhile no message, timer or command is handled (the
+    /// transport keeps queueing what arrives), while leaderships' `lost()` still fire at
+    /// their deadlines, as for a holder whose backend task stalled.
+    pub fn stall(&self) -> Stall {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.inner.commands.send(Command::Stall { resume: rx });
+        Stall { _resume: tx }
     }
 
     /// An elector for `name` ([`Backend::election`]). Members campaign only as

@@ -69,6 +69,9 @@ pub trait ClusterBackend: 'static {
     fn crash(node: Self::Node);
     /// Stops a node gracefully.
     fn shutdown(node: Self::Node) -> impl Future<Output = ()> + Send;
+    /// Stalls a node's driver until the returned handle is dropped (SIGSTOP analogue for
+    /// the node's machinery; its leaderships' `lost()` still fire on time).
+    fn stall(node: &Self::Node) -> crate::Stall;
 }
 
 /// A cluster of `n` nodes of backend `B`; see the module documentation.

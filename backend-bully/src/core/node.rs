@@ -257,6 +257,24 @@ impl Node {
         true
     }
 
+    /// The holder's deadline for `election` passed before this node's lease did (the driver
+    /// could not extend it in time): steps down *without* ABDICATE, as after a lost quorum.
+    /// Followers stay loyal until they have not heard of the leadership for a failure
+    /// timeout, and this node follows no one until its lease plus the margin has passed, so
+    /// the old holder's child keeps its kill grace (the handover rule). Returns whether
+    /// this node led.
+    pub fn expire(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let Some(&i) = self.by_name.get(election) else {
+            return false;
+        };
+        if !matches!(self.elections[i].role, Role::Leader { .. }) {
+            return false;
+        }
+        self.elections[i].campaigning = false;
+        self.step_down(i, now, LossReason::Expired);
+        true
+    }
+
     /// Handles one message from `from`. Returns `false` (and counts it) when `from` is not
     /// a member; such messages change nothing.
     pub fn handle_message(&mut self, now: Instant, from: &NodeId, msg: Message) -> bool {

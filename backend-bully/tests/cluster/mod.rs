@@ -40,6 +40,10 @@ impl ClusterBackend for Bully {
     async fn shutdown(node: BullyNode) {
         node.shutdown().await;
     }
+
+    fn stall(node: &BullyNode) -> election_peer::Stall {
+        node.stall()
+    }
 }
 
 pub type Cluster = election_peer::test_support::Cluster<Bully>;

@@ -296,6 +296,23 @@ impl Node {
         true
     }
 
+    /// The holder's deadline for `election` passed before this node's lease did (the driver
+    /// could not extend it in time): leaves the leader role *without* a TimeoutNow, as after
+    /// a lost quorum. This node and its followers keep refusing other candidates until the
+    /// lease plus `clock_drift + kill_grace` has passed, so the old holder's child keeps its
+    /// kill grace (the handover rule). Returns whether this node was leader.
+    pub fn expire(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let Some(&i) = self.by_name.get(election) else {
+            return false;
+        };
+        if !self.elections[i].is_leader() {
+            return false;
+        }
+        self.elections[i].campaigning = false;
+        self.step_down(i, now, LossReason::Expired);
+        true
+    }
+
     /// Handles one message from `from`. Returns `false` (and counts it) when `from` is not
     /// a member; such messages change nothing.
     pub fn handle_message(&mut self, now: Instant, from: &NodeId, msg: Message) -> bool {

@@ -40,6 +40,10 @@ impl ClusterBackend for Raft {
     async fn shutdown(node: RaftNode) {
         node.shutdown().await;
     }
+
+    fn stall(node: &RaftNode) -> election_peer::Stall {
+        node.stall()
+    }
 }
 
 pub type Cluster = election_peer::test_support::Cluster<Raft>;
