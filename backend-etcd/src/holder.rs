@@ -43,7 +43,8 @@ pub(crate) struct Elected {
 /// The deadline is the start of the lease's last successful round trip (the grant or a
 /// keep-alive) plus `ttl - clock_drift - kill_grace`; every later successful keep-alive
 /// moves it. TTL 0 from etcd, or our key's deletion, ends the leadership at once as
-/// [`LossReason::Revoked`].
+/// [`LossReason::Revoked`]. A loss stops the keep-alive and nothing more: the lease is
+/// revoked only by the holder's resign or drop.
 pub(crate) fn hold(conn: Arc<Conn>, election: ElectionName, elected: Elected) -> Leadership {
     let Elected {
         lease,
@@ -109,11 +110,12 @@ async fn monitor(
     };
     tracing::info!(election = %election, epoch = rev, %reason, "leadership ended");
     if reason != LossReason::Resigned {
-        // Stop renewing at once, then let the next candidate in without waiting for the
-        // TTL if etcd can still be reached. (A resignation revokes through its control.)
-        if let Err(e) = lease.revoke().await {
-            tracing::debug!(election = %election, error = %e, "revoking after the loss failed; the lease expires at its TTL");
-        }
+        // Stop renewing at once, but do not revoke (the handover rule): the lease runs out
+        // a TTL after the last keep-alive reached etcd, after the holder's deadline plus
+        // its kill grace. A revoke sent now would wait in the socket of a stalled etcd and
+        // let the next candidate in during the old child's grace. The holder's resign or
+        // drop (after its work stopped) revokes through its control.
+        lease.stop_renewing();
     }
 }
 

@@ -55,8 +55,12 @@ pub(crate) fn start_holding(
 /// Renews every `renew_interval` (every `retry_interval` after a failure), each attempt cut
 /// off at the leadership deadline. A renewal that finds another token ends the leadership
 /// at once as `Revoked`; a lapsed deadline ends it as `Expired` (the keeper does that by
-/// itself), after which the lease is released so the next candidate need not wait for the
-/// TTL.
+/// itself). Either way the loop only stops: it never releases (the handover rule). The key
+/// runs out on the server a TTL after the last renewal reached it, which is after the
+/// holder's deadline plus its kill grace, unless the holder resigns first, which `elector
+/// run` does once its child is gone. A release sent at the deadline would wait in the
+/// socket of a stalled server and let the next candidate in while the old child is still
+/// in its kill grace.
 async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
     let timing = control.ops.shared.timing;
     let watch = keeper.watch();
@@ -65,23 +69,15 @@ async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = control.stop.notified() => return,
-            reason = watch.lost() => {
-                if reason == LossReason::Expired {
-                    // Our renewals failed; if the server is back, let the next one in now.
-                    // The release is queued behind any renewal still in flight on the same
-                    // connection, so it cannot be overtaken by it.
-                    let _ = control.ops.release(&control.token).await;
-                }
-                return;
-            }
+            _ = watch.lost() => return,
         }
         let started = Instant::now();
         let deadline = keeper.deadline();
         match tokio::time::timeout_at(deadline, control.ops.renew(&control.token)).await {
             Ok(Ok(true)) => {
                 if !keeper.extend_to(timing.deadline_after(started)) {
-                    // The deadline passed while we waited: never revive a lapsed lease.
-                    let _ = control.ops.release(&control.token).await;
+                    // The deadline passed while we waited: never revive a lapsed lease,
+                    // and leave the key to run out.
                     return;
                 }
                 wait = timing.renew_interval;

@@ -183,8 +183,15 @@ async fn monitor(c: Arc<Candidacy>, keeper: LeaseKeeper) {
     };
     tracing::info!(election = %c.election, path = %c.path, %reason, "leadership ended");
     if reason != LossReason::Resigned {
-        // Let the next candidate in at once if ZooKeeper can still be reached (a
-        // resignation deletes through its control).
+        // The handover rule: not now, while the holder's child may be in its kill grace (a
+        // delete sent now would wait in the socket of a stalled server and land inside that
+        // window). The session, shared with other elections, may well outlive this
+        // leadership, so the znode is deleted once the window has passed: at the deadline
+        // plus clock_drift + kill_grace, when the server would have expired the session
+        // from the last renewal. The holder's resign or drop deletes it sooner, once its
+        // work has stopped.
+        let margin = c.session.timing.safety_margin();
+        tokio::time::sleep_until(keeper.deadline() + margin).await;
         c.release();
     }
 }
