@@ -21,6 +21,9 @@ impl ConformanceBackend for Bully {
             // leader; then a candidate waits up to answer_timeout for higher nodes; a
             // failed round backs off up to another failure_timeout.
             takeover_within: c.failure_timeout * 2 + c.answer_timeout * 2,
+            // Inside the lease: followers stay loyal until failure_timeout after they last
+            // heard the leader, which is lease + clock_drift + kill_grace.
+            kill_grace: c.kill_grace,
         }
     }
 }

@@ -19,10 +19,11 @@ struct EtcdHarness {
     nodes: Vec<Arc<EtcdNode>>,
     timing: LeaseTiming,
     lease_ttl: Duration,
-    _server: EtcdServer,
+    _server: Arc<EtcdServer>,
 }
 
-struct EtcdNode(ProxiedNode);
+/// A node, and the server every node shares (stalling it stalls them all).
+struct EtcdNode(ProxiedNode, Arc<EtcdServer>);
 
 #[async_trait]
 impl TestNode for EtcdNode {
@@ -40,6 +41,14 @@ impl TestNode for EtcdNode {
 
     async fn heal(&self) {
         self.0.proxy.set(Direction::Both, Fault::Pass);
+    }
+
+    async fn stall(&self) {
+        tokio::task::block_in_place(|| self.1.pause()).expect("SIGSTOP etcd");
+    }
+
+    async fn resume(&self) {
+        tokio::task::block_in_place(|| self.1.resume()).expect("SIGCONT etcd");
     }
 }
 
@@ -68,17 +77,18 @@ impl Harness for EtcdHarness {
             // etcd ends the lease its TTL (whole seconds) after the last keep-alive, notices
             // within one lessor tick, and the waiter's watch fires at once.
             takeover_within: self.lease_ttl + LESSOR_TICK + self.timing.retry_interval,
+            kill_grace: self.timing.kill_grace,
         }
     }
 }
 
 async fn harness() -> Arc<dyn Harness> {
-    let server = support::etcd();
+    let server = Arc::new(support::etcd());
     let timing = timing();
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let node = ProxiedNode::start(server.addr(), &format!("node-{i}"), timing).await;
-        nodes.push(Arc::new(EtcdNode(node)));
+        nodes.push(Arc::new(EtcdNode(node, server.clone())));
     }
     let lease_ttl = nodes[0].0.backend.lease_ttl();
     Arc::new(EtcdHarness {

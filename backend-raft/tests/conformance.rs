@@ -21,6 +21,9 @@ impl ConformanceBackend for Raft {
             // leader; a follower's timer fires within election_timeout_max of that; one
             // split vote costs another election_timeout_max.
             takeover_within: c.election_timeout_min + c.election_timeout_max * 2,
+            // Inside the lease: followers refuse others until election_timeout_min after
+            // they last heard the leader, which is lease + clock_drift + kill_grace.
+            kill_grace: c.kill_grace,
         }
     }
 }

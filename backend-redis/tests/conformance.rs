@@ -17,13 +17,15 @@ struct RedisHarness {
     // Dropped before the server: clients first.
     nodes: Vec<Arc<RedisNode>>,
     timing: LeaseTiming,
-    _server: RedisServer,
+    _server: Arc<RedisServer>,
 }
 
 struct RedisNode {
     id: NodeId,
     backend: RedisBackend,
     proxy: FaultProxy,
+    /// Shared by every node: stalling it stalls them all.
+    server: Arc<RedisServer>,
 }
 
 #[async_trait]
@@ -42,6 +44,14 @@ impl TestNode for RedisNode {
 
     async fn heal(&self) {
         self.proxy.set(Direction::Both, Fault::Pass);
+    }
+
+    async fn stall(&self) {
+        tokio::task::block_in_place(|| self.server.pause()).expect("SIGSTOP redis-server");
+    }
+
+    async fn resume(&self) {
+        tokio::task::block_in_place(|| self.server.resume()).expect("SIGCONT redis-server");
     }
 }
 
@@ -67,12 +77,13 @@ impl Harness for RedisHarness {
             // the remaining TTL it was told, and retries within `retry_interval` if its
             // own attempt failed meanwhile.
             takeover_within: self.timing.ttl + self.timing.retry_interval,
+            kill_grace: self.timing.kill_grace,
         }
     }
 }
 
 async fn harness() -> Arc<dyn Harness> {
-    let server = RedisServer::start().expect("redis-server");
+    let server = Arc::new(RedisServer::start().expect("redis-server"));
     let timing = common::timing();
     let mut nodes = Vec::new();
     for i in 1..=3 {
@@ -82,6 +93,7 @@ async fn harness() -> Arc<dyn Harness> {
             id: common::node(&format!("node-{i}")),
             backend,
             proxy,
+            server: server.clone(),
         }));
     }
     Arc::new(RedisHarness {

@@ -1,6 +1,6 @@
-//! The whole conformance suite against a real ZooKeeper: the tests share one server (each
-//! property uses fresh election names), and each node is its own session through its own
-//! fault proxy; cutting a node off blackholes its proxy in both directions.
+//! The whole conformance suite against a real ZooKeeper: each test starts its own server
+//! (the stall property SIGSTOPs it), and each node is its own session through its own fault
+//! proxy; cutting a node off blackholes its proxy in both directions.
 
 mod support;
 
@@ -20,10 +20,12 @@ struct ZkHarness {
     hold_budget: Duration,
     session_timeout: Duration,
     retry: Duration,
+    kill_grace: Duration,
     _server: Arc<ZooKeeperServer>,
 }
 
-struct ZkNode(ProxiedNode);
+/// A node, and the server every node shares (stalling it stalls them all).
+struct ZkNode(ProxiedNode, Arc<ZooKeeperServer>);
 
 #[async_trait]
 impl TestNode for ZkNode {
@@ -41,6 +43,14 @@ impl TestNode for ZkNode {
 
     async fn heal(&self) {
         self.0.proxy.set(Direction::Both, Fault::Pass);
+    }
+
+    async fn stall(&self) {
+        tokio::task::block_in_place(|| self.1.pause()).expect("SIGSTOP zookeeper");
+    }
+
+    async fn resume(&self) {
+        tokio::task::block_in_place(|| self.1.resume()).expect("SIGCONT zookeeper");
     }
 }
 
@@ -66,17 +76,18 @@ impl Harness for ZkHarness {
             // ZooKeeper expires the session on the first tick boundary after its timeout
             // ran from the last packet it received; the waiter's watch then fires at once.
             takeover_within: self.session_timeout + TICK * 2 + self.retry,
+            kill_grace: self.kill_grace,
         }
     }
 }
 
 async fn harness() -> Arc<dyn Harness> {
-    let server = support::shared_zookeeper();
+    let server = Arc::new(support::zookeeper());
     let timing = timing();
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let node = ProxiedNode::start(server.addr(), &format!("node-{i}"), timing).await;
-        nodes.push(Arc::new(ZkNode(node)));
+        nodes.push(Arc::new(ZkNode(node, server.clone())));
     }
     let session_timeout = nodes[0].0.backend.session_timeout().await.unwrap();
     assert!(session_timeout <= timing.ttl);
@@ -85,6 +96,7 @@ async fn harness() -> Arc<dyn Harness> {
         hold_budget: session_timeout - timing.safety_margin(),
         session_timeout,
         retry: timing.retry_interval,
+        kill_grace: timing.kill_grace,
         _server: server,
     })
 }

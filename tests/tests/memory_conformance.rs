@@ -35,6 +35,14 @@ impl TestNode for MemoryNode {
     async fn heal(&self) {
         self.conn.heal();
     }
+
+    async fn stall(&self) {
+        self.conn.server().stall();
+    }
+
+    async fn resume(&self) {
+        self.conn.server().resume();
+    }
 }
 
 #[async_trait]
@@ -59,6 +67,7 @@ impl Harness for MemoryHarness {
             // The server lets the lease go a TTL after the last renewal; a waiting
             // candidate is woken at that instant.
             takeover_within: self.timing.ttl + self.timing.retry_interval,
+            kill_grace: self.timing.kill_grace,
         }
     }
 }

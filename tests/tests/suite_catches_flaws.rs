@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use election_core::{
     Backend, Candidate, ElectionName, Epoch, LeaderElector, LeaderInfo, LeaderStream, Leadership,
-    LeadershipControl, LeaseKeeper, LeaseTiming, MemoryBackend, MemoryServer, NodeId, Result,
+    LeadershipControl, LeaseKeeper, LeaseTiming, LossReason, MemoryBackend, MemoryServer, NodeId,
+    Result,
 };
 use election_tests::conformance::{self, Bounds, Harness, TestNode};
 use futures_util::StreamExt;
@@ -29,6 +30,10 @@ enum Flaw {
     NoMutualExclusion,
     /// The holder believes it leads a TTL longer than its lease.
     LateLoss,
+    /// When the holder's deadline passes, the backend releases the lease by itself (a
+    /// release that waits in a socket while the link is cut off or the server stalled, and
+    /// lands when it wakes up): the kill grace is given away.
+    ReleasesAtDeadline,
 }
 
 /// Epochs of leaderships made up without a backend.
@@ -39,6 +44,7 @@ const MIRROR_EVERY: Duration = Duration::from_millis(10);
 
 struct FlawedElector {
     inner: Arc<dyn LeaderElector>,
+    conn: MemoryBackend,
     me: NodeId,
     flaw: Flaw,
     timing: LeaseTiming,
@@ -61,13 +67,19 @@ impl FlawedElector {
             flaw: self.flaw,
             ttl: self.timing.ttl,
         });
-        let (keeper, outer) = LeaseKeeper::grant(info, watch.deadline() + extra, control);
+        let (keeper, outer) = LeaseKeeper::grant(info, watch.deadline() + extra, control.clone());
         let late = self.flaw == Flaw::LateLoss;
+        let releases = self.flaw == Flaw::ReleasesAtDeadline;
+        let conn = self.conn.clone();
+        let wrapped = control.clone();
         tokio::spawn(async move {
             loop {
                 if let Some(reason) = watch.loss() {
                     if !late {
                         keeper.end(reason);
+                    }
+                    if releases && reason == LossReason::Expired {
+                        release_when_delivered(&wrapped, &conn).await;
                     }
                     return;
                 }
@@ -80,7 +92,7 @@ impl FlawedElector {
         outer
     }
 
-    /// A leadership granted with no backend behind it.
+    /// A leadership granted with no backend behind it (also not released).
     fn fake(&self) -> Leadership {
         let info = LeaderInfo {
             node: self.me.clone(),
@@ -94,6 +106,18 @@ impl FlawedElector {
         });
         LeaseKeeper::grant(info, Instant::now() + Duration::from_secs(3600), control).1
     }
+}
+
+/// The `ReleasesAtDeadline` flaw: the inner leadership is resigned as soon as the link
+/// carries it again (a stalled server handles it when it resumes).
+async fn release_when_delivered(wrapped: &Wrapped, conn: &MemoryBackend) {
+    let Some(inner) = wrapped.inner.lock().await.take() else {
+        return;
+    };
+    while conn.is_cut_off() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let _ = inner.resign().await;
 }
 
 struct Wrapped {
@@ -180,6 +204,7 @@ impl Backend for FlawedBackend {
     fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
         Ok(Arc::new(FlawedElector {
             inner: self.conn.election(name, me.clone())?,
+            conn: self.conn.clone(),
             me: me.node().clone(),
             flaw: self.flaw,
             timing: *self.conn.server().timing(),
@@ -213,6 +238,14 @@ impl TestNode for FlawedNode {
     async fn heal(&self) {
         self.conn.heal();
     }
+
+    async fn stall(&self) {
+        self.conn.server().stall();
+    }
+
+    async fn resume(&self) {
+        self.conn.server().resume();
+    }
 }
 
 struct FlawedHarness {
@@ -238,6 +271,7 @@ impl Harness for FlawedHarness {
         Bounds {
             loss_within: self.timing.hold_budget(),
             takeover_within: self.timing.ttl + self.timing.retry_interval,
+            kill_grace: self.timing.kill_grace,
         }
     }
 }
@@ -320,6 +354,64 @@ async fn the_wrapper_without_a_flaw_passes() {
     assert_eq!(
         run(Flaw::None, property!(second_candidate_waits)).await,
         None
+    );
+    assert_eq!(
+        run(Flaw::None, property!(a_paused_leader_is_fenced_off)).await,
+        None
+    );
+    assert_eq!(
+        run(
+            Flaw::None,
+            property!(no_takeover_inside_the_kill_grace_after_a_cut_off)
+        )
+        .await,
+        None
+    );
+    assert_eq!(
+        run(
+            Flaw::None,
+            property!(no_takeover_inside_the_kill_grace_after_a_stall)
+        )
+        .await,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_at_the_deadline_after_a_cut_off_is_caught() {
+    let m = run(
+        Flaw::ReleasesAtDeadline,
+        property!(no_takeover_inside_the_kill_grace_after_a_cut_off),
+    )
+    .await;
+    assert_caught(
+        m,
+        "no_takeover_inside_the_kill_grace_after_a_cut_off",
+        "could still be in its kill grace",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_at_the_deadline_after_a_stall_is_caught() {
+    let m = run(
+        Flaw::ReleasesAtDeadline,
+        property!(no_takeover_inside_the_kill_grace_after_a_stall),
+    )
+    .await;
+    assert_caught(
+        m,
+        "no_takeover_inside_the_kill_grace_after_a_stall",
+        "could still be in its kill grace",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_epoch_is_caught_by_the_fence() {
+    let m = run(Flaw::SameEpoch, property!(a_paused_leader_is_fenced_off)).await;
+    assert_caught(
+        m,
+        "a_paused_leader_is_fenced_off",
+        "not above the paused leader's",
     );
 }
 

@@ -3,23 +3,14 @@
 use std::time::Duration;
 
 use election_core::{Epoch, Leadership};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::Harness;
-use super::support::{Changes, Ctx, Member, campaign_retrying};
+use super::support::{Changes, Ctx, spawn_campaign};
 
 /// How long a candidate is given to register its candidacy before the test goes on
 /// (a setup step, not a timing assertion).
 const REGISTER: Duration = Duration::from_millis(300);
-
-/// A campaign running in its own task, reporting when it was elected.
-fn spawn_campaign(m: Member) -> JoinHandle<(Member, election_core::Result<(Instant, Leadership)>)> {
-    tokio::spawn(async move {
-        let result = campaign_retrying(&m).await.map(|l| (Instant::now(), l));
-        (m, result)
-    })
-}
 
 /// Hands over from a leader to a waiting candidate by `release` (resign or drop) and
 /// checks the candidate was elected without waiting for a TTL.

@@ -42,6 +42,16 @@ pub trait TestNode: Send + Sync {
 
     /// Restores what [`cut_off`](Self::cut_off) took away.
     async fn heal(&self);
+
+    /// Stalls the machinery this node's leaderships depend on, as a SIGSTOP would: the
+    /// server for lease backends (so every node's requests wait, not only this one's), this
+    /// node's own driver for peer backends. Nothing is lost: requests and messages queue and
+    /// are handled after [`resume`](Self::resume); time runs on meanwhile, so leases and
+    /// promises keep running out.
+    async fn stall(&self);
+
+    /// Ends a [`stall`](Self::stall).
+    async fn resume(&self);
 }
 
 /// Timing promises the suite checks, with slack added by the suite for a busy machine.
@@ -53,4 +63,8 @@ pub struct Bounds {
     /// After a leader is cut off, another waiting candidate is elected within this long
     /// (for lease backends about `ttl` plus a retry; for Raft an election timeout or two).
     pub takeover_within: Duration,
+    /// The kill grace the backend's deadline leaves the holder (`timing.kill_grace`, or
+    /// the peer backend's own): no other candidate may be granted before a lost holder's
+    /// deadline plus this, whatever stalled and woke up meanwhile (the handover rule).
+    pub kill_grace: Duration,
 }

@@ -25,6 +25,8 @@ macro_rules! conformance_suite {
             lost_fires_in_time_when_cut_off,
             takeover_only_after_the_cut_off_holder_lost,
             a_paused_leader_is_fenced_off,
+            no_takeover_inside_the_kill_grace_after_a_cut_off,
+            no_takeover_inside_the_kill_grace_after_a_stall,
             observe_reports_every_change,
             dropping_a_campaign_withdraws_the_candidacy,
             dropping_a_leadership_releases_it,

@@ -10,6 +10,7 @@
 
 mod basic;
 mod faults;
+mod grace;
 mod handoff;
 mod harness;
 mod macros;
@@ -24,6 +25,10 @@ pub use basic::{
 pub use faults::{
     a_paused_leader_is_fenced_off, lost_fires_in_time_when_cut_off,
     takeover_only_after_the_cut_off_holder_lost,
+};
+pub use grace::{
+    no_takeover_inside_the_kill_grace_after_a_cut_off,
+    no_takeover_inside_the_kill_grace_after_a_stall,
 };
 pub use handoff::{
     dropping_a_campaign_withdraws_the_candidacy, dropping_a_leadership_releases_it,

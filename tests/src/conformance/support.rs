@@ -188,6 +188,17 @@ pub(crate) async fn campaign_retrying(m: &Member) -> election_core::Result<Leade
     }
 }
 
+/// A campaign running in its own task, reporting when it was elected (the instant
+/// `campaign` returned: the grant happened no later).
+pub(crate) fn spawn_campaign(
+    m: Member,
+) -> tokio::task::JoinHandle<(Member, election_core::Result<(Instant, Leadership)>)> {
+    tokio::spawn(async move {
+        let result = campaign_retrying(&m).await.map(|l| (Instant::now(), l));
+        (m, result)
+    })
+}
+
 /// A leader as `node@epoch`, or `no leader`.
 pub(crate) fn describe(info: &Option<LeaderInfo>) -> String {
     describe_pair(info.as_ref().map(|i| (&i.node, i.epoch)))
