@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use election_core::{ElectionName, Epoch, Fence, LeaderElector, Leadership, NodeId};
+use election_core::{ElectionName, Fence, LeaderElector, Leadership, NodeId};
 
 use crate::exit::{self, Failure};
 use crate::process::{Job, Launcher};
@@ -75,8 +75,9 @@ async fn guarded_job(
     kind: &str,
     node: &NodeId,
     election: &ElectionName,
-    epoch: Epoch,
+    leadership: &Leadership,
 ) -> Result<(), Failure> {
+    let epoch = leadership.epoch();
     let job = Job {
         program: "sh".into(),
         args: vec![
@@ -90,9 +91,8 @@ async fn guarded_job(
         (election_core::env::NODE_ID, node.to_string()),
         (election_core::env::BACKEND, kind.to_owned()),
     ];
-    let launcher = Launcher::guarded().map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
-    let mut child = launcher
-        .spawn(&job, &env)
+    let mut child = Launcher::guarded()
+        .spawn(&job, &env, leadership.deadline(), Duration::from_secs(1))
         .context("starting the demo job")
         .map_err(|e| Failure::new(exit::SOFTWARE, e))?;
     let exit = step(
@@ -121,7 +121,7 @@ pub(crate) async fn run() -> Result<u8, Failure> {
     println!("2. {old_node} was elected leader of `{election}` at epoch {old}");
 
     println!("3. {old_node} runs the guarded job (elector sets ELECTOR_EPOCH and friends):");
-    guarded_job(cluster.kind, &old_node, &election, old).await?;
+    guarded_job(cluster.kind, &old_node, &election, &leadership).await?;
     let fence = Fence::new();
     fence
         .admit(old)
@@ -147,7 +147,7 @@ pub(crate) async fn run() -> Result<u8, Failure> {
             anyhow!("epoch did not rise: {old} then {new}"),
         ));
     }
-    guarded_job(cluster.kind, &new_node, &election, new).await?;
+    guarded_job(cluster.kind, &new_node, &election, &new_leadership).await?;
     fence
         .admit(new)
         .map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;

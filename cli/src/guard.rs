@@ -1,16 +1,36 @@
-//! The guard: the tiny process that leads the command's process group and kills the whole
-//! group if elector dies.
+//! The guard: the tiny process that leads the command's process group, kills the group at
+//! the leadership's deadline on its own, and kills it if elector dies.
 //!
-//! elector forks it (decision records 063 and 092): the guard is the forked child of
+//! elector forks it (decision records 063, 092 and 101): the guard is the forked child of
 //! elector's spawn and never execs, so a one-shot run pays for one fork instead of a
 //! second exec of this binary. In the forked child it blocks the signals below, asks for
-//! `PR_SET_PDEATHSIG = SIGUSR1` and re-checks its parent, closes the descriptors that
-//! exec would have closed (those marked close-on-exec), forks CMD (which inherits the
-//! group; its signal mask is cleared before `execve`), then waits on signals
-//! synchronously: SIGCHLD → if CMD exited, exit with its code (128 + N when killed by
-//! signal N); SIGUSR1 (elector died) → SIGKILL to the whole group, itself included;
-//! SIGTERM, SIGINT, SIGHUP, SIGQUIT → ignored here, because they were sent to the whole
-//! group and CMD decides what to do with them.
+//! `PR_SET_PDEATHSIG = SIGUSR1` and re-checks its parent, becomes a child subreaper (so the
+//! command's orphans are its children and it can tell when the group is empty), closes the
+//! descriptors that exec would have closed (those marked close-on-exec) except the read end
+//! of its deadline pipe, takes the blocked signals through a `signalfd`, forks CMD (which
+//! inherits the group; its signal mask is cleared before `execve`), then waits in `ppoll`
+//! on the signals, the deadline pipe and its own timer:
+//!
+//! - **The deadline** (decision 101). The guard holds the leadership's current deadline,
+//!   on `CLOCK_BOOTTIME` (which keeps counting while the machine is suspended, as the
+//!   server's TTL does). elector writes each new deadline to the pipe as one 8-byte
+//!   message (little-endian nanoseconds; written atomically, never allocated for here);
+//!   the latest message wins, earlier or later. When the deadline passes, the guard sends
+//!   SIGTERM to the group, and SIGKILL to the group (itself included) one kill grace later
+//!   unless the group is empty by then; from that moment it takes no new deadline. So a
+//!   stopped, blocked or deadlocked elector cannot leave the command running past its
+//!   lease. elector does the same first when it is healthy, by sending a deadline of "now"
+//!   (one SIGTERM, from the guard).
+//! - SIGCHLD → reap every exited child; once CMD has exited, exit with its code (128 + N
+//!   when killed by signal N), at once if the deadline has not fired, else once no other
+//!   member of the group is left.
+//! - SIGUSR1 (elector died) → SIGKILL to the whole group, itself included.
+//! - SIGTERM, SIGINT, SIGHUP, SIGQUIT → ignored here, because they were sent to the whole
+//!   group and CMD decides what to do with them.
+//!
+//! Not guaranteed: members that CMD left behind when it exited on its own, before any
+//! deadline fired, are left to elector to end (elector's `clean_up`), as are descendants
+//! that leave the group (`setsid`).
 //!
 //! Everything the forked child does is an async-signal-safe system call on memory
 //! prepared by the parent ([`Prepared`]): no allocation, no locks.
@@ -43,9 +63,16 @@ pub(crate) fn set_mask_raw(signals: &[Signal]) {
     }
 }
 
-/// The command's `execve` arguments, built in the parent before the fork.
+/// The command's `execve` arguments and the guard's deadline settings, built in the parent
+/// before the fork.
 #[derive(Debug)]
 pub(crate) struct Prepared {
+    /// The read end of the deadline pipe (close-on-exec, non-blocking).
+    deadlines: libc::c_int,
+    /// The first deadline, nanoseconds on `CLOCK_BOOTTIME`.
+    deadline: i64,
+    /// SIGTERM-to-SIGKILL grace, nanoseconds.
+    grace: i64,
     path: CString,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
@@ -71,12 +98,18 @@ fn cstring(bytes: &[u8]) -> std::io::Result<CString> {
 }
 
 impl Prepared {
-    /// `execve(path, [program, args...], this process's environment + env)`.
+    /// `execve(path, [program, args...], this process's environment + env)`, guarded by the
+    /// deadline `deadline` (nanoseconds on `CLOCK_BOOTTIME`, see [`boottime_ns`]) and the
+    /// deadlines that arrive on the pipe read end `deadlines`, with `grace` between SIGTERM
+    /// and SIGKILL.
     pub(crate) fn new(
         path: &Path,
         program: &OsString,
         args: &[OsString],
         env: &[(&str, String)],
+        deadlines: libc::c_int,
+        deadline: i64,
+        grace: std::time::Duration,
     ) -> std::io::Result<Prepared> {
         let argv: Vec<CString> = std::iter::once(program)
             .chain(args)
@@ -106,6 +139,9 @@ impl Prepared {
         };
         let name = program.to_string_lossy();
         Ok(Prepared {
+            deadlines,
+            deadline,
+            grace: i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX),
             path: cstring(path.as_os_str().as_bytes())?,
             argv_ptrs: ptrs(&argv),
             _argv: argv,
@@ -117,6 +153,30 @@ impl Prepared {
     }
 }
 
+/// The current time on `CLOCK_BOOTTIME`, in nanoseconds (async-signal-safe).
+pub(crate) fn boottime_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the local `ts`.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts);
+    }
+    ts.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec)
+}
+
+/// What the guard's loop is waiting for.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// CMD runs; SIGTERM to the group at this deadline (ns on `CLOCK_BOOTTIME`).
+    Guarding(i64),
+    /// The deadline fired: SIGKILL to the group at this instant unless it is empty.
+    Killing(i64),
+}
+
 /// The guard, in the child forked by elector's spawn (between fork and exec: the call
 /// never returns, so that exec never happens). `parent` is elector's pid.
 ///
@@ -126,7 +186,7 @@ impl Prepared {
 pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! {
     set_mask_raw(&SIGNALS);
     // SAFETY (whole block): async-signal-safe system calls on memory prepared before the
-    // fork; `status`, `signal` and `set` are locals.
+    // fork; every buffer is a local.
     unsafe {
         if libc::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -140,7 +200,18 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
             // elector is already gone (or we cannot learn of its death): run nothing.
             libc::_exit(crate::exit::SOFTWARE.into());
         }
-        close_cloexec_descriptors();
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
+        close_cloexec_descriptors(command.deadlines);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in SIGNALS {
+            libc::sigaddset(&mut set, s as libc::c_int);
+        }
+        // Close-on-exec: CMD never sees it.
+        let signals = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if signals < 0 {
+            libc::_exit(crate::exit::SOFTWARE.into());
+        }
         let pid = libc::fork();
         if pid == 0 {
             set_mask_raw(&[]);
@@ -160,32 +231,115 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
         if pid < 0 {
             libc::_exit(crate::exit::SOFTWARE.into());
         }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in SIGNALS {
-            libc::sigaddset(&mut set, s as libc::c_int);
-        }
+        let group = libc::getpid();
+        let mut phase = Phase::Guarding(command.deadline);
+        let mut deadlines = command.deadlines;
+        // Bytes of a deadline message not read whole yet.
+        let mut partial = [0u8; 8];
+        let mut have = 0usize;
+        let mut exit_code: Option<libc::c_int> = None;
         loop {
-            let mut signal: libc::c_int = 0;
-            if libc::sigwait(&set, &mut signal) != 0 {
-                continue;
+            let now = boottime_ns();
+            if let Phase::Guarding(deadline) = phase
+                && now >= deadline
+            {
+                libc::kill(0, libc::SIGTERM);
+                phase = Phase::Killing(deadline.saturating_add(command.grace));
             }
-            if signal == libc::SIGCHLD {
-                let mut status: libc::c_int = 0;
-                if libc::waitpid(pid, &mut status, libc::WNOHANG) == pid {
-                    let code = if libc::WIFEXITED(status) {
-                        libc::WEXITSTATUS(status) & 0xff
-                    } else if libc::WIFSIGNALED(status) {
-                        (128 + libc::WTERMSIG(status)) & 0xff
-                    } else {
-                        continue;
-                    };
-                    libc::_exit(code);
-                }
-            } else if signal == libc::SIGUSR1 && libc::getppid() != parent {
-                // elector died: nothing may run on unguarded. Kills this process too.
+            if let Phase::Killing(at) = phase
+                && now >= at
+            {
                 libc::kill(0, libc::SIGKILL);
                 libc::_exit(crate::exit::SOFTWARE.into());
+            }
+            let wake = match phase {
+                Phase::Guarding(t) | Phase::Killing(t) => t,
+            };
+            let left = wake.saturating_sub(now).max(0);
+            let timeout = libc::timespec {
+                tv_sec: left / 1_000_000_000,
+                tv_nsec: left % 1_000_000_000,
+            };
+            let mut fds = [
+                libc::pollfd {
+                    fd: signals,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    // A negative descriptor is ignored by ppoll.
+                    fd: deadlines,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            if libc::ppoll(fds.as_mut_ptr(), 2, &timeout, std::ptr::null()) <= 0 {
+                continue;
+            }
+            if fds[1].revents != 0 {
+                let mut buf = [0u8; 256];
+                let n = libc::read(deadlines, buf.as_mut_ptr().cast(), buf.len());
+                if n == 0 {
+                    // elector closed its end: keep the last deadline.
+                    libc::close(deadlines);
+                    deadlines = -1;
+                } else if n > 0 {
+                    for &b in &buf[..n as usize] {
+                        partial[have] = b;
+                        have += 1;
+                        if have == partial.len() {
+                            have = 0;
+                            if let Phase::Guarding(_) = phase {
+                                phase = Phase::Guarding(i64::from_le_bytes(partial));
+                            }
+                        }
+                    }
+                }
+            }
+            if fds[0].revents == 0 {
+                continue;
+            }
+            let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let mut child_exited = false;
+            while libc::read(signals, (&raw mut info).cast(), size) == size as isize {
+                match info.ssi_signo as libc::c_int {
+                    libc::SIGCHLD => child_exited = true,
+                    libc::SIGUSR1 if libc::getppid() != parent => {
+                        // elector died: nothing may run on unguarded. Kills this process too.
+                        libc::kill(0, libc::SIGKILL);
+                        libc::_exit(crate::exit::SOFTWARE.into());
+                    }
+                    _ => {}
+                }
+            }
+            if !child_exited {
+                continue;
+            }
+            loop {
+                let mut status: libc::c_int = 0;
+                let reaped = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                if reaped <= 0 {
+                    break;
+                }
+                if reaped == pid {
+                    exit_code = if libc::WIFEXITED(status) {
+                        Some(libc::WEXITSTATUS(status) & 0xff)
+                    } else if libc::WIFSIGNALED(status) {
+                        Some((128 + libc::WTERMSIG(status)) & 0xff)
+                    } else {
+                        exit_code
+                    };
+                }
+            }
+            if let Some(code) = exit_code {
+                let group_empty = {
+                    let mut status: libc::c_int = 0;
+                    libc::waitpid(-group, &mut status, libc::WNOHANG) < 0
+                };
+                if matches!(phase, Phase::Guarding(_)) || group_empty {
+                    libc::_exit(code);
+                }
             }
         }
     }
@@ -193,10 +347,10 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
 
 /// Closes what `execve` would have closed: every descriptor above stderr marked
 /// close-on-exec (among them the pipe on which the parent's spawn waits for the exec,
-/// which therefore returns now). Descriptors without the flag stay open for CMD, as
-/// before. Lists `/proc/self/fd` with raw `getdents64`; without `/proc`, checks
+/// which therefore returns now), except `keep`. Descriptors without the flag stay open for
+/// CMD, as before. Lists `/proc/self/fd` with raw `getdents64`; without `/proc`, checks
 /// descriptors 3 to 4095.
-unsafe fn close_cloexec_descriptors() {
+unsafe fn close_cloexec_descriptors(keep: libc::c_int) {
     // SAFETY: open/getdents64/fcntl/close on a stack buffer.
     unsafe {
         let dir = libc::open(
@@ -205,7 +359,7 @@ unsafe fn close_cloexec_descriptors() {
         );
         if dir < 0 {
             for fd in 3..4096 {
-                close_if_cloexec(fd, -1);
+                close_if_cloexec(fd, keep);
             }
             return;
         }
@@ -235,7 +389,7 @@ unsafe fn close_cloexec_descriptors() {
                         _ => break,
                     }
                 }
-                if digits && fd > 2 && fd != dir && n < fds.len() {
+                if digits && fd > 2 && fd != dir && fd != keep && n < fds.len() {
                     fds[n] = fd;
                     n += 1;
                 }
@@ -249,7 +403,7 @@ unsafe fn close_cloexec_descriptors() {
         if n == fds.len() {
             // More than we could list: check the rest the slow way.
             for fd in 3..65536 {
-                close_if_cloexec(fd, -1);
+                close_if_cloexec(fd, keep);
             }
         }
     }

@@ -16,13 +16,19 @@
 //!   group.
 //!   Without the guard (unit tests) only the direct child gets SIGKILL from
 //!   `PR_SET_PDEATHSIG`.
+//! - With the guard, the leadership's deadline is enforced even if elector stops (SIGSTOP,
+//!   a blocked stderr, a bug): the guard holds the current deadline ([`Child::deadline_link`]
+//!   forwards each new one), SIGTERMs the group when it passes and SIGKILLs it one grace
+//!   later, on its own (decision 101).
 //!
 //! Not guaranteed: a descendant that leaves the group (`setsid`, `setpgid`) escapes both.
 
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -143,8 +149,8 @@ pub(crate) struct Launcher {
 impl Launcher {
     /// Children led by a guard process (forked from elector, see [`crate::guard`]), so
     /// that the whole group dies with elector.
-    pub(crate) fn guarded() -> io::Result<Self> {
-        Ok(Launcher { guard: true })
+    pub(crate) fn guarded() -> Self {
+        Launcher { guard: true }
     }
 
     /// Children started directly (only the child itself gets the parent-death signal).
@@ -153,20 +159,45 @@ impl Launcher {
         Launcher { guard: false }
     }
 
-    /// Starts `job` in a new process group with `env` added to its environment.
-    pub(crate) fn spawn(&self, job: &Job, env: &[(&str, String)]) -> io::Result<Child> {
+    /// Starts `job` in a new process group with `env` added to its environment. With the
+    /// guard, the group is killed at `deadline` (SIGTERM, SIGKILL `grace` later) unless a
+    /// later deadline arrives through [`Child::deadline_link`].
+    pub(crate) fn spawn(
+        &self,
+        job: &Job,
+        env: &[(&str, String)],
+        deadline: Instant,
+        grace: Duration,
+    ) -> io::Result<Child> {
         become_subreaper();
         let parent = std::process::id() as libc::pid_t;
+        let mut link = DeadlineLink(None);
         let mut cmd = if self.guard {
             // Resolved now; if it vanished since the preflight, execve reports it (127).
             let path = job.resolve().unwrap_or_else(|| PathBuf::from(&job.program));
-            let prepared = crate::guard::Prepared::new(&path, &job.program, &job.args, env)?;
-            // The program is never executed: the forked child becomes the guard.
+            let (read, write) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                    .map_err(io::Error::from)?;
+            let prepared = crate::guard::Prepared::new(
+                &path,
+                &job.program,
+                &job.args,
+                env,
+                read.as_raw_fd(),
+                boottime(deadline),
+                grace,
+            )?;
+            link = DeadlineLink(Some(Arc::new(write)));
+            // The program is never executed: the forked child becomes the guard. `read`
+            // stays open in this process until the spawn returned (the fork took a copy).
             let mut c = tokio::process::Command::new(&path);
             // SAFETY: the guard uses only async-signal-safe system calls on `prepared`,
             // built before the fork.
             unsafe {
-                c.pre_exec(move || crate::guard::run_in_child(&prepared, parent));
+                c.pre_exec(move || {
+                    let _keep_open = &read;
+                    crate::guard::run_in_child(&prepared, parent)
+                });
             }
             c
         } else {
@@ -184,6 +215,8 @@ impl Launcher {
         };
         cmd.process_group(0).kill_on_drop(false);
         let child = cmd.spawn()?;
+        // The parent's copy of the pipe's read end goes with `cmd`.
+        drop(cmd);
         let pid = child
             .id()
             .ok_or_else(|| io::Error::other("the child exited before its pid was read"))?;
@@ -191,7 +224,46 @@ impl Launcher {
             child,
             pgid: Pid::from_raw(pid as i32),
             exit: None,
+            link,
         })
+    }
+}
+
+/// `deadline` as nanoseconds on `CLOCK_BOOTTIME`, the guard's clock.
+fn boottime(deadline: Instant) -> i64 {
+    let now = Instant::now();
+    let boot = crate::guard::boottime_ns();
+    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    if deadline >= now {
+        boot.saturating_add(nanos(deadline - now))
+    } else {
+        boot.saturating_sub(nanos(now - deadline))
+    }
+}
+
+/// elector's end of a guard's deadline pipe (none without a guard). Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct DeadlineLink(Option<Arc<OwnedFd>>);
+
+impl DeadlineLink {
+    /// Tells the guard the group may run until `deadline` (earlier or later than before;
+    /// a guard whose deadline already fired ignores it). Never blocks.
+    pub(crate) fn set(&self, deadline: Instant) {
+        let Some(fd) = &self.0 else {
+            return;
+        };
+        // One 8-byte write on a pipe is atomic: the guard never reads half a deadline.
+        match nix::unistd::write(fd, &boottime(deadline).to_le_bytes()) {
+            Ok(_) => {}
+            // The guard has exited (the group is ending anyway).
+            Err(Errno::EPIPE) => {}
+            Err(e) => tracing::warn!(error = %e, "could not pass the deadline to the guard"),
+        }
+    }
+
+    /// Whether a guard receives the deadlines.
+    fn is_guarded(&self) -> bool {
+        self.0.is_some()
     }
 }
 
@@ -227,6 +299,7 @@ pub(crate) struct Child {
     child: tokio::process::Child,
     pgid: Pid,
     exit: Option<Exit>,
+    link: DeadlineLink,
 }
 
 impl Child {
@@ -246,6 +319,11 @@ impl Child {
         exit
     }
 
+    /// A handle that forwards deadlines to this child's guard, for another task.
+    pub(crate) fn deadline_link(&self) -> DeadlineLink {
+        self.link.clone()
+    }
+
     /// Sends `signal` to the whole group.
     pub(crate) fn signal_group(&self, signal: Signal) {
         match killpg(self.pgid, signal) {
@@ -260,8 +338,13 @@ impl Child {
     /// group, SIGKILL after `grace`, and returns once the group is gone (or a member
     /// cannot be reaped within a bounded time). Returns how the group leader ended.
     pub(crate) async fn terminate(&mut self, first: Signal, grace: Duration) -> Exit {
-        let deadline = Instant::now() + grace;
-        if self.exit.is_none() || group_alive(self.pgid) {
+        let now = Instant::now();
+        let deadline = now + grace;
+        if self.exit.is_none() && first == Signal::SIGTERM && self.link.is_guarded() {
+            // The guard's deadline, moved to now: one SIGTERM (from the guard), and the
+            // guard's own SIGKILL after the grace even if this process stops meanwhile.
+            self.link.set(now);
+        } else if self.exit.is_none() || group_alive(self.pgid) {
             self.signal_group(first);
         }
         let exit = match tokio::time::timeout_at(deadline, self.wait()).await {
@@ -331,3 +414,6 @@ fn reap_group(pgid: Pid) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

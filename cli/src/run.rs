@@ -46,12 +46,7 @@ pub(crate) async fn run(loaded: &Loaded, args: &RunArgs, stop: Stop) -> Result<u
     };
     let plan = Plan {
         job,
-        launcher: Launcher::guarded().map_err(|e| {
-            Failure::new(
-                exit::SOFTWARE,
-                anyhow::Error::new(e).context("locating the elector executable"),
-            )
-        })?,
+        launcher: Launcher::guarded(),
         node: node.clone(),
         backend: kind.to_owned(),
         kill_grace: loaded.kill_grace()?,

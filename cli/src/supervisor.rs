@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use election_core::{Epoch, LeaderElector, LeaderInfo, Leadership, LossReason, NodeId};
+use election_core::{Epoch, LeaderElector, LeaderInfo, Leadership, LossReason, LossWatch, NodeId};
 use nix::sys::signal::Signal;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::Restart;
 use crate::exit::Failure;
-use crate::process::{Child, Exit, Job, Launcher};
+use crate::process::{Child, DeadlineLink, Exit, Job, Launcher};
 
 /// A child that ran at least this long resets the restart delay to its initial value.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
@@ -115,9 +115,20 @@ fn child_env(
     ]
 }
 
-fn spawn(plan: &Plan, elector: &dyn LeaderElector, epoch: Epoch) -> Result<Child, Failure> {
+/// Starts the command under `leadership`: its guard kills it at the leadership's deadline
+/// on its own (see [`keep_deadline`]).
+fn spawn(
+    plan: &Plan,
+    elector: &dyn LeaderElector,
+    leadership: &Leadership,
+) -> Result<Child, Failure> {
     plan.launcher
-        .spawn(&plan.job, &child_env(plan, elector, epoch))
+        .spawn(
+            &plan.job,
+            &child_env(plan, elector, leadership.epoch()),
+            leadership.deadline(),
+            plan.kill_grace,
+        )
         .map_err(|e| {
             let code = if e.kind() == std::io::ErrorKind::NotFound {
                 crate::exit::NOT_FOUND
@@ -129,6 +140,14 @@ fn spawn(plan: &Plan, elector: &dyn LeaderElector, epoch: Epoch) -> Result<Child
                 anyhow::Error::new(e).context(format!("cannot run {}", plan.job.file_name())),
             )
         })
+}
+
+/// Passes every new deadline of a leadership to the guard of its child, so that the guard
+/// ends the group at the deadline even if this process stops. Never returns.
+async fn keep_deadline(link: DeadlineLink, mut watch: LossWatch) {
+    loop {
+        link.set(watch.changed().await);
+    }
 }
 
 async fn resign(leadership: Leadership, name: &str) {
@@ -199,7 +218,7 @@ async fn run_once(
         return Ok(Outcome::Lost { reason, epoch });
     }
     tracing::info!(election = %name, %epoch, "elected; starting {}", plan.job.file_name());
-    let mut child = match spawn(plan, elector, epoch) {
+    let mut child = match spawn(plan, elector, &leadership) {
         Ok(c) => c,
         Err(e) => {
             resign(leadership, &name).await;
@@ -207,7 +226,9 @@ async fn run_once(
         }
     };
     let started = Instant::now();
+    let link = child.deadline_link();
     tokio::select! {
+        () = keep_deadline(link, leadership.loss_watch()) => unreachable!("keep_deadline never returns"),
         exit = child.wait() => {
             child.clean_up(plan.kill_grace).await;
             tracing::info!(election = %name, %epoch, "command ended with {exit}");
@@ -277,7 +298,7 @@ async fn supervise(
                 tracing::warn!(election = %name, %epoch, "leadership lost ({reason}) before the command started; campaigning again");
                 break;
             }
-            let mut child = match spawn(plan, elector, epoch) {
+            let mut child = match spawn(plan, elector, &leadership) {
                 Ok(c) => c,
                 Err(e) => {
                     resign(leadership, &name).await;
@@ -285,7 +306,9 @@ async fn supervise(
                 }
             };
             let started = Instant::now();
+            let link = child.deadline_link();
             tokio::select! {
+                () = keep_deadline(link, leadership.loss_watch()) => unreachable!("keep_deadline never returns"),
                 exit = child.wait() => {
                     child.clean_up(plan.kill_grace).await;
                     let again = match restart {
