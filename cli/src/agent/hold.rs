@@ -19,7 +19,8 @@ pub(super) struct Hold {
     /// deadline is no later than their sum.
     pub(super) last_renewed: Mutex<(Instant, Duration)>,
     /// The agent wants this hold to end (`elector resign`, agent shutdown): renewals get
-    /// 410, and the agent resigns once the caller let go or its deadline has passed.
+    /// 410, and the agent resigns once the caller let go or its deadline (plus the kill
+    /// grace) has passed.
     pub(super) revoked: watch::Sender<bool>,
     /// The caller resigned (`DELETE /v1/holds/{id}`): its command is gone.
     pub(super) released: watch::Sender<bool>,
@@ -34,61 +35,53 @@ impl Hold {
     }
 }
 
-/// Keeps a hold until it is lost, resigned, revoked, or its caller stops renewing. The
-/// agent resigns on its own only once the caller's deadline has passed, so the caller's
-/// command is dead before another node can be elected.
+/// Keeps a hold until its caller is surely done with it, then resigns it.
+///
+/// The caller is done when it resigned (`DELETE /v1/holds/{id}`: its command is gone), or
+/// once its deadline plus the kill grace and the clock drift has passed: by then the
+/// caller's guard has killed the command on its own, even if the caller itself is stopped
+/// or dead. Until then the agent never resigns, not even when its own leadership ended:
+/// a lost leadership is handed over no earlier than its lease allows (the handover rule),
+/// and a revoked hold (`elector resign`, agent shutdown) only makes renewals answer 410.
 pub(super) async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
-    let timeout = agent.client_timeout();
     let labels = Metrics::labels(hold.election.as_str());
-    let mut revoked = hold.revoked.subscribe();
-    let reason = loop {
-        let (last, _) = *lock(&hold.last_renewed);
-        // By then the caller has surely stopped its command: its deadline, plus the grace
-        // it gives the command to exit.
-        let caller_deadline = hold.caller_deadline() + agent.kill_grace;
-        let is_revoked = *revoked.borrow_and_update();
-        let expiry = if is_revoked {
-            caller_deadline
-        } else {
-            caller_deadline.max(last + timeout)
-        };
+    let mut released = hold.released.subscribe();
+    // The caller's command is surely dead by then, whatever became of the caller.
+    let caller_done = || hold.caller_deadline() + agent.kill_grace + agent.timing.clock_drift;
+    let mut lost = None;
+    loop {
+        let done_at = caller_done();
         tokio::select! {
-            reason = hold.watch.lost() => break Some(reason),
-            _ = revoked.changed(), if !is_revoked => {}
-            () = tokio::time::sleep_until(expiry) => {
-                if lock(&hold.last_renewed).0 == last || is_revoked {
-                    if is_revoked {
-                        tracing::info!(election = %hold.election, hold = id, "revoked hold's caller deadline passed; resigning");
-                    } else {
-                        tracing::warn!(election = %hold.election, hold = id, "the local caller stopped renewing; resigning");
+            reason = hold.watch.lost(), if lost.is_none() => {
+                if reason != LossReason::Resigned {
+                    let since = lock(&hold.last_renewed).0.elapsed();
+                    agent
+                        .metrics
+                        .loss_detection
+                        .get_or_create(&labels)
+                        .observe(since.as_secs_f64());
+                    tracing::warn!(election = %hold.election, hold = id, "leadership lost: {reason}; kept until the caller's command is gone");
+                }
+                agent.metrics.is_leader.get_or_create(&labels).set(0);
+                lost = Some(reason);
+            }
+            _ = released.wait_for(|r| *r) => break,
+            () = tokio::time::sleep_until(done_at) => {
+                // Renewals move the caller's deadline; only a deadline that stood still
+                // until it passed ends the hold.
+                if caller_done() <= Instant::now() {
+                    if lost.is_none() {
+                        tracing::warn!(election = %hold.election, hold = id, "the local caller's deadline and kill grace passed without a renewal; resigning");
                     }
-                    break None;
+                    break;
                 }
             }
-        }
-    };
-    if let Some(reason) = reason {
-        if reason != LossReason::Resigned {
-            let since = lock(&hold.last_renewed).0.elapsed();
-            agent
-                .metrics
-                .loss_detection
-                .get_or_create(&labels)
-                .observe(since.as_secs_f64());
-            tracing::warn!(election = %hold.election, hold = id, "leadership lost: {reason}");
         }
     }
     agent.resign_hold(id).await;
     agent.metrics.is_leader.get_or_create(&labels).set(0);
-    // Keep the hold (renewals answer 410) until its caller has surely stopped its command,
-    // so that an agent draining for shutdown does not exit under a running command.
-    let mut released = hold.released.subscribe();
-    tokio::select! {
-        () = tokio::time::sleep_until(hold.caller_deadline() + agent.kill_grace) => {}
-        _ = released.wait_for(|r| *r) => {}
-    }
     lock(&agent.holds).remove(&id);
-    tracing::debug!(election = %hold.election, hold = id, ?reason, "hold ended");
+    tracing::debug!(election = %hold.election, hold = id, reason = ?lost, "hold ended");
     if let Some(e) = lock(&agent.elections).get(&hold.election) {
         let mut h = lock(&e.hold);
         if *h == Some(id) {

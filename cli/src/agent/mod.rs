@@ -16,12 +16,15 @@
 //!   ends within N ms) and answers 200 `{"hold", "epoch", "node", "since",
 //!   "lease_left_ms"}` or 409 `{"leader"}`; `POST /v1/holds/{id}/renew` answers 200
 //!   `{"lease_left_ms"}` or 410 once the leadership ended or was revoked;
-//!   `DELETE /v1/holds/{id}` resigns. A hold not renewed for three
-//!   `timing.renew_interval`s, and past the caller's deadline, is resigned (the caller
-//!   died). `POST /v1/elections/{election}/resign` (`elector resign`) and stopping the
-//!   agent *revoke* holds: the caller learns it at its next renewal, stops its command and
-//!   resigns; the agent resigns by itself only once the caller's deadline has passed, so
-//!   no other node can start its command while this one's still runs.
+//!   `DELETE /v1/holds/{id}` resigns. Otherwise the agent resigns a hold only once the
+//!   caller's deadline plus the kill grace and `timing.clock_drift` has passed without a
+//!   renewal (the caller died or is stopped: its guard has killed the command by then on
+//!   its own), also when the agent's own leadership was lost meanwhile: a lost leadership
+//!   is never handed over early (the handover rule).
+//!   `POST /v1/elections/{election}/resign` (`elector resign`) and stopping the agent
+//!   *revoke* holds: the caller learns it at its next renewal, stops its command and
+//!   resigns; the agent resigns by itself only once the caller's deadline and grace have
+//!   passed, so no other node can start its command while this one's still runs.
 //!
 //! The caller applies the deadline rule itself: each answer's `lease_left_ms` counts from
 //! the moment the caller *sent* the request, so a stuck or dead agent still makes the
@@ -123,11 +126,6 @@ impl Agent {
             closing: watch::channel(false).0,
             kill_grace,
         })
-    }
-
-    /// How long a hold may go without renewal before the agent resigns it.
-    fn client_timeout(&self) -> Duration {
-        self.timing.renew_interval * 3
     }
 
     /// The election `name`, created (with a task following its leader) on first use.
