@@ -8,6 +8,7 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::Signal;
@@ -111,11 +112,15 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 fn supervise(h: &Host, file: &Path) -> Child {
+    supervise_script(h, &record(file, "exec sleep 1000"))
+}
+
+fn supervise_script(h: &Host, script: &str) -> Child {
     let mut c = elector();
     c.arg("--config")
         .arg(&h.config)
         .args(["run", "-e", "job", "--supervise", "--", "sh", "-c"])
-        .arg(record(file, "exec sleep 1000"))
+        .arg(script)
         .stdout(Stdio::null())
         .stderr(log_file(h, "run"));
     c.spawn().unwrap()
@@ -240,6 +245,80 @@ fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
     }
 }
 
+/// The leading host's `elector run` SIGSTOPped (its child, which ignores SIGTERM and has a
+/// grandchild that does too, runs on): the caller's guard kills both at the caller-side
+/// deadline plus the kill grace, and only then does the agent hand over, so another host's
+/// child starts after they are gone, while the caller is still stopped.
+fn a_stopped_caller_leaves_no_child_past_its_deadline(kind: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let hosts = cluster(d.path(), kind);
+    let mut agents = Procs(hosts.iter().map(agent).collect());
+    for h in &hosts {
+        wait_until("the agent to answer /health", || {
+            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
+        });
+    }
+    let file = d.path().join("runs");
+    let gc_file = d.path().join("grandchildren");
+    let script = record(
+        &file,
+        &format!(
+            "trap '' TERM; sleep 1000 & echo $! >> {}; wait",
+            gc_file.display()
+        ),
+    );
+    let mut runners = Procs(hosts.iter().map(|h| supervise_script(h, &script)).collect());
+    wait_until("a first child and its grandchild", || {
+        runs(&file).len() == 1 && std::fs::read_to_string(&gc_file).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let first = runs(&file)[0].clone();
+    let grandchild: i32 = std::fs::read_to_string(&gc_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let leader: usize = first.node[1..].parse::<usize>().unwrap() - 1;
+    let caller = runners.0[leader].id();
+    signal(caller, Signal::SIGSTOP);
+    // Far longer than the lease (1.6 s): only the guard can end the child meanwhile.
+    let resume_at = std::time::Instant::now() + Duration::from_secs(12);
+    let mut overlap = None;
+    let mut gone = false;
+    while std::time::Instant::now() < resume_at {
+        gone = is_gone(first.pid) && is_gone(grandchild);
+        let r = runs(&file);
+        if r.len() >= 2 && !gone && overlap.is_none() {
+            overlap = Some(r[1].clone());
+        }
+        if gone && r.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(caller, Signal::SIGCONT);
+    let all = logs(d.path());
+    assert_eq!(
+        overlap, None,
+        "another host's child started while the stopped caller's child {first:?} or its \
+         grandchild (pid {grandchild}) still ran\n{all}"
+    );
+    assert!(
+        gone,
+        "the stopped caller's child {first:?} or grandchild {grandchild} outlived its lease by \
+         more than 10 s\n{all}"
+    );
+    wait_until("a child on another host", || runs(&file).len() >= 2);
+    let r = runs(&file);
+    assert_ne!(r[1].node, first.node, "{r:?}");
+    assert!(r[1].epoch > first.epoch, "{r:?}");
+    for c in runners.0.iter().chain(agents.0.iter()) {
+        signal(c.id(), Signal::SIGTERM);
+    }
+    for c in runners.0.iter_mut().chain(agents.0.iter_mut()) {
+        let _ = c.wait();
+    }
+}
+
 /// Three cron runs at once, one per host: exactly one runs the command.
 fn three_cron_runs_at_once_run_once(kind: &str) {
     let d = tempfile::tempdir().unwrap();
@@ -293,6 +372,11 @@ mod raft {
     fn supervised_child_moves_when_the_leading_agent_is_killed() {
         super::supervised_child_moves_when_the_leading_agent_is_killed("raft");
     }
+
+    #[test]
+    fn a_stopped_caller_leaves_no_child_past_its_deadline() {
+        super::a_stopped_caller_leaves_no_child_past_its_deadline("raft");
+    }
 }
 
 #[cfg(feature = "bully")]
@@ -305,5 +389,10 @@ mod bully {
     #[test]
     fn supervised_child_moves_when_the_leading_agent_is_killed() {
         super::supervised_child_moves_when_the_leading_agent_is_killed("bully");
+    }
+
+    #[test]
+    fn a_stopped_caller_leaves_no_child_past_its_deadline() {
+        super::a_stopped_caller_leaves_no_child_past_its_deadline("bully");
     }
 }

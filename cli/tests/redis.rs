@@ -34,6 +34,12 @@ fn supervise_survives_kill_9_of_the_leader() {
 }
 
 #[test]
+fn a_stopped_supervisor_leaves_no_child_past_its_deadline() {
+    let s = RedisServer::start().expect("redis-server");
+    scenarios::a_stopped_supervisor_leaves_no_child_past_its_deadline(&backend(&s));
+}
+
+#[test]
 fn sigterm_hands_over_without_a_ttl_wait() {
     let s = RedisServer::start().expect("redis-server");
     scenarios::sigterm_hands_over_without_a_ttl_wait(&backend(&s));

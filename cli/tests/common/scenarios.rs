@@ -121,6 +121,75 @@ pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
     wait_until("the second child to stop", || is_gone(r[1].pid));
 }
 
+/// The leading `elector run --supervise` itself SIGSTOPped (its child runs on, ignores
+/// SIGTERM, and has a grandchild that does too): the guard alone kills the child and the
+/// grandchild at the lease deadline plus the kill grace, before another node's child starts,
+/// while the supervisor is still stopped.
+pub fn a_stopped_supervisor_leaves_no_child_past_its_deadline(backend: &[String]) {
+    let (_d, file) = scratch("runs");
+    let gc_file = file.with_file_name("grandchildren");
+    let script = record(
+        &file,
+        &format!(
+            "trap '' TERM; sleep 1000 & echo $! >> {}; wait",
+            gc_file.display()
+        ),
+    );
+    let a = start(backend, "n1", FAST, &["--supervise"], &script);
+    let mut procs = Procs(vec![a]);
+    wait_until("n1's child and grandchild", || {
+        runs(&file).len() == 1 && std::fs::read_to_string(&gc_file).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let child = runs(&file)[0].pid;
+    let grandchild: i32 = std::fs::read_to_string(&gc_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    procs
+        .0
+        .push(start(backend, "n2", FAST, &["--supervise"], &script));
+    std::thread::sleep(Duration::from_millis(300));
+    let a_pid = procs.0[0].id();
+    signal(a_pid, Signal::SIGSTOP);
+    // Stopped for much longer than the TTL (2 s): only the guard can end the child.
+    let resume_at = std::time::Instant::now() + Duration::from_secs(8);
+    let mut overlap = None;
+    let mut a_gone = false;
+    while std::time::Instant::now() < resume_at {
+        a_gone = is_gone(child) && is_gone(grandchild);
+        let r = runs(&file);
+        if r.len() >= 2 && !a_gone && overlap.is_none() {
+            overlap = Some(r[1].clone());
+        }
+        if a_gone && r.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(a_pid, Signal::SIGCONT);
+    assert_eq!(
+        overlap, None,
+        "another node's child started while the stopped supervisor's child (pid {child}) or \
+         grandchild (pid {grandchild}) still ran"
+    );
+    assert!(
+        a_gone,
+        "the stopped supervisor's child (pid {child}) or grandchild (pid {grandchild}) outlived \
+         its 2 s lease by more than 6 s"
+    );
+    wait_until("n2's child", || runs(&file).len() >= 2);
+    let r = runs(&file);
+    assert_eq!(r[1].node, "n2", "{r:?}");
+    assert!(r[1].epoch > r[0].epoch, "{r:?}");
+    for c in &procs.0 {
+        signal(c.id(), Signal::SIGTERM);
+    }
+    for c in procs.0.iter_mut() {
+        let _ = c.wait();
+    }
+}
+
 /// SIGTERM to the leading supervisor hands over at once, without waiting for the TTL.
 pub fn sigterm_hands_over_without_a_ttl_wait(backend: &[String]) {
     let (_d, file) = scratch("runs");
