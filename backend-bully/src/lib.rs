@@ -55,6 +55,10 @@
 //!   leader's `lost()` fires, and its guarded child is dead, before any majority can accept
 //!   a new leader. A node that just restarted acknowledges no new leader for one failure
 //!   timeout, since it may have promised loyalty before it crashed.
+//! - **The handover rule.** Only the holder's resign (or drop) sends ABDICATE. A leadership
+//!   whose local deadline passed before the core extended it (a stalled or starved driver)
+//!   steps down quietly, so the followers' loyalty runs out on its own and the old child
+//!   keeps its kill grace.
 //! - **A minority side never elects.** A node cut off from a majority loses its lease and
 //!   cannot gather a majority for a new one.
 //!

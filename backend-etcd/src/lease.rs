@@ -102,7 +102,10 @@ impl Lease {
     }
 
     /// Stops renewing and revokes the lease, which deletes our key with it. Idempotent;
-    /// a lease already gone counts as revoked.
+    /// a lease already gone counts as revoked. Patient: the request may take up to the hold
+    /// budget (`ttl - clock_drift - kill_grace`), not just one request timeout, since a
+    /// revoke that fails leaves the next candidate waiting for the whole TTL; the
+    /// leadership has ended before this is called, so the wait costs no safety.
     pub(crate) async fn revoke(&self) -> Result<()> {
         self.stop_renewing();
         let mut revoked = self.revoked.lock().await;
@@ -110,8 +113,14 @@ impl Lease {
             return Ok(());
         }
         let id = self.id;
+        let patience = self
+            .conn
+            .timing
+            .hold_budget()
+            .max(self.conn.request_timeout);
         self.conn
-            .call(
+            .call_within(
+                patience,
                 Some(&self.election),
                 "revoking the lease",
                 |mut c| async move {

@@ -55,7 +55,10 @@
 //!   lets go first. A keep-alive that answers TTL 0 (the lease was revoked or expired), or
 //!   the deletion of our key by anyone, ends leadership at once as
 //!   [`LossReason::Revoked`](election_core::LossReason::Revoked). After any loss the lease
-//!   stops being renewed and is revoked if etcd can be reached.
+//!   stops being renewed, and nothing more (the handover rule): it is not revoked, so a
+//!   revoke cannot wait in the socket of a stalled etcd and let the next candidate in during
+//!   the old holder's kill grace. It runs out at its TTL unless the holder resigns (or drops
+//!   the `Leadership`) once its work has stopped.
 //! - **Every request has a timeout**: `min(request_timeout, renew_interval)`, below the
 //!   hold budget, so a stuck request cannot outlive a renewal.
 //! - **Failover over endpoints.** Requests are balanced over all configured endpoints; a

@@ -52,6 +52,10 @@
 //!   `election_timeout_min` after it starts, because it may have made such a promise just
 //!   before it stopped. A leader that gave an election up (resign aside) keeps refusing
 //!   other candidates for the same margin.
+//! - **The handover rule.** Only the holder's resign (or drop) hands over with TimeoutNow.
+//!   A leadership whose local deadline passed before the core extended it (a stalled or
+//!   starved driver) steps down quietly, as after a lost quorum, so the followers' promises
+//!   expire on their own and the old child keeps its kill grace.
 //! - **Resign hands over in about one round trip** to a campaigning follower, which is then
 //!   granted at once (its voters' promises start when they grant the vote).
 //! - Undecodable, unauthenticated and unknown-sender messages are dropped and counted,

@@ -19,11 +19,27 @@ pub(crate) struct RedisControl {
 
 #[async_trait]
 impl LeadershipControl for RedisControl {
+    /// Releases, retrying failures that may pass (a timeout, a reconnect) until the hold
+    /// budget is spent: a release that gives up leaves the next candidate waiting for the
+    /// whole TTL, and the leadership has already ended, so waiting costs no safety. The
+    /// release is a compare-and-delete on our token, so repeating it is harmless.
     async fn resign(&self) -> Result<()> {
         self.stop.notify_one();
-        let released = self.ops.release(&self.token).await?;
-        tracing::debug!(election = %self.ops.name, released, "resigned");
-        Ok(())
+        let timing = self.ops.shared.timing;
+        let give_up = Instant::now() + timing.hold_budget();
+        loop {
+            match self.ops.release(&self.token).await {
+                Ok(released) => {
+                    tracing::debug!(election = %self.ops.name, released, "resigned");
+                    return Ok(());
+                }
+                Err(e) if e.is_retryable() && Instant::now() + timing.retry_interval < give_up => {
+                    tracing::debug!(election = %self.ops.name, error = %e, "releasing failed; retrying");
+                    tokio::time::sleep(timing.retry_interval).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

@@ -55,6 +55,13 @@
 //! token (or no key: the server lost it) ends the leadership at once as
 //! [`LossReason::Revoked`](election_core::LossReason::Revoked).
 //!
+//! **A loss is never released early (the handover rule).** After a loss the renewal loop
+//! only stops: no release script is sent, so a release cannot wait in the socket of a
+//! stalled server and let the next candidate in while the old holder's child is in its
+//! kill grace. The key runs out a TTL after the last renewal reached Redis, unless the
+//! holder resigns (or drops the `Leadership`) once its work has stopped, as `elector run`
+//! does once its child is gone.
+//!
 //! # Where the epoch comes from
 //!
 //! The acquire script allocates `epoch = max(stored + 1, server TIME in µs)` and stores it

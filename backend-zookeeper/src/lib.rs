@@ -71,8 +71,12 @@
 //! - **Revocation at once.** The session expiring or closing, or our znode being deleted
 //!   (by anyone) or owned by another session, ends the leadership at once as
 //!   [`LossReason::Revoked`](election_core::LossReason::Revoked). After any loss our znode
-//!   is deleted if ZooKeeper can be reached, so the next candidate does not wait for the
-//!   session to expire.
+//!   is not deleted at once (the handover rule: a delete sent at the deadline could wait in
+//!   the socket of a stalled server and land inside the old holder's kill grace). The
+//!   session is shared with other elections and kept alive by the client, so the znode is
+//!   deleted once the window has passed (deadline + `clock_drift + kill_grace`, when the
+//!   server would have expired the session from the last renewal), or sooner when the
+//!   holder resigns or drops the `Leadership` once its work has stopped.
 //! - **Every request has a timeout**: `min(request_timeout, renew_interval)`.
 //! - **Fairness** is FIFO by sequence number.
 //!

@@ -22,7 +22,11 @@
 //!   leadership deadline already subtracts, so without process pauses CMD is dead before
 //!   another node can be elected.
 //! - If elector itself dies, even by SIGKILL, the guard learns it through the parent-death
-//!   signal and kills the whole group at once.
+//!   signal and kills the whole group at once. If elector is stopped or stuck, the guard
+//!   ends the group by itself at the leadership's deadline (SIGTERM, SIGKILL one kill grace
+//!   later): elector passes it every new deadline.
+//! - A loss elector did not choose is never handed over early: elector resigns only once
+//!   the group is gone, and no backend releases a lapsed lease by itself.
 //! - SIGTERM, SIGINT or SIGHUP to elector: forwarded to the group, SIGKILL after the grace,
 //!   then leadership is resigned so the next node takes over without a TTL wait.
 //! - Through the agent, the caller applies the deadline rule itself from the start of each

@@ -5,7 +5,7 @@
 //!
 //! # The pieces
 //!
-//! - [`conformance`]: twelve properties of the election contract, each an
+//! - [`conformance`]: fifteen properties of the election contract, each an
 //!   `async fn(&dyn Harness)` that panics with a message naming the backend and what went
 //!   wrong, and [`conformance_suite!`] to turn them into one `#[tokio::test]` each. A
 //!   backend supplies a [`Harness`](conformance::Harness) that hands out nodes it can cut
@@ -30,7 +30,9 @@
 //! expiry and re-election, immediate handover on resign and on drop, `lost()` within the
 //! backend's `loss_within` after a cut-off, another node elected only after the cut-off
 //! holder's deadline has passed (an ordering read from the monotonic clock, never from a
-//! sleep), `observe()` reporting every change including "no leader", withdrawn candidacies,
+//! sleep), no other candidate granted inside a lost holder's kill grace when what made it
+//! miss its deadline (a cut-off, a stalled server or driver) wakes up inside that window,
+//! `observe()` reporting every change including "no leader", withdrawn candidacies,
 //! independent elections, and name validation.
 //!
 //! It does not check fairness among waiting candidates, behaviour under process pauses
