@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use common::stamps::Stamps;
 use common::*;
 use nix::sys::signal::Signal;
 
@@ -111,15 +112,11 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, raw.split_once("\r\n\r\n")?.1.to_owned()))
 }
 
-fn supervise(h: &Host, file: &Path) -> Child {
-    supervise_script(h, &record(file, "exec sleep 1000"))
-}
-
-fn supervise_script(h: &Host, script: &str) -> Child {
+fn supervise(h: &Host, script: &str) -> Child {
     let mut c = elector();
     c.arg("--config")
         .arg(&h.config)
-        .args(["run", "-e", "job", "--supervise", "--", "sh", "-c"])
+        .args(["run", "-e", "job", "--supervise", "--", "bash", "-c"])
         .arg(script)
         .stdout(Stdio::null())
         .stderr(log_file(h, "run"));
@@ -150,21 +147,23 @@ fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
             http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
         });
     }
-    let file = d.path().join("runs");
-    let mut runners = Procs(hosts.iter().map(|h| supervise(h, &file)).collect());
-    wait_until("a first child", || !runs(&file).is_empty());
+    let stamps = Stamps::start();
+    let script = stamps.script("exec sleep 1000");
+    let mut runners = Procs(hosts.iter().map(|h| supervise(h, &script)).collect());
+    wait_until("a first child", || !stamps.lives().is_empty());
     // The load-balancer check answers 200 on exactly one host: the one whose latest
     // child runs.
     let mut leader = 0;
     wait_until("one host to pass the leader health check", || {
         sole_leader(&hosts).is_some_and(|l| {
             leader = l;
-            runs(&file)
+            stamps
+                .lives()
                 .last()
                 .is_some_and(|r| r.node == format!("n{}", l + 1) && !is_gone(r.pid))
         })
     });
-    let current = runs(&file).last().unwrap().clone();
+    let current = stamps.lives().last().unwrap().clone();
     let (_, status) = http_get(hosts[leader].api, "/v1/status").unwrap();
     assert!(status.contains("\"is_leader\":true"), "{status}");
     let mut c = elector();
@@ -193,17 +192,21 @@ fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
         is_gone(current.pid)
     });
     wait_until("a child at a higher epoch", || {
-        runs(&file).last().is_some_and(|r| r.epoch > current.epoch)
+        stamps
+            .lives()
+            .last()
+            .is_some_and(|r| r.epoch > current.epoch)
     });
     wait_until("one host to pass the leader health check again", || {
         sole_leader(&hosts).is_some_and(|l| {
             leader = l;
-            runs(&file)
+            stamps
+                .lives()
                 .last()
                 .is_some_and(|r| r.node == format!("n{}", l + 1) && !is_gone(r.pid))
         })
     });
-    let current = runs(&file).last().unwrap().clone();
+    let current = stamps.lives().last().unwrap().clone();
 
     // Kill the leading host's agent: its `elector run` loses leadership by its own
     // deadline and kills the child; another host takes over with a higher epoch.
@@ -211,22 +214,16 @@ fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
     agents.0[leader].wait().unwrap();
     wait_until("the old child to be killed", || is_gone(current.pid));
     wait_until("a child on another host", || {
-        runs(&file)
+        stamps
+            .lives()
             .iter()
             .any(|l| l.epoch > current.epoch && l.node != current.node)
     });
-    let r = runs(&file);
-    for (i, a) in r.iter().enumerate() {
-        for b in &r[i + 1..] {
-            assert!(
-                b.epoch > a.epoch,
-                "epochs must rise from one child to the next: {r:?}"
-            );
-        }
-    }
+    // One child at a time, each gone before the next started, epochs rising.
+    stamps.assert_one_at_a_time();
     // SIGTERM to the leading agent: it revokes its hold, its caller stops the command,
     // then the agent exits 0.
-    let newest = runs(&file).last().unwrap().clone();
+    let newest = stamps.lives().last().unwrap().clone();
     let host: usize = newest.node[1..].parse::<usize>().unwrap() - 1;
     signal(agents.0[host].id(), Signal::SIGTERM);
     let status = agents.0[host].wait().unwrap();
@@ -258,59 +255,33 @@ fn a_stopped_caller_leaves_no_child_past_its_deadline(kind: &str) {
             http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
         });
     }
-    let file = d.path().join("runs");
-    let gc_file = d.path().join("grandchildren");
-    let script = record(
-        &file,
-        &format!(
-            "trap '' TERM; sleep 1000 & echo $! >> {}; wait",
-            gc_file.display()
-        ),
-    );
-    let mut runners = Procs(hosts.iter().map(|h| supervise_script(h, &script)).collect());
-    wait_until("a first child and its grandchild", || {
-        runs(&file).len() == 1 && std::fs::read_to_string(&gc_file).is_ok_and(|t| t.ends_with('\n'))
-    });
-    let first = runs(&file)[0].clone();
-    let grandchild: i32 = std::fs::read_to_string(&gc_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let stamps = Stamps::start();
+    let script = stamps.script("trap '' TERM; sleep 1000 & wait");
+    let mut runners = Procs(hosts.iter().map(|h| supervise(h, &script)).collect());
+    wait_until("a first child", || stamps.lives().len() == 1);
+    let first = stamps.lives()[0].clone();
     let leader: usize = first.node[1..].parse::<usize>().unwrap() - 1;
     let caller = runners.0[leader].id();
     signal(caller, Signal::SIGSTOP);
     // Far longer than the lease (1.6 s): only the guard can end the child meanwhile.
     let resume_at = std::time::Instant::now() + Duration::from_secs(12);
-    let mut overlap = None;
-    let mut gone = false;
-    while std::time::Instant::now() < resume_at {
-        gone = is_gone(first.pid) && is_gone(grandchild);
-        let r = runs(&file);
-        if r.len() >= 2 && !gone && overlap.is_none() {
-            overlap = Some(r[1].clone());
-        }
-        if gone && r.len() >= 2 {
-            break;
-        }
+    while std::time::Instant::now() < resume_at && stamps.lives().len() < 2 {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let resumed = std::time::Instant::now();
     signal(caller, Signal::SIGCONT);
     let all = logs(d.path());
-    assert_eq!(
-        overlap, None,
-        "another host's child started while the stopped caller's child {first:?} or its \
-         grandchild (pid {grandchild}) still ran\n{all}"
-    );
+    let old = stamps.lives()[0].clone();
+    let died = old.end.unwrap_or_else(|| {
+        panic!("the stopped caller's child {old:?} (or its grandchild) outlived its lease by more than 10 s\n{all}")
+    });
     assert!(
-        gone,
-        "the stopped caller's child {first:?} or grandchild {grandchild} outlived its lease by \
-         more than 10 s\n{all}"
+        died < resumed,
+        "{old:?} ended only after its caller resumed\n{all}"
     );
-    wait_until("a child on another host", || runs(&file).len() >= 2);
-    let r = runs(&file);
-    assert_ne!(r[1].node, first.node, "{r:?}");
-    assert!(r[1].epoch > first.epoch, "{r:?}");
+    wait_until("a child on another host", || stamps.lives().len() >= 2);
+    stamps.assert_one_at_a_time();
+    assert_ne!(stamps.lives()[1].node, first.node);
     for c in runners.0.iter().chain(agents.0.iter()) {
         signal(c.id(), Signal::SIGTERM);
     }

@@ -33,6 +33,37 @@ fn supervise_survives_kill_9_of_the_leader() {
     scenarios::supervise_survives_kill_9_of_the_leader(&backend(&s));
 }
 
+/// The same backend through a fault proxy, and the proxy, on a runtime kept alive by the
+/// caller.
+fn proxied(
+    server: &EtcdServer,
+    rt: &tokio::runtime::Runtime,
+) -> (Vec<String>, election_tests::proxy::FaultProxy) {
+    let proxy = rt
+        .block_on(election_tests::proxy::FaultProxy::start(server.addr()))
+        .expect("proxy");
+    let args = vec![
+        "--backend".into(),
+        "etcd".into(),
+        "--set".into(),
+        format!("backend.etcd.endpoints=[\"http://{}\"]", proxy.addr()),
+    ];
+    (args, proxy)
+}
+
+#[test]
+fn a_cut_off_leaders_child_is_killed_after_its_grace_before_the_next_starts() {
+    use election_tests::proxy::{Direction, Fault};
+    let s = EtcdServer::start().expect("etcd");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (through_proxy, proxy) = proxied(&s, &rt);
+    scenarios::a_cut_off_leaders_child_is_killed_after_its_grace_before_the_next_starts(
+        &through_proxy,
+        &backend(&s),
+        || proxy.set(Direction::Both, Fault::Blackhole),
+    );
+}
+
 #[test]
 fn a_stopped_supervisor_leaves_no_child_past_its_deadline() {
     let s = EtcdServer::start().expect("etcd");

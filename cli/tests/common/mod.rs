@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, reason = "each test file uses a subset")]
 
 pub mod scenarios;
+pub mod stamps;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

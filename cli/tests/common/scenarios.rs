@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::stamps::Stamps;
 use super::*;
 
 fn start(backend: &[String], node: &str, extra: &[&str], run: &[&str], script: &str) -> Child {
@@ -13,7 +14,7 @@ fn start(backend: &[String], node: &str, extra: &[&str], run: &[&str], script: &
         .args(extra)
         .args(["--node-id", node, "run", "-e", "job"])
         .args(run)
-        .args(["--", "sh", "-c", script])
+        .args(["--", "bash", "-c", script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c.spawn().expect("start elector")
@@ -66,16 +67,14 @@ pub fn staggered_starts_within_min_hold_run_once(backend: &[String]) {
     assert_eq!(runs(&file).len(), 1, "{all}");
 }
 
-/// Three supervisors; kill -9 the leading elector: its child dies, and a new child starts
-/// on another node with a higher epoch, never while the old one still runs.
+/// Three supervisors; kill -9 the leading elector: its child and the child's grandchild
+/// die, and a new child starts on another node with a higher epoch, only once they are
+/// gone (judged on the test's own clock, [`Stamps`]).
 pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
-    let (_d, file) = scratch("runs");
-    let gc_file = file.with_file_name("grandchildren");
-    // A grandchild too: it must not outlive its leader either.
-    let script = record(
-        &file,
-        &format!("sleep 1000 & echo $! >> {}; wait", gc_file.display()),
-    );
+    let stamps = Stamps::start();
+    // A grandchild too: it must not outlive its leader either (it holds the stamp
+    // connection as well, so the old life ends only when both are gone).
+    let script = stamps.script("sleep 1000 & wait");
     let nodes = ["n1", "n2", "n3"];
     let mut children = Procs(
         nodes
@@ -83,34 +82,16 @@ pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
             .map(|n| start(backend, n, FAST, &["--supervise"], &script))
             .collect(),
     );
-    wait_until("a first child and its grandchild", || {
-        !runs(&file).is_empty()
-            && std::fs::read_to_string(&gc_file).is_ok_and(|t| t.ends_with('\n'))
-    });
-    let first = runs(&file)[0].clone();
+    wait_until("a first child", || !stamps.lives().is_empty());
+    let first = stamps.lives()[0].clone();
     let leader = nodes.iter().position(|n| *n == first.node).unwrap();
     children.0[leader].kill().unwrap();
     children.0[leader].wait().unwrap();
-    let mut overlap = false;
-    wait_until("a child on another node", || {
-        let r = runs(&file);
-        if r.len() >= 2 && !is_gone(first.pid) {
-            overlap = true;
-        }
-        r.len() >= 2
-    });
-    assert!(
-        !overlap,
-        "a new child started while the old leader's child still ran"
-    );
-    assert!(
-        is_gone(first.pid),
-        "the killed leader's child is still running"
-    );
-    let r = runs(&file);
-    assert_eq!(r.len(), 2, "{r:?}");
-    assert_ne!(r[1].node, first.node);
-    assert!(r[1].epoch > first.epoch, "{r:?}");
+    wait_until("a child on another node", || stamps.lives().len() >= 2);
+    stamps.assert_one_at_a_time();
+    let lives = stamps.lives();
+    assert_eq!(lives.len(), 2, "{lives:?}");
+    assert_ne!(lives[1].node, first.node);
     // Clean shutdown of the rest.
     for (i, c) in children.0.iter_mut().enumerate() {
         if i != leader {
@@ -118,34 +99,21 @@ pub fn supervise_survives_kill_9_of_the_leader(backend: &[String]) {
             let _ = c.wait();
         }
     }
-    wait_until("the second child to stop", || is_gone(r[1].pid));
+    wait_until("the second child to stop", || {
+        stamps.lives()[1].end.is_some()
+    });
 }
 
 /// The leading `elector run --supervise` itself SIGSTOPped (its child runs on, ignores
 /// SIGTERM, and has a grandchild that does too): the guard alone kills the child and the
 /// grandchild at the lease deadline plus the kill grace, before another node's child starts,
-/// while the supervisor is still stopped.
+/// while the supervisor is still stopped. Judged on the test's own clock ([`Stamps`]).
 pub fn a_stopped_supervisor_leaves_no_child_past_its_deadline(backend: &[String]) {
-    let (_d, file) = scratch("runs");
-    let gc_file = file.with_file_name("grandchildren");
-    let script = record(
-        &file,
-        &format!(
-            "trap '' TERM; sleep 1000 & echo $! >> {}; wait",
-            gc_file.display()
-        ),
-    );
+    let stamps = Stamps::start();
+    let script = stamps.script("trap '' TERM; sleep 1000 & wait");
     let a = start(backend, "n1", FAST, &["--supervise"], &script);
     let mut procs = Procs(vec![a]);
-    wait_until("n1's child and grandchild", || {
-        runs(&file).len() == 1 && std::fs::read_to_string(&gc_file).is_ok_and(|t| t.ends_with('\n'))
-    });
-    let child = runs(&file)[0].pid;
-    let grandchild: i32 = std::fs::read_to_string(&gc_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    wait_until("n1's child", || stamps.lives().len() == 1);
     procs
         .0
         .push(start(backend, "n2", FAST, &["--supervise"], &script));
@@ -154,34 +122,51 @@ pub fn a_stopped_supervisor_leaves_no_child_past_its_deadline(backend: &[String]
     signal(a_pid, Signal::SIGSTOP);
     // Stopped for much longer than the TTL (2 s): only the guard can end the child.
     let resume_at = std::time::Instant::now() + Duration::from_secs(8);
-    let mut overlap = None;
-    let mut a_gone = false;
-    while std::time::Instant::now() < resume_at {
-        a_gone = is_gone(child) && is_gone(grandchild);
-        let r = runs(&file);
-        if r.len() >= 2 && !a_gone && overlap.is_none() {
-            overlap = Some(r[1].clone());
-        }
-        if a_gone && r.len() >= 2 {
-            break;
-        }
+    while std::time::Instant::now() < resume_at && stamps.lives().len() < 2 {
         std::thread::sleep(Duration::from_millis(10));
     }
+    let resumed = std::time::Instant::now();
     signal(a_pid, Signal::SIGCONT);
-    assert_eq!(
-        overlap, None,
-        "another node's child started while the stopped supervisor's child (pid {child}) or \
-         grandchild (pid {grandchild}) still ran"
-    );
+    let old = stamps.lives()[0].clone();
+    let died = old.end.unwrap_or_else(|| {
+        panic!("the stopped supervisor's child {old:?} (or its grandchild) outlived its 2 s lease by more than 6 s")
+    });
     assert!(
-        a_gone,
-        "the stopped supervisor's child (pid {child}) or grandchild (pid {grandchild}) outlived \
-         its 2 s lease by more than 6 s"
+        died < resumed,
+        "{old:?} ended only after its supervisor resumed"
     );
-    wait_until("n2's child", || runs(&file).len() >= 2);
-    let r = runs(&file);
-    assert_eq!(r[1].node, "n2", "{r:?}");
-    assert!(r[1].epoch > r[0].epoch, "{r:?}");
+    wait_until("n2's child", || stamps.lives().len() >= 2);
+    stamps.assert_one_at_a_time();
+    assert_eq!(stamps.lives()[1].node, "n2");
+    for c in &procs.0 {
+        signal(c.id(), Signal::SIGTERM);
+    }
+    for c in procs.0.iter_mut() {
+        let _ = c.wait();
+    }
+}
+
+/// A leader cut off from the backend (a blackholing proxy) whose child ignores SIGTERM: the
+/// child and its grandchild get the kill grace, then SIGKILL, and are gone before the
+/// waiting node's child starts. `proxied` is the backend configuration through the proxy.
+pub fn a_cut_off_leaders_child_is_killed_after_its_grace_before_the_next_starts(
+    proxied: &[String],
+    direct: &[String],
+    cut: impl FnOnce(),
+) {
+    let stamps = Stamps::start();
+    let script = stamps.script("trap '' TERM; sleep 1000 & wait");
+    let mut procs = Procs(vec![start(proxied, "n1", FAST, &["--supervise"], &script)]);
+    wait_until("n1's child", || stamps.lives().len() == 1);
+    procs
+        .0
+        .push(start(direct, "n2", FAST, &["--supervise"], &script));
+    std::thread::sleep(Duration::from_millis(300));
+    cut();
+    wait_until("n2's child", || stamps.lives().len() >= 2);
+    stamps.assert_one_at_a_time();
+    let lives = stamps.lives();
+    assert_eq!(lives[1].node, "n2", "{lives:?}");
     for c in &procs.0 {
         signal(c.id(), Signal::SIGTERM);
     }
