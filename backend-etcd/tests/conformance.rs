@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use election_core::{Backend, LeaseTiming, NodeId, Result};
-use election_tests::conformance::{Bounds, Harness, TestNode};
-use election_tests::launch::EtcdServer;
+use election_tests::conformance::{Bounds, Harness, Restart, TestNode};
+use election_tests::launch::{Data, EtcdServer};
 use election_tests::proxy::{Direction, Fault};
 use support::{ProxiedNode, timing};
 
@@ -50,6 +50,14 @@ impl TestNode for EtcdNode {
     async fn resume(&self) {
         tokio::task::block_in_place(|| self.1.resume()).expect("SIGCONT etcd");
     }
+
+    async fn freeze(&self) {
+        self.cut_off().await;
+    }
+
+    async fn thaw(&self) {
+        self.heal().await;
+    }
 }
 
 /// etcd's lessor looks for expired leases every 500 ms (etcd 3.4 `lessor.runLoop`).
@@ -79,6 +87,16 @@ impl Harness for EtcdHarness {
             takeover_within: self.lease_ttl + LESSOR_TICK + self.timing.retry_interval,
             kill_grace: self.timing.kill_grace,
         }
+    }
+
+    /// With its data only: the epoch is the key's create revision, and an etcd that lost
+    /// its data starts its revisions again near 1 (the crate documentation says so).
+    fn restarts(&self) -> &'static [Restart] {
+        &[Restart::KeepData]
+    }
+
+    async fn restart(&self, _: Restart) {
+        tokio::task::block_in_place(|| self._server.restart(Data::Keep)).expect("restart etcd");
     }
 }
 

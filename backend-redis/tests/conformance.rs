@@ -9,8 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use election_core::{Backend, LeaseTiming, NodeId, Result};
 use election_redis::RedisBackend;
-use election_tests::conformance::{Bounds, Harness, TestNode};
-use election_tests::launch::RedisServer;
+use election_tests::conformance::{Bounds, Harness, Restart, TestNode};
+use election_tests::launch::{Data, RedisServer};
 use election_tests::proxy::{Direction, Fault, FaultProxy};
 
 struct RedisHarness {
@@ -53,6 +53,14 @@ impl TestNode for RedisNode {
     async fn resume(&self) {
         tokio::task::block_in_place(|| self.server.resume()).expect("SIGCONT redis-server");
     }
+
+    async fn freeze(&self) {
+        self.cut_off().await;
+    }
+
+    async fn thaw(&self) {
+        self.heal().await;
+    }
 }
 
 #[async_trait]
@@ -79,6 +87,20 @@ impl Harness for RedisHarness {
             takeover_within: self.timing.ttl + self.timing.retry_interval,
             kill_grace: self.timing.kill_grace,
         }
+    }
+
+    /// Both: the epoch is `max(stored + 1, server TIME in µs)`, so even a server that lost
+    /// its data hands out epochs above every earlier one (decision 040).
+    fn restarts(&self) -> &'static [Restart] {
+        &[Restart::KeepData, Restart::EmptyData]
+    }
+
+    async fn restart(&self, restart: Restart) {
+        let data = match restart {
+            Restart::KeepData => Data::Keep,
+            Restart::EmptyData => Data::Empty,
+        };
+        tokio::task::block_in_place(|| self._server.restart(data)).expect("restart redis-server");
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use election_core::{Backend, NodeId, Result};
-use election_tests::conformance::{Bounds, Harness, TestNode};
-use election_tests::launch::ZooKeeperServer;
+use election_tests::conformance::{Bounds, Harness, Restart, TestNode};
+use election_tests::launch::{Data, ZooKeeperServer};
 use election_tests::proxy::{Direction, Fault};
 use support::{ProxiedNode, TICK, timing};
 
@@ -52,6 +52,14 @@ impl TestNode for ZkNode {
     async fn resume(&self) {
         tokio::task::block_in_place(|| self.1.resume()).expect("SIGCONT zookeeper");
     }
+
+    async fn freeze(&self) {
+        self.cut_off().await;
+    }
+
+    async fn thaw(&self) {
+        self.heal().await;
+    }
 }
 
 #[async_trait]
@@ -78,6 +86,17 @@ impl Harness for ZkHarness {
             takeover_within: self.session_timeout + TICK * 2 + self.retry,
             kill_grace: self.kill_grace,
         }
+    }
+
+    /// With its data only: the epoch is the znode's czxid, and a ZooKeeper that lost its
+    /// data starts its zxids again near 1 (the crate documentation says so).
+    fn restarts(&self) -> &'static [Restart] {
+        &[Restart::KeepData]
+    }
+
+    async fn restart(&self, _: Restart) {
+        tokio::task::block_in_place(|| self._server.restart(Data::Keep))
+            .expect("restart zookeeper");
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! # The pieces
 //!
-//! - [`conformance`]: fifteen properties of the election contract, each an
+//! - [`conformance`]: seventeen properties of the election contract, each an
 //!   `async fn(&dyn Harness)` that panics with a message naming the backend and what went
 //!   wrong, and [`conformance_suite!`] to turn them into one `#[tokio::test]` each. A
 //!   backend supplies a [`Harness`](conformance::Harness) that hands out nodes it can cut
@@ -33,13 +33,12 @@
 //! sleep), no other candidate granted inside a lost holder's kill grace when what made it
 //! miss its deadline (a cut-off, a stalled server or driver) wakes up inside that window,
 //! `observe()` reporting every change including "no leader", withdrawn candidacies,
-//! independent elections, and name validation.
+//! independent elections, name validation, epochs rising across the restarts each backend
+//! declares it survives ([`Restart`](conformance::Restart)), and a holder whose runtime is
+//! frozen (not just cut off) fenced off when it wakes.
 //!
-//! It does not check fairness among waiting candidates, behaviour under process pauses
-//! (where two holders may overlap and only fencing helps: record
-//! [`pause_injected`](history::History::pause_injected) in such tests), durability of
-//! epochs across server restarts (backend-specific: each backend tests its own epoch
-//! source with [`launch`]'s restarts), or performance.
+//! It does not check fairness among waiting candidates, restarts a backend says it cannot
+//! survive (its harness documents which and why), or performance.
 //!
 //! Epochs are not made here: the suite only checks what backends grant.
 //!

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use election_core::{Backend, LeaseTiming, MemoryBackend, MemoryServer, NodeId, Result};
-use election_tests::conformance::{Bounds, Harness, TestNode};
+use election_tests::conformance::{Bounds, Harness, Restart, TestNode};
 
 struct MemoryHarness {
     nodes: Vec<Arc<MemoryNode>>,
@@ -43,6 +43,14 @@ impl TestNode for MemoryNode {
     async fn resume(&self) {
         self.conn.server().resume();
     }
+
+    async fn freeze(&self) {
+        self.cut_off().await;
+    }
+
+    async fn thaw(&self) {
+        self.heal().await;
+    }
 }
 
 #[async_trait]
@@ -70,6 +78,14 @@ impl Harness for MemoryHarness {
             kill_grace: self.timing.kill_grace,
         }
     }
+
+    /// The in-process server has nothing to lose in a restart that keeps its data; it does
+    /// not survive losing it ([`MemoryServer::wipe`] starts epochs again at 1).
+    fn restarts(&self) -> &'static [Restart] {
+        &[Restart::KeepData]
+    }
+
+    async fn restart(&self, _: Restart) {}
 }
 
 async fn harness() -> Arc<dyn Harness> {

@@ -246,6 +246,14 @@ impl TestNode for FlawedNode {
     async fn resume(&self) {
         self.conn.server().resume();
     }
+
+    async fn freeze(&self) {
+        self.cut_off().await;
+    }
+
+    async fn thaw(&self) {
+        self.heal().await;
+    }
 }
 
 struct FlawedHarness {

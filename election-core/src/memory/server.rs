@@ -122,6 +122,21 @@ impl MemoryServer {
         self.inner.stalled.send_replace(true);
     }
 
+    /// Loses every lease and every epoch counter, as a server that lost its disk would
+    /// (epochs then start again at 1: this backend does not survive it, which is what the
+    /// tests that use this show).
+    pub fn wipe(&self) {
+        let mut elections = self
+            .inner
+            .elections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for slot in elections.values_mut() {
+            slot.set_holder(None);
+            slot.last_epoch = Epoch::ZERO;
+        }
+    }
+
     /// Ends a [`stall`](Self::stall).
     pub fn resume(&self) {
         self.inner.stalled.send_replace(false);

@@ -25,6 +25,32 @@ pub trait Harness: Send + Sync {
 
     /// The timing bounds this backend promises (see [`Bounds`]).
     fn bounds(&self) -> Bounds;
+
+    /// The restarts after which this backend's epochs still strictly rise. A restart left
+    /// out is one the backend documents that it cannot survive (for example an etcd that
+    /// lost its data starts its revisions again); the harness says why in its docs.
+    fn restarts(&self) -> &'static [Restart] {
+        &[]
+    }
+
+    /// Carries out `restart`, one of [`restarts`](Self::restarts), and returns once the
+    /// backend is running again (clients may still be reconnecting).
+    async fn restart(&self, restart: Restart) {
+        panic!(
+            "{} declares no restart, so {restart:?} was not asked for",
+            self.name()
+        )
+    }
+}
+
+/// A restart of the backend the suite can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// The server stops and starts again on its data (peer backends: every node crashes and
+    /// starts again on its data dir, all at once).
+    KeepData,
+    /// The server loses its disk: killed, its data emptied, started fresh.
+    EmptyData,
 }
 
 /// One node as the suite drives it.
@@ -52,6 +78,16 @@ pub trait TestNode: Send + Sync {
 
     /// Ends a [`stall`](Self::stall).
     async fn resume(&self);
+
+    /// Makes what this node's leaderships depend on *outside the holder's own tasks* behave
+    /// as in a paused process (the suite freezes the holder's tasks itself, by blocking the
+    /// thread of the runtime they run on): lease backends' connection carries nothing either
+    /// way (as a cut-off; their renewals run in the holder's tasks), peer backends' driver
+    /// stops (as a stall of this node only).
+    async fn freeze(&self);
+
+    /// Ends a [`freeze`](Self::freeze).
+    async fn thaw(&self);
 }
 
 /// Timing promises the suite checks, with slack added by the suite for a busy machine.

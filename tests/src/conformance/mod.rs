@@ -15,6 +15,8 @@ mod handoff;
 mod harness;
 mod macros;
 mod observe;
+mod pause;
+mod restart;
 mod safety;
 mod support;
 
@@ -34,8 +36,10 @@ pub use handoff::{
     dropping_a_campaign_withdraws_the_candidacy, dropping_a_leadership_releases_it,
     epochs_rise_across_handoffs, resign_hands_over_without_waiting_for_ttl,
 };
-pub use harness::{Bounds, Harness, TestNode};
+pub use harness::{Bounds, Harness, Restart, TestNode};
 pub use observe::observe_reports_every_change;
+pub use pause::a_frozen_holder_is_fenced_off;
+pub use restart::epochs_rise_across_restarts;
 pub use safety::at_most_one_holder;
 
 /// The slack the suite adds to every timing bound of [`Bounds`].
