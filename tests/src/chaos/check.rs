@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 use election_core::Epoch;
 
-use super::journal::{Record, host_of};
+use super::journal::{Record, Target, host_of};
 use super::schedule::Class;
 
 /// A child as the checker sees it.
@@ -134,6 +134,20 @@ pub(crate) enum Violation {
 }
 
 impl Violation {
+    /// The hosts of the children it concerns.
+    fn hosts(&self) -> Vec<Option<usize>> {
+        match self {
+            Violation::Overlap(o) => vec![o.first.host, o.second.host],
+            Violation::EpochTwice { first, second, .. } => vec![first.host, second.host],
+            Violation::EpochBack { stale, newer } => vec![stale.host, newer.host],
+            Violation::StaleAccepted { child, .. } | Violation::Refused { child, .. } => {
+                vec![child.host]
+            }
+            Violation::Garbled { child, .. } => vec![child.as_ref().and_then(|c| c.host)],
+            Violation::NoLeaderAfterHeal { .. } => (0..super::cluster::HOSTS).map(Some).collect(),
+        }
+    }
+
     /// The span it concerns, for finding the faults around it.
     pub(crate) fn span(&self) -> (u64, u64) {
         match self {
@@ -189,10 +203,8 @@ impl Pauses {
                 .enumerate()
                 .filter(|(_, f)| f.class.excuses_overlap())
                 .filter_map(|(i, f)| match f.target {
-                    super::journal::Target::Host(h) => {
-                        Some((h, f.start_ns, f.end_ns.unwrap_or(now_ns), i))
-                    }
-                    super::journal::Target::Server => None,
+                    Target::Host(h) => Some((h, f.start_ns, f.end_ns.unwrap_or(now_ns), i)),
+                    Target::Server => None,
                 })
                 .collect(),
         )
@@ -359,14 +371,21 @@ fn stale_writes(record: &Record, now_ns: u64, f: &mut Findings) {
     }
 }
 
-/// The faults that were active at some time within [from − lease, to], by index.
-pub(crate) fn faults_near(record: &Record, span: (u64, u64), lease: u64) -> Vec<usize> {
+/// The faults around a violation, by index: active at some time within
+/// [from − lease, to], and aimed at the server or at a host of a child it concerns.
+pub(crate) fn faults_near(record: &Record, v: &Violation, lease: u64) -> Vec<usize> {
+    let (from, to) = v.span();
+    let hosts = v.hosts();
     record
         .faults
         .iter()
         .enumerate()
         .filter(|(_, f)| {
-            f.start_ns <= span.1 && f.end_ns.map_or(u64::MAX, |e| e.saturating_add(lease)) >= span.0
+            f.start_ns <= to && f.end_ns.map_or(u64::MAX, |e| e.saturating_add(lease)) >= from
+        })
+        .filter(|(_, f)| match f.target {
+            Target::Server => true,
+            Target::Host(h) => hosts.contains(&Some(h)),
         })
         .map(|(i, _)| i)
         .collect()
@@ -380,7 +399,7 @@ pub(crate) fn by_class(
 ) -> BTreeMap<Class, usize> {
     let mut out = BTreeMap::new();
     for v in violations {
-        let mut classes: Vec<Class> = faults_near(record, v.span(), lease)
+        let mut classes: Vec<Class> = faults_near(record, v, lease)
             .into_iter()
             .map(|i| record.faults[i].class)
             .collect();

@@ -160,9 +160,9 @@ impl Report {
     }
 
     fn near(&self, v: &Violation) -> String {
-        let near = check::faults_near(&self.record, v.span(), self.lease_ns);
+        let near = check::faults_near(&self.record, v, self.lease_ns);
         if near.is_empty() {
-            return "no fault around it".into();
+            return "no fault on these hosts or the server around it".into();
         }
         near.iter()
             .map(|&i| {

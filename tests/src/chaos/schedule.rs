@@ -2,7 +2,9 @@
 //!
 //! The schedule is a pure function of the seed and the list of classes: each draw gives
 //! the gap before the fault, its class, its target and its duration, from
-//! `ChaCha8Rng::seed_from_u64(seed)` and nothing else. The same seed therefore gives the
+//! `ChaCha8Rng::seed_from_u64(seed)` and nothing else. Classes are dealt like cards: each
+//! round is a shuffled deck of every class, so that even a short run injects every class
+//! (about once per round) while the order stays random. The same seed therefore gives the
 //! same sequence of faults; only when each one starts can shift (a fault waits while its
 //! target is still busy with the previous one, and "the leader's host" is resolved when
 //! the fault starts).
@@ -173,6 +175,8 @@ pub(crate) struct Planned {
 pub(crate) struct Schedule {
     rng: ChaCha8Rng,
     classes: Vec<Class>,
+    /// What is left of the current round, dealt from the end.
+    deck: Vec<Class>,
     backend: Backend,
     ttl: Duration,
     hosts: usize,
@@ -195,6 +199,7 @@ impl Schedule {
         Schedule {
             rng: ChaCha8Rng::seed_from_u64(seed),
             classes,
+            deck: Vec::new(),
             backend,
             ttl: timings.ttl,
             hosts,
@@ -204,7 +209,7 @@ impl Schedule {
     /// The next fault.
     pub(crate) fn next_fault(&mut self) -> Planned {
         let gap = Duration::from_secs_f64(self.rng.random_range(GAP.0..GAP.1));
-        let class = self.classes[self.rng.random_range(0..self.classes.len())];
+        let class = self.deal();
         let host = self.rng.random_range(0..self.hosts);
         let pick = match class {
             Class::PauseServer | Class::RestartServer => Pick::Server,
@@ -224,6 +229,18 @@ impl Schedule {
             duration,
             empty,
         }
+    }
+
+    /// The next class of the round; a new shuffled round when this one is dealt.
+    fn deal(&mut self) -> Class {
+        if self.deck.is_empty() {
+            self.deck = self.classes.clone();
+            for i in (1..self.deck.len()).rev() {
+                let j = self.rng.random_range(0..=i);
+                self.deck.swap(i, j);
+            }
+        }
+        self.deck.pop().unwrap_or(Class::KillRun)
     }
 
     /// Durations are drawn around the ttl, so that stalls often end inside the window
@@ -267,6 +284,19 @@ mod tests {
     fn the_same_seed_gives_the_same_schedule() {
         assert_eq!(draws(7), draws(7));
         assert_ne!(draws(7), draws(8));
+    }
+
+    #[test]
+    fn every_round_deals_every_class_once() {
+        let rounds: Vec<Class> = draws(5).into_iter().map(|p| p.class).collect();
+        for round in rounds
+            .chunks(Class::ALL.len())
+            .filter(|r| r.len() == Class::ALL.len())
+        {
+            let mut r = round.to_vec();
+            r.sort();
+            assert_eq!(r, Class::ALL);
+        }
     }
 
     #[test]

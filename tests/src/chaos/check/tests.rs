@@ -174,10 +174,16 @@ fn violations_are_attributed_to_the_faults_around_them() {
     let faults = vec![
         pause(0, 100, 900, Class::PauseRun),
         pause(2, 8000, 8100, Class::Blackhole),
+        pause(2, 500, 900, Class::Reset),
     ];
     let r = record(lives, faults);
     let f = check(&r, LEASE, 9000 * MS);
     let near = by_class(&r, &f.violations, LEASE);
     assert_eq!(near.get(&Class::PauseRun), Some(&1));
-    assert_eq!(near.get(&Class::Blackhole), None);
+    assert_eq!(near.get(&Class::Blackhole), None, "too late");
+    assert_eq!(
+        near.get(&Class::Reset),
+        None,
+        "on a host neither child ran on"
+    );
 }
