@@ -19,6 +19,10 @@
 //! - [`history`]: [`History`](history::History), a thread-safe record of grants, losses,
 //!   resignations and fenced writes, and a checker for double grants, falling epochs,
 //!   overlapping holders and stale writes accepted.
+//! - [`chaos`]: the chaos instrument: three real hosts of `elector run --supervise` (and
+//!   agents for raft and bully) under seeded random kills, pauses, partitions and server
+//!   restarts, children writing through a shared fence, and a checker of their history;
+//!   the `chaos` binary of this package runs it (see `docs/chaos.md`).
 //! - [`wait_until`] and [`init_tracing`]: waiting on a condition with a deadline instead of
 //!   sleeping, and logs in test output filtered by `RUST_LOG`.
 //!
@@ -79,6 +83,7 @@
 //! A server binary that is missing makes the launcher fail with the Debian package to
 //! install and `scripts/install-deps.sh`; tests never skip for it.
 
+pub mod chaos;
 pub mod conformance;
 pub mod history;
 pub mod launch;
