@@ -5,31 +5,56 @@
 //!
 //! # Which flaw proves which property can fail
 //!
-//! Every property of `conformance_suite!` has at least one flaw here that it catches; the
-//! third column names the other properties that catch the same flaw (checked with the
-//! ignored `every_flaw_against_every_property` test, which prints the whole matrix).
+//! Every property of `conformance_suite!` fails on at least one flaw, and a test below
+//! asserts it (with the property's name in the message):
 //!
-//! | property                                              | flaw(s) it catches           | also caught by                                   |
-//! |-------------------------------------------------------|------------------------------|--------------------------------------------------|
-//! | `alone_is_elected`                                    | `NeverElects`                | every property that needs a leader               |
-//! | `second_candidate_waits`                              | `NoRenewal`                  | (none)                                           |
-//! |                                                       | `NoMutualExclusion`          | `at_most_one_holder`, `takeover_…`, …            |
-//! | `at_most_one_holder`                                  | `NoMutualExclusion`          | see above                                        |
-//! |                                                       | `SameEpoch`                  | `epochs_rise_…`, `a_paused_leader_is_fenced_off` |
-//! | `epochs_rise_across_handoffs`                         | `SameEpoch`                  | see above                                        |
-//! | `resign_hands_over_without_waiting_for_ttl`           | `ResignWaitsForTtl`          | `dropping_a_leadership_releases_it`              |
-//! | `lost_fires_in_time_when_cut_off`                     | `LateLoss`                   | `takeover_…`, `a_paused_leader_is_fenced_off`    |
-//! | `takeover_only_after_the_cut_off_holder_lost`         | `LateLoss`                   | see above                                        |
-//! | `a_paused_leader_is_fenced_off`                       | `SameEpoch`, `LateLoss`      | see above                                        |
-//! | `no_takeover_inside_the_kill_grace_after_a_cut_off`   | `ReleasesAtDeadline`         | the `_after_a_stall` twin                        |
-//! |                                                       | `NoKillGrace`                | the `_after_a_stall` twin                        |
-//! | `no_takeover_inside_the_kill_grace_after_a_stall`     | `ReleasesAtDeadline`, `NoKillGrace` | the `_after_a_cut_off` twin               |
-//! | `observe_reports_every_change`                        | `HidesNoLeader`              | (none)                                           |
-//! | `dropping_a_campaign_withdraws_the_candidacy`         | `CampaignNotWithdrawn`       | (see the matrix)                                 |
-//! | `dropping_a_leadership_releases_it`                   | `DropDoesNotRelease`         | (none)                                           |
-//! |                                                       | `ResignWaitsForTtl`          | `resign_hands_over_…`                            |
-//! | `elections_are_independent`                           | `SharedKeyPrefix`            | (none)                                           |
-//! | `invalid_election_names_are_refused`                  | `NarrowKeySpace`             | (none)                                           |
+//! | property                                            | flaw(s) asserted to fail it        |
+//! |-----------------------------------------------------|------------------------------------|
+//! | `alone_is_elected`                                  | `NeverElects`                      |
+//! | `second_candidate_waits`                            | `NoRenewal`, `NoMutualExclusion`   |
+//! | `at_most_one_holder`                                | `NoMutualExclusion`, `SameEpoch`   |
+//! | `epochs_rise_across_handoffs`                       | `SameEpoch`                        |
+//! | `resign_hands_over_without_waiting_for_ttl`         | `ResignWaitsForTtl`                |
+//! | `lost_fires_in_time_when_cut_off`                   | `LateLoss`                         |
+//! | `takeover_only_after_the_cut_off_holder_lost`       | `LateLoss`                         |
+//! | `a_paused_leader_is_fenced_off`                     | `SameEpoch`, `LateLoss`            |
+//! | `no_takeover_inside_the_kill_grace_after_a_cut_off` | `ReleasesAtDeadline`, `NoKillGrace`|
+//! | `no_takeover_inside_the_kill_grace_after_a_stall`   | `ReleasesAtDeadline`, `NoKillGrace`|
+//! | `observe_reports_every_change`                      | `HidesNoLeader`                    |
+//! | `dropping_a_campaign_withdraws_the_candidacy`       | `CampaignNotWithdrawn`             |
+//! | `dropping_a_leadership_releases_it`                 | `DropDoesNotRelease`, `ResignWaitsForTtl` |
+//! | `elections_are_independent`                         | `SharedKeyPrefix`                  |
+//! | `invalid_election_names_are_refused`                | `NarrowKeySpace`                   |
+//!
+//! And every property that fails on each flaw, as the ignored
+//! `every_flaw_against_every_property` test printed it (run it again after changing a
+//! flaw or a property, and keep this list true):
+//!
+//! - `NeverElects`: every property (each needs a leader).
+//! - `NoRenewal`: only `second_candidate_waits`.
+//! - `HidesNoLeader`: only `observe_reports_every_change`.
+//! - `CampaignNotWithdrawn`: only `dropping_a_campaign_withdraws_the_candidacy`.
+//! - `DropDoesNotRelease`: only `dropping_a_leadership_releases_it`.
+//! - `SharedKeyPrefix`: only `elections_are_independent`.
+//! - `NarrowKeySpace`: only `invalid_election_names_are_refused`.
+//! - `ReleasesAtDeadline`: only the two `no_takeover_inside_the_kill_grace_…` properties.
+//! - `ResignWaitsForTtl`: `resign_hands_over_without_waiting_for_ttl`,
+//!   `dropping_a_leadership_releases_it` (a drop resigns).
+//! - `NoKillGrace` (wide-grace timing): the two `no_takeover_inside_the_kill_grace_…`
+//!   properties and `lost_fires_in_time_when_cut_off` (its kill grace of 300 ms exceeds the
+//!   250 ms scheduling slack; with the 100 ms grace of the fast timing it would not).
+//! - `LateLoss`: `lost_fires_in_time_when_cut_off`,
+//!   `takeover_only_after_the_cut_off_holder_lost`, `a_paused_leader_is_fenced_off` and the
+//!   two `no_takeover_inside_the_kill_grace_…` properties.
+//! - `SameEpoch`: `at_most_one_holder`, `epochs_rise_across_handoffs`,
+//!   `a_paused_leader_is_fenced_off`, `takeover_only_after_the_cut_off_holder_lost`, the two
+//!   `no_takeover_inside_the_kill_grace_…` properties,
+//!   `resign_hands_over_without_waiting_for_ttl` and `dropping_a_leadership_releases_it`
+//!   (each checks that the next epoch rises).
+//! - `NoMutualExclusion`: every property with a second candidate (all but
+//!   `alone_is_elected`, `lost_fires_in_time_when_cut_off`, `observe_reports_every_change`,
+//!   `elections_are_independent` and `invalid_election_names_are_refused`).
+//! - `None` (the control): no property.
 //!
 //! `invalid_election_names_are_refused` checks two things: that `ElectionName` refuses bad
 //! names (election-core's type, which no backend can change: a backend only ever receives
@@ -369,4 +394,77 @@ async fn a_key_space_narrower_than_the_name_rules_is_caught() {
         "invalid_election_names_are_refused",
         "is not a key of this backend",
     );
+}
+
+/// Runs every flaw against every property and prints which properties catch which flaw:
+/// the check behind the table at the top of this file. Ignored by default (about five
+/// minutes; each flaw's fifteen properties run at once): run it with
+/// `cargo nextest run -p election-tests --test suite_catches_flaws --run-ignored only --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints the whole flaw x property matrix; takes minutes"]
+async fn every_flaw_against_every_property() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    use election_tests::conformance::Harness;
+
+    type Property = fn(Arc<dyn Harness>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    macro_rules! properties {
+        ($($name:ident),* $(,)?) => {
+            [$((
+                stringify!($name),
+                (|h: Arc<dyn Harness>| {
+                    Box::pin(async move { election_tests::conformance::$name(&*h).await })
+                        as Pin<Box<dyn Future<Output = ()> + Send>>
+                }) as Property,
+            )),*]
+        };
+    }
+    let properties = properties!(
+        alone_is_elected,
+        second_candidate_waits,
+        at_most_one_holder,
+        epochs_rise_across_handoffs,
+        resign_hands_over_without_waiting_for_ttl,
+        lost_fires_in_time_when_cut_off,
+        takeover_only_after_the_cut_off_holder_lost,
+        a_paused_leader_is_fenced_off,
+        no_takeover_inside_the_kill_grace_after_a_cut_off,
+        no_takeover_inside_the_kill_grace_after_a_stall,
+        observe_reports_every_change,
+        dropping_a_campaign_withdraws_the_candidacy,
+        dropping_a_leadership_releases_it,
+        elections_are_independent,
+        invalid_election_names_are_refused,
+    );
+    let flaws = [
+        (Flaw::None, Timing::Fast),
+        (Flaw::SameEpoch, Timing::Fast),
+        (Flaw::HidesNoLeader, Timing::Fast),
+        (Flaw::ResignWaitsForTtl, Timing::Fast),
+        (Flaw::NoMutualExclusion, Timing::Fast),
+        (Flaw::LateLoss, Timing::Fast),
+        (Flaw::ReleasesAtDeadline, Timing::Fast),
+        (Flaw::NoKillGrace, Timing::WideGrace),
+        (Flaw::NoRenewal, Timing::Fast),
+        (Flaw::NeverElects, Timing::Fast),
+        (Flaw::CampaignNotWithdrawn, Timing::Fast),
+        (Flaw::DropDoesNotRelease, Timing::Fast),
+        (Flaw::SharedKeyPrefix, Timing::Fast),
+        (Flaw::NarrowKeySpace, Timing::Fast),
+    ];
+    let mut report = Vec::new();
+    for (flaw, timing) in flaws {
+        let runs = properties
+            .iter()
+            .map(|&(name, property)| async move { (name, run(flaw, timing, property).await) });
+        let caught: Vec<&str> = futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .filter_map(|(name, failed)| failed.map(|_| name))
+            .collect();
+        report.push(format!("{flaw:?} ({timing:?}): caught by {caught:?}"));
+    }
+    eprintln!("\nflaw x property matrix:\n{}", report.join("\n"));
 }
