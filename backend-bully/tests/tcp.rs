@@ -189,16 +189,30 @@ async fn a_minority_leader_loses_in_time_and_before_the_majority_elects() {
     .await;
 }
 
-/// Resign sends ABDICATE: the highest waiting candidate is elected well within one failure
-/// timeout, and the resigning node does not win it back.
+/// [`relaxed`] with failure detection four times slower (2.4 s), for the test that tells an
+/// ABDICATE handover from a failure-detected election by time: no follower drops its
+/// loyalty sooner than `failure_timeout` after it last heard the leader, so a handover well
+/// inside that came from the ABDICATE, with a margin that a loaded machine delaying one
+/// round trip cannot eat.
+fn slow_failure_detection(c: &mut election_bully::BullyConfig) {
+    relaxed(c);
+    c.failure_timeout = Duration::from_millis(2400);
+    c.clock_drift = Duration::from_millis(120);
+}
+
+/// Resign sends ABDICATE: the highest waiting candidate is elected before any follower
+/// could have given up on the leader by itself (one failure timeout), and the resigning
+/// node does not win it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resign_hands_over_to_the_highest_waiting_candidate_at_once() {
     election_tests::init_tracing();
-    let c = Cluster::start(3, relaxed).await;
+    let c = Cluster::start(3, slow_failure_detection).await;
     let e = name("resign");
     let mut first = c.campaign_all(&e, &[0]);
     let (_, lo, _) = next_grant(&mut first, Duration::from_secs(10), "first election").await;
     let mut grants = c.campaign_all(&e, &[1, 2]);
+    // A campaign is a local command to each node's driver, with nothing to observe from
+    // here until an election: this only lets the two spawned campaign tasks run first.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let epoch = lo.epoch();
     let t0 = Instant::now();

@@ -12,6 +12,41 @@ use election_tests::launch::{Data, RedisServer};
 
 const GENEROUS: Duration = Duration::from_secs(10);
 
+/// How many Lua scripts (`EVAL`, `EVALSHA`) the server has run so far.
+async fn scripts_run(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(raw)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Waits until the server has run more scripts than `before`: a spawned waiter's acquire
+/// attempt, which found the lease held. The waiter takes its change receiver before that
+/// attempt, so from then on a release's push wakes it: it is registered as a waiter. Call
+/// it only while nothing else runs scripts (no renewal is due).
+async fn until_the_waiter_tried(raw: &mut redis::aio::MultiplexedConnection, before: u64) {
+    let deadline = tokio::time::Instant::now() + GENEROUS;
+    while scripts_run(raw).await <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the waiter's acquire attempt never reached the server"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resign_hands_over_to_a_waiter_without_waiting_for_the_ttl() {
     election_tests::init_tracing();
@@ -23,9 +58,12 @@ async fn resign_hands_over_to_a_waiter_without_waiting_for_the_ttl() {
     election_tests::wait_until(GENEROUS, "b's pub/sub is live", || b.notifications_live()).await;
     let first = elector(&a, "job", "a").campaign().await.unwrap();
     let b_elector = elector(&b, "job", "b");
+    let mut raw = raw(&server.url()).await;
+    let before = scripts_run(&mut raw).await;
     let waiter = tokio::spawn(async move { b_elector.campaign().await });
-    // Let b find the lease held and start waiting.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // b found the lease held and waits (a renews only every 5 s, so the script the server
+    // ran is b's attempt).
+    until_the_waiter_tried(&mut raw, before).await;
     let first_epoch = first.epoch();
     first.resign().await.unwrap();
     let second = tokio::time::timeout(GENEROUS, waiter)
@@ -414,8 +452,10 @@ async fn a_keyspace_event_wakes_a_waiter_when_a_lease_vanishes_without_a_publish
         .unwrap();
     let e = elector(&backend, "job", "a");
     assert!(e.try_campaign().await.unwrap().is_none());
+    let before = scripts_run(&mut raw).await;
     let waiter = tokio::spawn(async move { e.campaign().await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The waiter found the ghost's lease held and waits (nothing else runs scripts here).
+    until_the_waiter_tried(&mut raw, before).await;
     let _: () = redis::cmd("DEL")
         .arg("{elector:job}:leader")
         .query_async(&mut raw)

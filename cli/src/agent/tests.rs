@@ -2,12 +2,23 @@
 
 use std::net::SocketAddr;
 
-use election_core::{Backend as _, Epoch, LeaseTiming, LossReason, MemoryServer};
+use election_core::{Backend as _, Epoch, Leadership, LeaseTiming, LossReason, MemoryServer};
+use election_tests::conformance::SCHEDULING_SLACK;
 
 use super::*;
 use crate::agent_client::AgentBackend;
 
+/// A generous bound for what must happen eventually (an uncontested election); it only
+/// matters when something is broken.
 const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The latest a waiting candidate may be elected after `old` is resigned at `released_at`
+/// for the handover to count as "at once": the old leadership's own deadline, or a quarter
+/// of a TTL, whichever is later (the conformance rule of decision 013; a TTL-based takeover
+/// cannot come before the deadline).
+fn handover_limit(old: &Leadership, released_at: Instant) -> Instant {
+    old.deadline().max(released_at + timing().ttl / 4)
+}
 
 struct Running {
     addr: SocketAddr,
@@ -94,11 +105,19 @@ async fn leader_health_is_200_only_on_the_node_that_leads() {
         "{metrics}"
     );
     // Resigning through the client hands over at once.
+    let released_at = Instant::now();
+    let limit = handover_limit(&held, released_at);
     held.resign().await.unwrap();
     let next = tokio::time::timeout(DEADLINE, client(b.addr, timing()).campaign())
         .await
         .unwrap()
         .unwrap();
+    let elected_at = Instant::now();
+    assert!(
+        elected_at <= limit,
+        "b was elected {:?} after a resigned, later than the old deadline and ttl/4",
+        elected_at - released_at
+    );
     assert!(next.epoch() > Epoch(1));
     assert_eq!(get(b.addr, "/v1/leader/job").await.0, 200);
     assert_eq!(get(a.addr, "/v1/leader/job").await.0, 503);
@@ -109,15 +128,35 @@ async fn a_vanished_agent_still_makes_lost_fire_by_the_callers_deadline() {
     let server = MemoryServer::new(timing()).unwrap();
     let a = start(&server, "a", timing()).await;
     let held = client(a.addr, timing()).campaign().await.unwrap();
-    // Renewals keep it alive for a while.
-    tokio::time::sleep(timing().ttl * 2).await;
-    assert!(held.is_held(), "renewals through the agent stopped working");
+    // Renewals through the agent keep it for longer than a lease.
+    assert!(
+        tokio::time::timeout(timing().ttl * 2, held.lost())
+            .await
+            .is_err(),
+        "renewals through the agent stopped working: {:?}",
+        held.loss_watch().loss()
+    );
     a.server.abort();
     let _ = a.server.await;
-    let deadline = held.deadline();
-    tokio::time::timeout(DEADLINE, held.lost()).await.unwrap();
-    assert!(Instant::now() >= deadline.min(Instant::now()));
+    let vanished_at = Instant::now();
+    let reason = tokio::time::timeout(DEADLINE, held.lost()).await.unwrap();
+    let lost_at = Instant::now();
     assert!(!held.is_held());
+    // The caller's deadline comes from a renewal that started before the agent vanished,
+    // so it is at most the hold budget after that; lost() fires by that deadline, however
+    // long the agent stays silent (one late timer of slack).
+    let deadline = held.deadline();
+    assert!(
+        deadline <= vanished_at + timing().hold_budget(),
+        "the caller's deadline is {:?} after the agent vanished, beyond the hold budget {:?}",
+        deadline - vanished_at,
+        timing().hold_budget()
+    );
+    assert!(
+        lost_at <= deadline + SCHEDULING_SLACK,
+        "lost() ({reason}) fired {:?} after the caller's deadline",
+        lost_at - deadline
+    );
     drop(a.agent);
 }
 
@@ -125,15 +164,22 @@ async fn a_vanished_agent_still_makes_lost_fire_by_the_callers_deadline() {
 async fn the_agent_resigns_a_hold_whose_caller_stopped_renewing() {
     let server = MemoryServer::new(timing()).unwrap();
     let a = start(&server, "a", timing()).await;
+    let asked_at = Instant::now();
     let granted = a
         .agent
         .campaign(&ElectionName::new("job").unwrap(), Duration::ZERO)
         .await
         .unwrap()
         .unwrap();
+    let answered_at = Instant::now();
     assert!(a.agent.leads(&ElectionName::new("job").unwrap()).is_some());
-    // Nobody renews: within a few renew intervals the agent resigns, and another node
-    // is elected.
+    // Nobody renews. The caller's deadline is the grant's answer time plus the lease it
+    // reported; the agent resigns once that deadline plus the kill grace and the clock
+    // drift has passed (the caller's command is surely dead by then), not before, and
+    // another node is elected right then: the agent's own lease is still renewed, so
+    // nothing else lets the other node in.
+    let lease = Duration::from_millis(granted.lease_left_ms);
+    let grace = timing().kill_grace + timing().clock_drift;
     let other = server
         .connect()
         .election(
@@ -145,6 +191,19 @@ async fn the_agent_resigns_a_hold_whose_caller_stopped_renewing() {
         .await
         .unwrap()
         .unwrap();
+    let elected_at = Instant::now();
+    assert!(
+        elected_at >= asked_at + lease + grace,
+        "another node was elected {:?} before the silent caller's deadline + kill grace + \
+         clock drift",
+        (asked_at + lease + grace) - elected_at
+    );
+    assert!(
+        elected_at <= answered_at + lease + grace + SCHEDULING_SLACK,
+        "another node was elected {:?} after the silent caller's deadline + kill grace + \
+         clock drift",
+        elected_at - (answered_at + lease + grace)
+    );
     assert!(next.epoch() > granted.info.epoch);
     assert!(a.agent.leads(&ElectionName::new("job").unwrap()).is_none());
 }
@@ -202,19 +261,43 @@ async fn draining_waits_until_the_caller_stopped_its_command() {
     let held = client(a.addr, timing()).campaign().await.unwrap();
     let watch = held.loss_watch();
     let agent = a.agent.clone();
-    let drained = tokio::spawn(async move { agent.drain().await });
-    // The caller learns of the revocation at its next renewal.
+    let revoked_at = Instant::now();
+    let drained = tokio::spawn(async move {
+        agent.drain().await;
+        Instant::now()
+    });
+    // The caller learns of the revocation at its next renewal, at most a renew interval
+    // away (plus a late timer and a loopback round trip).
     tokio::time::timeout(DEADLINE, watch.lost()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let learned = revoked_at.elapsed();
     assert!(
-        !drained.is_finished(),
-        "drained while the caller still held"
+        learned <= timing().renew_interval + SCHEDULING_SLACK,
+        "the caller learned of the revocation {learned:?} after it, more than a renew \
+         interval"
+    );
+    // The caller's command is stopped now; only then does it let go, and only that ends
+    // the drain (its deadline + kill grace is still ahead, so nothing else may).
+    let released_at = Instant::now();
+    assert!(
+        released_at < held.deadline() + timing().kill_grace,
+        "the test let go too late to tell a resign from the deadline"
     );
     held.resign().await.unwrap();
-    tokio::time::timeout(DEADLINE, drained)
+    let resigned_at = Instant::now();
+    let drained_at = tokio::time::timeout(DEADLINE, drained)
         .await
         .unwrap()
         .unwrap();
+    assert!(
+        drained_at >= released_at,
+        "drained {:?} before the caller let go",
+        released_at - drained_at
+    );
+    assert!(
+        drained_at <= resigned_at + SCHEDULING_SLACK,
+        "drained {:?} after the caller let go",
+        drained_at - resigned_at
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,9 +314,16 @@ async fn a_leadership_won_after_a_long_wait_is_counted_from_after_the_wait() {
         .campaign()
         .await
         .unwrap();
-    let waiting = tokio::spawn(async move { client(a.addr, timing()).campaign().await });
-    // Wait longer than a whole lease before the other node lets go.
-    tokio::time::sleep(timing().ttl * 2).await;
+    let mut waiting = tokio::spawn(async move { client(a.addr, timing()).campaign().await });
+    // The caller waits longer than a whole lease before the other node lets go.
+    assert!(
+        tokio::time::timeout(timing().ttl * 2, &mut waiting)
+            .await
+            .is_err(),
+        "the waiting caller was elected while the other node led"
+    );
+    let released_at = Instant::now();
+    let limit = handover_limit(&other, released_at);
     other.resign().await.unwrap();
     let held = tokio::time::timeout(DEADLINE, waiting)
         .await
@@ -241,9 +331,20 @@ async fn a_leadership_won_after_a_long_wait_is_counted_from_after_the_wait() {
         .unwrap()
         .unwrap();
     assert!(
+        Instant::now() <= limit,
+        "the waiting caller was elected {:?} after the other node resigned",
+        released_at.elapsed()
+    );
+    assert!(
         held.is_held(),
         "the lease was measured from the start of the wait, so it lapsed at once"
     );
-    tokio::time::sleep(timing().renew_interval * 3).await;
-    assert!(held.is_held(), "renewals did not keep the leadership");
+    // Renewals keep it for longer than a lease.
+    assert!(
+        tokio::time::timeout(timing().ttl, held.lost())
+            .await
+            .is_err(),
+        "renewals did not keep the leadership: {:?}",
+        held.loss_watch().loss()
+    );
 }

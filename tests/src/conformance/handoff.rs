@@ -8,9 +8,31 @@ use tokio::time::Instant;
 use super::Harness;
 use super::support::{Changes, Ctx, spawn_campaign};
 
-/// How long a candidate is given to register its candidacy before the test goes on
-/// (a setup step, not a timing assertion).
+/// How long a candidate is shown to wait while another node leads before the leader lets
+/// go: its campaign must not finish meanwhile, and by then it has made its first attempt
+/// and registered its candidacy on any backend this suite runs (one round trip).
+///
+/// This is an assertion over a period, not a sleep to hope through: the [`Harness`] offers
+/// no backend-independent way to see a candidacy registered, and no check below depends on
+/// it. A candidate that registered late finds the election free once the leader let go and
+/// is elected at once all the same, so a slow machine can only make these properties take
+/// the less interesting path, never fail a correct backend.
 const REGISTER: Duration = Duration::from_millis(300);
+
+/// Fails unless `waiter` is still campaigning after [`REGISTER`] (it must wait while
+/// `leader` leads).
+async fn still_waiting<T>(
+    ctx: &Ctx<'_>,
+    waiter: &mut tokio::task::JoinHandle<T>,
+    who: &election_core::NodeId,
+    leader: &election_core::NodeId,
+) {
+    if tokio::time::timeout(REGISTER, waiter).await.is_ok() {
+        ctx.fail(format!(
+            "node {who}'s campaign finished while node {leader} led"
+        ));
+    }
+}
 
 /// Hands over from a leader to a waiting candidate by `release` (resign or drop) and
 /// checks the candidate was elected without waiting for a TTL.
@@ -19,14 +41,9 @@ async fn handover(ctx: &Ctx<'_>, tag: &str, release: fn(Leadership) -> Option<Le
     let a = ctx.elector(0, &name).await;
     let b = ctx.elector(1, &name).await;
     let la = ctx.campaign(&a, ctx.liveness()).await;
-    let waiter = spawn_campaign(b);
-    tokio::time::sleep(REGISTER).await;
-    if waiter.is_finished() {
-        ctx.fail(format!(
-            "the waiting candidate finished while node {} led",
-            a.id
-        ));
-    }
+    let b_id = b.id.clone();
+    let mut waiter = spawn_campaign(b);
+    still_waiting(ctx, &mut waiter, &b_id, &a.id).await;
 
     // Without waiting for a TTL, the waiter must be elected before the old leadership's
     // own deadline would have passed, or within a quarter of the takeover bound, whichever
@@ -93,7 +110,8 @@ pub async fn dropping_a_campaign_withdraws_the_candidacy(h: &dyn Harness) {
     let mut changes = Changes::new(c.elector.observe());
 
     let la = ctx.campaign(&a, ctx.liveness()).await;
-    // The quitter campaigns long enough to register, then its future is dropped.
+    // The quitter campaigns long enough to register (see REGISTER), then its future is
+    // dropped.
     if let Ok(result) = tokio::time::timeout(REGISTER, quitter.elector.campaign()).await {
         ctx.fail(format!(
             "node {}'s campaign finished while node {} led: {:?}",
@@ -102,27 +120,41 @@ pub async fn dropping_a_campaign_withdraws_the_candidacy(h: &dyn Harness) {
             result.map(|l| l.epoch())
         ));
     }
-    let waiter = spawn_campaign(c);
-    tokio::time::sleep(REGISTER).await;
+    let c_id = c.id.clone();
+    let mut waiter = spawn_campaign(c);
+    still_waiting(&ctx, &mut waiter, &c_id, &a.id).await;
+    let a_epoch = la.epoch();
     ctx.ok("resign", la.resign().await);
-    let (c, result) = ctx
-        .within(ctx.liveness(), "the later candidate being elected", waiter)
-        .await
-        .unwrap_or_else(|e| ctx.fail(format!("the campaign task failed: {e}")));
-    let (_, lc) = ctx.ok("the later candidate's campaign", result);
-    let lc = ctx.check_grant(&c, lc);
 
-    // Everything observed up to the later candidate's grant.
-    loop {
+    // Everything observed up to the next grant after the resign: it must be the later
+    // candidate's, never the withdrawn node's (which would also keep the later candidate
+    // waiting).
+    let (node, epoch) = loop {
         match changes.next(&ctx, ctx.liveness()).await {
             Some((node, _)) if node == quitter.id => ctx.fail(format!(
                 "the withdrawn node {} appeared as leader: {}",
                 quitter.id,
                 changes.seen_text()
             )),
-            Some((node, epoch)) if node == c.id && epoch == lc.epoch() => break,
+            Some((node, epoch)) if !(node == a.id && epoch == a_epoch) => break (node, epoch),
             _ => {}
         }
+    };
+    let (c, result) = ctx
+        .within(ctx.liveness(), "the later candidate being elected", waiter)
+        .await
+        .unwrap_or_else(|e| ctx.fail(format!("the campaign task failed: {e}")));
+    let (_, lc) = ctx.ok("the later candidate's campaign", result);
+    let lc = ctx.check_grant(&c, lc);
+    if (&node, epoch) != (&c.id, lc.epoch()) {
+        ctx.fail(format!(
+            "after node {} resigned, observe() reported {node}@{epoch} before the later \
+             candidate {}@{}: {}",
+            a.id,
+            c.id,
+            lc.epoch(),
+            changes.seen_text()
+        ));
     }
     // Once the later candidate resigns, nobody is left: a leaked candidacy would be
     // elected now.

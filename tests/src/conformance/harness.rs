@@ -94,7 +94,8 @@ pub trait TestNode: Send + Sync {
 #[derive(Clone, Copy, Debug)]
 pub struct Bounds {
     /// After a leader is cut off, its `lost()` resolves within this long (for lease
-    /// backends: `ttl - clock_drift - kill_grace`, the deadline rule).
+    /// backends: `ttl - clock_drift - kill_grace`, the deadline rule). The suite adds only
+    /// [`SCHEDULING_SLACK`](super::SCHEDULING_SLACK) to it: a late timer, not a late design.
     pub loss_within: Duration,
     /// After a leader is cut off, another waiting candidate is elected within this long
     /// (for lease backends about `ttl` plus a retry; for Raft an election timeout or two).
