@@ -30,22 +30,14 @@ fn supervise_survives_kill_9_of_the_leader() {
     scenarios::supervise_survives_kill_9_of_the_leader(&backend(&s));
 }
 
-/// The same backend through a fault proxy, and the proxy, on a runtime kept alive by the
-/// caller.
-fn proxied(
-    server: &ZooKeeperServer,
-    rt: &tokio::runtime::Runtime,
-) -> (Vec<String>, election_tests::proxy::FaultProxy) {
-    let proxy = rt
-        .block_on(election_tests::proxy::FaultProxy::start(server.addr()))
-        .expect("proxy");
-    let args = vec![
+/// The backend's arguments for a server (or a proxy) at `addr`.
+fn backend_at(addr: std::net::SocketAddr) -> Vec<String> {
+    vec![
         "--backend".into(),
         "zookeeper".into(),
         "--set".into(),
-        format!("backend.zookeeper.connect_string=\"{}\"", proxy.addr()),
-    ];
-    (args, proxy)
+        format!("backend.zookeeper.connect_string=\"{addr}\""),
+    ]
 }
 
 #[test]
@@ -53,9 +45,9 @@ fn a_cut_off_leaders_child_is_killed_after_its_grace_before_the_next_starts() {
     use election_tests::proxy::{Direction, Fault};
     let s = ZooKeeperServer::start().expect("zookeeper");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (through_proxy, proxy) = proxied(&s, &rt);
+    let proxy = common::proxy(&rt, s.addr());
     scenarios::a_cut_off_leaders_child_is_killed_after_its_grace_before_the_next_starts(
-        &through_proxy,
+        &backend_at(proxy.addr()),
         &backend(&s),
         || proxy.set(Direction::Both, Fault::Blackhole),
     );

@@ -38,6 +38,15 @@ pub fn elector() -> Command {
     c
 }
 
+/// A fault proxy in front of `server`, running on `rt` (which the caller keeps alive).
+pub fn proxy(
+    rt: &tokio::runtime::Runtime,
+    server: std::net::SocketAddr,
+) -> election_tests::proxy::FaultProxy {
+    rt.block_on(election_tests::proxy::FaultProxy::start(server))
+        .expect("proxy")
+}
+
 /// Runs to completion with a bound, returning the output.
 pub fn output(mut c: Command) -> Output {
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
