@@ -62,6 +62,15 @@ impl Report {
         self.findings.leaderships
     }
 
+    /// How many overlaps of two children no whole-host pause explains.
+    pub fn unexplained_overlaps(&self) -> usize {
+        self.findings
+            .violations
+            .iter()
+            .filter(|v| matches!(v, Violation::Overlap(_)))
+            .count()
+    }
+
     /// The longest overlap of two children that no whole-host pause explains.
     pub fn worst_unexplained_overlap(&self) -> Option<Duration> {
         self.findings
@@ -297,7 +306,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "worst unexplained overlap: {}",
+            "unexplained overlaps: {}; worst: {}",
+            self.unexplained_overlaps(),
             worst(&r.worst_unexplained)
         )?;
         writeln!(
