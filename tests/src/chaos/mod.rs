@@ -91,6 +91,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         out.display()
     );
     let origin_ns = now_ns();
+    let origin_wall = std::time::SystemTime::now();
     let journal = Arc::new(Journal::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,6 +129,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         backend: opts.backend,
         seed: opts.seed,
         origin_ns,
+        origin_wall,
         chaos,
         out: out.clone(),
         out_kept: true,

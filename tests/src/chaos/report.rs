@@ -23,6 +23,7 @@ pub struct Report {
     pub(crate) backend: Backend,
     pub(crate) seed: u64,
     pub(crate) origin_ns: u64,
+    pub(crate) origin_wall: std::time::SystemTime,
     pub(crate) chaos: Duration,
     pub(crate) out: PathBuf,
     pub(crate) out_kept: bool,
@@ -243,6 +244,11 @@ impl fmt::Display for Report {
             self.seed,
             self.chaos.as_secs_f64(),
             self.faults()
+        )?;
+        writeln!(
+            f,
+            "+0.000s is {} (the logs' wall clock, UTC)",
+            humantime::format_rfc3339_millis(self.origin_wall)
         )?;
         writeln!(
             f,
