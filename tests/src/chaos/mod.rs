@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use child::{ChildParams, child_main};
+pub use child::{ChildParams, child_main, started_as_child};
 pub use error::{Error, Result};
 pub use options::{Backend, ChildCommand, Options, Timings};
 pub use report::Report;
