@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use election_tests::chaos::{self, Backend, ChildCommand, Class, Error, Options};
+use election_tests::chaos::{self, Backend, ChildCommand, Class, Error, Options, Timings};
 
 const HELP: &str = "\
 chaos: three real hosts of `elector run --supervise` under seeded random faults, and a
@@ -26,6 +26,9 @@ OPTIONS:
     --classes LIST    comma-separated fault classes to draw from (default: all that
                       apply): kill-run, kill-agent, pause-host, pause-server, pause-run,
                       pause-agent, blackhole, reset, restart-server
+    --timing KEY=MS   override a timing, in milliseconds (repeatable): ttl, renew, retry,
+                      clock_drift, kill_grace, heartbeat, election_timeout, write_every,
+                      term_work (defaults: 2000, 300, 100, 100, 300, 100, 2000, 20, 250)
     --elector PATH    the elector binary (default: `elector` next to this executable, so
                       run `cargo build --release -p elector` first)
     --out DIR         put every log there (a new or empty directory; default: a temporary
@@ -76,6 +79,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
     let mut classes = BTreeSet::new();
     let mut elector = None;
     let mut out = None;
+    let mut timings = Vec::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -95,6 +99,7 @@ fn parse(args: &[String]) -> Result<Options, Error> {
             }
             "--elector" => elector = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--timing" => timings.push(value()?),
             other => return Err(usage(format!("unknown argument {other:?}"))),
         }
     }
@@ -112,7 +117,31 @@ fn parse(args: &[String]) -> Result<Options, Error> {
     };
     opts.classes = classes;
     opts.out = out;
+    for t in timings {
+        set_timing(&mut opts.timings, &t)?;
+    }
     Ok(opts)
+}
+
+fn set_timing(t: &mut Timings, pair: &str) -> Result<(), Error> {
+    let (key, ms) = pair
+        .split_once('=')
+        .ok_or_else(|| Error::Usage(format!("--timing takes KEY=MS, not {pair:?}")))?;
+    let d = Duration::from_millis(number("--timing", ms)?);
+    let field = match key {
+        "ttl" => &mut t.ttl,
+        "renew" => &mut t.renew,
+        "retry" => &mut t.retry,
+        "clock_drift" => &mut t.clock_drift,
+        "kill_grace" => &mut t.kill_grace,
+        "heartbeat" => &mut t.heartbeat,
+        "election_timeout" => &mut t.election_timeout,
+        "write_every" => &mut t.write_every,
+        "term_work" => &mut t.term_work,
+        other => return Err(Error::Usage(format!("--timing: unknown timing {other:?}"))),
+    };
+    *field = d;
+    Ok(())
 }
 
 fn number(flag: &str, v: &str) -> Result<u64, Error> {

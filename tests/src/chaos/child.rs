@@ -76,6 +76,13 @@ fn var(name: &str) -> Result<String> {
     })
 }
 
+/// Whether this process was started as the child of a chaos run (its parameters are in
+/// the environment). An ignored test that hosts [`child_main`] can return early without
+/// them, so that running every ignored test does not fail on it.
+pub fn started_as_child() -> bool {
+    std::env::var_os(FENCE).is_some()
+}
+
 /// The child program: runs until SIGTERM plus `term_work`, then exits the process with 0;
 /// exits with 1 on any error (printed to stderr). Never returns.
 pub fn child_main() -> ! {

@@ -68,6 +68,9 @@ impl Drop for Host {
     }
 }
 
+/// A started agent and its HTTP API address.
+type Agent = (Proc, SocketAddr);
+
 /// One proxied link: host `from` to host `to`, or to the server when `to` is `None`.
 #[derive(Debug)]
 struct Link {
@@ -173,7 +176,7 @@ impl Cluster {
         opts: &Options,
         out: &Path,
         rt: &Runtime,
-    ) -> Result<(Vec<PathBuf>, Vec<(Proc, SocketAddr)>)> {
+    ) -> Result<(Vec<PathBuf>, Vec<Agent>)> {
         // Hold each agent's port until the proxies have theirs (port 0), so that no proxy
         // is given an agent's port.
         let reserved: Vec<TcpListener> = (0..HOSTS)
@@ -279,18 +282,23 @@ impl Cluster {
     /// Ends the run's processes politely: SIGTERM to every `elector run` (each stops its
     /// child and resigns), then to every agent; SIGKILL whatever has not exited in time.
     pub(crate) fn shut_down(&mut self) {
-        for h in &self.hosts {
-            let _ = h.runner.signal(Signal::SIGCONT);
-            let _ = h.runner.signal(Signal::SIGTERM);
-        }
+        let stop = |p: &Proc| {
+            let _ = p.signal(Signal::SIGCONT);
+            let _ = p.signal(Signal::SIGTERM);
+        };
+        self.hosts.iter().for_each(|h| stop(&h.runner));
         let deadline = Instant::now() + EXIT_GRACE;
         for h in &mut self.hosts {
             h.runner
-                .terminate(deadline.saturating_duration_since(Instant::now()));
+                .wait_or_kill(deadline.saturating_duration_since(Instant::now()));
         }
+        self.hosts
+            .iter()
+            .filter_map(|h| h.agent.as_ref())
+            .for_each(stop);
         let deadline = Instant::now() + EXIT_GRACE;
         for a in self.hosts.iter_mut().filter_map(|h| h.agent.as_mut()) {
-            a.terminate(deadline.saturating_duration_since(Instant::now()));
+            a.wait_or_kill(deadline.saturating_duration_since(Instant::now()));
         }
     }
 }

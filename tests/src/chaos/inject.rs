@@ -228,8 +228,13 @@ impl<'a> Injector<'a> {
                             Undo::ResumeHost { guards, .. } => guards.len(),
                             _ => 0,
                         };
+                        let agent = if self.cluster.hosts[h].agent.is_some() {
+                            "agent, "
+                        } else {
+                            ""
+                        };
                         format!(
-                            "SIGSTOP of all of {node} (run, agent, {groups} guard group(s)) for {secs:.2} s"
+                            "SIGSTOP of all of {node} (run, {agent}{groups} guard group(s)) for {secs:.2} s"
                         )
                     }
                     Class::PauseRun => format!("SIGSTOP of {node}'s elector run for {secs:.2} s"),

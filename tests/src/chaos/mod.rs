@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use child::{ChildParams, child_main};
+pub use child::{ChildParams, child_main, started_as_child};
 pub use error::{Error, Result};
 pub use options::{Backend, ChildCommand, Options, Timings};
 pub use report::Report;
@@ -91,6 +91,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         out.display()
     );
     let origin_ns = now_ns();
+    let origin_wall = std::time::SystemTime::now();
     let journal = Arc::new(Journal::default());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,6 +129,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         backend: opts.backend,
         seed: opts.seed,
         origin_ns,
+        origin_wall,
         chaos,
         out: out.clone(),
         out_kept: true,

@@ -153,13 +153,12 @@ impl Proc {
         Some(status)
     }
 
-    /// SIGCONT and SIGTERM, up to `grace` for it to exit, then SIGKILL; reaped.
-    pub(crate) fn terminate(&mut self, grace: Duration) {
-        let _ = self.signal(Signal::SIGCONT);
-        let _ = self.signal(Signal::SIGTERM);
+    /// Waits up to `grace` for it to exit (after the caller's SIGTERM), then SIGKILL;
+    /// reaped either way.
+    pub(crate) fn wait_or_kill(&mut self, grace: Duration) {
         let start = Instant::now();
         while start.elapsed() < grace {
-            if self.exited().is_some() || self.child.is_none() {
+            if self.child.is_none() || self.exited().is_some() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(5));

@@ -23,6 +23,7 @@ pub struct Report {
     pub(crate) backend: Backend,
     pub(crate) seed: u64,
     pub(crate) origin_ns: u64,
+    pub(crate) origin_wall: std::time::SystemTime,
     pub(crate) chaos: Duration,
     pub(crate) out: PathBuf,
     pub(crate) out_kept: bool,
@@ -60,6 +61,15 @@ impl Report {
     /// How many children started (leaderships that ran their command).
     pub fn leaderships(&self) -> usize {
         self.findings.leaderships
+    }
+
+    /// How many overlaps of two children no whole-host pause explains.
+    pub fn unexplained_overlaps(&self) -> usize {
+        self.findings
+            .violations
+            .iter()
+            .filter(|v| matches!(v, Violation::Overlap(_)))
+            .count()
     }
 
     /// The longest overlap of two children that no whole-host pause explains.
@@ -237,6 +247,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "+0.000s is {} (the logs' wall clock, UTC)",
+            humantime::format_rfc3339_millis(self.origin_wall)
+        )?;
+        writeln!(
+            f,
             "logs: {}{}",
             self.out.display(),
             if self.out_kept {
@@ -297,7 +312,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "worst unexplained overlap: {}",
+            "unexplained overlaps: {}; worst: {}",
+            self.unexplained_overlaps(),
             worst(&r.worst_unexplained)
         )?;
         writeln!(
