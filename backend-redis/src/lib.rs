@@ -98,7 +98,9 @@
 //!   server restarts empty, or Sentinel promotes a replica that had not received the
 //!   latest acquisition (replication is asynchronous), a second node can be elected while
 //!   the first still believes it leads, until its next renewal finds the key gone (at most
-//!   `renew_interval` later, then `Revoked`). The epoch still rises in those cases (see
+//!   `renew_interval` later, then `Revoked`, and `elector run`'s child still has its kill
+//!   grace after that: the chaos instrument sees these overlaps and counts them as explained
+//!   by the data loss, docs/chaos.md). The epoch still rises in those cases (see
 //!   above), so a resource guarded by a [`Fence`](election_core::Fence) or a fenced write
 //!   refuses the older leader. Use etcd or ZooKeeper when that window matters.
 //! - **Sentinel** is asked for the master at connect, whenever a sentinel announces a

@@ -185,7 +185,11 @@ async fn epochs_lost_in_a_restart_are_caught() {
         property!(epochs_rise_across_restarts),
     )
     .await;
-    assert_caught(m, "epochs_rise_across_restarts", "after a restart (KeepData)");
+    assert_caught(
+        m,
+        "epochs_rise_across_restarts",
+        "after a restart (KeepData)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,8 +25,17 @@
 //! [event start − lease, event end], where `lease` is [`Timings::lease`]: how long a
 //! leader may go on believing it leads after it wakes. The stale party is the child with
 //! the lower epoch: in an overlap normally the earlier-started child (the old leader); in
-//! an epoch going back, the late child that brought the old epoch. No other fault explains
-//! anything: a stalled server, runner, agent or network must not let two children run.
+//! an epoch going back, the late child that brought the old epoch.
+//!
+//! One more fault explains the same events on *any* host: a restart of the server that
+//! emptied its data (Redis `restart-server` with `Data::Empty`). A server that lost its
+//! data forgot the lease, so it may grant the next candidate before the old holder learns
+//! of the loss at its next renewal and uses its kill grace: election-redis documents this
+//! limit ("What is not guaranteed"), since a single Redis server is not consensus. Its epochs
+//! still rise (decision 040), so the fence refuses the old child's writes, and a stale
+//! write *accepted* is never explained. No other fault explains anything: a stalled server,
+//! runner, agent or network, or a restart that kept its data, must not let two children
+//! run.
 //!
 //! [`Timings::lease`]: super::Timings::lease
 
@@ -191,8 +200,9 @@ pub(crate) struct Findings {
     pub(crate) violations: Vec<Violation>,
 }
 
-/// Whole-host pauses: (host, start, end, fault index).
-struct Pauses(Vec<(usize, u64, u64, usize)>);
+/// The faults that explain events: (host, or `None` for every host; start; end; fault
+/// index). Whole-host pauses, and server restarts that lost the data.
+struct Pauses(Vec<(Option<usize>, u64, u64, usize)>);
 
 impl Pauses {
     fn of(record: &Record, now_ns: u64) -> Pauses {
@@ -201,22 +211,29 @@ impl Pauses {
                 .faults
                 .iter()
                 .enumerate()
-                .filter(|(_, f)| f.class.excuses_overlap())
-                .filter_map(|(i, f)| match f.target {
-                    Target::Host(h) => Some((h, f.start_ns, f.end_ns.unwrap_or(now_ns), i)),
-                    Target::Server => None,
+                .filter_map(|(i, f)| {
+                    let end = f.end_ns.unwrap_or(now_ns);
+                    match f.target {
+                        Target::Host(h) if f.class.excuses_overlap() => {
+                            Some((Some(h), f.start_ns, end, i))
+                        }
+                        Target::Server if f.lost_data => Some((None, f.start_ns, end, i)),
+                        _ => None,
+                    }
                 })
                 .collect(),
         )
     }
 
-    /// The pause of `host` that intersects [from − lease, to], if any.
+    /// The pause of `host` (or data loss of the server) that intersects
+    /// [from − lease, to], if any.
     fn explain(&self, host: Option<usize>, from: u64, to: u64, lease: u64) -> Option<usize> {
-        let host = host?;
         self.0
             .iter()
             .find(|&&(h, start, end, _)| {
-                h == host && start <= to && end.saturating_add(lease) >= from
+                (h.is_none() || (host.is_some() && h == host))
+                    && start <= to
+                    && end.saturating_add(lease) >= from
             })
             .map(|&(_, _, _, i)| i)
     }

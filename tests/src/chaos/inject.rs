@@ -179,7 +179,14 @@ impl<'a> Injector<'a> {
         self.active.iter().any(|a| a.target == target)
     }
 
-    fn record(&self, class: Class, target: Target, what: String, start_ns: u64) -> usize {
+    fn record(
+        &self,
+        class: Class,
+        target: Target,
+        what: String,
+        start_ns: u64,
+        lost_data: bool,
+    ) -> usize {
         tracing::info!("chaos: fault {class}: {what}");
         let mut r = self.journal.lock();
         r.faults.push(FaultRecord {
@@ -188,6 +195,7 @@ impl<'a> Injector<'a> {
             what,
             start_ns,
             end_ns: None,
+            lost_data,
         });
         r.faults.len() - 1
     }
@@ -246,7 +254,8 @@ impl<'a> Injector<'a> {
                 (what, Ends::At(until, undo))
             }
         };
-        let record = self.record(p.class, target, what, start_ns);
+        let lost_data = p.class == Class::RestartServer && p.empty;
+        let record = self.record(p.class, target, what, start_ns, lost_data);
         self.active.push(Active {
             record,
             target,

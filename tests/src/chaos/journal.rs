@@ -91,6 +91,8 @@ pub(crate) struct FaultRecord {
     pub(crate) start_ns: u64,
     /// Just after it was undone; `None` while it lasts.
     pub(crate) end_ns: Option<u64>,
+    /// A server restart that emptied the server's data (the server forgot every lease).
+    pub(crate) lost_data: bool,
 }
 
 /// Something that went wrong with the hosts themselves (not a finding about the election,

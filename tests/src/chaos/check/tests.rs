@@ -34,6 +34,7 @@ fn pause(host: usize, start_ms: u64, end_ms: u64, class: Class) -> FaultRecord {
         what: "test pause".into(),
         start_ns: start_ms * MS,
         end_ns: Some(end_ms * MS),
+        lost_data: false,
     }
 }
 
@@ -92,6 +93,25 @@ fn two_children_at_once_is_an_overlap_unless_the_old_host_was_paused_whole() {
         9000 * MS,
     );
     assert_eq!(f.violations.len(), 1);
+}
+
+#[test]
+fn an_overlap_after_a_server_restart_that_lost_its_data_is_explained_but_not_after_one_that_kept_it()
+{
+    let lives = vec![life("n1", 1, 0, 1200), life("n2", 2, 1000, 3000)];
+    let restart = |lost_data| FaultRecord {
+        class: Class::RestartServer,
+        target: Target::Server,
+        what: "test restart".into(),
+        start_ns: 800 * MS,
+        end_ns: Some(900 * MS),
+        lost_data,
+    };
+    let f = check(&record(lives.clone(), vec![restart(true)]), LEASE, 5000 * MS);
+    assert_eq!(f.violations, []);
+    assert_eq!(f.overlaps_explained, 1);
+    let f = check(&record(lives, vec![restart(false)]), LEASE, 5000 * MS);
+    assert_eq!(f.violations.len(), 1, "{:?}", f.violations);
 }
 
 #[test]
