@@ -15,13 +15,16 @@ mod common;
 use std::time::Duration;
 
 use common::{Raft, Sim, election};
-use election_peer::sim::Schedules;
+use election_peer::sim::{Harshness, Schedules};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
+
+/// How long each schedule injects faults (virtual time).
+const CHAOS: Duration = Duration::from_millis(3000);
 
 /// One random schedule; `Err` describes the violated invariant.
 #[allow(clippy::result_large_err)]
@@ -41,6 +44,10 @@ fn run_schedule(seed: u64, keep_log: bool) -> Result<Sim, (Sim, String)> {
         Duration::from_micros(100),
         ms([1, 5, 20, 60][rng.random_range(0..4)]),
     );
+    // Harsher than the proxy: clocks at different rates and late timers (within
+    // clock_drift), batches held past a lease, duplicates, held links, a longer chaos.
+    sim.harden(Harshness::draw(&mut rng));
+    sim.chaos_time = CHAOS;
     let elections: Vec<_> = (0..rng.random_range(1..=3)).map(election).collect();
     let campaigners: Vec<usize> = (0..n).filter(|i| !voters_only.contains(i)).collect();
     match chaos(&mut sim, &mut rng, &elections, &campaigners) {
