@@ -11,6 +11,8 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use election_core::{ElectionName, LossReason, NodeId};
@@ -18,6 +20,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::core::{CoreEvent, ElectionCore};
+
+pub mod explore;
 
 /// Node `i`'s id in the simulator (`n1`, `n2`, ...).
 pub fn id(i: usize) -> NodeId {
@@ -236,6 +240,10 @@ pub struct Sim<B: SimBackend> {
     late: Vec<Duration>,
     /// How long [`Sim::chaos`] injects faults (virtual).
     pub chaos_time: Duration,
+    /// A network driven by hand (the explorer's): batches stay in flight until
+    /// [`deliver`](Self::deliver)ed, in any order, any number of times or never; time moves
+    /// only when a timer is [`fire`](Self::fire)d.
+    pub manual: bool,
     /// Observed leaderships per election.
     pub leases: BTreeMap<ElectionName, Vec<Lease>>,
     /// Who led each (election, epoch).
@@ -288,7 +296,12 @@ impl<B: SimBackend> Sim<B> {
 
     /// One node per configuration.
     pub fn with_configs(seed: u64, configs: Vec<B::Config>) -> Sim<B> {
-        let t0 = Instant::now();
+        Self::with_configs_at(seed, configs, Instant::now())
+    }
+
+    /// One node per configuration, simulated time starting at `t0` (the explorer rebuilds
+    /// states from one `t0`, so that equal states compare equal).
+    pub fn with_configs_at(seed: u64, configs: Vec<B::Config>, t0: Instant) -> Sim<B> {
         let n = configs.len();
         let nodes = configs
             .iter()
@@ -317,6 +330,7 @@ impl<B: SimBackend> Sim<B> {
             timer_late: Duration::ZERO,
             late: vec![Duration::ZERO; n],
             chaos_time: millis(2000),
+            manual: false,
             leases: BTreeMap::new(),
             leaders: HashMap::new(),
             recampaign: false,
@@ -866,8 +880,84 @@ impl<B: SimBackend> Sim<B> {
 
     fn enqueue(&mut self, d: Duration, f: InFlight<B::Message>) {
         self.seq += 1;
-        self.queue.push(Reverse((self.now + d, self.seq)));
+        if !self.manual {
+            self.queue.push(Reverse((self.now + d, self.seq)));
+        }
         self.in_flight.insert(self.seq, f);
+    }
+
+    // ------------------------------------------------------- manual network
+
+    /// The batches in flight, as (sequence number, from, to), oldest first.
+    pub fn in_flight(&self) -> Vec<(u64, usize, usize)> {
+        let mut v: Vec<_> = self
+            .in_flight
+            .iter()
+            .map(|(&s, f)| (s, f.from, f.to))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Delivers batch `seq` now; with `again`, a copy, and the batch stays in flight (a
+    /// duplicate). A batch to a node that is down is lost.
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn deliver(&mut self, seq: u64, again: bool) -> Result<(), String> {
+        let f = if again {
+            let Some(f) = self.in_flight.get(&seq) else {
+                return Ok(());
+            };
+            InFlight {
+                from: f.from,
+                to: f.to,
+                messages: f.messages.clone(),
+            }
+        } else {
+            let Some(f) = self.in_flight.remove(&seq) else {
+                return Ok(());
+            };
+            f
+        };
+        self.steps += 1;
+        let now = self.node_now(f.to);
+        let from = id(f.from);
+        if self.nodes[f.to].is_none() {
+            return Ok(());
+        }
+        self.note(|| format!("deliver #{seq} n{} -> n{}", f.from + 1, f.to + 1));
+        let Some(node) = self.nodes[f.to].as_mut() else {
+            return Ok(());
+        };
+        for m in f.messages {
+            node.handle_message(now, &from, m);
+        }
+        self.flush(f.to)
+    }
+
+    /// When node `n`'s next timer is due, in true time, if it runs.
+    pub fn timer(&mut self, n: usize) -> Option<Duration> {
+        let t = self.nodes[n].as_mut()?.poll_timeout()?;
+        Some(self.true_time(n, t))
+    }
+
+    /// Fires node `n`'s next timer: time moves to it (if it is in the future).
+    ///
+    /// # Errors
+    /// An invariant broke.
+    pub fn fire(&mut self, n: usize) -> Result<(), String> {
+        let Some(t) = self.timer(n) else {
+            return Ok(());
+        };
+        self.now = self.now.max(t);
+        self.steps += 1;
+        self.note(|| format!("n{} timeout", n + 1));
+        let now = self.node_now(n);
+        if let Some(node) = self.nodes[n].as_mut() {
+            node.handle_timeout(now);
+        }
+        self.flush(n)
     }
 
     /// Tracks the leases from node `n`'s event, in true time. An extension of a lease
@@ -1068,6 +1158,76 @@ impl<B: SimBackend> Sim<B> {
                 .all(|n| B::leader(n, e) == Some((id(h), term)))
         })
     }
+}
+
+impl<B: SimBackend> Sim<B>
+where
+    B::Node: Debug,
+    B::Message: Debug,
+    <B::Node as ElectionCore>::HardState: Debug,
+{
+    /// A hash of everything that decides what can happen next and what the checks judge:
+    /// the time, each node's whole state (its `Debug` form, without the maps from ids and
+    /// names to indices, whose order is random), the disks, the batches in flight (as a
+    /// multiset), the leases and leaders seen so far and the restart counts. The RNGs show
+    /// only their position within a block, so two states whose cores differ only in
+    /// random numbers not drawn yet hash alike.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.now.hash(&mut h);
+        for n in &self.nodes {
+            match n {
+                None => "down".hash(&mut h),
+                Some(n) => canonical(&format!("{n:?}")).hash(&mut h),
+            }
+        }
+        format!("{:?}", self.disk).hash(&mut h);
+        let mut flying: Vec<String> = self
+            .in_flight
+            .values()
+            .map(|f| format!("{} {} {:?}", f.from, f.to, f.messages))
+            .collect();
+        flying.sort_unstable();
+        flying.hash(&mut h);
+        format!("{:?}", self.leases).hash(&mut h);
+        let mut leaders: Vec<_> = self
+            .leaders
+            .iter()
+            .map(|((e, t), n)| (e.to_string(), *t, *n))
+            .collect();
+        leaders.sort_unstable();
+        leaders.hash(&mut h);
+        self.restarts.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// A core's `Debug` form without its `index` and `by_name` fields (hash maps, printed in a
+/// random order, and fixed by the configuration anyway).
+fn canonical(debug: &str) -> String {
+    let mut out = debug.to_string();
+    for field in ["index: {", "by_name: {"] {
+        let Some(start) = out.find(field) else {
+            continue;
+        };
+        let mut depth = 0;
+        let mut end = out.len();
+        for (k, c) in out[start + field.len() - 1..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = start + field.len() - 1 + k + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.replace_range(start..end, "");
+    }
+    out
 }
 
 /// One random schedule of a backend: `Ok` with the finished simulation, or `Err` with it
