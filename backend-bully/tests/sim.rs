@@ -1,11 +1,14 @@
-//! Seeded random schedules against the simulated network: drops, delays (hence
-//! reordering), symmetric and one-way partitions, crashes and restarts from persisted
-//! state, resigns and withdrawals; three quarters with the quorum rule, one quarter classic
-//! Bully. After every step the simulator checks: one leader per epoch per election;
-//! persisted epochs never go back; with the quorum rule, granted epochs only rise and no
-//! two leases overlap (unless the first was resigned they are a full clock-drift +
-//! kill-grace margin apart). After the chaos the network heals: a leader must be elected
-//! and stay; then, whenever an election is held (the leader resigns), the highest live
+//! Seeded random schedules against the simulated network: drops, duplicates, delays
+//! (hence reordering), batches held past a lease and delivered late, held links,
+//! symmetric and one-way partitions, crashes and restarts from persisted state, resigns
+//! and withdrawals, for 3 s of chaos; node clocks run at different rates and timers fire
+//! late, together within `clock_drift`; three quarters with the quorum rule, one quarter
+//! classic Bully. After every step the simulator checks: one leader per epoch per election,
+//! and no node is granted an epoch twice; persisted epochs never go back; with the quorum
+//! rule, granted epochs strictly rise and no two leases overlap in true time (unless the
+//! first was resigned, the old holder's kill grace and the unused part of the drift bound
+//! lie between them). After the chaos the network heals: a leader must be elected and
+//! stay; then, whenever an election is held (the leader resigns), the highest live
 //! candidate wins.
 //!
 //! A failure prints its seed; `BULLY_SEED=<seed> cargo test -p election-bully --test sim

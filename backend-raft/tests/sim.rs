@@ -1,10 +1,14 @@
-//! Seeded random schedules against the simulated network: drops, delays (hence
-//! reordering), symmetric and one-way partitions, crashes and restarts from persisted
-//! state, resigns and withdrawals. After every step the simulator checks: one leader per
-//! term per election; no two leases overlap (and, unless the first was resigned, they are
-//! a full clock-drift + kill-grace margin apart); persisted terms never go back and votes
-//! never change within a term. After the chaos the network heals and a leader must be
-//! elected within a bounded number of election timeouts.
+//! Seeded random schedules against the simulated network: drops, duplicates, delays
+//! (hence reordering), batches held past a lease and delivered late, held links,
+//! symmetric and one-way partitions, crashes and restarts from persisted state, resigns
+//! and withdrawals, for 3 s of chaos; node clocks run at different rates and timers fire
+//! late, together within `clock_drift`. After every step the simulator checks: one leader
+//! per term per election, and no node leads a term twice (a term reused after a restart);
+//! granted terms strictly rise; no two leases overlap in true time (and, unless the first
+//! was resigned, the old holder's kill grace and the unused part of the drift bound lie
+//! between them); persisted terms never go back and votes never change within a term.
+//! After the chaos the network heals and a leader must be elected within a bounded number
+//! of election timeouts.
 //!
 //! A failure prints its seed; `RAFT_SEED=<seed> cargo test -p election-raft --test sim
 //! sim_replay -- --nocapture` replays it with a trace. `RAFT_SIM_SCHEDULES=<n>` changes
