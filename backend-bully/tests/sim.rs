@@ -1,11 +1,14 @@
-//! Seeded random schedules against the simulated network: drops, delays (hence
-//! reordering), symmetric and one-way partitions, crashes and restarts from persisted
-//! state, resigns and withdrawals; three quarters with the quorum rule, one quarter classic
-//! Bully. After every step the simulator checks: one leader per epoch per election;
-//! persisted epochs never go back; with the quorum rule, granted epochs only rise and no
-//! two leases overlap (unless the first was resigned they are a full clock-drift +
-//! kill-grace margin apart). After the chaos the network heals: a leader must be elected
-//! and stay; then, whenever an election is held (the leader resigns), the highest live
+//! Seeded random schedules against the simulated network: drops, duplicates, delays
+//! (hence reordering), batches held past a lease and delivered late, held links,
+//! symmetric and one-way partitions, crashes and restarts from persisted state, resigns
+//! and withdrawals, for 3 s of chaos; node clocks run at different rates and timers fire
+//! late, together within `clock_drift`; three quarters with the quorum rule, one quarter
+//! classic Bully. After every step the simulator checks: one leader per epoch per election,
+//! and no node is granted an epoch twice; persisted epochs never go back; with the quorum
+//! rule, granted epochs strictly rise and no two leases overlap in true time (unless the
+//! first was resigned, the old holder's kill grace and the unused part of the drift bound
+//! lie between them). After the chaos the network heals: a leader must be elected and
+//! stay; then, whenever an election is held (the leader resigns), the highest live
 //! candidate wins.
 //!
 //! A failure prints its seed; `BULLY_SEED=<seed> cargo test -p election-bully --test sim
@@ -17,13 +20,16 @@ mod common;
 use std::time::Duration;
 
 use common::{Bully, NewWith, Sim, election};
-use election_peer::sim::Schedules;
+use election_peer::sim::{Harshness, Schedules};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
+
+/// How long each schedule injects faults (virtual time).
+const CHAOS: Duration = Duration::from_millis(3000);
 
 /// One random schedule; `Err` describes the violated invariant.
 #[allow(clippy::result_large_err)]
@@ -44,6 +50,10 @@ fn run_schedule(seed: u64, keep_log: bool) -> Result<Sim, (Sim, String)> {
         Duration::from_micros(100),
         ms([1, 5, 20, 60][rng.random_range(0..4)]),
     );
+    // Harsher than the proxy: clocks at different rates and late timers (within
+    // clock_drift), batches held past a lease, duplicates, held links, a longer chaos.
+    sim.harden(Harshness::draw(&mut rng));
+    sim.chaos_time = CHAOS;
     let elections: Vec<_> = (0..rng.random_range(1..=3)).map(election).collect();
     let campaigners: Vec<usize> = (0..n).filter(|i| !voters_only.contains(i)).collect();
     match chaos(&mut sim, &mut rng, &elections, &campaigners) {

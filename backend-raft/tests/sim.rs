@@ -1,10 +1,14 @@
-//! Seeded random schedules against the simulated network: drops, delays (hence
-//! reordering), symmetric and one-way partitions, crashes and restarts from persisted
-//! state, resigns and withdrawals. After every step the simulator checks: one leader per
-//! term per election; no two leases overlap (and, unless the first was resigned, they are
-//! a full clock-drift + kill-grace margin apart); persisted terms never go back and votes
-//! never change within a term. After the chaos the network heals and a leader must be
-//! elected within a bounded number of election timeouts.
+//! Seeded random schedules against the simulated network: drops, duplicates, delays
+//! (hence reordering), batches held past a lease and delivered late, held links,
+//! symmetric and one-way partitions, crashes and restarts from persisted state, resigns
+//! and withdrawals, for 3 s of chaos; node clocks run at different rates and timers fire
+//! late, together within `clock_drift`. After every step the simulator checks: one leader
+//! per term per election, and no node leads a term twice (a term reused after a restart);
+//! granted terms strictly rise; no two leases overlap in true time (and, unless the first
+//! was resigned, the old holder's kill grace and the unused part of the drift bound lie
+//! between them); persisted terms never go back and votes never change within a term.
+//! After the chaos the network heals and a leader must be elected within a bounded number
+//! of election timeouts.
 //!
 //! A failure prints its seed; `RAFT_SEED=<seed> cargo test -p election-raft --test sim
 //! sim_replay -- --nocapture` replays it with a trace. `RAFT_SIM_SCHEDULES=<n>` changes
@@ -15,13 +19,16 @@ mod common;
 use std::time::Duration;
 
 use common::{Raft, Sim, election};
-use election_peer::sim::Schedules;
+use election_peer::sim::{Harshness, Schedules};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
+
+/// How long each schedule injects faults (virtual time).
+const CHAOS: Duration = Duration::from_millis(3000);
 
 /// One random schedule; `Err` describes the violated invariant.
 #[allow(clippy::result_large_err)]
@@ -41,6 +48,10 @@ fn run_schedule(seed: u64, keep_log: bool) -> Result<Sim, (Sim, String)> {
         Duration::from_micros(100),
         ms([1, 5, 20, 60][rng.random_range(0..4)]),
     );
+    // Harsher than the proxy: clocks at different rates and late timers (within
+    // clock_drift), batches held past a lease, duplicates, held links, a longer chaos.
+    sim.harden(Harshness::draw(&mut rng));
+    sim.chaos_time = CHAOS;
     let elections: Vec<_> = (0..rng.random_range(1..=3)).map(election).collect();
     let campaigners: Vec<usize> = (0..n).filter(|i| !voters_only.contains(i)).collect();
     match chaos(&mut sim, &mut rng, &elections, &campaigners) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use election_bully::core::{HardState, Message, Node, NodeConfig};
 use election_core::{ElectionName, NodeId};
 use election_peer::CoreEvent;
-use election_peer::sim::SimBackend;
+use election_peer::sim::{SimBackend, Timings};
 
 pub use election_peer::sim::{Lease, election, id};
 
@@ -72,8 +72,12 @@ impl SimBackend for Bully {
         Node::new(config, now, state).unwrap()
     }
 
-    fn margin(config: &NodeConfig) -> Duration {
-        config.clock_drift + config.kill_grace
+    fn timings(config: &NodeConfig) -> Timings {
+        Timings {
+            promise: config.failure_timeout,
+            clock_drift: config.clock_drift,
+            kill_grace: config.kill_grace,
+        }
     }
 
     fn leases_exclusive(config: &NodeConfig) -> bool {
@@ -162,15 +166,22 @@ impl SimBackend for Bully {
                 // Reported by the simulator's lease tracking.
                 return Ok(());
             }
-            // At most one granted leadership per epoch (with and without the quorum rule).
-            if let Some(&other) = sim.leaders.get(&(election.clone(), term))
-                && other != n
-            {
-                return Err(format!(
-                    "two leaders in {election} epoch {term}: n{} and n{}",
-                    other + 1,
-                    n + 1
-                ));
+            // At most one granted leadership per epoch (with and without the quorum rule),
+            // and at most one per node: a second grant of one epoch to the same node (after
+            // a restart) would hand the epoch out twice.
+            if let Some(&other) = sim.leaders.get(&(election.clone(), term)) {
+                return Err(if other == n {
+                    format!(
+                        "n{} granted {election} twice at epoch {term}: an epoch reused",
+                        n + 1
+                    )
+                } else {
+                    format!(
+                        "two leaders in {election} epoch {term}: n{} and n{}",
+                        other + 1,
+                        n + 1
+                    )
+                });
             }
             sim.leaders.insert((election.clone(), term), n);
             // With the quorum rule, every grant's epoch is above every earlier grant's.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use election_core::{ElectionName, NodeId};
 use election_peer::CoreEvent;
-use election_peer::sim::SimBackend;
+use election_peer::sim::{SimBackend, Timings};
 use election_raft::core::{HardState, Message, Node, NodeConfig};
 
 pub use election_peer::sim::{Lease, election, id};
@@ -59,8 +59,12 @@ impl SimBackend for Raft {
         Node::new(config, now, state).unwrap()
     }
 
-    fn margin(config: &NodeConfig) -> Duration {
-        config.clock_drift + config.kill_grace
+    fn timings(config: &NodeConfig) -> Timings {
+        Timings {
+            promise: config.election_timeout_min,
+            clock_drift: config.clock_drift,
+            kill_grace: config.kill_grace,
+        }
     }
 
     fn lease_until(node: &Node, e: &ElectionName) -> Option<Instant> {
@@ -124,17 +128,41 @@ impl SimBackend for Raft {
             && *l == id(n)
         {
             let term = *term;
-            // Election safety (§5.2): at most one leader per term.
-            if let Some(&other) = sim.leaders.get(&(election.clone(), term))
-                && other != n
-            {
-                return Err(format!(
-                    "two leaders in {election} term {term}: n{} and n{}",
-                    other + 1,
-                    n + 1
-                ));
+            // Election safety (§5.2): at most one leader per term. A node becomes leader
+            // at most once per term too: a second time (after a restart) would be a term,
+            // hence an epoch, handed out twice.
+            if let Some(&other) = sim.leaders.get(&(election.clone(), term)) {
+                return Err(if other == n {
+                    format!(
+                        "n{} became leader of {election} twice at term {term}: a term reused",
+                        n + 1
+                    )
+                } else {
+                    format!(
+                        "two leaders in {election} term {term}: n{} and n{}",
+                        other + 1,
+                        n + 1
+                    )
+                });
             }
             sim.leaders.insert((election.clone(), term), n);
+        }
+        if let CoreEvent::Elected {
+            election, epoch, ..
+        } = ev
+            // Epochs of successive leaderships strictly increase: every grant's term is
+            // above every earlier grant's (the crate's first guarantee).
+            && let Some(prev) = sim
+                .leases
+                .get(election)
+                .and_then(|ls| ls.iter().map(|l| l.term).max())
+            && prev >= *epoch
+        {
+            return Err(format!(
+                "n{} granted {election} at term {epoch} after a grant at term {prev}: \
+                 granted epochs went back",
+                n + 1
+            ));
         }
         Ok(())
     }
