@@ -97,7 +97,7 @@ fn two_children_at_once_is_an_overlap_unless_the_old_host_was_paused_whole() {
 
 #[test]
 fn an_overlap_after_a_server_restart_that_lost_its_data_is_explained_but_not_after_one_that_kept_it()
-{
+ {
     let lives = vec![life("n1", 1, 0, 1200), life("n2", 2, 1000, 3000)];
     let restart = |lost_data| FaultRecord {
         class: Class::RestartServer,
@@ -107,7 +107,11 @@ fn an_overlap_after_a_server_restart_that_lost_its_data_is_explained_but_not_aft
         end_ns: Some(900 * MS),
         lost_data,
     };
-    let f = check(&record(lives.clone(), vec![restart(true)]), LEASE, 5000 * MS);
+    let f = check(
+        &record(lives.clone(), vec![restart(true)]),
+        LEASE,
+        5000 * MS,
+    );
     assert_eq!(f.violations, []);
     assert_eq!(f.overlaps_explained, 1);
     let f = check(&record(lives, vec![restart(false)]), LEASE, 5000 * MS);
