@@ -387,11 +387,11 @@ async fn renew(
     loop {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            _ = watch.lost() => {
-                // Lapsed or revoked: let the agent hand over now if it still can.
-                let _ = control.resign().await;
-                return;
-            }
+            // Lapsed or revoked: stop renewing, and nothing more (the handover rule). A
+            // DELETE sent now would wait in the socket of a stopped agent and let it hand
+            // over while our command is still in its kill grace; the holder's drop, once
+            // the command is gone, resigns the hold.
+            _ = watch.lost() => return,
         }
         let started = Instant::now();
         let path = match rtt {
@@ -419,7 +419,8 @@ async fn renew(
                     "renewed through the agent"
                 );
                 if !keeper.extend_to(deadline) {
-                    let _ = control.resign().await;
+                    // The deadline passed while we waited: never revive it, and leave the
+                    // hand-over to the holder's drop (as above).
                     return;
                 }
                 wait = pace(r.lease_left_ms);
