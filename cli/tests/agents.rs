@@ -290,6 +290,53 @@ fn a_stopped_caller_leaves_no_child_past_its_deadline(kind: &str) {
     }
 }
 
+/// The leading host's *agent* SIGSTOPped until its caller's deadline has passed and the
+/// command got SIGTERM (the followers still keep their promise: the lease is 1.6 s, the
+/// promise 2 s), then resumed at once, while the command uses its kill grace: whatever the
+/// caller sent the stopped agent meanwhile must not let it hand over before the command
+/// is gone.
+fn a_stopped_agent_does_not_hand_over_inside_the_kill_grace(kind: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let hosts = cluster(d.path(), kind);
+    let mut agents = Procs(hosts.iter().map(agent).collect());
+    for h in &hosts {
+        wait_until("the agent to answer /health", || {
+            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
+        });
+    }
+    let stamps = Stamps::start();
+    let termed = d.path().join("termed");
+    // Works on for 250 ms after SIGTERM (the kill grace is 300 ms).
+    let script = stamps.script(&format!(
+        "trap 'touch {}; sleep 0.25; exit 0' TERM; sleep 1000 & wait",
+        termed.display()
+    ));
+    let mut runners = Procs(hosts.iter().map(|h| supervise(h, &script)).collect());
+    wait_until("a first child", || stamps.lives().len() == 1);
+    let first = stamps.lives()[0].clone();
+    let leader: usize = first.node[1..].parse::<usize>().unwrap() - 1;
+    let agent_pid = agents.0[leader].id();
+    signal(agent_pid, Signal::SIGSTOP);
+    wait_until("the stopped agent's caller to SIGTERM its command", || {
+        termed.exists()
+    });
+    signal(agent_pid, Signal::SIGCONT);
+    wait_until("a second child", || stamps.lives().len() >= 2);
+    let all = logs(d.path());
+    let lives = stamps.lives();
+    let (old, new) = (&lives[0], &lives[1]);
+    assert!(
+        old.end.is_some_and(|end| end < new.start),
+        "{new:?} started before {old:?} was gone\n{all}"
+    );
+    for c in runners.0.iter().chain(agents.0.iter()) {
+        signal(c.id(), Signal::SIGTERM);
+    }
+    for c in runners.0.iter_mut().chain(agents.0.iter_mut()) {
+        let _ = c.wait();
+    }
+}
+
 /// Three cron runs at once, one per host: exactly one runs the command.
 fn three_cron_runs_at_once_run_once(kind: &str) {
     let d = tempfile::tempdir().unwrap();
@@ -348,6 +395,11 @@ mod raft {
     fn a_stopped_caller_leaves_no_child_past_its_deadline() {
         super::a_stopped_caller_leaves_no_child_past_its_deadline("raft");
     }
+
+    #[test]
+    fn a_stopped_agent_does_not_hand_over_inside_the_kill_grace() {
+        super::a_stopped_agent_does_not_hand_over_inside_the_kill_grace("raft");
+    }
 }
 
 #[cfg(feature = "bully")]
@@ -365,5 +417,10 @@ mod bully {
     #[test]
     fn a_stopped_caller_leaves_no_child_past_its_deadline() {
         super::a_stopped_caller_leaves_no_child_past_its_deadline("bully");
+    }
+
+    #[test]
+    fn a_stopped_agent_does_not_hand_over_inside_the_kill_grace() {
+        super::a_stopped_agent_does_not_hand_over_inside_the_kill_grace("bully");
     }
 }
