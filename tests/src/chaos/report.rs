@@ -300,13 +300,13 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "writes accepted: {}, refused: {} ({} explained by a whole-host pause)",
+            "writes accepted: {}, refused: {} ({} explained by a whole-host pause or a server that lost its data)",
             r.accepted, r.refused, r.refused_explained
         )?;
         let worst = |o: &Option<Overlap>| o.as_ref().map_or("none".into(), |o| self.overlap(o));
         writeln!(
             f,
-            "overlaps explained by a whole-host pause: {}; worst: {}",
+            "overlaps explained by a whole-host pause or a server that lost its data: {}; worst: {}",
             r.overlaps_explained,
             worst(&r.worst_explained)
         )?;
@@ -318,7 +318,7 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "epochs going back explained by a whole-host pause: {}",
+            "epochs going back explained by a whole-host pause or a server that lost its data: {}",
             r.epoch_back_explained
         )?;
         writeln!(f, "\nviolations: {}", r.violations.len())?;
