@@ -123,6 +123,28 @@ fn supervise(h: &Host, script: &str) -> Child {
     c.spawn().unwrap()
 }
 
+/// A three-agent cluster of `kind` in `dir`, every agent answering `/health`.
+fn agents_up(dir: &Path, kind: &str) -> (Vec<Host>, Procs) {
+    let hosts = cluster(dir, kind);
+    let agents = Procs(hosts.iter().map(agent).collect());
+    for h in &hosts {
+        wait_until("the agent to answer /health", || {
+            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
+        });
+    }
+    (hosts, agents)
+}
+
+/// SIGTERM to every runner and agent, then waits for each.
+fn stop_all(runners: &mut Procs, agents: &mut Procs) {
+    for c in runners.0.iter().chain(agents.0.iter()) {
+        signal(c.id(), Signal::SIGTERM);
+    }
+    for c in runners.0.iter_mut().chain(agents.0.iter_mut()) {
+        let _ = c.wait();
+    }
+}
+
 /// The host whose agent answers 200 on the leader health check, when exactly one does.
 fn sole_leader(hosts: &[Host]) -> Option<usize> {
     let up: Vec<usize> = hosts
@@ -140,13 +162,7 @@ fn sole_leader(hosts: &[Host]) -> Option<usize> {
 /// leading agent stops its caller's command before the agent exits.
 fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
     let d = tempfile::tempdir().unwrap();
-    let hosts = cluster(d.path(), kind);
-    let mut agents = Procs(hosts.iter().map(agent).collect());
-    for h in &hosts {
-        wait_until("the agent to answer /health", || {
-            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
-        });
-    }
+    let (hosts, mut agents) = agents_up(d.path(), kind);
     let stamps = Stamps::start();
     let script = stamps.script("exec sleep 1000");
     let mut runners = Procs(hosts.iter().map(|h| supervise(h, &script)).collect());
@@ -234,12 +250,7 @@ fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
         logs(d.path())
     );
 
-    for c in runners.0.iter().chain(agents.0.iter()) {
-        signal(c.id(), Signal::SIGTERM);
-    }
-    for c in runners.0.iter_mut().chain(agents.0.iter_mut()) {
-        let _ = c.wait();
-    }
+    stop_all(&mut runners, &mut agents);
 }
 
 /// The leading host's `elector run` SIGSTOPped (its child, which ignores SIGTERM and has a
@@ -248,13 +259,7 @@ fn supervised_child_moves_when_the_leading_agent_is_killed(kind: &str) {
 /// child starts after they are gone, while the caller is still stopped.
 fn a_stopped_caller_leaves_no_child_past_its_deadline(kind: &str) {
     let d = tempfile::tempdir().unwrap();
-    let hosts = cluster(d.path(), kind);
-    let mut agents = Procs(hosts.iter().map(agent).collect());
-    for h in &hosts {
-        wait_until("the agent to answer /health", || {
-            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
-        });
-    }
+    let (hosts, mut agents) = agents_up(d.path(), kind);
     let stamps = Stamps::start();
     let script = stamps.script("trap '' TERM; sleep 1000 & wait");
     let mut runners = Procs(hosts.iter().map(|h| supervise(h, &script)).collect());
@@ -282,12 +287,7 @@ fn a_stopped_caller_leaves_no_child_past_its_deadline(kind: &str) {
     wait_until("a child on another host", || stamps.lives().len() >= 2);
     stamps.assert_one_at_a_time();
     assert_ne!(stamps.lives()[1].node, first.node);
-    for c in runners.0.iter().chain(agents.0.iter()) {
-        signal(c.id(), Signal::SIGTERM);
-    }
-    for c in runners.0.iter_mut().chain(agents.0.iter_mut()) {
-        let _ = c.wait();
-    }
+    stop_all(&mut runners, &mut agents);
 }
 
 /// The leading host's *agent* SIGSTOPped until its caller's deadline has passed and the
@@ -297,13 +297,7 @@ fn a_stopped_caller_leaves_no_child_past_its_deadline(kind: &str) {
 /// is gone.
 fn a_stopped_agent_does_not_hand_over_inside_the_kill_grace(kind: &str) {
     let d = tempfile::tempdir().unwrap();
-    let hosts = cluster(d.path(), kind);
-    let mut agents = Procs(hosts.iter().map(agent).collect());
-    for h in &hosts {
-        wait_until("the agent to answer /health", || {
-            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
-        });
-    }
+    let (hosts, mut agents) = agents_up(d.path(), kind);
     let stamps = Stamps::start();
     let termed = d.path().join("termed");
     // Works on for 250 ms after SIGTERM (the kill grace is 300 ms).
@@ -329,24 +323,13 @@ fn a_stopped_agent_does_not_hand_over_inside_the_kill_grace(kind: &str) {
         old.end.is_some_and(|end| end < new.start),
         "{new:?} started before {old:?} was gone\n{all}"
     );
-    for c in runners.0.iter().chain(agents.0.iter()) {
-        signal(c.id(), Signal::SIGTERM);
-    }
-    for c in runners.0.iter_mut().chain(agents.0.iter_mut()) {
-        let _ = c.wait();
-    }
+    stop_all(&mut runners, &mut agents);
 }
 
 /// Three cron runs at once, one per host: exactly one runs the command.
 fn three_cron_runs_at_once_run_once(kind: &str) {
     let d = tempfile::tempdir().unwrap();
-    let hosts = cluster(d.path(), kind);
-    let mut agents = Procs(hosts.iter().map(agent).collect());
-    for h in &hosts {
-        wait_until("the agent to answer /health", || {
-            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
-        });
-    }
+    let (hosts, mut agents) = agents_up(d.path(), kind);
     let file = d.path().join("runs");
     let runs_at_once: Vec<Child> = hosts
         .iter()
