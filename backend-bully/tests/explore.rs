@@ -23,22 +23,7 @@ fn bounds(depth: usize, duplicates: usize) -> Bounds {
 }
 
 fn explore(explorer: &Explorer<Bully>, what: &str, replay: &str) {
-    match explorer.run() {
-        Ok(x) => eprintln!(
-            "bully {what}: depth {}, {} states, {} transitions, {:.1?}: every invariant held",
-            x.depth, x.states, x.transitions, x.elapsed
-        ),
-        Err(v) => {
-            for l in &v.log {
-                eprintln!("{l}");
-            }
-            panic!(
-                "bully {what}: the schedule {:?} (after the prefix {:?}) breaks an invariant: {}\n\
-                 replay: {replay}",
-                v.path, explorer.prefix, v.why
-            );
-        }
-    }
+    explorer.assert_every_invariant_holds(what, replay);
 }
 
 #[test]

@@ -30,22 +30,7 @@ fn bounds(depth: usize, duplicates: usize) -> Bounds {
 }
 
 fn explore(explorer: &Explorer<Raft>, what: &str, replay: &str) {
-    match explorer.run() {
-        Ok(x) => eprintln!(
-            "raft {what}: depth {}, {} states, {} transitions, {:.1?}: every invariant held",
-            x.depth, x.states, x.transitions, x.elapsed
-        ),
-        Err(v) => {
-            for l in &v.log {
-                eprintln!("{l}");
-            }
-            panic!(
-                "raft {what}: the schedule {:?} (after the prefix {:?}) breaks an invariant: {}\n\
-                 replay: {replay}",
-                v.path, explorer.prefix, v.why
-            );
-        }
-    }
+    explorer.assert_every_invariant_holds(what, replay);
 }
 
 #[test]

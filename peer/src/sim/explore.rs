@@ -103,6 +103,29 @@ where
     B::Message: Debug,
     <B::Node as ElectionCore>::HardState: Debug,
 {
+    /// Runs the exploration and prints what it covered, or panics with the schedule that
+    /// broke an invariant, its log, and `replay` (the command that runs it again); `what`
+    /// names the exploration in both.
+    pub fn assert_every_invariant_holds(&self, what: &str, replay: &str) {
+        let kind = <B::Node as ElectionCore>::KIND;
+        match self.run() {
+            Ok(x) => eprintln!(
+                "{kind} {what}: depth {}, {} states, {} transitions, {:.1?}: every invariant held",
+                x.depth, x.states, x.transitions, x.elapsed
+            ),
+            Err(v) => {
+                for l in &v.log {
+                    eprintln!("{l}");
+                }
+                panic!(
+                    "{kind} {what}: the schedule {:?} (after the prefix {:?}) breaks an \
+                     invariant: {}\nreplay: {replay}",
+                    v.path, self.prefix, v.why
+                );
+            }
+        }
+    }
+
     /// Three nodes with the configuration `adjust` makes of the defaults.
     pub fn new(bounds: Bounds, adjust: impl Fn(&mut B::Config)) -> Explorer<B> {
         let sim = Sim::<B>::new_configured(0, 3, &[], adjust);
