@@ -71,29 +71,23 @@
 //! `ELECTOR_TIMING__TTL=5s` or `ELECTOR_BACKEND__KIND=redis`. Flags: `--node-id`,
 //! `--backend`, the `run` options and `--set KEY=VALUE`. Exit codes: see `exit`.
 
+// Dependencies point down only: main -> {run, agent, ops, demo} -> backend -> config -> exit
+// (run and ops reach peer backends through `agent::client`).
 mod agent;
-mod agent_client;
-mod backends;
+mod backend;
 mod cli;
 mod config;
 mod demo;
 mod exit;
-mod guard;
 mod logging;
 mod ops;
-mod peer;
-mod process;
-#[cfg(feature = "raft")]
-mod raft;
 mod run;
-mod supervisor;
+mod signals;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
-use nix::sys::signal::Signal;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::cli::{Cli, Command, LogFormat};
 use crate::exit::Failure;
@@ -102,7 +96,7 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     // A mask inherited from whoever started us could disable the SIGTERM handoff (and be
     // passed on to the command): start from an empty one.
-    guard::set_mask_raw(&[]);
+    run::set_mask_raw(&[]);
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -149,12 +143,12 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Run(args) => {
             let loaded = load()?;
-            let stop = forward_signals()?;
+            let stop = signals::forward()?;
             run::run(&loaded, args, stop).await
         }
         Command::Agent(_) => {
             let loaded = load()?;
-            let stop = forward_signals()?;
+            let stop = signals::forward()?;
             agent::serve(&loaded, stop).await
         }
         Command::Status(args) => ops::status(&load()?, args).await,
@@ -180,26 +174,5 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-/// Turns SIGTERM, SIGINT and SIGHUP into a watch value the supervisor acts on.
-fn forward_signals() -> Result<supervisor::Stop, Failure> {
-    let (tx, rx) = tokio::sync::watch::channel(None);
-    let mut streams = Vec::new();
-    for (kind, sig) in [
-        (SignalKind::terminate(), Signal::SIGTERM),
-        (SignalKind::interrupt(), Signal::SIGINT),
-        (SignalKind::hangup(), Signal::SIGHUP),
-    ] {
-        let s = signal(kind).map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
-        streams.push((s, sig));
-    }
-    for (mut s, sig) in streams {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while s.recv().await.is_some() {
-                tracing::info!("received {sig}");
-                tx.send_replace(Some(sig));
-            }
-        });
-    }
-    Ok(rx)
-}
+#[cfg(test)]
+mod tests;

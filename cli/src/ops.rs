@@ -5,6 +5,8 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use election_core::{Backend, Candidate, ElectionName, LeaderInfo};
 
+use crate::agent::client::{self as agent, open_for_caller};
+use crate::backend::{self, BackendConfig};
 use crate::cli::StatusArgs;
 use crate::config::Loaded;
 use crate::exit::{self, Failure};
@@ -12,7 +14,7 @@ use crate::exit::{self, Failure};
 /// `elector config [--check] [--json]`.
 pub(crate) fn config(loaded: &Loaded, check: bool, json: bool) -> Result<u8, Failure> {
     if check {
-        loaded.check()?;
+        backend::checked(loaded)?;
         let file = loaded
             .file
             .as_ref()
@@ -21,7 +23,8 @@ pub(crate) fn config(loaded: &Loaded, check: bool, json: bool) -> Result<u8, Fai
         println!("configuration is valid ({file})");
         return Ok(0);
     }
-    let entries = loaded.entries();
+    // Shown as far as they can be read: an invalid backend table still shows the rest.
+    let entries = loaded.entries(BackendConfig::extract(loaded).ok().map(|b| b.entries()));
     if json {
         let list: Vec<_> = entries
             .iter()
@@ -63,10 +66,10 @@ fn names(loaded: &Loaded, args: &StatusArgs) -> Result<Vec<ElectionName>, Failur
 }
 
 async fn client(loaded: &Loaded) -> Result<(Arc<dyn Backend>, Candidate), Failure> {
-    let kind = loaded.backend_kind()?;
+    let kind = backend::selected_kind(loaded)?;
     let node = loaded.node_id()?;
     Ok((
-        crate::backends::connect_client(loaded, kind).await?,
+        open_for_caller(kind, loaded, None).await?,
         Candidate::new(node),
     ))
 }
@@ -89,10 +92,10 @@ fn leader_line(name: &ElectionName, leader: &Option<LeaderInfo>) -> String {
 
 /// `elector status [--json] [ELECTION...]`.
 pub(crate) async fn status(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Failure> {
-    let kind = loaded.backend_kind()?;
+    let kind = backend::selected_kind(loaded)?;
     let names = names(loaded, args)?;
-    if crate::backends::via_agent(kind) {
-        let mut status = crate::agent_client::status(loaded.settings.agent.listen).await?;
+    if kind.is_hosted_by_agent() {
+        let mut status = agent::status(loaded.settings.agent.listen).await?;
         if !args.elections.is_empty() {
             status
                 .elections
@@ -101,7 +104,7 @@ pub(crate) async fn status(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Fai
         if args.json {
             println!("{}", serde_json::to_string(&status).unwrap_or_default());
         } else {
-            print!("{}", crate::agent::render_status(&status));
+            print!("{}", status.render());
         }
         return Ok(0);
     }
@@ -164,7 +167,7 @@ pub(crate) async fn watch(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Fail
 /// `elector resign ELECTION`: asks the local agent to give up its leadership.
 pub(crate) async fn resign(loaded: &Loaded, election: &str) -> Result<u8, Failure> {
     let name = ElectionName::new(election).map_err(|e| Failure::new(exit::USAGE, e.into()))?;
-    let resigned = crate::agent_client::resign(loaded.settings.agent.listen, &name).await?;
+    let resigned = agent::resign(loaded.settings.agent.listen, &name).await?;
     if resigned {
         println!(
             "resigning {name}: the local holder stops its command, then leadership is handed over"

@@ -8,7 +8,8 @@ use election_core::{ElectionName, Leadership, LossReason, LossWatch};
 use tokio::sync::{OwnedMutexGuard, watch};
 use tokio::time::Instant;
 
-use super::{Agent, Metrics, lock};
+use super::metrics::Metrics;
+use super::server::{Agent, lock};
 
 /// A leadership held on behalf of a local caller.
 pub(super) struct Hold {

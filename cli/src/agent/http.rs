@@ -13,7 +13,8 @@ use election_core::ElectionName;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Agent;
+use super::api::{LeaderAnswer, RenewAnswer};
+use super::server::Agent;
 
 /// Longest campaign wait one request may ask for; callers loop for longer waits so that a
 /// vanished caller's candidacy ends within this time.
@@ -74,7 +75,7 @@ async fn leader_health(State(agent): State<Arc<Agent>>, Path(election): Path<Str
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     match agent.leads(&name) {
-        Some(info) => (StatusCode::OK, Json(json!({ "leader": info }))).into_response(),
+        Some(info) => (StatusCode::OK, Json(LeaderAnswer { leader: Some(info) })).into_response(),
         None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("this node does not lead {name}"),
@@ -95,7 +96,7 @@ async fn election_leader(
         Err(e) => Err(e),
     };
     match result {
-        Ok(leader) => Json(json!({ "leader": leader })).into_response(),
+        Ok(leader) => Json(LeaderAnswer { leader }).into_response(),
         Err(e) => core_error(e),
     }
 }
@@ -122,7 +123,7 @@ async fn campaign(
                 Ok(e) => e.elector.leader().await.ok().flatten(),
                 Err(_) => None,
             };
-            (StatusCode::CONFLICT, Json(json!({ "leader": leader }))).into_response()
+            (StatusCode::CONFLICT, Json(LeaderAnswer { leader })).into_response()
         }
         Err(e) => core_error(e),
     }
@@ -139,7 +140,10 @@ async fn renew(
     Query(q): Query<RenewQuery>,
 ) -> Response {
     match agent.renew(id, q.rtt_us.map(Duration::from_micros)) {
-        Some(left) => Json(json!({ "lease_left_ms": left })).into_response(),
+        Some(left) => Json(RenewAnswer {
+            lease_left_ms: left,
+        })
+        .into_response(),
         None => error(StatusCode::GONE, format!("hold {id} has ended")),
     }
 }

@@ -1,5 +1,5 @@
 //! `elector run` (and `status`, `watch`, `resign`) through the local agent: a
-//! [`LeaderElector`] over the agent's hold protocol (see [`crate::agent`]).
+//! [`LeaderElector`] over the agent's hold protocol (see [`super`]).
 //!
 //! The deadline rule is applied here, on the caller's side: every renewal marks the
 //! instant it *sent* the request, and the leadership is guaranteed until that instant plus
@@ -17,11 +17,12 @@ use election_core::{
     Backend, Candidate, ElectionName, Error, LeaderElector, LeaderInfo, LeaderStream, Leadership,
     LeadershipControl, LeaseKeeper, LeaseTiming, LossReason, Result,
 };
-use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::Instant;
 
-use crate::agent::Granted;
+use super::api::{Granted, LeaderAnswer, RenewAnswer, Status};
+use crate::backend::{BackendConfig, Kind};
+use crate::config::Loaded;
 use crate::exit::{self, Failure};
 
 /// How long one campaign request asks the agent to wait before answering "not yet". A
@@ -135,6 +136,23 @@ fn parse_response(raw: &[u8]) -> Option<Answer> {
     Some(Answer { status, body })
 }
 
+/// The backend `elector run`, `status` and `watch` use for `kind`: the local agent for a
+/// backend hosted by it (its settings are the agent's business), the backend itself
+/// otherwise, opened from `config` if the caller has loaded it already.
+pub(crate) async fn open_for_caller(
+    kind: Kind,
+    loaded: &Loaded,
+    config: Option<&BackendConfig>,
+) -> Result<Arc<dyn Backend>, Failure> {
+    if kind.is_hosted_by_agent() {
+        return Ok(Arc::new(AgentBackend::hosting(kind, loaded)));
+    }
+    match config {
+        Some(config) => config.open(loaded).await,
+        None => BackendConfig::load(loaded)?.open(loaded).await,
+    }
+}
+
 /// The local agent, as a [`Backend`].
 #[derive(Clone, Debug)]
 pub(crate) struct AgentBackend {
@@ -156,6 +174,15 @@ impl AgentBackend {
             margin: Duration::ZERO,
         }
     }
+
+    /// The agent at `agent.listen`, hosting a `kind` backend.
+    pub(crate) fn hosting(kind: Kind, loaded: &Loaded) -> Self {
+        Self::new(
+            loaded.settings.agent.listen,
+            kind.as_str(),
+            loaded.settings.timing,
+        )
+    }
 }
 
 impl Backend for AgentBackend {
@@ -174,16 +201,6 @@ impl Backend for AgentBackend {
 struct AgentElector {
     backend: AgentBackend,
     name: ElectionName,
-}
-
-#[derive(Deserialize)]
-struct LeaderAnswer {
-    leader: Option<LeaderInfo>,
-}
-
-#[derive(Deserialize)]
-struct RenewAnswer {
-    lease_left_ms: u64,
 }
 
 impl AgentElector {
@@ -438,7 +455,7 @@ async fn renew(
 }
 
 /// `GET /v1/status`.
-pub(crate) async fn status(addr: SocketAddr) -> Result<crate::agent::Status, Failure> {
+pub(crate) async fn status(addr: SocketAddr) -> Result<Status, Failure> {
     let client = Client {
         addr,
         kind: "agent",

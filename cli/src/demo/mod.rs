@@ -6,31 +6,23 @@
 //! With the `raft` feature the three nodes are real raft peers on loopback (temporary data
 //! dirs); without it they share an in-process lease server.
 
-use std::sync::Arc;
+mod cluster;
+#[cfg(not(feature = "raft"))]
+mod memory;
+#[cfg(feature = "raft")]
+mod raft;
+
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use election_core::{ElectionName, Fence, LeaderElector, Leadership, NodeId};
+use election_core::{ElectionName, Fence, Leadership, NodeId};
 
 use crate::exit::{self, Failure};
-use crate::process::{Job, Launcher};
+use crate::run::{Job, Launcher};
+use cluster::Cluster;
 
 /// How long the demo waits for any one step.
 const STEP: Duration = Duration::from_secs(30);
-
-/// The demo's nodes and a way to crash one.
-pub(crate) struct Cluster {
-    /// What the nodes are, for the narration.
-    pub(crate) description: String,
-    /// The backend kind, for `ELECTOR_BACKEND`.
-    pub(crate) kind: &'static str,
-    /// Each node's id and elector for the demo election.
-    pub(crate) nodes: Vec<(NodeId, Arc<dyn LeaderElector>)>,
-    /// Crashes node `i`: no resign, no goodbye.
-    pub(crate) crash: Box<dyn FnMut(usize) + Send>,
-    /// Keeps temporary directories and servers alive.
-    pub(crate) _keep: Box<dyn Send>,
-}
 
 fn step<T>(what: &str, r: Result<T, tokio::time::error::Elapsed>) -> Result<T, Failure> {
     r.map_err(|_| Failure::new(exit::SOFTWARE, anyhow!("demo step timed out: {what}")))
@@ -168,29 +160,11 @@ pub(crate) async fn run() -> Result<u8, Failure> {
     Ok(0)
 }
 
-#[cfg(not(feature = "raft"))]
+/// The demo's three nodes: raft peers with the `raft` feature, else an in-process lease
+/// server.
 async fn cluster(election: &ElectionName) -> Result<Cluster, Failure> {
-    use election_core::{Backend as _, Candidate, LeaseTiming, MemoryServer};
-    let server = MemoryServer::new(LeaseTiming::fast_for_tests())?;
-    let mut nodes = Vec::new();
-    let mut conns = Vec::new();
-    for i in 1..=3 {
-        let node = NodeId::new(format!("n{i}"))?;
-        let conn = server.connect();
-        nodes.push((node.clone(), conn.election(election, Candidate::new(node))?));
-        conns.push(conn);
-    }
-    let crashed = conns.clone();
-    Ok(Cluster {
-        description: "three nodes n1, n2, n3 share an in-process lease server (this build has no raft backend)".into(),
-        kind: "memory",
-        nodes,
-        crash: Box::new(move |i| crashed[i].cut_off()),
-        _keep: Box::new(conns),
-    })
-}
-
-#[cfg(feature = "raft")]
-async fn cluster(election: &ElectionName) -> Result<Cluster, Failure> {
-    crate::raft::demo_cluster(election).await
+    #[cfg(feature = "raft")]
+    return raft::cluster(election).await;
+    #[cfg(not(feature = "raft"))]
+    return memory::cluster(election).await;
 }

@@ -6,7 +6,7 @@ use election_core::{Backend as _, Epoch, Leadership, LeaseTiming, LossReason, Me
 use election_tests::conformance::SCHEDULING_SLACK;
 
 use super::*;
-use crate::agent_client::AgentBackend;
+use crate::agent::client::AgentBackend;
 
 /// A generous bound for what must happen eventually (an uncontested election); it only
 /// matters when something is broken.
@@ -29,7 +29,6 @@ struct Running {
 async fn start(server: &MemoryServer, node: &str, timing: LeaseTiming) -> Running {
     let agent = Agent::new(
         Arc::new(server.connect()),
-        "memory",
         NodeId::new(node).unwrap(),
         timing,
         timing.kill_grace,
@@ -210,8 +209,7 @@ async fn the_agent_resigns_a_hold_whose_caller_stopped_renewing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_runs_through_the_agent_and_resigning_there_stops_the_command() {
-    use crate::process::{Exit, Job, Launcher};
-    use crate::supervisor::{Mode, Outcome, Plan};
+    use crate::run::{Exit, Job, Launcher, Mode, Outcome, Plan};
     let server = MemoryServer::new(timing()).unwrap();
     let a = start(&server, "a", timing()).await;
     let plan = Plan {
@@ -221,7 +219,7 @@ async fn the_supervisor_runs_through_the_agent_and_resigning_there_stops_the_com
         },
         launcher: Launcher::direct(),
         node: NodeId::new("a").unwrap(),
-        backend: "memory".into(),
+        backend: "memory",
         kill_grace: Duration::from_millis(50),
         mode: Mode::Once {
             wait: None,
@@ -231,7 +229,7 @@ async fn the_supervisor_runs_through_the_agent_and_resigning_there_stops_the_com
     let (_tx, stop) = tokio::sync::watch::channel(None);
     let run = tokio::spawn({
         let e = client(a.addr, timing());
-        async move { crate::supervisor::run(e, &plan, stop).await }
+        async move { crate::run::supervise(e, &plan, stop).await }
     });
     let name = ElectionName::new("job").unwrap();
     let until = Instant::now() + DEADLINE;

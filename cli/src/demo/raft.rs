@@ -1,5 +1,4 @@
-//! The raft demo cluster: three raft nodes on loopback for `elector demo`. (Raft's
-//! configuration in the agent is read like every peer backend's, in [`crate::peer`].)
+//! The raft demo cluster: three raft nodes on loopback for `elector demo`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,11 +8,11 @@ use anyhow::anyhow;
 use election_core::{Backend as _, Candidate, ElectionName, NodeId};
 use election_raft::{RaftConfig, RaftNode};
 
-use crate::demo::Cluster;
+use super::cluster::Cluster;
 use crate::exit::{self, Failure};
 
 /// Three raft nodes on loopback with temporary data dirs and a random shared secret.
-pub(crate) async fn demo_cluster(election: &ElectionName) -> Result<Cluster, Failure> {
+pub(super) async fn cluster(election: &ElectionName) -> Result<Cluster, Failure> {
     let software = |e: anyhow::Error| Failure::new(exit::SOFTWARE, e);
     // Free ports: bind, read back, release (the nodes bind them again at once).
     let mut ports = Vec::new();
@@ -70,7 +69,7 @@ pub(crate) async fn demo_cluster(election: &ElectionName) -> Result<Cluster, Fai
             "three raft nodes n1, n2, n3 on 127.0.0.1 ports {}, {}, {} (temporary data dirs)",
             ports[0], ports[1], ports[2]
         ),
-        kind: "raft",
+        kind: crate::backend::Kind::Raft.as_str(),
         nodes: electors,
         crash: Box::new(move |i| {
             let node = crashing.lock().unwrap_or_else(PoisonError::into_inner)[i].take();

@@ -8,18 +8,15 @@ use std::time::Duration;
 
 use election_core::{Epoch, LeaderElector, LeaderInfo, Leadership, LossReason, LossWatch, NodeId};
 use nix::sys::signal::Signal;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::process::{Child, DeadlineLink, Exit, Job, Launcher};
 use crate::config::Restart;
 use crate::exit::Failure;
-use crate::process::{Child, DeadlineLink, Exit, Job, Launcher};
+use crate::signals::Stop;
 
 /// A child that ran at least this long resets the restart delay to its initial value.
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
-
-/// Signals elector received and must act on (SIGTERM, SIGINT, SIGHUP).
-pub(crate) type Stop = watch::Receiver<Option<Signal>>;
 
 /// What to run and how.
 #[derive(Clone, Debug)]
@@ -31,7 +28,7 @@ pub(crate) struct Plan {
     /// This node (for `ELECTOR_NODE_ID`).
     pub(crate) node: NodeId,
     /// The backend kind (for `ELECTOR_BACKEND`).
-    pub(crate) backend: String,
+    pub(crate) backend: &'static str,
     /// SIGTERM-to-SIGKILL grace.
     pub(crate) kill_grace: Duration,
     /// Cron or supervise.
@@ -111,7 +108,7 @@ fn child_env(
         (env::EPOCH, epoch.to_string()),
         (env::ELECTION, elector.name().to_string()),
         (env::NODE_ID, plan.node.to_string()),
-        (env::BACKEND, plan.backend.clone()),
+        (env::BACKEND, plan.backend.to_owned()),
     ]
 }
 
@@ -148,6 +145,41 @@ async fn keep_deadline(link: DeadlineLink, mut watch: LossWatch) {
     loop {
         link.set(watch.changed().await);
     }
+}
+
+/// How a command held under a leadership ended; the command is gone in each case.
+enum Held {
+    /// It exited by itself.
+    Exited(Exit),
+    /// The leadership was lost: the group got SIGTERM, then SIGKILL after the grace.
+    Lost(LossReason, Exit),
+    /// elector received `Signal`: the group got it, then SIGKILL after the grace.
+    Stopped(Signal, Exit),
+}
+
+/// Starts the command and holds it while `leadership` lasts: the one place that runs a
+/// child under a leadership, for both modes. Its guard keeps the leadership's deadline on
+/// its own (see [`keep_deadline`]); the child's whole group is gone when this returns.
+/// The leadership is the caller's to resign or drop, after that.
+async fn hold_child(
+    plan: &Plan,
+    elector: &dyn LeaderElector,
+    leadership: &Leadership,
+    stop: &mut Stop,
+) -> Result<Held, Failure> {
+    let mut child = spawn(plan, elector, leadership)?;
+    let link = child.deadline_link();
+    Ok(tokio::select! {
+        () = keep_deadline(link, leadership.loss_watch()) => unreachable!("keep_deadline never returns"),
+        exit = child.wait() => {
+            child.clean_up(plan.kill_grace).await;
+            Held::Exited(exit)
+        }
+        reason = leadership.lost() => {
+            Held::Lost(reason, child.terminate(Signal::SIGTERM, plan.kill_grace).await)
+        }
+        signal = stopped(stop) => Held::Stopped(signal, child.terminate(signal, plan.kill_grace).await),
+    })
 }
 
 async fn resign(leadership: Leadership, name: &str) {
@@ -218,19 +250,16 @@ async fn run_once(
         return Ok(Outcome::Lost { reason, epoch });
     }
     tracing::info!(election = %name, %epoch, "elected; starting {}", plan.job.file_name());
-    let mut child = match spawn(plan, elector, &leadership) {
-        Ok(c) => c,
+    let started = Instant::now();
+    let held = match hold_child(plan, elector, &leadership, stop).await {
+        Ok(h) => h,
         Err(e) => {
             resign(leadership, &name).await;
             return Err(e);
         }
     };
-    let started = Instant::now();
-    let link = child.deadline_link();
-    tokio::select! {
-        () = keep_deadline(link, leadership.loss_watch()) => unreachable!("keep_deadline never returns"),
-        exit = child.wait() => {
-            child.clean_up(plan.kill_grace).await;
+    match held {
+        Held::Exited(exit) => {
             tracing::info!(election = %name, %epoch, "command ended with {exit}");
             let hold_until = started + min_hold;
             if Instant::now() < hold_until {
@@ -246,17 +275,18 @@ async fn run_once(
             }
             Ok(Outcome::Exited { exit, epoch })
         }
-        reason = leadership.lost() => {
-            let exit = child.terminate(Signal::SIGTERM, plan.kill_grace).await;
+        Held::Lost(reason, exit) => {
             tracing::warn!(election = %name, %epoch, "leadership lost ({reason}); command stopped ({exit})");
             drop(leadership);
             Ok(Outcome::Lost { reason, epoch })
         }
-        signal = stopped(stop) => {
-            let exit = child.terminate(signal, plan.kill_grace).await;
+        Held::Stopped(signal, exit) => {
             tracing::info!(election = %name, %epoch, "received {signal}; command ended with {exit}; handing over");
             resign(leadership, &name).await;
-            Ok(Outcome::Stopped { signal, exit: Some(exit) })
+            Ok(Outcome::Stopped {
+                signal,
+                exit: Some(exit),
+            })
         }
     }
 }
@@ -298,19 +328,16 @@ async fn supervise(
                 tracing::warn!(election = %name, %epoch, "leadership lost ({reason}) before the command started; campaigning again");
                 break;
             }
-            let mut child = match spawn(plan, elector, &leadership) {
-                Ok(c) => c,
+            let started = Instant::now();
+            let held = match hold_child(plan, elector, &leadership, stop).await {
+                Ok(h) => h,
                 Err(e) => {
                     resign(leadership, &name).await;
                     return Err(e);
                 }
             };
-            let started = Instant::now();
-            let link = child.deadline_link();
-            tokio::select! {
-                () = keep_deadline(link, leadership.loss_watch()) => unreachable!("keep_deadline never returns"),
-                exit = child.wait() => {
-                    child.clean_up(plan.kill_grace).await;
+            match held {
+                Held::Exited(exit) => {
                     let again = match restart {
                         Restart::Never => false,
                         Restart::OnFailure => !exit.success(),
@@ -339,16 +366,17 @@ async fn supervise(
                     }
                     delay = (delay * 2).min(delay_max);
                 }
-                reason = leadership.lost() => {
-                    let exit = child.terminate(Signal::SIGTERM, plan.kill_grace).await;
+                Held::Lost(reason, exit) => {
                     tracing::warn!(election = %name, %epoch, "leadership lost ({reason}); command stopped ({exit}); campaigning again");
                     break;
                 }
-                signal = stopped(stop) => {
-                    let exit = child.terminate(signal, plan.kill_grace).await;
+                Held::Stopped(signal, exit) => {
                     tracing::info!(election = %name, %epoch, "received {signal}; command ended with {exit}; handing over");
                     resign(leadership, &name).await;
-                    return Ok(Outcome::Stopped { signal, exit: Some(exit) });
+                    return Ok(Outcome::Stopped {
+                        signal,
+                        exit: Some(exit),
+                    });
                 }
             }
         }

@@ -147,7 +147,7 @@ pub(crate) struct Launcher {
 }
 
 impl Launcher {
-    /// Children led by a guard process (forked from elector, see [`crate::guard`]), so
+    /// Children led by a guard process (forked from elector, see [`super::guard`]), so
     /// that the whole group dies with elector.
     pub(crate) fn guarded() -> Self {
         Launcher { guard: true }
@@ -178,7 +178,7 @@ impl Launcher {
             let (read, write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                     .map_err(io::Error::from)?;
-            let prepared = crate::guard::Prepared::new(
+            let prepared = super::guard::Prepared::new(
                 &path,
                 &job.program,
                 &job.args,
@@ -196,7 +196,7 @@ impl Launcher {
             unsafe {
                 c.pre_exec(move || {
                     let _keep_open = &read;
-                    crate::guard::run_in_child(&prepared, parent)
+                    super::guard::run_in_child(&prepared, parent)
                 });
             }
             c
@@ -206,7 +206,7 @@ impl Launcher {
             // SAFETY: only async-signal-safe libc calls between fork and exec.
             unsafe {
                 c.pre_exec(move || {
-                    crate::guard::set_mask_raw(&[]);
+                    super::guard::set_mask_raw(&[]);
                     set_parent_death_signal(libc::SIGKILL, parent)
                 });
             }
@@ -232,7 +232,7 @@ impl Launcher {
 /// `deadline` as nanoseconds on `CLOCK_BOOTTIME`, the guard's clock.
 fn boottime(deadline: Instant) -> i64 {
     let now = Instant::now();
-    let boot = crate::guard::boottime_ns();
+    let boot = super::guard::boottime_ns();
     let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
     if deadline >= now {
         boot.saturating_add(nanos(deadline - now))

@@ -1,13 +1,25 @@
-//! `elector run`: configuration, backend and command glued to the supervisor.
+//! `elector run`: configuration, backend and command glued to the supervisor
+//! ([`supervisor`]), which starts the command through [`process`] under the guard
+//! ([`guard`]) that keeps the leadership's deadline.
+
+mod guard;
+mod process;
+mod supervisor;
 
 use anyhow::anyhow;
 use election_core::{Candidate, ElectionName};
 
+use crate::agent::client::open_for_caller;
+use crate::backend;
 use crate::cli::RunArgs;
 use crate::config::Loaded;
 use crate::exit::{self, Failure};
-use crate::process::{Job, Launcher};
-use crate::supervisor::{self, Mode, Outcome, Plan, Stop};
+use crate::signals::Stop;
+pub(crate) use guard::set_mask_raw;
+#[cfg(test)]
+pub(crate) use process::Exit;
+pub(crate) use process::{Job, Launcher};
+pub(crate) use supervisor::{Mode, Outcome, Plan, run as supervise};
 
 /// Runs `elector run` and returns the process exit code.
 pub(crate) async fn run(loaded: &Loaded, args: &RunArgs, stop: Stop) -> Result<u8, Failure> {
@@ -19,12 +31,11 @@ pub(crate) async fn run(loaded: &Loaded, args: &RunArgs, stop: Stop) -> Result<u
         program: program.clone(),
         args: rest.to_vec(),
     };
-    loaded.check()?;
+    let config = backend::checked(loaded)?;
     job.preflight()
         .map_err(|(code, msg)| Failure::new(code, anyhow!(msg)))?;
     let settings = &loaded.settings;
     let node = loaded.node_id()?;
-    let kind = loaded.backend_kind()?;
     let election = match &settings.run.election {
         Some(name) => {
             ElectionName::new(name.clone()).map_err(|e| loaded.invalid("run.election", e))?
@@ -44,17 +55,18 @@ pub(crate) async fn run(loaded: &Loaded, args: &RunArgs, stop: Stop) -> Result<u
             min_hold: settings.run.min_hold,
         }
     };
+    let kill_grace = config.kill_grace(loaded)?;
+    let backend = open_for_caller(config.kind(), loaded, Some(&config)).await?;
     let plan = Plan {
         job,
         launcher: Launcher::guarded(),
         node: node.clone(),
-        backend: kind.to_owned(),
-        kill_grace: loaded.kill_grace()?,
+        backend: backend.kind(),
+        kill_grace,
         mode,
     };
-    let backend = crate::backends::connect_client(loaded, kind).await?;
     let elector = backend.election(&election, Candidate::new(node))?;
-    let outcome = supervisor::run(elector, &plan, stop).await?;
+    let outcome = supervise(elector, &plan, stop).await?;
     Ok(match outcome {
         Outcome::Skipped { leader } => {
             match leader {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use election_core::{Backend, Candidate, ElectionName, LeaseTiming, MemoryBackend, MemoryServer};
 use nix::errno::Errno;
 use nix::unistd::Pid;
+use tokio::sync::watch;
 
 use super::*;
 
@@ -26,7 +27,7 @@ fn plan(script: &str, mode: Mode) -> Plan {
         },
         launcher: Launcher::direct(),
         node: NodeId::new("n1").unwrap(),
-        backend: "memory".into(),
+        backend: "memory",
         kill_grace: Duration::from_millis(100),
         mode,
     }

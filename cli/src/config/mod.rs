@@ -1,0 +1,133 @@
+//! The one configuration model: built-in defaults < config file < `ELECTOR_*` environment <
+//! command-line flags, merged by figment, with the source of every value kept for
+//! `elector config`. It knows the shape of `[backend.KIND]` tables only as values; what
+//! they mean is [`crate::backend`]'s business.
+
+mod entries;
+mod settings;
+mod sources;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+use election_core::NodeId;
+use figment::Figment;
+
+use crate::exit::Failure;
+pub(crate) use entries::BackendEntries;
+pub(crate) use settings::{Restart, Settings};
+use sources::describe_tag;
+pub(crate) use sources::{FlagValues, figment, figment_error};
+
+/// The config file read when `--config` is not given, if it exists.
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "/etc/elector/elector.toml";
+/// The prefix of configuration environment variables; nesting is written `__`.
+pub(crate) const ENV_PREFIX: &str = "ELECTOR_";
+
+/// The loaded configuration: the merged figment (with sources) and the typed settings.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The merged layers.
+    pub(crate) figment: Figment,
+    /// The typed settings.
+    pub(crate) settings: Settings,
+    /// The config file that was read, if any.
+    pub(crate) file: Option<PathBuf>,
+}
+
+/// Loads and type-checks the configuration (without backend-specific checks).
+pub(crate) fn load(config_file: Option<&Path>, flags: &FlagValues) -> Result<Loaded, Failure> {
+    let (figment, file) = figment(config_file, flags)?;
+    let settings: Settings = figment
+        .extract()
+        .map_err(|e| Failure::config(figment_error(e)))?;
+    Ok(Loaded {
+        figment,
+        settings,
+        file,
+    })
+}
+
+impl Loaded {
+    /// Where the value at dotted `key` came from, in words.
+    pub(crate) fn source_of(&self, key: &str) -> String {
+        match self.figment.find_value(key) {
+            Ok(v) => describe_tag(&self.figment, v.tag(), key),
+            Err(_) => "built-in default".to_owned(),
+        }
+    }
+
+    /// A validation error for `key`, naming where its value came from.
+    pub(crate) fn invalid(&self, key: &str, reason: impl std::fmt::Display) -> Failure {
+        Failure::config(anyhow!(
+            "invalid configuration: {key} (from {}): {reason}",
+            self.source_of(key)
+        ))
+    }
+
+    /// The node id: `node_id`, else the hostname; validated.
+    pub(crate) fn node_id(&self) -> Result<NodeId, Failure> {
+        match &self.settings.node_id {
+            Some(id) => NodeId::new(id.clone()).map_err(|e| self.invalid("node_id", e)),
+            None => {
+                let host = nix::unistd::gethostname().map_err(|e| {
+                    Failure::config(anyhow!(
+                        "node_id is not set and the hostname cannot be read: {e}"
+                    ))
+                })?;
+                let host = host.to_string_lossy().into_owned();
+                NodeId::new(host.clone()).map_err(|e| {
+                    Failure::config(anyhow!(
+                        "node_id is not set and the hostname {host:?} is not a valid node id ({e}); set node_id in the config file or ELECTOR_NODE_ID"
+                    ))
+                })
+            }
+        }
+    }
+
+    /// The settings of backend `kind`, from `[backend.KIND]`.
+    #[allow(dead_code, reason = "used by the backend features")]
+    pub(crate) fn backend_settings<T: serde::de::DeserializeOwned + Default>(
+        &self,
+        kind: &str,
+    ) -> Result<T, Failure> {
+        let key = format!("backend.{kind}");
+        if !self.figment.contains(&key) {
+            return Ok(T::default());
+        }
+        self.figment
+            .extract_inner::<T>(&key)
+            .map_err(|e| Failure::config(figment_error(e)))
+    }
+
+    /// Every check of the general settings (the backend's own are in
+    /// [`crate::backend`]).
+    pub(crate) fn check(&self) -> Result<(), Failure> {
+        self.node_id()?;
+        self.settings.timing.validate().map_err(|e| match e {
+            election_core::Error::Config { key, reason } => self.invalid(&key, reason),
+            e => Failure::config(e.into()),
+        })?;
+        if self.settings.run.restart_delay.is_zero() {
+            return Err(self.invalid("run.restart_delay", "must be greater than zero"));
+        }
+        if self.settings.run.restart_delay_max < self.settings.run.restart_delay {
+            return Err(self.invalid(
+                "run.restart_delay_max",
+                "must be at least run.restart_delay",
+            ));
+        }
+        if let Some(name) = &self.settings.run.election {
+            election_core::ElectionName::new(name.clone())
+                .map_err(|e| self.invalid("run.election", e))?;
+        }
+        for name in &self.settings.agent.elections {
+            election_core::ElectionName::new(name.clone())
+                .map_err(|e| self.invalid("agent.elections", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
