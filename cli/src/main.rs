@@ -174,5 +174,5 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, any(feature = "redis", feature = "raft")))]
 mod tests;

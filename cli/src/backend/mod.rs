@@ -168,6 +168,10 @@ impl BackendConfig {
     /// backend's leadership deadline already subtracts (`timing.kill_grace`, or
     /// `backend.KIND.kill_grace` for the peer backends, whose leader lease subtracts its
     /// own), and the key that sets it.
+    #[cfg_attr(
+        not(any(feature = "redis", feature = "etcd", feature = "zookeeper")),
+        allow(unused_variables, reason = "only the lease backends use the timing")
+    )]
     pub(crate) fn kill_grace_limit(&self, loaded: &Loaded) -> (Duration, &'static str) {
         match self {
             #[cfg(feature = "raft")]
@@ -308,6 +312,10 @@ pub(crate) mod counters {
     }
 
     /// `(extracts, validates)` since the last call, and resets both.
+    #[cfg_attr(
+        not(any(feature = "redis", feature = "raft")),
+        allow(dead_code, reason = "the counting tests use redis or raft")
+    )]
     pub(crate) fn take() -> (usize, usize) {
         (
             EXTRACTS.with(|c| c.replace(0)),

@@ -47,6 +47,10 @@ fn a_peer_backends_node_id_defaults_to_the_top_level_one_and_bounds_the_kill_gra
     let l = load(Some(f.path()), &FlagValues::default()).unwrap();
     let backend = checked(&l).unwrap();
     assert_eq!(backend.kind(), Kind::Raft);
+    #[allow(
+        irrefutable_let_patterns,
+        reason = "raft may be the only backend built"
+    )]
     let BackendConfig::Raft(raft) = &backend else {
         panic!("not raft")
     };

@@ -1,5 +1,4 @@
 use std::io::Write as _;
-use std::time::Duration;
 
 use super::*;
 
@@ -12,6 +11,8 @@ fn file(text: &str) -> tempfile::NamedTempFile {
 #[cfg(feature = "redis")]
 #[test]
 fn flags_override_the_file_and_sources_are_reported() {
+    use std::time::Duration;
+
     let f = file("node_id = \"n1\"\n[backend]\nkind = \"redis\"\n[timing]\nttl = \"20s\"\n");
     let mut flags = FlagValues::default();
     flags.set_duration("run.min_hold", Duration::from_secs(5));
