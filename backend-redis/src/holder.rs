@@ -1,18 +1,25 @@
-//! The holder's side of a leadership: the renewal loop, resignation, and cleanup of an
-//! acquisition whose outcome the caller never saw.
+//! A granted leadership: the renewal loop that extends election-core's `LeaseKeeper`
+//! deadline, resignation, and cleanup of an acquisition whose outcome the caller never saw.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use election_core::{LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, Result};
+use election_core::{
+    LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, NodeId, Result,
+};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::ops::Ops;
+use crate::lease::Lease;
+
+/// A fresh per-leadership token: the node id plus 128 random bits.
+pub(crate) fn new_token(node: &NodeId) -> String {
+    format!("{node}/{:032x}", rand::random::<u128>())
+}
 
 /// Resigns one leadership: CAS-delete on its token.
 pub(crate) struct RedisControl {
-    ops: Ops,
+    lease: Lease,
     token: String,
     stop: Notify,
 }
@@ -25,16 +32,16 @@ impl LeadershipControl for RedisControl {
     /// release is a compare-and-delete on our token, so repeating it is harmless.
     async fn resign(&self) -> Result<()> {
         self.stop.notify_one();
-        let timing = self.ops.shared.timing;
+        let timing = self.lease.timing;
         let give_up = Instant::now() + timing.hold_budget();
         loop {
-            match self.ops.release(&self.token).await {
+            match self.lease.release(&self.token).await {
                 Ok(released) => {
-                    tracing::debug!(election = %self.ops.name, released, "resigned");
+                    tracing::debug!(election = %self.lease.name, released, "resigned");
                     return Ok(());
                 }
                 Err(e) if e.is_retryable() && Instant::now() + timing.retry_interval < give_up => {
-                    tracing::debug!(election = %self.ops.name, error = %e, "releasing failed; retrying");
+                    tracing::debug!(election = %self.lease.name, error = %e, "releasing failed; retrying");
                     tokio::time::sleep(timing.retry_interval).await;
                 }
                 Err(e) => return Err(e),
@@ -45,21 +52,21 @@ impl LeadershipControl for RedisControl {
 
 /// Hands out a [`Leadership`] for a lease acquired at `started` and starts renewing it.
 pub(crate) fn start_holding(
-    ops: Ops,
+    lease: Lease,
     token: String,
     info: LeaderInfo,
     started: Instant,
 ) -> Leadership {
-    let timing = ops.shared.timing;
+    let timing = lease.timing;
     let control = Arc::new(RedisControl {
-        ops,
+        lease,
         token,
         stop: Notify::new(),
     });
     let (keeper, leadership) =
         LeaseKeeper::grant(info, timing.deadline_after(started), control.clone());
     tracing::info!(
-        election = %control.ops.name,
+        election = %control.lease.name,
         node = %leadership.info().node,
         epoch = %leadership.epoch(),
         "became leader"
@@ -78,7 +85,7 @@ pub(crate) fn start_holding(
 /// socket of a stalled server and let the next candidate in while the old child is still
 /// in its kill grace.
 async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
-    let timing = control.ops.shared.timing;
+    let timing = control.lease.timing;
     let watch = keeper.watch();
     let mut wait = timing.renew_interval;
     loop {
@@ -89,7 +96,7 @@ async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
         }
         let started = Instant::now();
         let deadline = keeper.deadline();
-        match tokio::time::timeout_at(deadline, control.ops.renew(&control.token)).await {
+        match tokio::time::timeout_at(deadline, control.lease.renew(&control.token)).await {
             Ok(Ok(true)) => {
                 if !keeper.extend_to(timing.deadline_after(started)) {
                     // The deadline passed while we waited: never revive a lapsed lease,
@@ -100,23 +107,23 @@ async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
             }
             Ok(Ok(false)) => {
                 if keeper.end(LossReason::Revoked) {
-                    tracing::warn!(election = %control.ops.name,
+                    tracing::warn!(election = %control.lease.name,
                         "lease taken over or gone (server restarted empty?): leadership revoked");
                 }
                 return;
             }
             Ok(Err(e)) if e.kind() == election_core::ErrorKind::Protocol => {
-                tracing::warn!(election = %control.ops.name, error = %e,
+                tracing::warn!(election = %control.lease.name, error = %e,
                     "renewal refused: leadership revoked");
                 keeper.end(LossReason::Revoked);
                 return;
             }
             Ok(Err(e)) => {
-                tracing::warn!(election = %control.ops.name, error = %e, "renewal failed; retrying");
+                tracing::warn!(election = %control.lease.name, error = %e, "renewal failed; retrying");
                 wait = timing.retry_interval;
             }
             Err(_) => {
-                tracing::warn!(election = %control.ops.name,
+                tracing::warn!(election = %control.lease.name,
                     "renewal got no answer before the leadership deadline");
                 wait = timing.retry_interval;
             }
@@ -129,14 +136,14 @@ async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
 /// have been taken with a token nobody will renew: release it in the background so that
 /// no one waits for its TTL.
 pub(crate) struct PendingAcquire {
-    ops: Ops,
+    lease: Lease,
     token: Option<String>,
 }
 
 impl PendingAcquire {
-    pub(crate) fn new(ops: Ops, token: String) -> PendingAcquire {
+    pub(crate) fn new(lease: Lease, token: String) -> PendingAcquire {
         PendingAcquire {
-            ops,
+            lease,
             token: Some(token),
         }
     }
@@ -153,10 +160,10 @@ impl Drop for PendingAcquire {
             return;
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let ops = self.ops.clone();
+            let lease = self.lease.clone();
             rt.spawn(async move {
-                if let Ok(true) = ops.release(&token).await {
-                    tracing::debug!(election = %ops.name, "released a lease whose acquisition was abandoned");
+                if let Ok(true) = lease.release(&token).await {
+                    tracing::debug!(election = %lease.name, "released a lease whose acquisition was abandoned");
                 }
             });
         }

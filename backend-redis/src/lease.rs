@@ -1,28 +1,45 @@
-//! The four operations on one election's lease, each one script run with a timeout.
+//! One election's lease key on the backend's connection: the four operations on it, each
+//! one script run with a timeout.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use election_core::{ElectionName, Error, LeaderInfo, NodeId, Result};
+use election_core::{ElectionName, Error, LeaderInfo, LeaseTiming, NodeId, Result};
 
-use crate::backend::Shared;
+use crate::conn::{Conn, KIND, Tasks};
 use crate::keys::Keys;
-use crate::link::KIND;
 use crate::scripts::{
     ACQUIRE_SCRIPT, Acquired, Holder, READ_SCRIPT, RELEASE_SCRIPT, RENEW_SCRIPT, holder,
 };
 
-/// One election on one backend connection.
+/// One election's lease on one backend connection. Cheap to clone.
 #[derive(Clone, Debug)]
-pub(crate) struct Ops {
-    pub(crate) shared: Arc<Shared>,
+pub(crate) struct Lease {
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) timing: LeaseTiming,
     pub(crate) name: ElectionName,
     pub(crate) keys: Arc<Keys>,
+    _tasks: Tasks,
 }
 
-impl Ops {
+impl Lease {
+    pub(crate) fn new(
+        conn: Arc<Conn>,
+        timing: LeaseTiming,
+        name: ElectionName,
+        keys: Keys,
+        tasks: Tasks,
+    ) -> Lease {
+        Lease {
+            conn,
+            timing,
+            name,
+            keys: Arc::new(keys),
+            _tasks: tasks,
+        }
+    }
+
     fn ttl_ms(&self) -> u64 {
-        u64::try_from(self.shared.timing.ttl.as_millis())
+        u64::try_from(self.timing.ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1)
     }
@@ -30,7 +47,7 @@ impl Ops {
     fn bad_holder(&self, node: &str, epoch: i64) -> Error {
         Error::protocol(
             KIND,
-            self.shared.link.address(),
+            self.conn.address(),
             Some(&self.name),
             format!(
                 "key {} holds a lease elector cannot read (leader {node:?}, epoch {epoch}): \
@@ -47,8 +64,7 @@ impl Ops {
         let node = node.to_string();
         let ttl_ms = self.ttl_ms();
         let (granted, holder_node, epoch, pttl, since): (i64, String, i64, i64, i64) = self
-            .shared
-            .link
+            .conn
             .run(
                 Some(&self.name),
                 "acquiring the lease",
@@ -80,8 +96,7 @@ impl Ops {
         let token = token.to_owned();
         let ttl_ms = self.ttl_ms();
         let extended: i64 = self
-            .shared
-            .link
+            .conn
             .run(Some(&self.name), "renewing the lease", |mut c| async move {
                 RENEW_SCRIPT
                     .key(&leader)
@@ -100,8 +115,7 @@ impl Ops {
         let keys = self.keys.clone();
         let token = token.to_owned();
         let released: i64 = self
-            .shared
-            .link
+            .conn
             .run(
                 Some(&self.name),
                 "releasing the lease",
@@ -122,8 +136,7 @@ impl Ops {
     pub(crate) async fn read(&self) -> Result<Option<Holder>> {
         let leader = self.keys.leader.clone();
         let found: Option<(String, i64, i64, i64)> = self
-            .shared
-            .link
+            .conn
             .run(Some(&self.name), "reading the leader", |mut c| async move {
                 READ_SCRIPT.key(&leader).invoke_async(&mut c).await
             })
@@ -139,29 +152,5 @@ impl Ops {
     /// The current leader, as [`LeaderInfo`].
     pub(crate) async fn leader(&self) -> Result<Option<LeaderInfo>> {
         Ok(self.read().await?.map(|h| h.info))
-    }
-
-    /// Waits until `changes` moves (a push about this election) or, failing that, until
-    /// the holder's lease may have run out (`ttl_left`), polling every `retry_interval`
-    /// while pushes are not live.
-    pub(crate) async fn wait_for_change(
-        &self,
-        changes: &mut tokio::sync::watch::Receiver<u64>,
-        ttl_left: Option<Duration>,
-    ) {
-        let retry = self.shared.timing.retry_interval;
-        // Redis expires a key once its time is strictly past: wait a millisecond more.
-        let mut poll = ttl_left.map_or(retry, |t| t + Duration::from_millis(1));
-        if !self.shared.notifier.subscribed() {
-            poll = poll.min(retry);
-        }
-        tokio::select! {
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    tokio::time::sleep(poll).await;
-                }
-            }
-            () = tokio::time::sleep(poll) => {}
-        }
     }
 }
