@@ -1,17 +1,60 @@
-//! The Bully core as an [`ElectionCore`] for the shared peer driver, and its state-file
-//! format.
+//! The Bully backend's pieces of the shared peer node: [`BullyNode`], the Bully core as an
+//! [`ElectionCore`], its state-file format, and [`BullyConfig`] as a [`PeerNodeConfig`].
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use election_core::{ElectionName, NodeId};
-use election_peer::{CoreEvent, ElectionCore, PersistedState, StateFormat};
+use election_core::{ElectionName, NodeId, Result};
+use election_peer::wire::DecodeError;
+use election_peer::{
+    CoreEvent, ElectionCore, PeerNode, PeerNodeConfig, PeerSettings, PersistedState, StateFormat,
+};
 
-use crate::codec::{self, DecodeError};
-use crate::core::{Event, HardState, Message, Node};
+use crate::core::{HardState, Message, Node, NodeConfig};
+use crate::{BullyConfig, KIND, codec};
 
-/// The backend kind, as in `Backend::kind`.
-pub(crate) const KIND: &str = "bully";
+/// One member of a Bully election cluster: the shared [`PeerNode`] running the Bully core.
+/// Elects among its peers, for any number of elections over one authenticated connection
+/// per peer; see the crate documentation. Start it with `BullyNode::start(config)`
+/// ([`PeerNode::start`] from a [`BullyConfig`]).
+///
+/// Dropping the handle stops the node abruptly, as [`crash`](PeerNode::crash) does; call
+/// [`shutdown`](PeerNode::shutdown) to hand leaderships over first.
+pub type BullyNode = PeerNode<Node>;
+
+impl PeerNodeConfig for BullyConfig {
+    type Core = Node;
+    type CoreConfig = NodeConfig;
+
+    fn validate(&self) -> Result<()> {
+        BullyConfig::validate(self)
+    }
+
+    fn rng_seed(&self) -> Option<u64> {
+        self.rng_seed
+    }
+
+    fn core_config(&self, seed: u64, incarnation: u64) -> Result<NodeConfig> {
+        self.node_config(seed, incarnation)
+    }
+
+    fn peer_settings(&self) -> Result<PeerSettings> {
+        BullyConfig::peer_settings(self)
+    }
+
+    fn new_core(
+        config: NodeConfig,
+        now: Instant,
+        state: &BTreeMap<ElectionName, HardState>,
+    ) -> Result<Node> {
+        Node::new(
+            config,
+            now,
+            state.iter().map(|(k, v)| (k.clone(), v.clone())),
+        )
+    }
+}
 
 impl PersistedState for HardState {
     /// ```text
@@ -31,43 +74,6 @@ impl PersistedState for HardState {
 
     fn from_parts(epoch: u64, leader: Option<NodeId>) -> Self {
         HardState { epoch, leader }
-    }
-}
-
-impl From<Event> for CoreEvent {
-    fn from(ev: Event) -> CoreEvent {
-        match ev {
-            Event::LeaderChanged { election, leader } => {
-                CoreEvent::LeaderChanged { election, leader }
-            }
-            Event::Elected {
-                election,
-                epoch,
-                lease_until,
-            } => CoreEvent::Elected {
-                election,
-                epoch,
-                lease_until,
-            },
-            Event::LeaseExtended {
-                election,
-                epoch,
-                until,
-            } => CoreEvent::LeaseExtended {
-                election,
-                epoch,
-                until,
-            },
-            Event::Lost {
-                election,
-                epoch,
-                reason,
-            } => CoreEvent::Lost {
-                election,
-                epoch,
-                reason,
-            },
-        }
     }
 }
 
@@ -118,7 +124,7 @@ impl ElectionCore for Node {
     }
 
     fn poll_event(&mut self) -> Option<CoreEvent> {
-        Node::poll_event(self).map(CoreEvent::from)
+        Node::poll_event(self)
     }
 
     fn poll_persist(&mut self) -> Option<Vec<(ElectionName, HardState)>> {

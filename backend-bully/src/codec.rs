@@ -17,48 +17,13 @@
 //! over-long payload, an invalid name, a boolean other than 0 or 1) is a [`DecodeError`].
 
 use bytes::{BufMut, Bytes, BytesMut};
-use election_peer::wire::{self, FrameError, Reader, put_entries, put_name};
+use election_peer::wire::{self, DecodeError, Reader, put_entries, put_name};
 
+use crate::KIND;
 use crate::core::Message;
 
 /// The encoding's version byte.
 pub const WIRE_VERSION: u8 = 1;
-
-/// Why a payload could not be decoded. The driver counts these and drops the payload.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The version byte is not [`WIRE_VERSION`]: the peer runs an incompatible release.
-    #[error("unsupported bully wire version {0} (this node speaks {WIRE_VERSION})")]
-    Version(u8),
-    /// The payload ended inside a message.
-    #[error("truncated bully payload")]
-    Truncated,
-    /// An unknown message tag.
-    #[error("unknown bully message tag {0}")]
-    Tag(u8),
-    /// A boolean byte other than 0 or 1.
-    #[error("invalid boolean byte {0}")]
-    Bool(u8),
-    /// An election name that breaks the naming rules.
-    #[error("invalid election name in bully payload: {0}")]
-    Name(String),
-    /// Bytes left over after the last message.
-    #[error("{0} trailing bytes after the last bully message")]
-    Trailing(usize),
-}
-
-impl From<FrameError> for DecodeError {
-    fn from(e: FrameError) -> DecodeError {
-        match e {
-            FrameError::Version(v) => DecodeError::Version(v),
-            FrameError::Truncated => DecodeError::Truncated,
-            FrameError::Bool(b) => DecodeError::Bool(b),
-            FrameError::Name(n) => DecodeError::Name(n),
-            FrameError::Trailing(n) => DecodeError::Trailing(n),
-        }
-    }
-}
 
 /// Encodes `messages` into as few payloads as possible, each at most `max_len` bytes (a
 /// single message longer than that still gets its own payload, which the transport will
@@ -124,7 +89,7 @@ fn encode_message(m: &Message, buf: &mut BytesMut) {
 /// Decodes one payload. Never panics, whatever the input.
 pub fn decode(payload: &[u8]) -> Result<Vec<Message>, DecodeError> {
     // Every message takes at least 2 bytes: do not trust `count` for an allocation.
-    wire::decode_batch(payload, WIRE_VERSION, 2, read_message)
+    wire::decode_batch(payload, KIND, WIRE_VERSION, 2, read_message)
 }
 
 fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
@@ -160,7 +125,7 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
             election: r.name()?,
             epoch: r.u64()?,
         },
-        t => return Err(DecodeError::Tag(t)),
+        t => return Err(r.unknown_tag(t)),
     })
 }
 
@@ -169,7 +134,7 @@ mod tests {
     use election_core::ElectionName;
 
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::Rng;
     use rand_chacha::ChaCha8Rng;
 
     fn name(i: u64) -> ElectionName {
@@ -207,53 +172,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_message_round_trips_and_batches_split_under_the_limit() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..500 {
-            let msgs: Vec<Message> = (0..rng.random_range(1..20))
-                .map(|_| random_message(&mut rng))
-                .collect();
-            let limit = rng.random_range(64..2048);
-            let mut back = Vec::new();
-            for p in &encode(&msgs, limit) {
-                back.extend(decode(p).unwrap());
-            }
-            assert_eq!(back, msgs);
-        }
+    election_peer::test_support::codec_tests! {
+        backend: KIND,
+        encode: encode,
+        decode: decode,
+        version: WIRE_VERSION,
+        random_message: random_message,
+        one_message: Message::Alive { election: name(1) },
     }
 
     #[test]
-    fn garbage_and_truncations_are_errors_never_panics() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for _ in 0..20_000 {
-            let len = rng.random_range(0..64);
-            let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
-            if rng.random_bool(0.5) && !bytes.is_empty() {
-                bytes[0] = WIRE_VERSION;
-            }
-            let _ = decode(&bytes);
+    fn decode_error_texts_name_the_backend() {
+        let texts = [
+            (
+                DecodeError::Version {
+                    backend: KIND,
+                    found: 9,
+                    speaks: WIRE_VERSION,
+                },
+                "unsupported bully wire version 9 (this node speaks 1)",
+            ),
+            (
+                DecodeError::Truncated { backend: KIND },
+                "truncated bully payload",
+            ),
+            (
+                DecodeError::Tag {
+                    backend: KIND,
+                    tag: 42,
+                },
+                "unknown bully message tag 42",
+            ),
+            (DecodeError::Bool(2), "invalid boolean byte 2"),
+            (
+                DecodeError::Name {
+                    backend: KIND,
+                    reason: "empty".into(),
+                },
+                "invalid election name in bully payload: empty",
+            ),
+            (
+                DecodeError::Trailing {
+                    backend: KIND,
+                    count: 3,
+                },
+                "3 trailing bytes after the last bully message",
+            ),
+        ];
+        for (error, text) in texts {
+            assert_eq!(error.to_string(), text);
         }
-        let good = encode(
-            &[random_message(&mut rng), random_message(&mut rng)],
-            1 << 20,
-        );
-        for cut in 0..good[0].len() {
-            assert!(decode(&good[0][..cut]).is_err());
-        }
-    }
-
-    #[test]
-    fn another_version_is_refused_by_name() {
-        let mut p = encode(&[Message::Alive { election: name(1) }], 1024)[0].to_vec();
-        p[0] = 9;
-        assert_eq!(decode(&p), Err(DecodeError::Version(9)));
-    }
-
-    #[test]
-    fn a_huge_claimed_count_does_not_allocate() {
-        let mut p = vec![WIRE_VERSION];
-        p.extend_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(decode(&p), Err(DecodeError::Truncated));
     }
 }

@@ -136,9 +136,12 @@ mod adapter;
 mod codec;
 mod config;
 pub mod core;
-mod node;
 
-pub use codec::{DecodeError, WIRE_VERSION, decode, encode};
+pub use adapter::BullyNode;
+pub use codec::{WIRE_VERSION, decode, encode};
 pub use config::BullyConfig;
-pub use election_peer::TlsConfig;
-pub use node::{BullyNode, BullyStats};
+pub use election_peer::wire::DecodeError;
+pub use election_peer::{PeerStats, Stall, TlsConfig};
+
+/// The backend kind, as in [`Backend::kind`](election_core::Backend::kind).
+const KIND: &str = "bully";

@@ -1,17 +1,60 @@
-//! The Raft core as an [`ElectionCore`] for the shared peer driver, and its state-file
-//! format.
+//! The Raft backend's pieces of the shared peer node: [`RaftNode`], the Raft core as an
+//! [`ElectionCore`], its state-file format, and [`RaftConfig`] as a [`PeerNodeConfig`].
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use election_core::{ElectionName, NodeId};
-use election_peer::{CoreEvent, ElectionCore, PersistedState, StateFormat};
+use election_core::{ElectionName, NodeId, Result};
+use election_peer::wire::DecodeError;
+use election_peer::{
+    CoreEvent, ElectionCore, PeerNode, PeerNodeConfig, PeerSettings, PersistedState, StateFormat,
+};
 
-use crate::codec::{self, DecodeError};
-use crate::core::{Event, HardState, Message, Node};
+use crate::core::{HardState, Message, Node, NodeConfig};
+use crate::{KIND, RaftConfig, codec};
 
-/// The backend kind, as in `Backend::kind`.
-pub(crate) const KIND: &str = "raft";
+/// One member of a Raft election cluster: the shared [`PeerNode`] running the Raft core.
+/// Elects among its peers, for any number of elections over one authenticated connection
+/// per peer; see the crate documentation. Start it with `RaftNode::start(config)`
+/// ([`PeerNode::start`] from a [`RaftConfig`]).
+///
+/// Dropping the handle stops the node abruptly, as [`crash`](PeerNode::crash) does; call
+/// [`shutdown`](PeerNode::shutdown) to hand leaderships over first.
+pub type RaftNode = PeerNode<Node>;
+
+impl PeerNodeConfig for RaftConfig {
+    type Core = Node;
+    type CoreConfig = NodeConfig;
+
+    fn validate(&self) -> Result<()> {
+        RaftConfig::validate(self)
+    }
+
+    fn rng_seed(&self) -> Option<u64> {
+        self.rng_seed
+    }
+
+    fn core_config(&self, seed: u64, incarnation: u64) -> Result<NodeConfig> {
+        self.node_config(seed, incarnation)
+    }
+
+    fn peer_settings(&self) -> Result<PeerSettings> {
+        RaftConfig::peer_settings(self)
+    }
+
+    fn new_core(
+        config: NodeConfig,
+        now: Instant,
+        state: &BTreeMap<ElectionName, HardState>,
+    ) -> Result<Node> {
+        Node::new(
+            config,
+            now,
+            state.iter().map(|(k, v)| (k.clone(), v.clone())),
+        )
+    }
+}
 
 impl PersistedState for HardState {
     /// ```text
@@ -31,35 +74,6 @@ impl PersistedState for HardState {
 
     fn from_parts(term: u64, vote: Option<NodeId>) -> Self {
         HardState { term, vote }
-    }
-}
-
-impl From<Event> for CoreEvent {
-    fn from(ev: Event) -> CoreEvent {
-        match ev {
-            Event::LeaderChanged { election, leader } => {
-                CoreEvent::LeaderChanged { election, leader }
-            }
-            Event::Elected {
-                election,
-                term,
-                lease_until,
-            } => CoreEvent::Elected {
-                election,
-                epoch: term,
-                lease_until,
-            },
-            Event::LeaseExtended { until } => CoreEvent::AllLeasesExtended { until },
-            Event::Lost {
-                election,
-                term,
-                reason,
-            } => CoreEvent::Lost {
-                election,
-                epoch: term,
-                reason,
-            },
-        }
     }
 }
 
@@ -109,7 +123,7 @@ impl ElectionCore for Node {
     }
 
     fn poll_event(&mut self) -> Option<CoreEvent> {
-        Node::poll_event(self).map(CoreEvent::from)
+        Node::poll_event(self)
     }
 
     fn poll_persist(&mut self) -> Option<Vec<(ElectionName, HardState)>> {

@@ -59,7 +59,7 @@
 //! - **Resign hands over in about one round trip** to a campaigning follower, which is then
 //!   granted at once (its voters' promises start when they grant the vote).
 //! - Undecodable, unauthenticated and unknown-sender messages are dropped and counted,
-//!   never a panic ([`RaftStats`], [`decode`] is tested on random bytes).
+//!   never a panic ([`PeerStats`], [`decode`] is tested on random bytes).
 //!
 //! # What is not guaranteed
 //!
@@ -140,9 +140,12 @@ mod adapter;
 mod codec;
 mod config;
 pub mod core;
-mod node;
 
-pub use codec::{DecodeError, WIRE_VERSION, decode, encode};
+pub use adapter::RaftNode;
+pub use codec::{WIRE_VERSION, decode, encode};
 pub use config::RaftConfig;
-pub use election_peer::TlsConfig;
-pub use node::{RaftNode, RaftStats};
+pub use election_peer::wire::DecodeError;
+pub use election_peer::{PeerStats, Stall, TlsConfig};
+
+/// The backend kind, as in [`Backend::kind`](election_core::Backend::kind).
+const KIND: &str = "raft";

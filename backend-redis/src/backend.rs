@@ -1,53 +1,15 @@
 //! [`RedisBackend`]: one connection to Redis, shared by every election it hands out.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use election_core::{Backend, Candidate, ElectionName, Error, LeaderElector, LeaseTiming, Result};
-use tokio::sync::watch;
 
 use crate::config::RedisConfig;
+use crate::conn::{Conn, KIND, Tasks};
 use crate::elector::RedisElector;
 use crate::keys::{Keys, Patterns};
-use crate::link::{KIND, Link};
-use crate::notify::{self, Notifier};
-
-/// What every elector of one backend shares. Dropping the last one stops the background
-/// tasks (pub/sub listener, Sentinel follower).
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) link: Arc<Link>,
-    pub(crate) notifier: Arc<Notifier>,
-    pub(crate) timing: LeaseTiming,
-    pub(crate) key_prefix: String,
-    /// What the pub/sub listener subscribes to; it starts on first need (see
-    /// [`Shared::ensure_listening`]).
-    patterns: Patterns,
-    listening: OnceLock<()>,
-    stopped: watch::Receiver<()>,
-    _stop_tasks: watch::Sender<()>,
-}
-
-impl Shared {
-    /// Starts the pub/sub listener unless it runs already. Only waiters and observers need
-    /// pushes, so a one-shot attempt (`try_campaign`, `leader`) never pays for a second
-    /// connection. Starting late loses nothing: until the subscription is live waiters poll,
-    /// and going live wakes every waiter to check again (decision record 090). Must be
-    /// called inside a tokio runtime.
-    pub(crate) fn ensure_listening(&self) {
-        self.listening.get_or_init(|| {
-            tokio::spawn(notify::listen(
-                self.link.clone(),
-                self.notifier.clone(),
-                self.patterns.clone(),
-                self.timing.retry_interval,
-                self.timing
-                    .renew_interval
-                    .max(std::time::Duration::from_millis(100)),
-                self.stopped.clone(),
-            ));
-        });
-    }
-}
+use crate::lease::Lease;
+use crate::observe::Listener;
 
 /// A connection to one Redis server (or the master behind Sentinel), handing out one
 /// [`LeaderElector`] per election. Cheap to clone; clones share the connection.
@@ -55,7 +17,13 @@ impl Shared {
 /// See the [crate documentation](crate) for the model, guarantees and settings.
 #[derive(Clone, Debug)]
 pub struct RedisBackend {
-    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    listener: Arc<Listener>,
+    timing: LeaseTiming,
+    key_prefix: Arc<str>,
+    /// Dropping the backend and every election's handles stops the background tasks
+    /// (pub/sub listener, Sentinel follower).
+    tasks: Tasks,
 }
 
 impl RedisBackend {
@@ -68,40 +36,34 @@ impl RedisBackend {
     /// [`Error::Protocol`] if it refuses the credentials.
     pub async fn connect(config: RedisConfig, timing: LeaseTiming) -> Result<RedisBackend> {
         config.validate(&timing)?;
-        let link = Link::connect(&config).await?;
+        let conn = Conn::connect(&config).await?;
         if config.keyspace_notifications {
-            enable_expiry_events(&link).await?;
+            enable_expiry_events(&conn).await?;
         }
-        let notifier = Arc::new(Notifier::new());
-        let (stop, stopped) = watch::channel(());
-        let patterns = Patterns::new(&config.key_prefix, link.database);
-        if let Some((sentinels, master_name)) = link.sentinels() {
+        let (tasks, stopped) = Tasks::new();
+        let patterns = Patterns::new(&config.key_prefix, conn.database);
+        if let Some((sentinels, master_name)) = conn.sentinels() {
             tokio::spawn(crate::sentinel::follow(
-                link.clone(),
+                conn.clone(),
                 sentinels,
                 master_name,
                 timing.retry_interval,
                 stopped.clone(),
             ));
         }
-        tracing::debug!(backend = KIND, address = %link.address(), "connected");
+        tracing::debug!(backend = KIND, address = %conn.address(), "connected");
         Ok(RedisBackend {
-            shared: Arc::new(Shared {
-                link,
-                notifier,
-                timing,
-                key_prefix: config.key_prefix,
-                patterns,
-                listening: OnceLock::new(),
-                stopped,
-                _stop_tasks: stop,
-            }),
+            listener: Arc::new(Listener::new(conn.clone(), patterns, timing, stopped)),
+            conn,
+            timing,
+            key_prefix: config.key_prefix.into(),
+            tasks,
         })
     }
 
     /// The server's address as shown in messages (no credentials).
     pub fn address(&self) -> String {
-        self.shared.link.address()
+        self.conn.address()
     }
 
     /// Whether change notifications (pub/sub) are live right now; while they are not,
@@ -109,8 +71,8 @@ impl RedisBackend {
     /// so waiting for this to turn true is meaningful. Must be called inside a tokio
     /// runtime.
     pub fn notifications_live(&self) -> bool {
-        self.shared.ensure_listening();
-        self.shared.notifier.subscribed()
+        self.listener.ensure_listening();
+        self.listener.subscribed()
     }
 }
 
@@ -120,20 +82,25 @@ impl Backend for RedisBackend {
     }
 
     fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
-        let keys = Keys::new(&self.shared.key_prefix, name);
-        Ok(Arc::new(RedisElector::new(
-            self.shared.clone(),
+        let lease = Lease::new(
+            self.conn.clone(),
+            self.timing,
             name.clone(),
+            Keys::new(&self.key_prefix, name),
+            self.tasks.clone(),
+        );
+        Ok(Arc::new(RedisElector::new(
+            lease,
+            self.listener.clone(),
             me,
-            keys,
         )))
     }
 }
 
 /// Adds key-expiry events (`K` keyspace channel, `x` expired) to the server's
 /// `notify-keyspace-events`, keeping whatever flags are there.
-async fn enable_expiry_events(link: &Arc<Link>) -> Result<()> {
-    let current: Vec<String> = link
+async fn enable_expiry_events(conn: &Arc<Conn>) -> Result<()> {
+    let current: Vec<String> = conn
         .run(
             None,
             "CONFIG GET notify-keyspace-events",
@@ -146,7 +113,7 @@ async fn enable_expiry_events(link: &Arc<Link>) -> Result<()> {
             },
         )
         .await
-        .map_err(|e| keyspace_error(link, e))?;
+        .map_err(|e| keyspace_error(conn, e))?;
     let mut flags = current.get(1).cloned().unwrap_or_default();
     let mut changed = false;
     if !flags.contains('K') {
@@ -158,7 +125,7 @@ async fn enable_expiry_events(link: &Arc<Link>) -> Result<()> {
         changed = true;
     }
     if changed {
-        link.run(None, "CONFIG SET notify-keyspace-events", |mut c| {
+        conn.run(None, "CONFIG SET notify-keyspace-events", |mut c| {
             let flags = flags.clone();
             async move {
                 redis::cmd("CONFIG")
@@ -170,16 +137,16 @@ async fn enable_expiry_events(link: &Arc<Link>) -> Result<()> {
             }
         })
         .await
-        .map_err(|e| keyspace_error(link, e))?;
+        .map_err(|e| keyspace_error(conn, e))?;
     }
     Ok(())
 }
 
-fn keyspace_error(link: &Link, e: Error) -> Error {
+fn keyspace_error(conn: &Conn, e: Error) -> Error {
     match e {
         Error::Protocol { detail, .. } => Error::protocol(
             KIND,
-            link.address(),
+            conn.address(),
             None,
             format!(
                 "{detail} (redis.keyspace_notifications = true needs the CONFIG command; \

@@ -1,164 +1,156 @@
-//! The holder's side of a leadership: the renewal loop, resignation, and cleanup of an
-//! acquisition whose outcome the caller never saw.
+//! One election's lease key on the backend's connection: the four operations on it, each
+//! one script run with a timeout.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use election_core::{LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, Result};
-use tokio::sync::Notify;
-use tokio::time::Instant;
+use election_core::{ElectionName, Error, LeaderInfo, LeaseTiming, NodeId, Result};
 
-use crate::ops::Ops;
+use crate::conn::{Conn, KIND, Tasks};
+use crate::keys::Keys;
+use crate::scripts::{
+    ACQUIRE_SCRIPT, Acquired, Holder, READ_SCRIPT, RELEASE_SCRIPT, RENEW_SCRIPT, holder,
+};
 
-/// Resigns one leadership: CAS-delete on its token.
-pub(crate) struct RedisControl {
-    ops: Ops,
-    token: String,
-    stop: Notify,
+/// One election's lease on one backend connection. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct Lease {
+    pub(crate) conn: Arc<Conn>,
+    pub(crate) timing: LeaseTiming,
+    pub(crate) name: ElectionName,
+    pub(crate) keys: Arc<Keys>,
+    _tasks: Tasks,
 }
 
-#[async_trait]
-impl LeadershipControl for RedisControl {
-    /// Releases, retrying failures that may pass (a timeout, a reconnect) until the hold
-    /// budget is spent: a release that gives up leaves the next candidate waiting for the
-    /// whole TTL, and the leadership has already ended, so waiting costs no safety. The
-    /// release is a compare-and-delete on our token, so repeating it is harmless.
-    async fn resign(&self) -> Result<()> {
-        self.stop.notify_one();
-        let timing = self.ops.shared.timing;
-        let give_up = Instant::now() + timing.hold_budget();
-        loop {
-            match self.ops.release(&self.token).await {
-                Ok(released) => {
-                    tracing::debug!(election = %self.ops.name, released, "resigned");
-                    return Ok(());
-                }
-                Err(e) if e.is_retryable() && Instant::now() + timing.retry_interval < give_up => {
-                    tracing::debug!(election = %self.ops.name, error = %e, "releasing failed; retrying");
-                    tokio::time::sleep(timing.retry_interval).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Hands out a [`Leadership`] for a lease acquired at `started` and starts renewing it.
-pub(crate) fn start_holding(
-    ops: Ops,
-    token: String,
-    info: LeaderInfo,
-    started: Instant,
-) -> Leadership {
-    let timing = ops.shared.timing;
-    let control = Arc::new(RedisControl {
-        ops,
-        token,
-        stop: Notify::new(),
-    });
-    let (keeper, leadership) =
-        LeaseKeeper::grant(info, timing.deadline_after(started), control.clone());
-    tracing::info!(
-        election = %control.ops.name,
-        node = %leadership.info().node,
-        epoch = %leadership.epoch(),
-        "became leader"
-    );
-    tokio::spawn(renew(control, keeper));
-    leadership
-}
-
-/// Renews every `renew_interval` (every `retry_interval` after a failure), each attempt cut
-/// off at the leadership deadline. A renewal that finds another token ends the leadership
-/// at once as `Revoked`; a lapsed deadline ends it as `Expired` (the keeper does that by
-/// itself). Either way the loop only stops: it never releases (the handover rule). The key
-/// runs out on the server a TTL after the last renewal reached it, which is after the
-/// holder's deadline plus its kill grace, unless the holder resigns first, which `elector
-/// run` does once its child is gone. A release sent at the deadline would wait in the
-/// socket of a stalled server and let the next candidate in while the old child is still
-/// in its kill grace.
-async fn renew(control: Arc<RedisControl>, keeper: LeaseKeeper) {
-    let timing = control.ops.shared.timing;
-    let watch = keeper.watch();
-    let mut wait = timing.renew_interval;
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = control.stop.notified() => return,
-            _ = watch.lost() => return,
-        }
-        let started = Instant::now();
-        let deadline = keeper.deadline();
-        match tokio::time::timeout_at(deadline, control.ops.renew(&control.token)).await {
-            Ok(Ok(true)) => {
-                if !keeper.extend_to(timing.deadline_after(started)) {
-                    // The deadline passed while we waited: never revive a lapsed lease,
-                    // and leave the key to run out.
-                    return;
-                }
-                wait = timing.renew_interval;
-            }
-            Ok(Ok(false)) => {
-                if keeper.end(LossReason::Revoked) {
-                    tracing::warn!(election = %control.ops.name,
-                        "lease taken over or gone (server restarted empty?): leadership revoked");
-                }
-                return;
-            }
-            Ok(Err(e)) if e.kind() == election_core::ErrorKind::Protocol => {
-                tracing::warn!(election = %control.ops.name, error = %e,
-                    "renewal refused: leadership revoked");
-                keeper.end(LossReason::Revoked);
-                return;
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(election = %control.ops.name, error = %e, "renewal failed; retrying");
-                wait = timing.retry_interval;
-            }
-            Err(_) => {
-                tracing::warn!(election = %control.ops.name,
-                    "renewal got no answer before the leadership deadline");
-                wait = timing.retry_interval;
-            }
-        }
-    }
-}
-
-/// An acquisition in flight. If it is dropped before [`settle`](Self::settle) (the
-/// `campaign` future was cancelled, or the reply was lost to a timeout), the lease may
-/// have been taken with a token nobody will renew: release it in the background so that
-/// no one waits for its TTL.
-pub(crate) struct PendingAcquire {
-    ops: Ops,
-    token: Option<String>,
-}
-
-impl PendingAcquire {
-    pub(crate) fn new(ops: Ops, token: String) -> PendingAcquire {
-        PendingAcquire {
-            ops,
-            token: Some(token),
+impl Lease {
+    pub(crate) fn new(
+        conn: Arc<Conn>,
+        timing: LeaseTiming,
+        name: ElectionName,
+        keys: Keys,
+        tasks: Tasks,
+    ) -> Lease {
+        Lease {
+            conn,
+            timing,
+            name,
+            keys: Arc::new(keys),
+            _tasks: tasks,
         }
     }
 
-    /// The outcome is known: nothing to clean up.
-    pub(crate) fn settle(mut self) -> String {
-        self.token.take().unwrap_or_default()
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.timing.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
-}
 
-impl Drop for PendingAcquire {
-    fn drop(&mut self) {
-        let Some(token) = self.token.take() else {
-            return;
-        };
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let ops = self.ops.clone();
-            rt.spawn(async move {
-                if let Ok(true) = ops.release(&token).await {
-                    tracing::debug!(election = %ops.name, "released a lease whose acquisition was abandoned");
-                }
-            });
+    fn bad_holder(&self, node: &str, epoch: i64) -> Error {
+        Error::protocol(
+            KIND,
+            self.conn.address(),
+            Some(&self.name),
+            format!(
+                "key {} holds a lease elector cannot read (leader {node:?}, epoch {epoch}): \
+                 another program writes to this key",
+                self.keys.leader
+            ),
+        )
+    }
+
+    /// Acquires the lease for `token` if nobody holds it, allocating the next epoch.
+    pub(crate) async fn acquire(&self, token: &str, node: &NodeId) -> Result<Acquired> {
+        let keys = self.keys.clone();
+        let token = token.to_owned();
+        let node = node.to_string();
+        let ttl_ms = self.ttl_ms();
+        let (granted, holder_node, epoch, pttl, since): (i64, String, i64, i64, i64) = self
+            .conn
+            .run(
+                Some(&self.name),
+                "acquiring the lease",
+                |mut c| async move {
+                    ACQUIRE_SCRIPT
+                        .key(&keys.leader)
+                        .key(&keys.epoch)
+                        .key(&keys.channel)
+                        .arg(&token)
+                        .arg(&node)
+                        .arg(ttl_ms)
+                        .invoke_async(&mut c)
+                        .await
+                },
+            )
+            .await?;
+        let h = holder(&holder_node, epoch, pttl, since)
+            .ok_or_else(|| self.bad_holder(&holder_node, epoch))?;
+        Ok(if granted == 1 {
+            Acquired::Granted(h.info)
+        } else {
+            Acquired::Busy(h)
+        })
+    }
+
+    /// Extends the lease of `token` by the TTL. `Ok(false)`: the token no longer holds it.
+    pub(crate) async fn renew(&self, token: &str) -> Result<bool> {
+        let leader = self.keys.leader.clone();
+        let token = token.to_owned();
+        let ttl_ms = self.ttl_ms();
+        let extended: i64 = self
+            .conn
+            .run(Some(&self.name), "renewing the lease", |mut c| async move {
+                RENEW_SCRIPT
+                    .key(&leader)
+                    .arg(&token)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(extended == 1)
+    }
+
+    /// Deletes the lease if `token` still holds it and tells waiters. `Ok(false)`: it was
+    /// not ours (any more), nothing changed.
+    pub(crate) async fn release(&self, token: &str) -> Result<bool> {
+        let keys = self.keys.clone();
+        let token = token.to_owned();
+        let released: i64 = self
+            .conn
+            .run(
+                Some(&self.name),
+                "releasing the lease",
+                |mut c| async move {
+                    RELEASE_SCRIPT
+                        .key(&keys.leader)
+                        .key(&keys.channel)
+                        .arg(&token)
+                        .invoke_async(&mut c)
+                        .await
+                },
+            )
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// The current holder, if any.
+    pub(crate) async fn read(&self) -> Result<Option<Holder>> {
+        let leader = self.keys.leader.clone();
+        let found: Option<(String, i64, i64, i64)> = self
+            .conn
+            .run(Some(&self.name), "reading the leader", |mut c| async move {
+                READ_SCRIPT.key(&leader).invoke_async(&mut c).await
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some((node, epoch, pttl, since)) => holder(&node, epoch, pttl, since)
+                .map(Some)
+                .ok_or_else(|| self.bad_holder(&node, epoch)),
         }
+    }
+
+    /// The current leader, as [`LeaderInfo`].
+    pub(crate) async fn leader(&self) -> Result<Option<LeaderInfo>> {
+        Ok(self.read().await?.map(|h| h.info))
     }
 }

@@ -146,12 +146,12 @@
 
 mod backend;
 mod config;
+mod conn;
 mod elector;
+mod holder;
 mod keys;
 mod lease;
-mod link;
-mod notify;
-mod ops;
+mod observe;
 mod scripts;
 mod sentinel;
 

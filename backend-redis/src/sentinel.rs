@@ -6,14 +6,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use crate::link::Link;
+use crate::conn::Conn;
 
 /// Listens for `+switch-master` on the first sentinel that answers (trying each in turn,
-/// again after `retry`) until the sender of `stop` is dropped, and makes `link` look the
+/// again after `retry`) until the sender of `stop` is dropped, and makes `conn` look the
 /// master up at once when `master_name` moves. The connection is checked with a PING
 /// every second.
 pub(crate) async fn follow(
-    link: Arc<Link>,
+    conn: Arc<Conn>,
     sentinels: Vec<String>,
     master_name: String,
     retry: Duration,
@@ -21,7 +21,7 @@ pub(crate) async fn follow(
 ) {
     loop {
         for url in &sentinels {
-            let session = listen(&link, url, &master_name);
+            let session = listen(&conn, url, &master_name);
             tokio::select! {
                 _ = stop.changed() => return,
                 outcome = session => {
@@ -38,24 +38,24 @@ pub(crate) async fn follow(
 }
 
 /// One subscription's life; returns why it ended.
-async fn listen(link: &Arc<Link>, url: &str, master_name: &str) -> String {
+async fn listen(conn: &Arc<Conn>, url: &str, master_name: &str) -> String {
     let client = match redis::Client::open(url) {
         Ok(c) => c,
         Err(e) => return format!("bad sentinel address: {e}"),
     };
-    let pubsub = match tokio::time::timeout(link.connect_timeout, client.get_async_pubsub()).await {
+    let pubsub = match tokio::time::timeout(conn.connect_timeout, client.get_async_pubsub()).await {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return format!("connect failed: {e}"),
         Err(_) => return "connect timed out".into(),
     };
     let (mut sink, mut stream) = pubsub.split();
-    match tokio::time::timeout(link.command_timeout, sink.subscribe("+switch-master")).await {
+    match tokio::time::timeout(conn.command_timeout, sink.subscribe("+switch-master")).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return format!("subscribe failed: {e}"),
         Err(_) => return "subscribe timed out".into(),
     }
     // A switch may have happened while nobody listened.
-    link.master_switched();
+    conn.master_switched();
     let mut ping = tokio::time::interval(Duration::from_secs(1));
     ping.tick().await;
     loop {
@@ -67,13 +67,13 @@ async fn listen(link: &Arc<Link>, url: &str, master_name: &str) -> String {
                     if payload.split(' ').next() == Some(master_name) {
                         tracing::info!(backend = "redis", sentinel = %url, %payload,
                             "sentinel announced a new master");
-                        link.master_switched();
+                        conn.master_switched();
                     }
                 }
                 None => return "the sentinel closed the connection".into(),
             },
             _ = ping.tick() => {
-                match tokio::time::timeout(link.command_timeout, sink.ping::<redis::Value>()).await {
+                match tokio::time::timeout(conn.command_timeout, sink.ping::<redis::Value>()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => return format!("ping failed: {e}"),
                     Err(_) => return "ping timed out".into(),

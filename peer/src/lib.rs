@@ -11,7 +11,8 @@
 //! durable state in a [`StateFile`], and turns the core's events into
 //! [`Leadership`](election_core::Leadership)s (through
 //! [`LeaseKeeper`](election_core::LeaseKeeper)) and leader observations. Each backend
-//! wraps [`PeerNode`] in its own public type (`RaftNode`, `BullyNode`).
+//! names [`PeerNode`] over its core (`RaftNode`, `BullyNode`) and starts it from its own
+//! configuration, a [`PeerNodeConfig`].
 //!
 //! # Guarantees
 //!
@@ -56,10 +57,12 @@
 //!
 //! The backends fill these in from their own configuration, with their own defaults.
 //!
-//! The [`wire`] module holds the payload framing both backends' message encodings use.
+//! The [`wire`] module holds the payload framing both backends' message encodings use, and
+//! their one [`DecodeError`](wire::DecodeError).
 //! With the `test-support` feature, `test_support` holds a generic cluster over loopback
-//! TCP with fault proxies for the backends' tests, and `conformance` the conformance
-//! suite's harness over it, and `sim` a simulated network for the sans-IO cores.
+//! TCP with fault proxies for the backends' tests and the tests every message codec passes
+//! (`codec_tests!`), `conformance` the conformance suite's harness over the cluster, and
+//! `sim` a simulated network for the sans-IO cores.
 
 #[cfg(feature = "test-support")]
 pub mod conformance;
@@ -76,6 +79,6 @@ pub mod wire;
 
 pub use crate::core::{CoreEvent, ElectionCore};
 pub use driver::EXTEND_EVERY_ROUND_UP_TO;
-pub use node::{PeerNode, PeerStats, Stall};
+pub use node::{PeerNode, PeerNodeConfig, PeerStats, Stall};
 pub use persist::{PersistedState, StateFile, StateFormat};
 pub use settings::{PeerSettings, TlsConfig, check_auth, check_membership};

@@ -1,10 +1,12 @@
-//! [`PeerNode`]: the handle machinery every peer backend wraps (start, stop, stats), its
-//! [`Backend`] implementation, and one elector per election.
+//! [`PeerNode`]: the node handle every peer backend names (`RaftNode`, `BullyNode`): start
+//! from a backend's [`PeerNodeConfig`], stop, stats, its [`Backend`] implementation, and
+//! one elector per election.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use election_core::{
@@ -28,6 +30,44 @@ pub struct PeerStats {
     pub decode_errors: u64,
     /// The transport's counters (refused, oversized, unauthenticated frames, ...).
     pub transport: TransportStats,
+}
+
+/// A peer backend's configuration (`RaftConfig`, `BullyConfig`): how
+/// [`PeerNode::start`] checks it and builds the driver's settings and the core from it.
+pub trait PeerNodeConfig {
+    /// The core it configures.
+    type Core: ElectionCore;
+    /// The core's own view of the settings.
+    type CoreConfig;
+
+    /// Checks the rules that make these settings safe and live.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the rule broken.
+    fn validate(&self) -> Result<()>;
+    /// The configured seed of the core's RNG; `None` draws one from the clock and the
+    /// process id.
+    fn rng_seed(&self) -> Option<u64>;
+    /// The core's settings, with its RNG `seed` and an `incarnation` that differs between
+    /// runs of this process.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    fn core_config(&self, seed: u64, incarnation: u64) -> Result<Self::CoreConfig>;
+    /// The driver's settings.
+    ///
+    /// # Errors
+    /// As [`validate`](Self::validate).
+    fn peer_settings(&self) -> Result<PeerSettings>;
+    /// Builds the core at `now` from its settings and the persisted state.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for what the core refuses.
+    fn new_core(
+        config: Self::CoreConfig,
+        now: Instant,
+        state: &BTreeMap<ElectionName, <Self::Core as ElectionCore>::HardState>,
+    ) -> Result<Self::Core>;
 }
 
 /// A stalled driver ([`PeerNode::stall`]); dropping it resumes the driver.
@@ -97,7 +137,8 @@ impl Inner {
 }
 
 /// One member of a peer election cluster running the core `C`: elects among its peers,
-/// for any number of elections over one authenticated connection per peer.
+/// for any number of elections over one authenticated connection per peer. Each backend
+/// names it for its core (`pub type RaftNode = PeerNode<raft::core::Node>`).
 ///
 /// Dropping the handle stops the node abruptly, as [`crash`](Self::crash) does; call
 /// [`shutdown`](Self::shutdown) to hand leaderships over first.
@@ -120,6 +161,27 @@ impl<C: ElectionCore> std::fmt::Debug for PeerNode<C> {
 }
 
 impl<C: ElectionCore> PeerNode<C> {
+    /// Validates `config`, reads the state file in its `data_dir`, listens on its `listen`
+    /// address and starts connecting to the peers.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid settings, an unreadable secret or TLS file, or a
+    /// corrupt state file; [`Error::Unavailable`] when the listen address cannot be bound.
+    pub async fn start<K: PeerNodeConfig<Core = C>>(config: K) -> Result<PeerNode<C>> {
+        config.validate()?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = config
+            .rng_seed()
+            .unwrap_or(nanos ^ (u64::from(std::process::id()) << 32));
+        let core_config = config.core_config(seed, nanos)?;
+        PeerNode::start_with(config.peer_settings()?, |state| {
+            K::new_core(core_config, Instant::now(), state)
+        })
+        .await
+    }
+
     /// Reads the state file in `settings.data_dir`, listens on `settings.listen`, builds
     /// the core with `make_core` from the persisted state, and starts the driver.
     ///
@@ -127,7 +189,7 @@ impl<C: ElectionCore> PeerNode<C> {
     /// [`Error::Config`] for an unreadable secret or TLS file, a corrupt state file, or
     /// what `make_core` refuses; [`Error::Unavailable`] when the listen address cannot be
     /// bound.
-    pub async fn start(
+    pub async fn start_with(
         settings: PeerSettings,
         make_core: impl FnOnce(&BTreeMap<ElectionName, C::HardState>) -> Result<C>,
     ) -> Result<PeerNode<C>> {
@@ -235,13 +297,27 @@ impl<C: ElectionCore> PeerNode<C> {
         let _ = self.inner.commands.send(Command::Stall { resume: rx });
         Stall { _resume: tx }
     }
+}
 
-    /// An elector for `name` ([`Backend::election`]). Members campaign only as
-    /// themselves: `me` must be this node's id.
+impl<C: ElectionCore> Drop for PeerNode<C> {
+    fn drop(&mut self) {
+        // After shutdown or crash the task has ended and this does nothing.
+        self.inner.closed.store(true, Ordering::SeqCst);
+        self.task.abort();
+    }
+}
+
+impl<C: ElectionCore> Backend for PeerNode<C> {
+    fn kind(&self) -> &'static str {
+        C::KIND
+    }
+
+    /// An elector for `name`. Members campaign only as themselves: `me` must be this
+    /// node's id.
     ///
     /// # Errors
     /// [`Error::Config`] naming `node_id` when `me` is another node.
-    pub fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
+    fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
         if me.node() != &self.inner.me {
             return Err(Error::config(
                 "node_id",
@@ -259,24 +335,6 @@ impl<C: ElectionCore> PeerNode<C> {
             name: name.clone(),
             leader: rx,
         }))
-    }
-}
-
-impl<C: ElectionCore> Drop for PeerNode<C> {
-    fn drop(&mut self) {
-        // After shutdown or crash the task has ended and this does nothing.
-        self.inner.closed.store(true, Ordering::SeqCst);
-        self.task.abort();
-    }
-}
-
-impl<C: ElectionCore> Backend for PeerNode<C> {
-    fn kind(&self) -> &'static str {
-        C::KIND
-    }
-
-    fn election(&self, name: &ElectionName, me: Candidate) -> Result<Arc<dyn LeaderElector>> {
-        PeerNode::election(self, name, me)
     }
 }
 

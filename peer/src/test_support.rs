@@ -4,6 +4,8 @@
 //! be symmetric or one-way. A backend's tests describe how to configure, start and stop
 //! its node with a [`ClusterBackend`] impl on a local marker type and alias
 //! `Cluster<ThatType>`.
+//!
+//! [`codec_tests!`] writes the tests every backend's message codec passes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -326,3 +328,102 @@ pub async fn minority_leader_loses_before_the_majority_elects<B: ClusterBackend>
     drop(lo);
     c.heal();
 }
+
+#[doc(hidden)]
+pub use {rand as __rand, rand_chacha as __rand_chacha};
+
+/// Writes the tests every peer backend's message codec passes, as `#[test]` functions in
+/// the module that invokes it (a `tests` module beside the codec):
+///
+/// - every message round-trips, and batches split under the payload limit;
+/// - garbage and truncations are errors, never panics;
+/// - another version is refused by name;
+/// - a huge claimed count does not allocate.
+///
+/// ```ignore
+/// election_peer::test_support::codec_tests! {
+///     backend: "raft",
+///     encode: encode,
+///     decode: decode,
+///     version: WIRE_VERSION,
+///     random_message: random_message, // fn(&mut ChaCha8Rng) -> Message
+///     one_message: Message::TimeoutNow { election: name(1), term: 3 },
+/// }
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __codec_tests {
+    (
+        backend: $backend:expr,
+        encode: $encode:path,
+        decode: $decode:path,
+        version: $version:expr,
+        random_message: $random_message:path,
+        one_message: $one_message:expr $(,)?
+    ) => {
+        #[test]
+        fn every_message_round_trips_and_batches_split_under_the_limit() {
+            use $crate::test_support::__rand::{Rng, SeedableRng};
+            let mut rng = $crate::test_support::__rand_chacha::ChaCha8Rng::seed_from_u64(7);
+            for _ in 0..500 {
+                let msgs: Vec<_> = (0..rng.random_range(1..20))
+                    .map(|_| $random_message(&mut rng))
+                    .collect();
+                let limit = rng.random_range(64..2048);
+                let mut back = Vec::new();
+                for p in &$encode(&msgs, limit) {
+                    back.extend($decode(p).unwrap());
+                }
+                assert_eq!(back, msgs);
+            }
+        }
+
+        #[test]
+        fn garbage_and_truncations_are_errors_never_panics() {
+            use $crate::test_support::__rand::{Rng, SeedableRng};
+            let mut rng = $crate::test_support::__rand_chacha::ChaCha8Rng::seed_from_u64(11);
+            for _ in 0..20_000 {
+                let len = rng.random_range(0..64);
+                let mut bytes: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+                if rng.random_bool(0.5) && !bytes.is_empty() {
+                    bytes[0] = $version;
+                }
+                let _ = $decode(&bytes);
+            }
+            let good = $encode(
+                &[$random_message(&mut rng), $random_message(&mut rng)],
+                1 << 20,
+            );
+            for cut in 0..good[0].len() {
+                assert!($decode(&good[0][..cut]).is_err());
+            }
+        }
+
+        #[test]
+        fn another_version_is_refused_by_name() {
+            let mut p = $encode(&[$one_message], 1024)[0].to_vec();
+            p[0] = 9;
+            assert_eq!(
+                $decode(&p),
+                Err($crate::wire::DecodeError::Version {
+                    backend: $backend,
+                    found: 9,
+                    speaks: $version,
+                })
+            );
+        }
+
+        #[test]
+        fn a_huge_claimed_count_does_not_allocate() {
+            let mut p = vec![$version];
+            p.extend_from_slice(&u32::MAX.to_be_bytes());
+            assert_eq!(
+                $decode(&p),
+                Err($crate::wire::DecodeError::Truncated { backend: $backend })
+            );
+        }
+    };
+}
+
+#[doc(inline)]
+pub use crate::__codec_tests as codec_tests;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use election_core::{Candidate, ElectionName, LossReason, NodeId};
+use election_core::{Backend, Candidate, ElectionName, LossReason, NodeId};
 use election_peer::{CoreEvent, ElectionCore, PeerNode, PeerSettings, PersistedState, StateFormat};
 
 /// The first lease of a grant.
@@ -141,7 +141,7 @@ async fn start(dir: &std::path::Path, log: Arc<Mutex<Vec<&'static str>>>) -> Pee
         try_window: Duration::from_secs(1),
         half_lease: LEASE / 2,
     };
-    PeerNode::start(settings, |_| {
+    PeerNode::start_with(settings, |_| {
         Ok(Scripted {
             me,
             events: VecDeque::new(),

@@ -31,7 +31,7 @@ pub(super) enum Role {
         first_round: u64,
         /// When the VICTORY was sent.
         since: Instant,
-        /// Whether [`Event::Elected`](super::Event::Elected) was sent.
+        /// Whether [`CoreEvent::Elected`](election_peer::CoreEvent::Elected) was sent.
         granted: bool,
         /// Until `since + answer_timeout`, the grant also waits for every peer heard from
         /// recently to accept, so that every live node knows the new leader when its

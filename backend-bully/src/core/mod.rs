@@ -6,9 +6,9 @@ mod message;
 mod node;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use election_core::{ElectionName, LossReason, NodeId};
+use election_core::NodeId;
 
 pub use message::{EpochNo, Message, Transmit};
 pub use node::Node;
@@ -60,46 +60,6 @@ pub struct HardState {
     pub epoch: EpochNo,
     /// The leader this node accepted at `epoch`, if any.
     pub leader: Option<NodeId>,
-}
-
-/// What the core tells its driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// This node's view of who leads `election` changed.
-    LeaderChanged {
-        /// The election.
-        election: ElectionName,
-        /// The leader and its epoch, or `None` when no leader is known.
-        leader: Option<(NodeId, EpochNo)>,
-    },
-    /// This node now leads `election` at `epoch`, guaranteed until `lease_until`. Sent once
-    /// per leadership; clears this node's candidacy there.
-    Elected {
-        /// The election.
-        election: ElectionName,
-        /// The leadership's epoch.
-        epoch: EpochNo,
-        /// The lease deadline.
-        lease_until: Instant,
-    },
-    /// The leadership of `election` at `epoch` is now guaranteed until `until`.
-    LeaseExtended {
-        /// The election.
-        election: ElectionName,
-        /// The leadership's epoch.
-        epoch: EpochNo,
-        /// The new lease deadline.
-        until: Instant,
-    },
-    /// The leadership of `election` at `epoch` ended.
-    Lost {
-        /// The election.
-        election: ElectionName,
-        /// The epoch that was led.
-        epoch: EpochNo,
-        /// Why: `QuorumLost` (lease lapsed), `Revoked` (higher epoch seen) or `Resigned`.
-        reason: LossReason,
-    },
 }
 
 /// Counters of refused input, for metrics.

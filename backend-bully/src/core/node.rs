@@ -9,7 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::election::{Election, Members, Role, bit};
-use super::{CoreStats, EpochNo, Event, HardState, Message, NodeConfig, Transmit};
+use election_peer::CoreEvent;
+
+use super::{CoreStats, EpochNo, HardState, Message, NodeConfig, Transmit};
 
 /// At most this many heartbeat rounds are remembered while waiting for acknowledgements.
 const MAX_ROUNDS_KEPT: usize = 1024;
@@ -66,7 +68,7 @@ pub struct Node {
     next_heartbeat: Option<Instant>,
     // --- Outputs. ---
     outbox: BTreeMap<usize, Vec<Message>>,
-    events: VecDeque<Event>,
+    events: VecDeque<CoreEvent>,
     dirty: BTreeSet<usize>,
     stats: CoreStats,
 }
@@ -235,7 +237,7 @@ impl Node {
     }
 
     /// Resigns the leadership of `election`: steps down at once (reporting
-    /// [`Event::Lost`] with `Resigned`), stops campaigning there and sends ABDICATE to
+    /// [`CoreEvent::Lost`] with `Resigned`), stops campaigning there and sends ABDICATE to
     /// every peer, whose campaigning members then hold an election at once (the highest
     /// wins). This node neither campaigns nor answers ALIVE there for one failure timeout,
     /// so it does not win the election straight back. Returns whether this node led.
@@ -396,9 +398,12 @@ impl Node {
         })
     }
 
-    /// The next event.
+    /// The next event. Epochs are Bully epochs. [`CoreEvent::Elected`] comes once per
+    /// leadership and clears this node's candidacy there; extensions come per election
+    /// ([`CoreEvent::LeaseExtended`], never `AllLeasesExtended`); [`CoreEvent::Lost`]
+    /// says `QuorumLost` (lease lapsed), `Revoked` (higher epoch seen) or `Resigned`.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
         self.events.pop_front()
     }
 
@@ -758,7 +763,7 @@ impl Node {
         self.send_round(now);
     }
 
-    /// Ends this node's leadership of election `i` (reporting [`Event::Lost`] if it was
+    /// Ends this node's leadership of election `i` (reporting [`CoreEvent::Lost`] if it was
     /// granted). Unless it resigned, it follows no other leader until its lease plus the
     /// safety margin has passed.
     fn step_down(&mut self, i: usize, now: Instant, reason: LossReason) {
@@ -783,7 +788,7 @@ impl Node {
         }
         tracing::info!(node = %self.cfg.me, election = %e.name, epoch, ?reason, "stepped down");
         if granted {
-            self.events.push_back(Event::Lost {
+            self.events.push_back(CoreEvent::Lost {
                 election: e.name.clone(),
                 epoch,
                 reason,
@@ -889,14 +894,14 @@ impl Node {
             *lease = until;
             tracing::debug!(node = %self.cfg.me, election = %name, epoch, "leadership granted");
             self.elections[i].campaigning = false;
-            self.events.push_back(Event::Elected {
+            self.events.push_back(CoreEvent::Elected {
                 election: name,
                 epoch,
                 lease_until: until,
             });
         } else if until > *lease {
             *lease = until;
-            self.events.push_back(Event::LeaseExtended {
+            self.events.push_back(CoreEvent::LeaseExtended {
                 election: name,
                 epoch,
                 until,
@@ -985,7 +990,7 @@ impl Node {
             return;
         }
         e.leader = leader;
-        self.events.push_back(Event::LeaderChanged {
+        self.events.push_back(CoreEvent::LeaderChanged {
             election: e.name.clone(),
             leader: leader.map(|(l, t)| (self.members[l].clone(), t)),
         });

@@ -34,7 +34,7 @@ pub(super) enum Role {
         /// When the vote requests that won this term were sent: every granting voter
         /// refuses other candidates for `election_timeout_min` after it received them.
         since: Instant,
-        /// Whether [`Event::Elected`](super::Event::Elected) was sent.
+        /// Whether [`CoreEvent::Elected`](election_peer::CoreEvent::Elected) was sent.
         granted: bool,
         /// Followers that told us they campaign here.
         candidates: Members,

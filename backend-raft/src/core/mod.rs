@@ -6,9 +6,9 @@ mod message;
 mod node;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use election_core::{ElectionName, LossReason, NodeId};
+use election_core::NodeId;
 
 pub use message::{Message, SetUpdate, Term, Transmit};
 pub use node::{Node, TIMER_SLACK};
@@ -56,44 +56,6 @@ pub struct HardState {
     pub term: Term,
     /// Who this node voted for in `term`, if anyone.
     pub vote: Option<NodeId>,
-}
-
-/// What the core tells its driver.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// This node's view of who leads `election` changed.
-    LeaderChanged {
-        /// The election.
-        election: ElectionName,
-        /// The leader and its term, or `None` when no leader is known.
-        leader: Option<(NodeId, Term)>,
-    },
-    /// This node now leads `election` at `term` and holds a quorum lease until
-    /// `lease_until`. Sent once per leadership, when the first heartbeat round of the term
-    /// is acknowledged by a quorum; clears this node's candidacy there.
-    Elected {
-        /// The election.
-        election: ElectionName,
-        /// The term, which is the leadership's epoch.
-        term: Term,
-        /// The lease deadline.
-        lease_until: Instant,
-    },
-    /// Every leadership reported by [`Event::Elected`] and not yet lost is now guaranteed
-    /// until `until`.
-    LeaseExtended {
-        /// The new lease deadline.
-        until: Instant,
-    },
-    /// The leadership of `election` at `term` ended.
-    Lost {
-        /// The election.
-        election: ElectionName,
-        /// The term that was led.
-        term: Term,
-        /// Why: `QuorumLost` (lease lapsed), `Revoked` (higher term seen) or `Resigned`.
-        reason: LossReason,
-    },
 }
 
 /// Counters of refused input, for metrics.

@@ -8,7 +8,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::election::{Election, Role, bit};
-use super::{CoreStats, Event, HardState, Message, NodeConfig, SetUpdate, Term, Transmit};
+use election_peer::CoreEvent;
+
+use super::{CoreStats, HardState, Message, NodeConfig, SetUpdate, Term, Transmit};
 
 /// At most this many heartbeat rounds are remembered while waiting for acknowledgements.
 const MAX_ROUNDS_KEPT: usize = 1024;
@@ -102,7 +104,7 @@ pub struct Node {
     quorum_sent: Option<Instant>,
     // --- Outputs. ---
     outbox: BTreeMap<usize, Vec<Message>>,
-    events: VecDeque<Event>,
+    events: VecDeque<CoreEvent>,
     dirty: BTreeSet<usize>,
     /// Election timers (not the heartbeat). `None`: rescan every election. `Some(t)`: no
     /// election timer is due before `t` (a lower bound: timers only move later except in
@@ -264,7 +266,7 @@ impl Node {
     }
 
     /// Resigns the leadership of `election`: steps down at once (reporting
-    /// [`Event::Lost`] with `Resigned`), stops campaigning there, and sends TimeoutNow to
+    /// [`CoreEvent::Lost`] with `Resigned`), stops campaigning there, and sends TimeoutNow to
     /// the campaigning follower that acknowledged the most recent heartbeat round, which
     /// then campaigns without waiting and without pre-vote (§3.10). This node does not
     /// campaign there again for one maximum election timeout, so it does not win the
@@ -440,9 +442,13 @@ impl Node {
         })
     }
 
-    /// The next event.
+    /// The next event. Epochs are terms. [`CoreEvent::Elected`] comes once per leadership,
+    /// when the first heartbeat round of the term is acknowledged by a quorum, and clears
+    /// this node's candidacy there; extensions cover every leadership at once
+    /// ([`CoreEvent::AllLeasesExtended`], never `LeaseExtended`); [`CoreEvent::Lost`] says
+    /// `QuorumLost` (lease lapsed), `Revoked` (higher term seen) or `Resigned`.
     #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
         self.events.pop_front()
     }
 
@@ -595,9 +601,9 @@ impl Node {
         tracing::debug!(node = %self.cfg.me, election = %e.name, term, "became leader");
         if granted {
             e.campaigning = false;
-            self.events.push_back(Event::Elected {
+            self.events.push_back(CoreEvent::Elected {
                 election: e.name.clone(),
-                term,
+                epoch: term,
                 lease_until,
             });
         }
@@ -640,9 +646,9 @@ impl Node {
         let term = e.term;
         tracing::debug!(node = %self.cfg.me, election = %e.name, term, ?reason, "stepped down");
         if granted {
-            self.events.push_back(Event::Lost {
+            self.events.push_back(CoreEvent::Lost {
                 election: e.name.clone(),
-                term,
+                epoch: term,
                 reason,
             });
         }
@@ -1167,15 +1173,16 @@ impl Node {
                 *granted = true;
                 e.campaigning = false;
                 tracing::debug!(node = %self.cfg.me, election = %e.name, term = e.term, "leadership granted");
-                self.events.push_back(Event::Elected {
+                self.events.push_back(CoreEvent::Elected {
                     election: e.name.clone(),
-                    term: e.term,
+                    epoch: e.term,
                     lease_until: until,
                 });
             }
         }
         if extended {
-            self.events.push_back(Event::LeaseExtended { until });
+            self.events
+                .push_back(CoreEvent::AllLeasesExtended { until });
         }
     }
 
@@ -1278,7 +1285,7 @@ impl Node {
             return;
         }
         e.leader = leader;
-        self.events.push_back(Event::LeaderChanged {
+        self.events.push_back(CoreEvent::LeaderChanged {
             election: e.name.clone(),
             leader: leader.map(|(l, t)| (self.members[l].clone(), t)),
         });

@@ -1,5 +1,7 @@
-//! The command connection: building the client from [`RedisConfig`], a `ConnectionManager`
-//! with timeouts, Sentinel lookups, and mapping Redis errors to [`election_core::Error`].
+//! The connection shared by every elector of one backend: building the client from
+//! [`RedisConfig`], a `ConnectionManager` with timeouts, Sentinel lookups, mapping Redis
+//! errors to [`election_core::Error`], and the guard that keeps the backend's background
+//! tasks running.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -8,6 +10,7 @@ use std::time::Duration;
 use election_core::{ElectionName, Error, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, ConnectionInfo, RedisError, RedisResult};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{RedisConfig, parse_host_port, parse_url, redact_url};
@@ -28,7 +31,7 @@ enum Target {
 }
 
 /// One shared command connection (multiplexed) and what is needed to rebuild it.
-pub(crate) struct Link {
+pub(crate) struct Conn {
     /// How the server was named in the configuration, without credentials.
     configured: String,
     /// The server in use now, for messages (changes after a Sentinel failover).
@@ -42,12 +45,12 @@ pub(crate) struct Link {
     /// When Sentinel was last asked for the master, to ask at most once per interval.
     last_lookup: Mutex<Option<Instant>>,
     /// Bumped when the server in use changes, so dedicated connections follow.
-    switches: tokio::sync::watch::Sender<u64>,
+    switches: watch::Sender<u64>,
 }
 
-impl std::fmt::Debug for Link {
+impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link")
+        f.debug_struct("Conn")
             .field("address", &self.address())
             .finish_non_exhaustive()
     }
@@ -68,10 +71,10 @@ fn ensure_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-impl Link {
+impl Conn {
     /// Resolves the configuration, connects and checks that the server answers and
     /// accepts our credentials.
-    pub(crate) async fn connect(config: &RedisConfig) -> Result<Arc<Link>> {
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<Arc<Conn>> {
         let parsed = parse_url(&config.url)?;
         // No `CLIENT SETINFO` on connect: one round trip less, and servers before 7.2
         // answer it with an error anyway (decision record 090).
@@ -166,7 +169,7 @@ impl Link {
                     ));
                 }
             };
-        let link = Arc::new(Link {
+        let conn = Arc::new(Conn {
             configured: address,
             address: Mutex::new(link_address),
             database,
@@ -175,9 +178,9 @@ impl Link {
             target,
             current: Mutex::new((client, manager)),
             last_lookup: Mutex::new(None),
-            switches: tokio::sync::watch::channel(0).0,
+            switches: watch::channel(0).0,
         });
-        let pong: String = link
+        let pong: String = conn
             .run(None, "PING", |mut c| async move {
                 redis::cmd("PING").query_async(&mut c).await
             })
@@ -185,12 +188,12 @@ impl Link {
         if pong != "PONG" {
             return Err(Error::protocol(
                 KIND,
-                link.address(),
+                conn.address(),
                 None,
                 format!("PING answered {pong:?}, not PONG: is this a Redis server?"),
             ));
         }
-        Ok(link)
+        Ok(conn)
     }
 
     /// The server in use, for messages (no credentials).
@@ -216,12 +219,12 @@ impl Link {
     /// A sentinel announced a new master: look it up now, whenever the last lookup was.
     pub(crate) fn master_switched(self: &Arc<Self>) {
         *self.last_lookup.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        let link = self.clone();
-        tokio::spawn(async move { link.look_up_master().await });
+        let conn = self.clone();
+        tokio::spawn(async move { conn.look_up_master().await });
     }
 
     /// Changes whenever the server in use changes (a Sentinel failover).
-    pub(crate) fn switches(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn switches(&self) -> watch::Receiver<u64> {
         self.switches.subscribe()
     }
 
@@ -285,8 +288,8 @@ impl Link {
             }
             *last = Some(Instant::now());
         }
-        let link = self.clone();
-        tokio::spawn(async move { link.look_up_master().await });
+        let conn = self.clone();
+        tokio::spawn(async move { conn.look_up_master().await });
     }
 
     async fn look_up_master(&self) {
@@ -461,7 +464,24 @@ pub(crate) fn map_error(
     }
 }
 
-/// A fresh per-leadership token: the node id plus 128 random bits.
-pub(crate) fn new_token(node: &election_core::NodeId) -> String {
-    format!("{node}/{:032x}", rand::random::<u128>())
+/// Keeps the backend's background tasks (the pub/sub listener, the Sentinel follower)
+/// running while any clone is alive: the backend and every election's lease handle hold
+/// one, and the tasks stop once the last is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct Tasks {
+    _stop: Arc<watch::Sender<()>>,
+}
+
+impl Tasks {
+    /// A new guard, and the receiver the tasks select on: its `changed()` fails once every
+    /// clone of the guard is dropped.
+    pub(crate) fn new() -> (Tasks, watch::Receiver<()>) {
+        let (stop, stopped) = watch::channel(());
+        (
+            Tasks {
+                _stop: Arc::new(stop),
+            },
+            stopped,
+        )
+    }
 }

@@ -1,0 +1,288 @@
+//! Following the leader: one pub/sub connection per backend (the [`Listener`]) tells each
+//! election's waiters and observers that its lease changed (acquired, released, or expired
+//! where the server sends keyspace events), so a handoff never waits for a poll; and
+//! [`observe`], which re-reads the lease on each such push.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use election_core::{ElectionName, LeaderInfo, LeaderStream, LeaseTiming};
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+use crate::conn::Conn;
+use crate::keys::Patterns;
+use crate::lease::Lease;
+
+/// The backend's pub/sub listener, started on first need, and the per-election change
+/// counters it bumps.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    conn: Arc<Conn>,
+    notifier: Arc<Notifier>,
+    timing: LeaseTiming,
+    /// What the listener subscribes to.
+    patterns: Patterns,
+    listening: OnceLock<()>,
+    stopped: watch::Receiver<()>,
+}
+
+impl Listener {
+    /// A listener for the elections under `patterns`, not started yet; it stops when
+    /// `stopped` says so.
+    pub(crate) fn new(
+        conn: Arc<Conn>,
+        patterns: Patterns,
+        timing: LeaseTiming,
+        stopped: watch::Receiver<()>,
+    ) -> Listener {
+        Listener {
+            conn,
+            notifier: Arc::new(Notifier::new()),
+            timing,
+            patterns,
+            listening: OnceLock::new(),
+            stopped,
+        }
+    }
+
+    /// Starts the pub/sub listener unless it runs already. Only waiters and observers need
+    /// pushes, so a one-shot attempt (`try_campaign`, `leader`) never pays for a second
+    /// connection. Starting late loses nothing: until the subscription is live waiters poll,
+    /// and going live wakes every waiter to check again (decision record 090). Must be
+    /// called inside a tokio runtime.
+    pub(crate) fn ensure_listening(&self) {
+        self.listening.get_or_init(|| {
+            tokio::spawn(listen(
+                self.conn.clone(),
+                self.notifier.clone(),
+                self.patterns.clone(),
+                self.timing.retry_interval,
+                self.timing
+                    .renew_interval
+                    .max(std::time::Duration::from_millis(100)),
+                self.stopped.clone(),
+            ));
+        });
+    }
+
+    /// A receiver that changes whenever a message about `election` arrives (or the
+    /// subscription is re-established, when messages may have been missed). Mark it seen
+    /// *before* reading the lease, then wait on it: nothing that happens after the read is
+    /// missed.
+    pub(crate) fn changes(&self, election: &ElectionName) -> watch::Receiver<u64> {
+        self.notifier.changes(election)
+    }
+
+    /// Whether pushes are arriving now; when not, waiters must poll.
+    pub(crate) fn subscribed(&self) -> bool {
+        self.notifier.subscribed()
+    }
+
+    /// Waits until `changes` moves (a push about this election) or, failing that, until
+    /// the holder's lease may have run out (`ttl_left`), polling every `retry_interval`
+    /// while pushes are not live.
+    pub(crate) async fn wait_for_change(
+        &self,
+        changes: &mut watch::Receiver<u64>,
+        ttl_left: Option<Duration>,
+    ) {
+        let retry = self.timing.retry_interval;
+        // Redis expires a key once its time is strictly past: wait a millisecond more.
+        let mut poll = ttl_left.map_or(retry, |t| t + Duration::from_millis(1));
+        if !self.subscribed() {
+            poll = poll.min(retry);
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep(poll).await;
+                }
+            }
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Every change of `lease`'s leader, starting with the current one: the lease is re-read
+/// on each push and when the holder's TTL runs out, so every acquisition, release and
+/// expiry (as "no leader") is reported without polling. A failing read is reported once,
+/// then retried quietly every `retry_interval`.
+pub(crate) fn observe(lease: Lease, listener: Arc<Listener>) -> LeaderStream {
+    struct State {
+        lease: Lease,
+        listener: Arc<Listener>,
+        last: Option<Option<LeaderInfo>>,
+        failing: bool,
+    }
+    let state = State {
+        lease,
+        listener,
+        last: None,
+        failing: false,
+    };
+    LeaderStream::new(futures_util::stream::unfold(state, |mut st| async move {
+        st.listener.ensure_listening();
+        loop {
+            let mut changes = st.listener.changes(&st.lease.name);
+            changes.borrow_and_update();
+            match st.lease.read().await {
+                Ok(holder) => {
+                    st.failing = false;
+                    let ttl_left = holder.as_ref().and_then(|h| h.ttl_left);
+                    let current = holder.map(|h| h.info);
+                    if st.last.as_ref() != Some(&current) {
+                        st.last = Some(current.clone());
+                        return Some((Ok(current), st));
+                    }
+                    st.listener.wait_for_change(&mut changes, ttl_left).await;
+                }
+                Err(e) => {
+                    // Report a failure once, then keep trying quietly.
+                    let first = !st.failing;
+                    st.failing = true;
+                    if first {
+                        return Some((Err(e), st));
+                    }
+                    tokio::time::sleep(st.lease.timing.retry_interval).await;
+                }
+            }
+        }
+    }))
+}
+
+/// Per-election change counters, and whether the subscription is live.
+#[derive(Debug)]
+struct Notifier {
+    elections: Mutex<HashMap<String, watch::Sender<u64>>>,
+    subscribed: watch::Sender<bool>,
+}
+
+impl Notifier {
+    fn new() -> Notifier {
+        Notifier {
+            elections: Mutex::new(HashMap::new()),
+            subscribed: watch::channel(false).0,
+        }
+    }
+
+    /// As [`Listener::changes`].
+    fn changes(&self, election: &ElectionName) -> watch::Receiver<u64> {
+        let mut map = self.elections.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(election.as_str().to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// As [`Listener::subscribed`].
+    fn subscribed(&self) -> bool {
+        *self.subscribed.borrow()
+    }
+
+    fn bump(&self, election: &str) {
+        let map = self.elections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(election) {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    fn bump_all(&self) {
+        let map = self.elections.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in map.values() {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    fn set_subscribed(&self, on: bool) {
+        self.subscribed.send_replace(on);
+        // Waiters re-check now: on connect to catch what was missed, on loss to start polling.
+        self.bump_all();
+    }
+}
+
+/// Keeps one pub/sub connection subscribed to all elections under the prefix until the
+/// sender of `stop` is dropped, reconnecting after `retry` and checking the
+/// connection with a PING every `ping_every`.
+async fn listen(
+    conn: Arc<Conn>,
+    notifier: Arc<Notifier>,
+    patterns: Patterns,
+    retry: Duration,
+    ping_every: Duration,
+    mut stop: watch::Receiver<()>,
+) {
+    loop {
+        let session = run_session(&conn, &notifier, &patterns, ping_every);
+        tokio::select! {
+            _ = stop.changed() => return,
+            outcome = session => {
+                notifier.set_subscribed(false);
+                tracing::debug!(backend = "redis", address = %conn.address(), %outcome,
+                    "pub/sub connection ended; reconnecting");
+                if outcome == SWITCHED {
+                    continue;
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+/// Why a session ended when the server in use changed: reconnect at once.
+const SWITCHED: &str = "the server in use changed";
+
+/// One connection's life; returns why it ended.
+async fn run_session(
+    conn: &Conn,
+    notifier: &Notifier,
+    patterns: &Patterns,
+    ping_every: Duration,
+) -> String {
+    let mut switches = conn.switches();
+    switches.borrow_and_update();
+    let client = conn.client();
+    let pubsub = match tokio::time::timeout(conn.connect_timeout, client.get_async_pubsub()).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return format!("connect failed: {e}"),
+        Err(_) => return "connect timed out".into(),
+    };
+    let (mut sink, mut stream) = pubsub.split();
+    let subscribe = async {
+        sink.psubscribe(patterns.channels()).await?;
+        sink.psubscribe(patterns.keyspace_events()).await
+    };
+    match tokio::time::timeout(conn.command_timeout, subscribe).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return format!("subscribe failed: {e}"),
+        Err(_) => return "subscribe timed out".into(),
+    }
+    notifier.set_subscribed(true);
+    let mut ping = tokio::time::interval(ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            _ = switches.changed() => return SWITCHED.into(),
+            msg = stream.next() => match msg {
+                Some(msg) => {
+                    let wake = patterns.election_to_wake(msg.get_channel_name(), msg.get_payload_bytes());
+                    if let Some(election) = wake {
+                        notifier.bump(&election);
+                    }
+                }
+                None => return "the server closed the connection".into(),
+            },
+            _ = ping.tick() => {
+                match tokio::time::timeout(conn.command_timeout, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return format!("ping failed: {e}"),
+                    Err(_) => return "ping timed out".into(),
+                }
+            }
+        }
+    }
+}
