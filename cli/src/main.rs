@@ -76,6 +76,7 @@
 mod agent;
 mod backend;
 mod cli;
+mod clock;
 mod config;
 mod demo;
 mod exit;

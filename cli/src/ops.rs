@@ -95,7 +95,7 @@ pub(crate) async fn status(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Fai
     let kind = backend::selected_kind(loaded)?;
     let names = names(loaded, args)?;
     if kind.is_hosted_by_agent() {
-        let mut status = agent::status(loaded.settings.agent.listen).await?;
+        let mut status = agent::status(loaded.agent_socket()).await?;
         if !args.elections.is_empty() {
             status
                 .elections
@@ -167,7 +167,7 @@ pub(crate) async fn watch(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Fail
 /// `elector resign ELECTION`: asks the local agent to give up its leadership.
 pub(crate) async fn resign(loaded: &Loaded, election: &str) -> Result<u8, Failure> {
     let name = ElectionName::new(election).map_err(|e| Failure::new(exit::USAGE, e.into()))?;
-    let resigned = agent::resign(loaded.settings.agent.listen, &name).await?;
+    let resigned = agent::resign(loaded.agent_socket(), &name).await?;
     if resigned {
         println!(
             "resigning {name}: the local holder stops its command, then leadership is handed over"

@@ -20,6 +20,17 @@ async fn counted(args: &[&str]) -> (u8, (usize, usize)) {
     (code, counters::take())
 }
 
+/// `--set agent.socket=...` in a fresh directory (kept while the guard lives), so no test
+/// touches the host's own agent socket.
+fn private_socket() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let set = format!(
+        "agent.socket={:?}",
+        dir.path().join("agent.sock").display().to_string()
+    );
+    (dir, set)
+}
+
 /// A redis backend nobody listens on: commands read their settings, then fail to connect.
 #[cfg(feature = "redis")]
 const REDIS: &[&str] = &[
@@ -30,7 +41,7 @@ const REDIS: &[&str] = &[
     "--set",
     "backend.redis.url=\"redis://127.0.0.1:1\"",
     "--set",
-    "agent.listen=\"127.0.0.1:1\"",
+    "agent.listen=\"127.0.0.1:0\"",
 ];
 
 #[cfg(feature = "redis")]
@@ -45,7 +56,13 @@ async fn lease_backend_commands_extract_and_validate_once() {
         (&["config"], (0, (1, 0))),
         (&["resign", "x"], (69, (0, 0))),
     ] {
-        let all: Vec<&str> = REDIS.iter().chain(args).copied().collect();
+        let (_dir, socket) = private_socket();
+        let all: Vec<&str> = REDIS
+            .iter()
+            .copied()
+            .chain(["--set", &socket])
+            .chain(args.iter().copied())
+            .collect();
         assert_eq!(counted(&all).await, want, "elector {args:?}");
     }
 }
@@ -75,15 +92,21 @@ async fn peer_backend_commands_extract_and_validate_once_and_status_not_at_all()
         &agent_listen,
     ];
     for (args, want) in [
-        // The agent starts the raft node, then cannot bind its API: the port is taken.
+        // The agent cannot bind its API (the port is taken), having read its settings once.
         (&["agent"][..], (69, (1, 1))),
-        // `run` reads raft's kill grace, then finds no agent on that port to answer.
+        // `run` reads raft's kill grace, then finds no agent on the socket.
         (&["run", "-e", "x", "--", "true"], (69, (1, 1))),
         (&["status"], (69, (0, 0))),
         (&["config", "--check"], (0, (1, 1))),
         (&["config"], (0, (1, 0))),
     ] {
-        let all: Vec<&str> = raft.iter().chain(args).copied().collect();
+        let (_dir, socket) = private_socket();
+        let all: Vec<&str> = raft
+            .iter()
+            .copied()
+            .chain(["--set", &socket])
+            .chain(args.iter().copied())
+            .collect();
         assert_eq!(counted(&all).await, want, "elector {args:?}");
     }
 }

@@ -53,8 +53,10 @@ fn cluster(dir: &Path, kind: &str) -> Vec<Host> {
                  data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\n{timing}\
                  clock_drift = \"100ms\"\nkill_grace = \"300ms\"\n[backend.{kind}.peers]\n{peers}[timing]\n\
                  renew_interval = \"300ms\"\nretry_interval = \"100ms\"\nttl = \"2s\"\nkill_grace = \"300ms\"\n\
-                 clock_drift = \"100ms\"\n[agent]\nlisten = \"127.0.0.1:{api}\"\nelections = [\"job\"]\n",
+                 clock_drift = \"100ms\"\n[agent]\nlisten = \"127.0.0.1:{api}\"\nsocket = \"{socket}\"\n\
+                 elections = [\"job\"]\n",
                 n = i + 1,
+                socket = dir.join(format!("n{}.sock", i + 1)).display(),
                 port = ports[i],
                 data = dir.join(format!("data-n{}", i + 1)).display(),
                 timing = peer_timing(kind),

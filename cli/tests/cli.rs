@@ -355,7 +355,9 @@ fn raft_without_a_local_agent_exits_69_naming_the_agent() {
     c.args(["--backend", "raft", "--node-id", "n1"])
         .args(["--set", "backend.raft.secret=\"0123456789abcdef0123\""])
         .arg("--set")
-        .arg(format!("agent.listen=\"127.0.0.1:{port}\""))
+        .arg(format!(
+            "agent.socket=\"/nonexistent/elector-{port}/agent.sock\""
+        ))
         .args(["run", "-e", "x", "--", "true"]);
     let o = output(c);
     assert_eq!(o.status.code(), Some(69), "{}", text(&o));
@@ -446,7 +448,9 @@ fn bully_without_a_local_agent_exits_69_naming_the_agent() {
     c.args(["--backend", "bully", "--node-id", "n1"])
         .args(["--set", "backend.bully.secret=\"0123456789abcdef0123\""])
         .arg("--set")
-        .arg(format!("agent.listen=\"127.0.0.1:{port}\""))
+        .arg(format!(
+            "agent.socket=\"/nonexistent/elector-{port}/agent.sock\""
+        ))
         .args(["run", "-e", "x", "--", "true"]);
     let o = output(c);
     assert_eq!(o.status.code(), Some(69), "{}", text(&o));

@@ -1,6 +1,7 @@
 //! The main error texts, byte for byte, with their exit codes. Operators grep for these
 //! and scripts match on them; a refactoring must not change a word. `{file}` stands for
-//! the config file the case writes.
+//! the config file the case writes. (The three "local agent" texts changed on purpose when
+//! the agent's hold protocol moved to its Unix socket, decision 106.)
 
 #![cfg(all(
     feature = "raft",
@@ -151,7 +152,7 @@ const CASES: &[Case] = &[
             "--set",
             SECRET,
             "--set",
-            "agent.listen=\"127.0.0.1:1\"",
+            "agent.socket=\"/nonexistent/agent.sock\"",
             "run",
             "-e",
             "x",
@@ -159,7 +160,7 @@ const CASES: &[Case] = &[
             "true",
         ],
         code: 69,
-        stderr: "elector: error: raft at local agent http://127.0.0.1:1 is unavailable (election x): Connection refused (os error 111) (is `elector agent` running? agent.listen = 127.0.0.1:1)",
+        stderr: "elector: error: raft at local agent unix:/nonexistent/agent.sock is unavailable (election x): No such file or directory (os error 2) (is `elector agent` running? agent.socket = /nonexistent/agent.sock)",
     },
     Case {
         file: None,
@@ -169,11 +170,11 @@ const CASES: &[Case] = &[
             "--node-id",
             "n1",
             "--set",
-            "agent.listen=\"127.0.0.1:1\"",
+            "agent.socket=\"/nonexistent/agent.sock\"",
             "status",
         ],
         code: 69,
-        stderr: "elector: error: agent at local agent http://127.0.0.1:1 is unavailable: Connection refused (os error 111) (is `elector agent` running? agent.listen = 127.0.0.1:1)",
+        stderr: "elector: error: agent at local agent unix:/nonexistent/agent.sock is unavailable: No such file or directory (os error 2) (is `elector agent` running? agent.socket = /nonexistent/agent.sock)",
     },
     Case {
         file: None,
@@ -181,12 +182,12 @@ const CASES: &[Case] = &[
             "--node-id",
             "n1",
             "--set",
-            "agent.listen=\"127.0.0.1:1\"",
+            "agent.socket=\"/nonexistent/agent.sock\"",
             "resign",
             "x",
         ],
         code: 69,
-        stderr: "elector: error: agent at local agent http://127.0.0.1:1 is unavailable (election x): Connection refused (os error 111) (is `elector agent` running? agent.listen = 127.0.0.1:1)",
+        stderr: "elector: error: agent at local agent unix:/nonexistent/agent.sock is unavailable (election x): No such file or directory (os error 2) (is `elector agent` running? agent.socket = /nonexistent/agent.sock)",
     },
     Case {
         file: None,

@@ -4,15 +4,70 @@
 use election_core::LeaderInfo;
 use serde::{Deserialize, Serialize};
 
-/// A granted hold, as the campaign endpoint returns it.
+/// The `Upgrade` protocol of a hold: `POST /v1/elections/{election}/campaign` with
+/// `Connection: upgrade` and `Upgrade: elector-hold/1` answers `101 Switching Protocols`
+/// once this node is elected (409 `{"leader"}` if another node leads), and the connection
+/// then carries the hold as lines of text:
+///
+/// - agent → caller, first: [`Granted`] as JSON;
+/// - caller → agent: `renew RTT_US` (the caller's last round trip, for the metric) to ask
+///   for the hold's current deadline, answered by [`HoldUpdate::Extended`]; `resign` once
+///   the caller's command is gone, answered by [`HoldUpdate::Ended`] and then the end of
+///   the connection;
+/// - agent → caller, at any time: [`HoldUpdate::Ended`] (revoked or lost).
+///
+/// Deadlines are nanoseconds on the host's boot clock (see [`crate::clock`]), absolute, so
+/// a line read late still names the right instant; the caller checks that the agent's
+/// clock is its own (`now_ns` within the caller's round trip) and refuses the hold
+/// otherwise. The caller renews, rather than the agent pushing by itself, so that a
+/// stopped caller stops extending its hold: the agent resigns once the last deadline it
+/// gave plus the kill grace and `timing.clock_drift` has passed.
+pub(crate) const HOLD_PROTOCOL: &str = "elector-hold/1";
+
+/// The longest line either side sends on a hold connection.
+pub(crate) const MAX_HOLD_LINE: usize = 1024;
+
+/// The first line of a hold.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Granted {
-    /// The hold's id for renew and resign.
-    pub(crate) hold: u64,
+    /// The hold's id (unguessable), for logs and status.
+    pub(crate) hold: String,
     /// Who leads (this node), epoch and since.
     pub(crate) info: LeaderInfo,
-    /// Lease left when the agent answered.
-    pub(crate) lease_left_ms: u64,
+    /// The hold lasts until then, on the boot clock.
+    pub(crate) deadline_ns: i64,
+    /// The agent's boot clock when it wrote this line.
+    pub(crate) now_ns: i64,
+}
+
+/// A later line of a hold, from the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HoldUpdate {
+    /// The hold lasts until `deadline_ns` (boot clock), as of `now_ns`.
+    Extended {
+        /// The hold's deadline, on the boot clock.
+        deadline_ns: i64,
+        /// The agent's boot clock when it wrote this line.
+        now_ns: i64,
+    },
+    /// The hold ended.
+    Ended {
+        /// Why.
+        reason: HoldEnd,
+    },
+}
+
+/// Why a hold ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HoldEnd {
+    /// `elector resign` or the agent's shutdown: stop the command, then resign.
+    Revoked,
+    /// The agent's leadership ended (lost or lapsed): stop the command, then resign.
+    Lost,
+    /// The caller resigned: done.
+    Resigned,
 }
 
 /// `GET /v1/elections/{election}`.
@@ -20,13 +75,6 @@ pub(crate) struct Granted {
 pub(crate) struct LeaderAnswer {
     /// The leader as the backend knows it.
     pub(crate) leader: Option<LeaderInfo>,
-}
-
-/// `POST /v1/holds/{id}/renew`, when the hold lasts.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct RenewAnswer {
-    /// Lease left when the agent answered.
-    pub(crate) lease_left_ms: u64,
 }
 
 /// One election in `/v1/status`.

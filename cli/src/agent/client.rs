@@ -1,27 +1,36 @@
-//! `elector run` (and `status`, `watch`, `resign`) through the local agent: a
-//! [`LeaderElector`] over the agent's hold protocol (see [`super`]).
+//! `elector run` (and `status`, `watch`, `resign`) through the local agent, over its Unix
+//! socket with hyper: a [`LeaderElector`] over the agent's hold protocol (see
+//! [`super::api::HOLD_PROTOCOL`]).
 //!
-//! The deadline rule is applied here, on the caller's side: every renewal marks the
-//! instant it *sent* the request, and the leadership is guaranteed until that instant plus
-//! the `lease_left_ms` of the answer. The agent's own deadline already leaves the
-//! backend's kill grace before another node can be elected, so the guarded command is dead
-//! in time. A dead, stuck or unreachable agent
-//! answers nothing, so `lost()` fires at that deadline all the same.
+//! The deadline rule is applied here, on the caller's side: the agent names every deadline
+//! as an instant on the host's boot clock, the same clock the guard keeps, so a line read
+//! late (by a caller that was stopped) still means the same instant, and a dead, stuck or
+//! unreachable agent answers nothing, so `lost()` fires at the last deadline all the same.
+//! The agent's own deadline already leaves the backend's kill grace before another node
+//! can be elected, so the guarded command is dead in time.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
 use election_core::{
     Backend, Candidate, ElectionName, Error, LeaderElector, LeaderInfo, LeaderStream, Leadership,
     LeadershipControl, LeaseKeeper, LeaseTiming, LossReason, Result,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Bytes;
+use hyper::header;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::api::{Granted, LeaderAnswer, RenewAnswer, Status};
+use super::api::{Granted, HOLD_PROTOCOL, HoldEnd, HoldUpdate, LeaderAnswer, Status};
+use super::session::lines;
 use crate::backend::{BackendConfig, Kind};
+use crate::clock;
 use crate::config::Loaded;
 use crate::exit::{self, Failure};
 
@@ -32,110 +41,6 @@ const CAMPAIGN_ROUND: Duration = Duration::from_secs(3);
 /// Bound on any request that is not a long poll.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A tiny HTTP/1.1 client for the agent on loopback.
-#[derive(Clone, Debug)]
-struct Client {
-    addr: SocketAddr,
-    kind: &'static str,
-}
-
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Client {
-    fn unavailable(
-        &self,
-        election: Option<&ElectionName>,
-        detail: impl std::fmt::Display,
-    ) -> Error {
-        Error::unavailable(
-            self.kind,
-            format!("local agent http://{}", self.addr),
-            election,
-            format!(
-                "{detail} (is `elector agent` running? agent.listen = {})",
-                self.addr
-            ),
-            None,
-        )
-    }
-
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        election: Option<&ElectionName>,
-        timeout: Duration,
-    ) -> Result<Answer> {
-        match tokio::time::timeout(timeout, self.exchange(method, path)).await {
-            Ok(Ok(a)) => Ok(a),
-            Ok(Err(e)) => Err(self.unavailable(election, e)),
-            Err(_) => Err(self.unavailable(
-                election,
-                format!("no answer within {}", humantime::format_duration(timeout)),
-            )),
-        }
-    }
-
-    async fn exchange(&self, method: &str, path: &str) -> std::io::Result<Answer> {
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await?;
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.addr
-        );
-        stream.write_all(req.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        parse_response(&raw)
-            .ok_or_else(|| std::io::Error::other("malformed HTTP answer from the agent"))
-    }
-
-    fn protocol(&self, election: Option<&ElectionName>, a: &Answer) -> Error {
-        Error::protocol(
-            self.kind,
-            format!("local agent http://{}", self.addr),
-            election,
-            format!(
-                "HTTP {}: {}",
-                a.status,
-                String::from_utf8_lossy(&a.body).trim()
-            ),
-        )
-    }
-}
-
-/// Parses a `Connection: close` HTTP/1.1 answer, plain or chunked.
-fn parse_response(raw: &[u8]) -> Option<Answer> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let mut body = raw[split + 4..].to_vec();
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let end = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..end]).ok()?.trim(), 16).ok()?;
-            rest = &rest[end + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(rest.get(..size)?);
-            rest = rest.get(size + 2..)?;
-        }
-        body = out;
-    }
-    Some(Answer { status, body })
-}
-
 /// The backend `elector run`, `status` and `watch` use for `kind`: the local agent for a
 /// backend hosted by it (its settings are the agent's business), the backend itself
 /// otherwise, opened from `config` if the caller has loaded it already.
@@ -143,7 +48,7 @@ pub(crate) async fn open_for_caller(
     kind: Kind,
     loaded: &Loaded,
     config: Option<&BackendConfig>,
-) -> Result<Arc<dyn Backend>, Failure> {
+) -> std::result::Result<Arc<dyn Backend>, Failure> {
     if kind.is_hosted_by_agent() {
         return Ok(Arc::new(AgentBackend::hosting(kind, loaded)));
     }
@@ -153,35 +58,139 @@ pub(crate) async fn open_for_caller(
     }
 }
 
+/// An HTTP/1.1 client of the agent's socket.
+#[derive(Clone, Debug)]
+struct Client {
+    socket: PathBuf,
+    kind: &'static str,
+}
+
+struct Answer {
+    status: u16,
+    body: Bytes,
+}
+
+type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
+
+impl Client {
+    fn address(&self) -> String {
+        format!("local agent unix:{}", self.socket.display())
+    }
+
+    fn unavailable(
+        &self,
+        election: Option<&ElectionName>,
+        detail: impl std::fmt::Display,
+    ) -> Error {
+        Error::unavailable(
+            self.kind,
+            self.address(),
+            election,
+            format!(
+                "{detail} (is `elector agent` running? agent.socket = {})",
+                self.socket.display()
+            ),
+            None,
+        )
+    }
+
+    fn protocol(&self, election: Option<&ElectionName>, detail: impl std::fmt::Display) -> Error {
+        Error::protocol(self.kind, self.address(), election, detail)
+    }
+
+    fn answer_error(&self, election: Option<&ElectionName>, a: &Answer) -> Error {
+        let text = String::from_utf8_lossy(&a.body);
+        if a.status == 503 {
+            self.unavailable(election, text.trim())
+        } else {
+            self.protocol(election, format!("HTTP {}: {}", a.status, text.trim()))
+        }
+    }
+
+    /// One request on a connection of its own.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        upgrade: bool,
+    ) -> std::result::Result<hyper::Response<hyper::body::Incoming>, String> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "agent");
+        if upgrade {
+            request = request
+                .header(header::CONNECTION, "upgrade")
+                .header(header::UPGRADE, HOLD_PROTOCOL);
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        election: Option<&ElectionName>,
+        timeout: Duration,
+    ) -> Result<Answer> {
+        let exchange = async {
+            let response = self.send(method, path, false).await?;
+            let status = response.status().as_u16();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok::<_, String>(Answer { status, body })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(self.unavailable(election, e)),
+            Err(_) => Err(self.unavailable(
+                election,
+                format!("no answer within {}", humantime::format_duration(timeout)),
+            )),
+        }
+    }
+}
+
 /// The local agent, as a [`Backend`].
 #[derive(Clone, Debug)]
 pub(crate) struct AgentBackend {
     client: Client,
     timing: LeaseTiming,
-    margin: Duration,
 }
 
 impl AgentBackend {
-    /// The agent at `addr`, hosting a `kind` backend; `timing` gives the renewal pace.
-    ///
-    /// No margin is subtracted here: the agent's own leadership deadline already leaves the
-    /// backend's kill grace (`timing.kill_grace`, or `backend.raft.kill_grace` / `backend.bully.kill_grace`), and
-    /// `elector run` refuses a longer grace.
-    pub(crate) fn new(addr: SocketAddr, kind: &'static str, timing: LeaseTiming) -> Self {
+    /// The agent at socket `socket`, hosting a `kind` backend; `timing` gives the renewal
+    /// pace. No margin is subtracted: the agent's own leadership deadline already leaves
+    /// the backend's kill grace, and `elector run` refuses a longer grace.
+    pub(crate) fn new(socket: PathBuf, kind: &'static str, timing: LeaseTiming) -> Self {
         AgentBackend {
-            client: Client { addr, kind },
+            client: Client { socket, kind },
             timing,
-            margin: Duration::ZERO,
         }
     }
 
-    /// The agent at `agent.listen`, hosting a `kind` backend.
+    /// The agent at `agent.socket`, hosting a `kind` backend.
     pub(crate) fn hosting(kind: Kind, loaded: &Loaded) -> Self {
-        Self::new(
-            loaded.settings.agent.listen,
-            kind.as_str(),
-            loaded.settings.timing,
-        )
+        Self::new(loaded.agent_socket(), kind.as_str(), loaded.settings.timing)
     }
 }
 
@@ -211,63 +220,77 @@ impl AgentElector {
             self.name,
             wait.as_millis()
         );
-        let a = client
-            .request("POST", &path, Some(&self.name), wait + REQUEST_TIMEOUT)
-            .await?;
-        match a.status {
-            200 => {
-                let mut g: Granted = serde_json::from_slice(&a.body)
-                    .map_err(|_| client.protocol(Some(&self.name), &a))?;
-                // The campaign was a long poll: its start says nothing about when the lease
-                // was measured. Renew once, from now, to get a deadline that is safe.
-                let control = AgentControl {
-                    client: client.clone(),
-                    hold: g.hold,
-                };
-                let started = Instant::now();
-                match control.renew_once(None).await {
-                    Ok(Some(left)) => {
-                        g.lease_left_ms = left;
-                        Ok(Some(self.hold(g, started)))
-                    }
-                    Ok(None) => Ok(None),
-                    Err(e) => {
-                        let _ = control.resign().await;
-                        Err(e)
-                    }
+        let asked_at = clock::boot_now_ns();
+        let opened = async {
+            let response = client.send("POST", &path, true).await?;
+            match response.status().as_u16() {
+                101 => {
+                    let io = hyper::upgrade::on(response)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok::<_, String>(Ok(TokioIo::new(io)))
+                }
+                status => {
+                    let body = response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .to_bytes();
+                    Ok(Err(Answer { status, body }))
                 }
             }
-            409 => Ok(None),
-            503 => {
-                Err(client.unavailable(Some(&self.name), String::from_utf8_lossy(&a.body).trim()))
-            }
-            _ => Err(client.protocol(Some(&self.name), &a)),
-        }
+        };
+        let io = match tokio::time::timeout(wait + REQUEST_TIMEOUT, opened).await {
+            Err(_) => return Err(client.unavailable(Some(&self.name), "no answer in time")),
+            Ok(Err(e)) => return Err(client.unavailable(Some(&self.name), e)),
+            Ok(Ok(Err(a))) if a.status == 409 => return Ok(None),
+            Ok(Ok(Err(a))) => return Err(client.answer_error(Some(&self.name), &a)),
+            Ok(Ok(Ok(io))) => io,
+        };
+        self.hold(io, asked_at).await.map(Some)
     }
 
-    fn hold(&self, g: Granted, started: Instant) -> Leadership {
-        let margin = self.backend.margin;
-        let deadline = (started + Duration::from_millis(g.lease_left_ms))
-            .checked_sub(margin)
-            .unwrap_or(started);
-        let control = Arc::new(AgentControl {
-            client: self.backend.client.clone(),
-            hold: g.hold,
-        });
-        tracing::debug!(
-            hold = g.hold,
-            left_ms = g.lease_left_ms,
-            "granted through the agent"
-        );
-        let (keeper, leadership) = LeaseKeeper::grant(g.info, deadline, control.clone());
+    /// Takes over the hold connection `io`: reads the grant, checks the agent's clock is
+    /// ours, and starts renewing.
+    async fn hold(&self, io: Upgraded, asked_at: i64) -> Result<Leadership> {
+        let client = &self.backend.client;
+        let (read, mut write) = tokio::io::split(io);
+        let mut lines = lines(read);
+        let first = tokio::time::timeout(REQUEST_TIMEOUT, lines.recv()).await;
+        let answered_at = clock::boot_now_ns();
+        let granted: Granted = match first {
+            Ok(Some(line)) => serde_json::from_str(&line)
+                .map_err(|e| client.protocol(Some(&self.name), format!("bad grant: {e}")))?,
+            _ => {
+                return Err(client.unavailable(Some(&self.name), "the hold connection closed"));
+            }
+        };
+        if granted.now_ns < asked_at || granted.now_ns > answered_at {
+            // Another boot clock (another time namespace): its deadlines mean nothing here.
+            let _ = write.write_all(b"resign\n").await;
+            return Err(client.protocol(
+                Some(&self.name),
+                "the agent's boot clock is not this process's (another time namespace?), so \
+                 its deadlines cannot be kept here; run elector and its agent in one",
+            ));
+        }
+        tracing::debug!(hold = %granted.hold, "granted through the agent");
+        let (resigns, requests) = mpsc::channel(1);
+        let control = Arc::new(AgentControl { resigns });
+        let deadline = clock::from_boot_ns(granted.deadline_ns);
+        let (keeper, leadership) = LeaseKeeper::grant(granted.info, deadline, control);
         tokio::spawn(renew(
-            control,
+            Renewal {
+                lines,
+                write,
+                requests,
+            },
             keeper,
             self.backend.timing,
-            margin,
-            g.lease_left_ms,
+            granted.hold,
         ));
-        leadership
+        Ok(leadership)
     }
 }
 
@@ -296,15 +319,11 @@ impl LeaderElector for AgentElector {
             )
             .await?;
         if a.status != 200 {
-            return Err(if a.status == 503 {
-                client.unavailable(Some(&self.name), String::from_utf8_lossy(&a.body).trim())
-            } else {
-                client.protocol(Some(&self.name), &a)
-            });
+            return Err(client.answer_error(Some(&self.name), &a));
         }
         serde_json::from_slice::<LeaderAnswer>(&a.body)
             .map(|l| l.leader)
-            .map_err(|_| client.protocol(Some(&self.name), &a))
+            .map_err(|_| client.answer_error(Some(&self.name), &a))
     }
 
     fn observe(&self) -> LeaderStream {
@@ -317,12 +336,15 @@ impl LeaderElector for AgentElector {
         let (tx, rx) = tokio::sync::watch::channel(None);
         tokio::spawn(async move {
             loop {
-                if let Ok(leader) = this.leader().await {
-                    tx.send_if_modified(|cur| {
-                        let changed = *cur != leader;
-                        *cur = leader;
-                        changed
-                    });
+                match this.leader().await {
+                    Ok(leader) => {
+                        tx.send_if_modified(|cur| {
+                            let changed = *cur != leader;
+                            *cur = leader;
+                            changed
+                        });
+                    }
+                    Err(e) => tracing::debug!(error = %e, "asking the agent for the leader failed"),
                 }
                 if tx.is_closed() {
                     return;
@@ -338,143 +360,158 @@ impl LeaderElector for AgentElector {
     }
 }
 
+/// The caller's handle on its hold: resigning asks the renewal task to send `resign`.
 struct AgentControl {
-    client: Client,
-    hold: u64,
-}
-
-impl AgentControl {
-    /// One renewal: `Some(lease left in ms)`, or `None` once the hold has ended.
-    async fn renew_once(&self, rtt: Option<Duration>) -> Result<Option<u64>> {
-        let path = match rtt {
-            Some(r) => format!("/v1/holds/{}/renew?rtt_us={}", self.hold, r.as_micros()),
-            None => format!("/v1/holds/{}/renew", self.hold),
-        };
-        let a = self
-            .client
-            .request("POST", &path, None, REQUEST_TIMEOUT)
-            .await?;
-        match a.status {
-            200 => serde_json::from_slice::<RenewAnswer>(&a.body)
-                .map(|r| Some(r.lease_left_ms))
-                .map_err(|_| self.client.protocol(None, &a)),
-            404 | 410 => Ok(None),
-            _ => Err(self.client.protocol(None, &a)),
-        }
-    }
+    resigns: mpsc::Sender<oneshot::Sender<()>>,
 }
 
 #[async_trait]
 impl LeadershipControl for AgentControl {
     async fn resign(&self) -> Result<()> {
-        let a = self
-            .client
-            .request(
-                "DELETE",
-                &format!("/v1/holds/{}", self.hold),
-                None,
-                REQUEST_TIMEOUT,
-            )
-            .await?;
-        match a.status {
-            200 | 404 => Ok(()),
-            _ => Err(self.client.protocol(None, &a)),
+        let (done, resigned) = oneshot::channel();
+        if self.resigns.send(done).await.is_err() {
+            // The connection is gone: the agent resigns by itself once our deadline and
+            // the kill grace have passed.
+            return Ok(());
         }
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, resigned).await;
+        Ok(())
     }
 }
 
-/// Renews a hold until it ends; the deadline is always measured from the request's start.
-async fn renew(
-    control: Arc<AgentControl>,
-    keeper: LeaseKeeper,
-    timing: LeaseTiming,
-    margin: Duration,
-    first_left_ms: u64,
-) {
+/// The caller's end of a hold connection.
+struct Renewal {
+    lines: mpsc::Receiver<String>,
+    write: tokio::io::WriteHalf<Upgraded>,
+    requests: mpsc::Receiver<oneshot::Sender<()>>,
+}
+
+/// Renews a hold until it ends, then waits for the holder to resign (after its command is
+/// gone) and passes that on. Renewals pause while one is unanswered.
+async fn renew(mut hold: Renewal, keeper: LeaseKeeper, timing: LeaseTiming, id: String) {
     let watch = keeper.watch();
-    let pace = |left_ms: u64| {
-        let budget = Duration::from_millis(left_ms).saturating_sub(margin) / 3;
+    let pace = |deadline: Instant| {
+        let budget = deadline.saturating_duration_since(Instant::now()) / 3;
         timing
             .renew_interval
             .min(budget)
             .max(Duration::from_millis(10))
     };
-    let mut wait = pace(first_left_ms);
+    let mut renewing = true;
+    let mut next = Instant::now() + pace(keeper.deadline());
+    let mut asked: Option<Instant> = None;
     let mut rtt: Option<Duration> = None;
     loop {
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            // Lapsed or revoked: stop renewing, and nothing more (the handover rule). A
-            // DELETE sent now would wait in the socket of a stopped agent and let it hand
-            // over while our command is still in its kill grace; the holder's drop, once
-            // the command is gone, resigns the hold.
-            _ = watch.lost() => return,
-        }
-        let started = Instant::now();
-        let path = match rtt {
-            Some(r) => format!("/v1/holds/{}/renew?rtt_us={}", control.hold, r.as_micros()),
-            None => format!("/v1/holds/{}/renew", control.hold),
-        };
-        let budget = keeper
-            .deadline()
-            .saturating_duration_since(started)
-            .max(Duration::from_millis(1));
-        match control.client.request("POST", &path, None, budget).await {
-            Ok(a) if a.status == 200 => {
-                rtt = Some(started.elapsed());
-                let Ok(r) = serde_json::from_slice::<RenewAnswer>(&a.body) else {
-                    wait = timing.retry_interval;
-                    continue;
+            () = tokio::time::sleep_until(next), if renewing && asked.is_none() => {
+                let line = match rtt {
+                    Some(r) => format!("renew {}\n", r.as_micros()),
+                    None => "renew\n".to_owned(),
                 };
-                let deadline = (started + Duration::from_millis(r.lease_left_ms))
-                    .checked_sub(margin)
-                    .unwrap_or(started);
-                tracing::debug!(
-                    hold = control.hold,
-                    left_ms = r.lease_left_ms,
-                    rtt_ms = started.elapsed().as_millis() as u64,
-                    "renewed through the agent"
-                );
-                if !keeper.extend_to(deadline) {
-                    // The deadline passed while we waited: never revive it, and leave the
-                    // hand-over to the holder's drop (as above).
-                    return;
+                if hold.write.write_all(line.as_bytes()).await.is_err() {
+                    renewing = false;
                 }
-                wait = pace(r.lease_left_ms);
+                asked = Some(Instant::now());
             }
-            Ok(a) if a.status == 410 || a.status == 404 => {
-                keeper.end(LossReason::Revoked);
+            line = hold.lines.recv() => {
+                let Some(line) = line else {
+                    // The agent is gone: the deadline lapses on its own.
+                    tracing::debug!(hold = %id, "the agent closed the hold connection");
+                    wait_for_resign(&mut hold.requests).await;
+                    return;
+                };
+                match serde_json::from_str::<HoldUpdate>(&line) {
+                    Ok(HoldUpdate::Extended { deadline_ns, now_ns }) if renewing => {
+                        rtt = asked.take().map(|at| at.elapsed());
+                        if now_ns > clock::boot_now_ns() {
+                            tracing::warn!(hold = %id, "the agent's clock runs ahead of ours; no longer renewing");
+                            renewing = false;
+                            continue;
+                        }
+                        let deadline = clock::from_boot_ns(deadline_ns);
+                        if !keeper.extend_to(deadline) {
+                            // The deadline passed while we waited: never revive it, and
+                            // leave the hand-over to the holder's drop (the handover rule).
+                            renewing = false;
+                            continue;
+                        }
+                        tracing::trace!(hold = %id, rtt_us = rtt.map(|r| r.as_micros() as u64), "renewed through the agent");
+                        next = Instant::now() + pace(deadline);
+                    }
+                    Ok(HoldUpdate::Extended { .. }) => {}
+                    Ok(HoldUpdate::Ended { reason }) => {
+                        tracing::debug!(hold = %id, ?reason, "the agent ended the hold");
+                        keeper.end(LossReason::Revoked);
+                        renewing = false;
+                        asked = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(hold = %id, error = %e, "bad line from the agent; no longer renewing");
+                        renewing = false;
+                    }
+                }
+            }
+            // Lapsed: stop renewing, and nothing more (the handover rule). The holder's
+            // resign, once its command is gone, goes out on this connection.
+            _ = watch.lost(), if renewing => renewing = false,
+            request = hold.requests.recv() => {
+                let Some(done) = request else {
+                    return;
+                };
+                if hold.write.write_all(b"resign\n").await.is_ok() {
+                    // Until the agent confirms (or goes away).
+                    let confirmed = async {
+                        while let Some(line) = hold.lines.recv().await {
+                            if matches!(
+                                serde_json::from_str::<HoldUpdate>(&line),
+                                Ok(HoldUpdate::Ended { reason: HoldEnd::Resigned })
+                            ) {
+                                return;
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(REQUEST_TIMEOUT, confirmed).await;
+                }
+                let _ = done.send(());
                 return;
             }
-            other => {
-                tracing::debug!(hold = control.hold, answer = ?other.as_ref().map(|a| a.status), "renewal through the agent failed");
-                wait = timing.retry_interval.min(wait);
-            }
         }
+    }
+}
+
+/// The connection is gone: answer the holder's resign at once (nothing to send).
+async fn wait_for_resign(requests: &mut mpsc::Receiver<oneshot::Sender<()>>) {
+    if let Some(done) = requests.recv().await {
+        let _ = done.send(());
+    }
+}
+
+/// A client of the agent's socket for the operator commands.
+fn operator(socket: PathBuf) -> Client {
+    Client {
+        socket,
+        kind: "agent",
     }
 }
 
 /// `GET /v1/status`.
-pub(crate) async fn status(addr: SocketAddr) -> Result<Status, Failure> {
-    let client = Client {
-        addr,
-        kind: "agent",
-    };
+pub(crate) async fn status(socket: PathBuf) -> std::result::Result<Status, Failure> {
+    let client = operator(socket);
     let a = client
         .request("GET", "/v1/status", None, REQUEST_TIMEOUT)
         .await?;
     if a.status != 200 {
-        return Err(client.protocol(None, &a).into());
+        return Err(client.answer_error(None, &a).into());
     }
-    serde_json::from_slice(&a.body).map_err(|_| client.protocol(None, &a).into())
+    serde_json::from_slice(&a.body).map_err(|_| client.answer_error(None, &a).into())
 }
 
 /// `POST /v1/elections/{name}/resign`: whether the agent held it.
-pub(crate) async fn resign(addr: SocketAddr, name: &ElectionName) -> Result<bool, Failure> {
-    let client = Client {
-        addr,
-        kind: "agent",
-    };
+pub(crate) async fn resign(
+    socket: PathBuf,
+    name: &ElectionName,
+) -> std::result::Result<bool, Failure> {
+    let client = operator(socket);
     let a = client
         .request(
             "POST",
@@ -488,36 +525,7 @@ pub(crate) async fn resign(addr: SocketAddr, name: &ElectionName) -> Result<bool
         404 => Ok(false),
         _ => Err(Failure::new(
             exit::PROTOCOL,
-            client.protocol(Some(name), &a).into(),
+            client.answer_error(Some(name), &a).into(),
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_and_chunked_answers_parse_and_garbage_is_refused() {
-        let plain = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-        let a = parse_response(plain).unwrap();
-        assert_eq!((a.status, &a.body[..]), (200, &b"{}"[..]));
-        let chunked =
-            b"HTTP/1.1 410 Gone\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        let a = parse_response(chunked).unwrap();
-        assert_eq!((a.status, &a.body[..]), (410, &b"abcde"[..]));
-        for bad in [
-            &b""[..],
-            b"garbage",
-            b"HTTP/1.1 abc\r\n\r\n",
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
-        ] {
-            assert!(
-                parse_response(bad).is_none(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::{OwnedMutexGuard, watch};
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
-use super::server::{Agent, lock};
+use super::server::{Agent, HoldId, lock};
 
 /// A leadership held on behalf of a local caller.
 pub(super) struct Hold {
@@ -19,11 +19,11 @@ pub(super) struct Hold {
     /// When the last renewal was answered, and the lease it reported: the caller's
     /// deadline is no later than their sum.
     pub(super) last_renewed: Mutex<(Instant, Duration)>,
-    /// The agent wants this hold to end (`elector resign`, agent shutdown): renewals get
-    /// 410, and the agent resigns once the caller let go or its deadline (plus the kill
+    /// The agent wants this hold to end (`elector resign`, agent shutdown): the caller is
+    /// told on its hold connection, and the agent resigns once the caller let go or its deadline (plus the kill
     /// grace) has passed.
     pub(super) revoked: watch::Sender<bool>,
-    /// The caller resigned (`DELETE /v1/holds/{id}`): its command is gone.
+    /// The caller resigned (`resign` on its hold connection): its command is gone.
     pub(super) released: watch::Sender<bool>,
     pub(super) _local: OwnedMutexGuard<()>,
 }
@@ -38,13 +38,13 @@ impl Hold {
 
 /// Keeps a hold until its caller is surely done with it, then resigns it.
 ///
-/// The caller is done when it resigned (`DELETE /v1/holds/{id}`: its command is gone), or
+/// The caller is done when it resigned (`resign` on its hold connection: its command is gone), or
 /// once its deadline plus the kill grace and the clock drift has passed: by then the
 /// caller's guard has killed the command on its own, even if the caller itself is stopped
 /// or dead. Until then the agent never resigns, not even when its own leadership ended:
 /// a lost leadership is handed over no earlier than its lease allows (the handover rule),
-/// and a revoked hold (`elector resign`, agent shutdown) only makes renewals answer 410.
-pub(super) async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
+/// and a revoked hold (`elector resign`, agent shutdown) is only reported to the caller.
+pub(super) async fn keep(agent: Arc<Agent>, id: HoldId, hold: Arc<Hold>) {
     let labels = Metrics::labels(hold.election.as_str());
     let mut released = hold.released.subscribe();
     // The caller's command is surely dead by then, whatever became of the caller.
@@ -61,7 +61,7 @@ pub(super) async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
                         .loss_detection
                         .get_or_create(&labels)
                         .observe(since.as_secs_f64());
-                    tracing::warn!(election = %hold.election, hold = id, "leadership lost: {reason}; kept until the caller's command is gone");
+                    tracing::warn!(election = %hold.election, hold = %id, "leadership lost: {reason}; kept until the caller's command is gone");
                 }
                 agent.metrics.is_leader.get_or_create(&labels).set(0);
                 lost = Some(reason);
@@ -72,20 +72,20 @@ pub(super) async fn keep(agent: Arc<Agent>, id: u64, hold: Arc<Hold>) {
                 // until it passed ends the hold.
                 if caller_done() <= Instant::now() {
                     if lost.is_none() {
-                        tracing::warn!(election = %hold.election, hold = id, "the local caller's deadline and kill grace passed without a renewal; resigning");
+                        tracing::warn!(election = %hold.election, hold = %id, "the local caller's deadline and kill grace passed without a renewal; resigning");
                     }
                     break;
                 }
             }
         }
     }
-    agent.resign_hold(id).await;
+    agent.resign_hold(&id).await;
     agent.metrics.is_leader.get_or_create(&labels).set(0);
     lock(&agent.holds).remove(&id);
-    tracing::debug!(election = %hold.election, hold = id, reason = ?lost, "hold ended");
+    tracing::debug!(election = %hold.election, hold = %id, reason = ?lost, "hold ended");
     if let Some(e) = lock(&agent.elections).get(&hold.election) {
         let mut h = lock(&e.hold);
-        if *h == Some(id) {
+        if h.as_deref() == Some(id.as_str()) {
             *h = None;
         }
     }

@@ -1,38 +1,101 @@
 //! The agent's HTTP routes.
 
+use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use election_core::ElectionName;
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq as _;
 
-use super::api::{LeaderAnswer, RenewAnswer};
-use super::server::Agent;
+use super::api::{HOLD_PROTOCOL, LeaderAnswer};
+use super::server::{Agent, lock};
+use super::session;
 
 /// Longest campaign wait one request may ask for; callers loop for longer waits so that a
 /// vanished caller's candidacy ends within this time.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// Every route, over `agent`.
-pub(super) fn router(agent: Arc<Agent>) -> Router {
+/// The bearer token that allows `POST /v1/elections/{election}/resign` over TCP.
+pub(crate) struct Token(Vec<u8>);
+
+impl Token {
+    /// Reads the token from `path`, which only its owner may read (mode 0600 or
+    /// stricter); at least 16 characters, surrounding whitespace ignored.
+    pub(crate) fn read(path: &FsPath) -> Result<Token, String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+        if meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "mode {:o} lets others read the token; chmod 600 it",
+                meta.mode() & 0o777
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let token = text.trim();
+        if token.len() < 16 {
+            return Err("the token is shorter than 16 characters".into());
+        }
+        Ok(Token(token.as_bytes().to_vec()))
+    }
+
+    /// Whether `headers` carry this token as `Authorization: Bearer TOKEN`, compared in
+    /// constant time.
+    fn admits(&self, headers: &HeaderMap) -> bool {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+            .unwrap_or_default();
+        bool::from(self.0.as_slice().ct_eq(presented))
+    }
+}
+
+/// The read-only routes, served everywhere.
+fn read_routes() -> Router<Arc<Agent>> {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))
         .route("/v1/leader/{election}", get(leader_health))
         .route("/v1/elections/{election}", get(election_leader))
+}
+
+/// The whole API, for the agent's Unix socket (whoever can connect may change
+/// leadership: the socket's mode decides who can).
+pub(super) fn socket_router(agent: Arc<Agent>) -> Router {
+    read_routes()
         .route("/v1/elections/{election}/campaign", post(campaign))
         .route("/v1/elections/{election}/resign", post(resign_election))
-        .route("/v1/holds/{id}/renew", post(renew))
-        .route("/v1/holds/{id}", delete(resign_hold))
         .with_state(agent)
+}
+
+/// State of the TCP-only routes.
+#[derive(Clone)]
+struct Remote {
+    agent: Arc<Agent>,
+    token: Option<Arc<Token>>,
+}
+
+/// The API on `agent.listen`: the read-only routes; resign only with the bearer token of
+/// `agent.token_file`; holds never (their deadlines are on this host's boot clock).
+pub(super) fn tcp_router(agent: Arc<Agent>, token: Option<Token>) -> Router {
+    let remote = Remote {
+        agent: agent.clone(),
+        token: token.map(Arc::new),
+    };
+    let control = Router::new()
+        .route("/v1/elections/{election}/resign", post(remote_resign))
+        .route("/v1/elections/{election}/campaign", post(remote_campaign))
+        .with_state(remote);
+    read_routes().with_state(agent).merge(control)
 }
 
 fn error(code: StatusCode, message: impl std::fmt::Display) -> Response {
@@ -91,11 +154,17 @@ async fn election_leader(
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let result = match agent.election(&name) {
-        Ok(e) => e.elector.leader().await,
-        Err(e) => Err(e),
+    // Reads never create state: only elections the agent keeps are answered.
+    let Some(e) = agent.known(&name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "election {name} is not known to this agent: nobody here campaigns in it and \
+                 it is not in agent.elections"
+            ),
+        );
     };
-    match result {
+    match e.elector.leader().await {
         Ok(leader) => Json(LeaderAnswer { leader }).into_response(),
         Err(e) => core_error(e),
     }
@@ -110,18 +179,59 @@ async fn campaign(
     State(agent): State<Arc<Agent>>,
     Path(election): Path<String>,
     Query(q): Query<CampaignQuery>,
+    mut request: Request,
 ) -> Response {
     let name = match name(&election) {
         Ok(n) => n,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    let asked = request
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes() == HOLD_PROTOCOL.as_bytes());
+    let upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>();
+    let Some(upgrade) = upgrade.filter(|_| asked) else {
+        return error(
+            StatusCode::UPGRADE_REQUIRED,
+            format!(
+                "a hold is a connection of its own: send Connection: upgrade and Upgrade: {HOLD_PROTOCOL}"
+            ),
+        );
+    };
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(MAX_WAIT);
     match agent.campaign(&name, wait).await {
-        Ok(Some(granted)) => Json(granted).into_response(),
+        Ok(Some(grant)) => {
+            let id = grant.id.clone();
+            let (registered, is_registered) = tokio::sync::oneshot::channel::<()>();
+            let serving = agent.clone();
+            let task_id = id.clone();
+            let task = tokio::spawn(async move {
+                let _ = is_registered.await;
+                match upgrade.await {
+                    Ok(io) => session::serve(serving.clone(), grant, TokioIo::new(io)).await,
+                    Err(e) => {
+                        tracing::debug!(hold = %grant.id, error = %e, "the caller left before its hold began");
+                    }
+                }
+                lock(&serving.sessions).remove(&task_id);
+            });
+            session::register(&agent, id, task.abort_handle());
+            let _ = registered.send(());
+            (
+                StatusCode::SWITCHING_PROTOCOLS,
+                [
+                    (header::CONNECTION, "upgrade"),
+                    (header::UPGRADE, HOLD_PROTOCOL),
+                ],
+            )
+                .into_response()
+        }
         Ok(None) => {
-            let leader = match agent.election(&name) {
-                Ok(e) => e.elector.leader().await.ok().flatten(),
-                Err(_) => None,
+            let leader = match agent.known(&name) {
+                Some(e) => e.elector.leader().await.ok().flatten(),
+                None => None,
             };
             (StatusCode::CONFLICT, Json(LeaderAnswer { leader })).into_response()
         }
@@ -129,30 +239,29 @@ async fn campaign(
     }
 }
 
-#[derive(Deserialize)]
-struct RenewQuery {
-    rtt_us: Option<u64>,
+async fn remote_campaign() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "holds are served only on the agent's Unix socket (agent.socket): their deadlines are \
+         on this host's boot clock",
+    )
 }
 
-async fn renew(
-    State(agent): State<Arc<Agent>>,
-    Path(id): Path<u64>,
-    Query(q): Query<RenewQuery>,
+async fn remote_resign(
+    State(remote): State<Remote>,
+    headers: HeaderMap,
+    path: Path<String>,
 ) -> Response {
-    match agent.renew(id, q.rtt_us.map(Duration::from_micros)) {
-        Some(left) => Json(RenewAnswer {
-            lease_left_ms: left,
-        })
-        .into_response(),
-        None => error(StatusCode::GONE, format!("hold {id} has ended")),
-    }
-}
-
-async fn resign_hold(State(agent): State<Arc<Agent>>, Path(id): Path<u64>) -> Response {
-    if agent.release_hold(id).await {
-        Json(json!({ "resigned": id })).into_response()
-    } else {
-        error(StatusCode::NOT_FOUND, format!("no hold {id}"))
+    match &remote.token {
+        None => error(
+            StatusCode::FORBIDDEN,
+            "changing leadership over TCP is off: use the agent's Unix socket (agent.socket), \
+             or set agent.token_file and send Authorization: Bearer TOKEN",
+        ),
+        Some(token) if !token.admits(&headers) => {
+            error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+        }
+        Some(_) => resign_election(State(remote.agent), path).await,
     }
 }
 

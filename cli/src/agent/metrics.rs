@@ -79,6 +79,16 @@ impl Metrics {
         vec![("election".to_owned(), election.to_owned())]
     }
 
+    /// Drops every series of a forgotten election, so the metrics stay bounded too.
+    pub(crate) fn forget(&self, election: &str) {
+        let labels = Self::labels(election);
+        self.is_leader.remove(&labels);
+        self.epoch.remove(&labels);
+        self.transitions.remove(&labels);
+        self.renew_latency.remove(&labels);
+        self.loss_detection.remove(&labels);
+    }
+
     /// The text exposition format.
     pub(crate) fn render(&self) -> String {
         let mut out = String::new();

@@ -40,5 +40,7 @@ mod hold;
 mod http;
 mod metrics;
 mod server;
+mod session;
+mod socket;
 
 pub(crate) use server::serve;

@@ -1,8 +1,12 @@
 //! The agent's state: the elections it knows, the holds it keeps for local callers, and
 //! `elector agent` itself.
+//!
+//! State is bounded: an election exists here only once a local caller campaigns in it or
+//! it is listed in `agent.elections` (reads never create one), at most
+//! `agent.max_elections` of them, and one that nobody campaigns in, that is not listed and
+//! that this node does not lead is forgotten after `agent.forget_after`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,16 +15,21 @@ use election_core::{
     Backend, Candidate, ElectionName, LeaderElector, LeaderInfo, LeaseTiming, NodeId,
 };
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::api::{ElectionStatus, Granted, Status};
+use super::api::{ElectionStatus, Status};
 use super::hold::{Hold, keep};
 use super::http;
 use super::metrics::Metrics;
+use super::socket;
 use crate::backend;
 use crate::config::Loaded;
 use crate::exit::{self, Failure};
 use crate::signals::Stop;
+
+/// A hold's id: 128 random bits in hex, so that nobody can name another caller's hold.
+pub(super) type HoldId = String;
 
 /// One election the agent knows.
 pub(super) struct Election {
@@ -28,7 +37,32 @@ pub(super) struct Election {
     pub(super) leader: watch::Receiver<Option<LeaderInfo>>,
     /// One local hold per election at a time.
     pub(super) local: Arc<tokio::sync::Mutex<()>>,
-    pub(super) hold: Mutex<Option<u64>>,
+    pub(super) hold: Mutex<Option<HoldId>>,
+    /// When a caller last campaigned or held it, for forgetting idle ones.
+    pub(super) last_used: Mutex<Instant>,
+    /// The task that follows its leader.
+    follower: Mutex<Option<AbortHandle>>,
+}
+
+/// How much the agent keeps.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    /// Most elections at once (`agent.max_elections`).
+    pub(crate) max_elections: usize,
+    /// Idle elections are forgotten after this long (`agent.forget_after`).
+    pub(crate) forget_after: Duration,
+    /// Never forgotten (`agent.elections`).
+    pub(crate) configured: BTreeSet<ElectionName>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_elections: 20_000,
+            forget_after: Duration::from_secs(600),
+            configured: BTreeSet::new(),
+        }
+    }
 }
 
 /// The agent's state.
@@ -37,9 +71,11 @@ pub(crate) struct Agent {
     pub(super) kind: &'static str,
     pub(super) node: NodeId,
     pub(super) timing: LeaseTiming,
+    pub(super) limits: Limits,
     pub(super) elections: Mutex<BTreeMap<ElectionName, Arc<Election>>>,
-    pub(super) holds: Mutex<HashMap<u64, Arc<Hold>>>,
-    pub(super) next_hold: AtomicU64,
+    pub(super) holds: Mutex<HashMap<HoldId, Arc<Hold>>>,
+    /// The hold connections being served, ended when the agent's API stops.
+    pub(super) sessions: Mutex<HashMap<HoldId, AbortHandle>>,
     pub(super) metrics: Metrics,
     /// Set when the agent stops: pending campaigns end at once.
     pub(super) closing: watch::Sender<bool>,
@@ -60,6 +96,26 @@ fn left_ms(deadline: Instant) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// 128 random bits from the operating system, in hex.
+fn new_hold_id() -> HoldId {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        // No entropy at all is a broken host; the time is unique per process at least.
+        tracing::error!(error = %e, "no random bytes for a hold id");
+        bytes = crate::clock::boot_now_ns().to_le_bytes().repeat(2)[..16]
+            .try_into()
+            .unwrap_or_default();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A hold just granted.
+pub(super) struct Grant {
+    pub(super) id: HoldId,
+    pub(super) info: LeaderInfo,
+    pub(super) deadline: Instant,
+}
+
 impl Agent {
     /// An agent over `backend` (its kind names it in `/v1/status` and errors).
     pub(crate) fn new(
@@ -67,28 +123,37 @@ impl Agent {
         node: NodeId,
         timing: LeaseTiming,
         kill_grace: Duration,
+        limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Agent {
             kind: backend.kind(),
             backend,
             node,
             timing,
+            limits,
             elections: Mutex::new(BTreeMap::new()),
             holds: Mutex::new(HashMap::new()),
-            next_hold: AtomicU64::new(1),
+            sessions: Mutex::new(HashMap::new()),
             metrics: Metrics::new(),
             closing: watch::channel(false).0,
             kill_grace,
         })
     }
 
-    /// The election `name`, created (with a task following its leader) on first use.
+    /// The election `name` if the agent knows it (no side effects).
+    pub(super) fn known(&self, name: &ElectionName) -> Option<Arc<Election>> {
+        lock(&self.elections).get(name).cloned()
+    }
+
+    /// The election `name`, created (with a task following its leader) on first use, up
+    /// to `agent.max_elections`.
     pub(super) fn election(
         self: &Arc<Self>,
         name: &ElectionName,
     ) -> election_core::Result<Arc<Election>> {
-        if let Some(e) = lock(&self.elections).get(name) {
-            return Ok(e.clone());
+        if let Some(e) = self.known(name) {
+            *lock(&e.last_used) = Instant::now();
+            return Ok(e);
         }
         let elector = self
             .backend
@@ -99,15 +164,53 @@ impl Agent {
             leader: rx,
             local: Arc::new(tokio::sync::Mutex::new(())),
             hold: Mutex::new(None),
+            last_used: Mutex::new(Instant::now()),
+            follower: Mutex::new(None),
         });
         let mut map = lock(&self.elections);
         if let Some(e) = map.get(name) {
             return Ok(e.clone());
         }
+        if map.len() >= self.limits.max_elections {
+            return Err(election_core::Error::unavailable(
+                self.kind,
+                "local agent",
+                Some(name),
+                format!(
+                    "the agent already keeps agent.max_elections = {} elections; raise it, or \
+                     let idle ones be forgotten (agent.forget_after)",
+                    self.limits.max_elections
+                ),
+                None,
+            ));
+        }
         map.insert(name.clone(), election.clone());
         drop(map);
-        tokio::spawn(follow(self.clone(), name.clone(), elector, tx));
+        let task = tokio::spawn(follow(self.clone(), name.clone(), elector, tx));
+        *lock(&election.follower) = Some(task.abort_handle());
         Ok(election)
+    }
+
+    /// Forgets elections nobody campaigns in, that are not configured and that this node
+    /// does not hold, idle for `agent.forget_after`; how many.
+    pub(super) fn forget_idle(&self) -> usize {
+        let now = Instant::now();
+        let mut map = lock(&self.elections);
+        let before = map.len();
+        map.retain(|name, e| {
+            let idle =
+                now.saturating_duration_since(*lock(&e.last_used)) >= self.limits.forget_after;
+            let unused = lock(&e.hold).is_none() && e.local.try_lock().is_ok();
+            let keep = self.limits.configured.contains(name) || !idle || !unused;
+            if !keep {
+                if let Some(task) = lock(&e.follower).take() {
+                    task.abort();
+                }
+                self.metrics.forget(name.as_str());
+            }
+            keep
+        });
+        before - map.len()
     }
 
     /// Status of every known election.
@@ -115,7 +218,9 @@ impl Agent {
         let elections = lock(&self.elections)
             .iter()
             .map(|(name, e)| {
-                let hold = (*lock(&e.hold)).and_then(|id| lock(&self.holds).get(&id).cloned());
+                let hold = lock(&e.hold)
+                    .clone()
+                    .and_then(|id| lock(&self.holds).get(&id).cloned());
                 let held = hold.as_ref().filter(|h| h.watch.is_held());
                 ElectionStatus {
                     election: name.to_string(),
@@ -134,8 +239,8 @@ impl Agent {
 
     /// Whether this node holds `name` now.
     pub(super) fn leads(&self, name: &ElectionName) -> Option<LeaderInfo> {
-        let e = lock(&self.elections).get(name).cloned()?;
-        let id = (*lock(&e.hold))?;
+        let e = self.known(name)?;
+        let id = lock(&e.hold).clone()?;
         let hold = lock(&self.holds).get(&id).cloned()?;
         let l = lock(&hold.leadership);
         l.as_ref().filter(|l| l.is_held()).map(|l| l.info().clone())
@@ -146,7 +251,13 @@ impl Agent {
         self: &Arc<Self>,
         name: &ElectionName,
         wait: Duration,
-    ) -> election_core::Result<Option<Granted>> {
+    ) -> election_core::Result<Option<Grant>> {
+        if *self.closing.borrow() {
+            return Err(election_core::Error::Closed {
+                backend: self.kind,
+                election: name.clone(),
+            });
+        }
         let election = self.election(name)?;
         let attempt = async {
             let local = election.local.clone().lock_owned().await;
@@ -157,12 +268,6 @@ impl Agent {
             };
             Ok::<_, election_core::Error>(leadership.map(|l| (l, local)))
         };
-        if *self.closing.borrow() {
-            return Err(election_core::Error::Closed {
-                backend: self.kind,
-                election: name.clone(),
-            });
-        }
         let mut closing = self.closing.subscribe();
         let attempt = async move {
             tokio::select! {
@@ -184,57 +289,60 @@ impl Agent {
                 Err(_) => None,
             }
         };
+        *lock(&election.last_used) = Instant::now();
         let Some((leadership, local)) = won else {
             return Ok(None);
         };
-        let id = self.next_hold.fetch_add(1, Ordering::Relaxed);
+        let id = new_hold_id();
         let info = leadership.info().clone();
-        let granted_at = Instant::now();
         let watch = leadership.loss_watch();
-        let lease_left_ms = left_ms(watch.deadline());
+        let deadline = watch.deadline();
+        let now = Instant::now();
         let hold = Arc::new(Hold {
             election: name.clone(),
             watch,
             leadership: Mutex::new(Some(leadership)),
-            last_renewed: Mutex::new((granted_at, Duration::from_millis(lease_left_ms))),
+            last_renewed: Mutex::new((now, deadline.saturating_duration_since(now))),
             revoked: watch::channel(false).0,
             released: watch::channel(false).0,
             _local: local,
         });
-        lock(&self.holds).insert(id, hold.clone());
-        *lock(&election.hold) = Some(id);
+        lock(&self.holds).insert(id.clone(), hold.clone());
+        *lock(&election.hold) = Some(id.clone());
         let labels = Metrics::labels(name.as_str());
         self.metrics.is_leader.get_or_create(&labels).set(1);
-        tracing::info!(election = %name, epoch = %info.epoch, hold = id, "elected on behalf of a local caller");
-        tokio::spawn(keep(self.clone(), id, hold));
-        Ok(Some(Granted {
-            hold: id,
-            info,
-            lease_left_ms,
-        }))
+        tracing::info!(election = %name, epoch = %info.epoch, hold = %id, "elected on behalf of a local caller");
+        tokio::spawn(keep(self.clone(), id.clone(), hold));
+        Ok(Some(Grant { id, info, deadline }))
     }
 
-    /// Renews hold `id`: the lease left, or `None` once it ended.
-    pub(super) fn renew(&self, id: u64, rtt: Option<Duration>) -> Option<u64> {
-        let hold = lock(&self.holds).get(&id).cloned()?;
+    /// The hold `id`, if it exists.
+    pub(super) fn hold(&self, id: &str) -> Option<Arc<Hold>> {
+        lock(&self.holds).get(id).cloned()
+    }
+
+    /// Renews hold `id` for its caller: its deadline now, or `None` once it ended or was
+    /// revoked. The caller's deadline becomes that deadline.
+    pub(super) fn renew(&self, id: &str, rtt: Option<Duration>) -> Option<Instant> {
+        let hold = self.hold(id)?;
         if !hold.watch.is_held() || *hold.revoked.borrow() {
             return None;
         }
         let now = Instant::now();
-        let left = hold.watch.deadline().saturating_duration_since(now);
-        *lock(&hold.last_renewed) = (now, left);
+        let deadline = hold.watch.deadline();
+        *lock(&hold.last_renewed) = (now, deadline.saturating_duration_since(now));
         if let Some(rtt) = rtt {
             self.metrics
                 .renew_latency
                 .get_or_create(&Metrics::labels(hold.election.as_str()))
                 .observe(rtt.as_secs_f64());
         }
-        Some(left.as_millis().try_into().unwrap_or(u64::MAX))
+        Some(deadline)
     }
 
     /// Resigns hold `id`; whether it existed.
-    pub(super) async fn resign_hold(&self, id: u64) -> bool {
-        let Some(hold) = lock(&self.holds).get(&id).cloned() else {
+    pub(super) async fn resign_hold(&self, id: &str) -> bool {
+        let Some(hold) = self.hold(id) else {
             return false;
         };
         let leadership = lock(&hold.leadership).take();
@@ -247,21 +355,20 @@ impl Agent {
     }
 
     /// The caller resigns hold `id` (its command is gone); whether it existed.
-    pub(super) async fn release_hold(&self, id: u64) -> bool {
-        if let Some(hold) = lock(&self.holds).get(&id).cloned() {
+    pub(super) async fn release_hold(&self, id: &str) -> bool {
+        if let Some(hold) = self.hold(id) {
             hold.released.send_replace(true);
         }
         self.resign_hold(id).await
     }
 
-    /// Ends this node's hold on `name` safely; whether there was one. The caller is told at
-    /// its next renewal (410), stops its command and resigns; the agent resigns itself once
-    /// the caller's deadline has passed if the caller does not. Resigning at once would let
-    /// another node start its command while this one's still runs.
+    /// Ends this node's hold on `name` safely; whether there was one. The caller is told
+    /// at once on its hold connection, stops its command and resigns; the agent resigns
+    /// itself once the caller's deadline has passed if the caller does not. Resigning at
+    /// once would let another node start its command while this one's still runs.
     pub(super) fn revoke_election(&self, name: &ElectionName) -> bool {
-        let id = lock(&self.elections).get(name).and_then(|e| *lock(&e.hold));
-        let hold = id.and_then(|id| lock(&self.holds).get(&id).cloned());
-        match hold {
+        let id = self.known(name).and_then(|e| lock(&e.hold).clone());
+        match id.and_then(|id| self.hold(&id)) {
             Some(h) => {
                 h.revoked.send_replace(true);
                 true
@@ -271,7 +378,7 @@ impl Agent {
     }
 
     /// Revokes every hold and waits until all have ended.
-    async fn drain(&self) {
+    pub(super) async fn drain(&self) {
         let holds: Vec<Arc<Hold>> = lock(&self.holds).values().cloned().collect();
         tracing::info!(holds = holds.len(), "draining local holds");
         for h in &holds {
@@ -279,6 +386,14 @@ impl Agent {
         }
         while !lock(&self.holds).is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Ends every hold connection (the holds themselves stay, until their callers'
+    /// deadlines and grace have passed).
+    fn end_sessions(&self) {
+        for (_, task) in lock(&self.sessions).drain() {
+            task.abort();
         }
     }
 }
@@ -320,49 +435,130 @@ async fn follow(
     }
 }
 
-/// Serves `agent`'s API on `listener` until `shutdown` resolves.
+/// Ends the agent's hold connections when dropped: when the API stops serving, also by
+/// an abort.
+struct EndSessions(Arc<Agent>);
+
+impl Drop for EndSessions {
+    fn drop(&mut self) {
+        self.0.end_sessions();
+    }
+}
+
+/// Serves `agent`'s whole API on the Unix socket `control`, and its read-only routes (and
+/// the token-gated resign) on `listener`, until `shutdown` resolves.
 pub(crate) async fn serve_on(
     agent: Arc<Agent>,
-    listener: tokio::net::TcpListener,
+    control: tokio::net::UnixListener,
+    listener: Option<tokio::net::TcpListener>,
+    token: Option<http::Token>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, http::router(agent))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let _end = EndSessions(agent.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let on_socket = axum::serve(control, http::socket_router(agent.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let on_tcp = async {
+        match listener {
+            Some(l) => {
+                axum::serve(l, http::tcp_router(agent.clone(), token))
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let trigger = async move {
+        shutdown.await;
+        stop_tx.send_replace(true);
+    };
+    let (socket, tcp, ()) = tokio::join!(on_socket, on_tcp, trigger);
+    socket.and(tcp)
+}
+
+/// Forgets idle elections now and then, for as long as the agent runs.
+async fn forget_idle(agent: Arc<Agent>) {
+    let every = (agent.limits.forget_after / 4).max(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let forgotten = agent.forget_idle();
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "forgot idle elections");
+        }
+    }
 }
 
 /// `elector agent`: serves until SIGTERM/SIGINT, then resigns every hold.
 pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure> {
     let config = backend::checked(loaded)?;
     let node = loaded.node_id()?;
-    let (kill_grace, _) = config.kill_grace_limit(loaded);
-    let backend = config.open(loaded).await?;
-    let kind = backend.kind();
-    let agent = Agent::new(backend, node, loaded.settings.timing, kill_grace);
-    for name in &loaded.settings.agent.elections {
-        let name =
-            ElectionName::new(name.clone()).map_err(|e| loaded.invalid("agent.elections", e))?;
-        agent.election(&name)?;
+    let agent_settings = &loaded.settings.agent;
+    let mut configured = BTreeSet::new();
+    for name in &agent_settings.elections {
+        configured.insert(
+            ElectionName::new(name.clone()).map_err(|e| loaded.invalid("agent.elections", e))?,
+        );
     }
-    let addr = loaded.settings.agent.listen;
+    let token =
+        match &agent_settings.token_file {
+            Some(path) => Some(http::Token::read(path).map_err(|e| {
+                loaded.invalid("agent.token_file", format!("{}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+    let socket_path = loaded.agent_socket();
+    let group = match &agent_settings.socket_group {
+        Some(name) => {
+            Some(socket::group(name).map_err(|e| loaded.invalid("agent.socket_group", e))?)
+        }
+        None => None,
+    };
+    let (kill_grace, _) = config.kill_grace_limit(loaded);
+    let limits = Limits {
+        max_elections: agent_settings.max_elections,
+        forget_after: agent_settings.forget_after,
+        configured: configured.clone(),
+    };
+    let addr = agent_settings.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the agent's HTTP API to {addr} (agent.listen)"))
         .map_err(|e| Failure::new(exit::UNAVAILABLE, e))?;
+    let control = socket::bind(&socket_path, group)
+        .with_context(|| {
+            format!(
+                "binding the agent's socket {} (agent.socket)",
+                socket_path.display()
+            )
+        })
+        .map_err(|e| Failure::new(exit::UNAVAILABLE, e))?;
+    let _socket_file = socket::Removed(socket_path.clone());
+    let backend = config.open(loaded).await?;
+    let kind = backend.kind();
+    let agent = Agent::new(backend, node, loaded.settings.timing, kill_grace, limits);
+    for name in &configured {
+        agent.election(name)?;
+    }
     let local = listener
         .local_addr()
         .map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
-    tracing::info!(%local, backend = kind, "agent listening");
+    tracing::info!(%local, socket = %socket_path.display(), backend = kind, remote_resign = token.is_some(), "agent listening");
+    let forgetting = tokio::spawn(forget_idle(agent.clone()));
     let draining = agent.clone();
-    serve_on(agent.clone(), listener, async move {
+    let served = serve_on(agent.clone(), control, Some(listener), token, async move {
         let _ = stop.wait_for(Option::is_some).await;
         // Local callers stop their commands first; then the leaderships are handed over.
         tracing::info!("stopping: revoking local holds");
         draining.closing.send_replace(true);
         draining.drain().await;
     })
-    .await
-    .map_err(|e| Failure::new(exit::SOFTWARE, anyhow!(e).context("serving the agent API")))?;
+    .await;
+    forgetting.abort();
+    served
+        .map_err(|e| Failure::new(exit::SOFTWARE, anyhow!(e).context("serving the agent API")))?;
     tracing::info!("agent stopped");
     Ok(0)
 }

@@ -65,6 +65,22 @@ impl Loaded {
         ))
     }
 
+    /// The agent's Unix socket: `agent.socket`, else `/run/elector/agent.sock` for root,
+    /// else `$XDG_RUNTIME_DIR/elector/agent.sock`, else `/tmp/elector-UID/agent.sock`.
+    pub(crate) fn agent_socket(&self) -> PathBuf {
+        if let Some(p) = &self.settings.agent.socket {
+            return p.clone();
+        }
+        let uid = nix::unistd::geteuid();
+        if uid.is_root() {
+            return PathBuf::from("/run/elector/agent.sock");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("elector/agent.sock"),
+            _ => PathBuf::from(format!("/tmp/elector-{uid}/agent.sock")),
+        }
+    }
+
     /// The node id: `node_id`, else the hostname; validated.
     pub(crate) fn node_id(&self) -> Result<NodeId, Failure> {
         match &self.settings.node_id {
@@ -120,6 +136,22 @@ impl Loaded {
         if let Some(name) = &self.settings.run.election {
             election_core::ElectionName::new(name.clone())
                 .map_err(|e| self.invalid("run.election", e))?;
+        }
+        if self.settings.agent.max_elections == 0 {
+            return Err(self.invalid("agent.max_elections", "must be at least 1"));
+        }
+        if self.settings.agent.elections.len() > self.settings.agent.max_elections {
+            return Err(self.invalid(
+                "agent.elections",
+                format!(
+                    "lists {} elections, more than agent.max_elections ({})",
+                    self.settings.agent.elections.len(),
+                    self.settings.agent.max_elections
+                ),
+            ));
+        }
+        if self.settings.agent.forget_after.is_zero() {
+            return Err(self.invalid("agent.forget_after", "must be greater than zero"));
         }
         for name in &self.settings.agent.elections {
             election_core::ElectionName::new(name.clone())

@@ -1,6 +1,7 @@
 //! The configuration's shape: every key, its type and its built-in default.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use election_core::LeaseTiming;
@@ -107,18 +108,45 @@ impl Default for RunSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct AgentSettings {
-    /// Where the agent's HTTP API listens, and where `elector run`/`status` find it.
-    /// Default `127.0.0.1:7207`.
+    /// Where the agent's read-only HTTP API listens (health, status, the leader check,
+    /// metrics). Default `127.0.0.1:7207`.
     pub(crate) listen: SocketAddr,
+    /// The agent's Unix socket: the whole API, including what changes leadership (the
+    /// hold protocol, resign). `elector run`, `status` and `resign` use it. Default
+    /// `/run/elector/agent.sock` for root, else `$XDG_RUNTIME_DIR/elector/agent.sock`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) socket: Option<PathBuf>,
+    /// A group whose members may use the socket too (socket mode 0660, its directory
+    /// 0750 when the agent creates it). Default: none (0600 and 0700: the agent's user
+    /// and root only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) socket_group: Option<String>,
+    /// A file (mode 0600 or stricter) holding a bearer token that allows `POST
+    /// /v1/elections/{election}/resign` over `listen`. Default: none (remote changes are
+    /// refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) token_file: Option<PathBuf>,
     /// Elections the agent reports on in `/v1/status` even before anyone campaigns.
     pub(crate) elections: Vec<String>,
+    /// Most elections the agent keeps at once; a campaign for one more is refused.
+    /// Default 20,000.
+    pub(crate) max_elections: usize,
+    /// An election nobody campaigns in, that is not in `elections` and that this node
+    /// does not lead is forgotten after this long. Default 10 minutes.
+    #[serde(with = "humantime_serde")]
+    pub(crate) forget_after: Duration,
 }
 
 impl Default for AgentSettings {
     fn default() -> Self {
         AgentSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 7207)),
+            socket: None,
+            socket_group: None,
+            token_file: None,
             elections: Vec::new(),
+            max_elections: 20_000,
+            forget_after: Duration::from_secs(600),
         }
     }
 }

@@ -99,7 +99,7 @@ fn cstring(bytes: &[u8]) -> std::io::Result<CString> {
 
 impl Prepared {
     /// `execve(path, [program, args...], this process's environment + env)`, guarded by the
-    /// deadline `deadline` (nanoseconds on `CLOCK_BOOTTIME`, see [`boottime_ns`]) and the
+    /// deadline `deadline` (nanoseconds on `CLOCK_BOOTTIME`, see [`crate::clock`]) and the
     /// deadlines that arrive on the pipe read end `deadlines`, with `grace` between SIGTERM
     /// and SIGKILL.
     pub(crate) fn new(
@@ -151,21 +151,6 @@ impl Prepared {
             not_executable: format!("elector: cannot run {name}: not executable\n").into_bytes(),
         })
     }
-}
-
-/// The current time on `CLOCK_BOOTTIME`, in nanoseconds (async-signal-safe).
-pub(crate) fn boottime_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the local `ts`.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts);
-    }
-    ts.tv_sec
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec)
 }
 
 /// What the guard's loop is waiting for.
@@ -239,7 +224,7 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
         let mut have = 0usize;
         let mut exit_code: Option<libc::c_int> = None;
         loop {
-            let now = boottime_ns();
+            let now = crate::clock::boot_now_ns();
             if let Phase::Guarding(deadline) = phase
                 && now >= deadline
             {

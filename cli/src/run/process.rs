@@ -184,7 +184,7 @@ impl Launcher {
                 &job.args,
                 env,
                 read.as_raw_fd(),
-                boottime(deadline),
+                crate::clock::to_boot_ns(deadline),
                 grace,
             )?;
             link = DeadlineLink(Some(Arc::new(write)));
@@ -229,18 +229,6 @@ impl Launcher {
     }
 }
 
-/// `deadline` as nanoseconds on `CLOCK_BOOTTIME`, the guard's clock.
-fn boottime(deadline: Instant) -> i64 {
-    let now = Instant::now();
-    let boot = super::guard::boottime_ns();
-    let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-    if deadline >= now {
-        boot.saturating_add(nanos(deadline - now))
-    } else {
-        boot.saturating_sub(nanos(now - deadline))
-    }
-}
-
 /// elector's end of a guard's deadline pipe (none without a guard). Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct DeadlineLink(Option<Arc<OwnedFd>>);
@@ -253,7 +241,7 @@ impl DeadlineLink {
             return;
         };
         // One 8-byte write on a pipe is atomic: the guard never reads half a deadline.
-        match nix::unistd::write(fd, &boottime(deadline).to_le_bytes()) {
+        match nix::unistd::write(fd, &crate::clock::to_boot_ns(deadline).to_le_bytes()) {
             Ok(_) => {}
             // The guard has exited (the group is ending anyway).
             Err(Errno::EPIPE) => {}

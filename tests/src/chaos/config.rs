@@ -3,7 +3,8 @@
 //! Lease backends: `[backend.KIND]` points at the host's proxy in front of the server.
 //! Peer backends: `[backend.KIND]` has the agent's `listen`, `data_dir`, a shared `secret`,
 //! the peer timings and `peers`, where every other node's address is the proxy this host
-//! dials it through; `[agent] listen` is where `elector run` finds its agent. Both have the
+//! dials it through; `[agent] socket` (beside the data dir) is where `elector run` finds its
+//! agent, `[agent] listen` its read-only API. Both have the
 //! `[timing]` of [`Timings`].
 
 use std::net::SocketAddr;
@@ -82,7 +83,7 @@ pub(crate) fn peer_host(backend: Backend, node: &str, h: &PeerHost<'_>, t: &Timi
         "node_id = \"{node}\"\n[backend]\nkind = \"{backend}\"\n[backend.{backend}]\n\
          listen = \"{listen}\"\ndata_dir = \"{data}\"\nsecret = \"a-chaos-secret-of-32-bytes-length\"\n\
          {own}clock_drift = {drift}\nkill_grace = {grace}\n[backend.{backend}.peers]\n{peers}\
-         {timing}[agent]\nlisten = \"{api}\"\nelections = [\"chaos\"]\n",
+         {timing}[agent]\nlisten = \"{api}\"\nsocket = \"{data}.agent.sock\"\nelections = [\"chaos\"]\n",
         listen = h.listen,
         data = h.data_dir.display(),
         drift = d(t.clock_drift),

@@ -1,6 +1,8 @@
-//! The agent and its client over real HTTP on loopback, on the in-process backend.
+//! The agent and its client over its real Unix socket (and its read-only routes over
+//! real HTTP on loopback), on the in-process backend.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use election_core::{Backend as _, Epoch, Leadership, LeaseTiming, LossReason, MemoryServer};
 use election_tests::conformance::SCHEDULING_SLACK;
@@ -21,7 +23,11 @@ fn handover_limit(old: &Leadership, released_at: Instant) -> Instant {
 }
 
 struct Running {
+    /// The read-only HTTP API.
     addr: SocketAddr,
+    /// The whole API.
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     agent: Arc<Agent>,
 }
@@ -32,20 +38,32 @@ async fn start(server: &MemoryServer, node: &str, timing: LeaseTiming) -> Runnin
         NodeId::new(node).unwrap(),
         timing,
         timing.kill_grace,
+        Limits::default(),
     );
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let control = super::socket::bind(&socket, None).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(serve_on(agent.clone(), listener, std::future::pending()));
+    let server = tokio::spawn(serve_on(
+        agent.clone(),
+        control,
+        Some(listener),
+        None,
+        std::future::pending(),
+    ));
     Running {
         addr,
+        socket,
+        _dir: dir,
         server,
         agent,
     }
 }
 
-fn client(addr: SocketAddr, timing: LeaseTiming) -> Arc<dyn LeaderElector> {
+fn client(agent: &Running, timing: LeaseTiming) -> Arc<dyn LeaderElector> {
     // The margin is the kill grace; the memory server's own deadline already subtracts it.
-    AgentBackend::new(addr, "memory", timing)
+    AgentBackend::new(agent.socket.clone(), "memory", timing)
         .election(
             &ElectionName::new("job").unwrap(),
             Candidate::new(NodeId::new("ignored").unwrap()),
@@ -81,17 +99,11 @@ async fn leader_health_is_200_only_on_the_node_that_leads() {
     let server = MemoryServer::new(timing()).unwrap();
     let a = start(&server, "a", timing()).await;
     let b = start(&server, "b", timing()).await;
-    let held = client(a.addr, timing()).campaign().await.unwrap();
+    let held = client(&a, timing()).campaign().await.unwrap();
     assert_eq!(held.info().node.as_str(), "a");
     assert_eq!(get(a.addr, "/v1/leader/job").await.0, 200);
     assert_eq!(get(b.addr, "/v1/leader/job").await.0, 503);
-    assert!(
-        client(b.addr, timing())
-            .try_campaign()
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(client(&b, timing()).try_campaign().await.unwrap().is_none());
     let (code, body) = get(a.addr, "/v1/status").await;
     assert_eq!(code, 200);
     let status: Status = serde_json::from_str(&body).unwrap();
@@ -107,7 +119,7 @@ async fn leader_health_is_200_only_on_the_node_that_leads() {
     let released_at = Instant::now();
     let limit = handover_limit(&held, released_at);
     held.resign().await.unwrap();
-    let next = tokio::time::timeout(DEADLINE, client(b.addr, timing()).campaign())
+    let next = tokio::time::timeout(DEADLINE, client(&b, timing()).campaign())
         .await
         .unwrap()
         .unwrap();
@@ -126,7 +138,7 @@ async fn leader_health_is_200_only_on_the_node_that_leads() {
 async fn a_vanished_agent_still_makes_lost_fire_by_the_callers_deadline() {
     let server = MemoryServer::new(timing()).unwrap();
     let a = start(&server, "a", timing()).await;
-    let held = client(a.addr, timing()).campaign().await.unwrap();
+    let held = client(&a, timing()).campaign().await.unwrap();
     // Renewals through the agent keep it for longer than a lease.
     assert!(
         tokio::time::timeout(timing().ttl * 2, held.lost())
@@ -163,21 +175,17 @@ async fn a_vanished_agent_still_makes_lost_fire_by_the_callers_deadline() {
 async fn the_agent_resigns_a_hold_whose_caller_stopped_renewing() {
     let server = MemoryServer::new(timing()).unwrap();
     let a = start(&server, "a", timing()).await;
-    let asked_at = Instant::now();
     let granted = a
         .agent
         .campaign(&ElectionName::new("job").unwrap(), Duration::ZERO)
         .await
         .unwrap()
         .unwrap();
-    let answered_at = Instant::now();
     assert!(a.agent.leads(&ElectionName::new("job").unwrap()).is_some());
-    // Nobody renews. The caller's deadline is the grant's answer time plus the lease it
-    // reported; the agent resigns once that deadline plus the kill grace and the clock
-    // drift has passed (the caller's command is surely dead by then), not before, and
-    // another node is elected right then: the agent's own lease is still renewed, so
-    // nothing else lets the other node in.
-    let lease = Duration::from_millis(granted.lease_left_ms);
+    // Nobody renews. The caller's deadline is the grant's; the agent resigns once that
+    // deadline plus the kill grace and the clock drift has passed (the caller's command is
+    // surely dead by then), not before, and another node is elected right then: the
+    // agent's own lease is still renewed, so nothing else lets the other node in.
     let grace = timing().kill_grace + timing().clock_drift;
     let other = server
         .connect()
@@ -192,16 +200,16 @@ async fn the_agent_resigns_a_hold_whose_caller_stopped_renewing() {
         .unwrap();
     let elected_at = Instant::now();
     assert!(
-        elected_at >= asked_at + lease + grace,
+        elected_at >= granted.deadline + grace,
         "another node was elected {:?} before the silent caller's deadline + kill grace + \
          clock drift",
-        (asked_at + lease + grace) - elected_at
+        (granted.deadline + grace) - elected_at
     );
     assert!(
-        elected_at <= answered_at + lease + grace + SCHEDULING_SLACK,
+        elected_at <= granted.deadline + grace + SCHEDULING_SLACK,
         "another node was elected {:?} after the silent caller's deadline + kill grace + \
          clock drift",
-        elected_at - (answered_at + lease + grace)
+        elected_at - (granted.deadline + grace)
     );
     assert!(next.epoch() > granted.info.epoch);
     assert!(a.agent.leads(&ElectionName::new("job").unwrap()).is_none());
@@ -228,7 +236,7 @@ async fn the_supervisor_runs_through_the_agent_and_resigning_there_stops_the_com
     };
     let (_tx, stop) = tokio::sync::watch::channel(None);
     let run = tokio::spawn({
-        let e = client(a.addr, timing());
+        let e = client(&a, timing());
         async move { crate::run::supervise(e, &plan, stop).await }
     });
     let name = ElectionName::new("job").unwrap();
@@ -256,7 +264,7 @@ async fn the_supervisor_runs_through_the_agent_and_resigning_there_stops_the_com
 async fn draining_waits_until_the_caller_stopped_its_command() {
     let server = MemoryServer::new(timing()).unwrap();
     let a = start(&server, "a", timing()).await;
-    let held = client(a.addr, timing()).campaign().await.unwrap();
+    let held = client(&a, timing()).campaign().await.unwrap();
     let watch = held.loss_watch();
     let agent = a.agent.clone();
     let revoked_at = Instant::now();
@@ -312,7 +320,7 @@ async fn a_leadership_won_after_a_long_wait_is_counted_from_after_the_wait() {
         .campaign()
         .await
         .unwrap();
-    let mut waiting = tokio::spawn(async move { client(a.addr, timing()).campaign().await });
+    let mut waiting = tokio::spawn(async move { client(&a, timing()).campaign().await });
     // The caller waits longer than a whole lease before the other node lets go.
     assert!(
         tokio::time::timeout(timing().ttl * 2, &mut waiting)
