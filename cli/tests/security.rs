@@ -1,0 +1,291 @@
+//! Who may change leadership through the agent, and what outsiders cannot grow: real
+//! `elector agent` and `elector run` processes on a one-node raft cluster (a quorum of
+//! one), with real sockets.
+
+#![cfg(feature = "raft")]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use common::*;
+
+const TOKEN: &str = "a-remote-control-token-of-40-characters!";
+
+struct Agent {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    api: u16,
+    procs: Vec<Child>,
+}
+
+impl Agent {
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/agent.sock")
+    }
+
+    fn log(&self, what: &str) -> std::fs::File {
+        std::fs::File::create(self.dir.path().join(format!("{what}.log"))).unwrap()
+    }
+
+    fn logs(&self) -> String {
+        ["agent", "run"]
+            .iter()
+            .map(|w| {
+                let p = self.dir.path().join(format!("{w}.log"));
+                format!(
+                    "--- {w}\n{}",
+                    std::fs::read_to_string(p).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// `elector run --supervise -e job -- sleep 1000` through this agent.
+    fn supervise(&mut self) {
+        let mut c = elector();
+        c.arg("--config")
+            .arg(&self.config)
+            .args(["run", "-e", "job", "--supervise", "--", "sleep", "1000"])
+            .stdout(Stdio::null())
+            .stderr(self.log("run"));
+        self.procs.push(c.spawn().unwrap());
+    }
+
+    /// The epoch this node leads `job` at, if it does.
+    fn leading_epoch(&self) -> Option<u64> {
+        let (code, body) = http(self.api, "GET", "/v1/leader/job", None)?;
+        if code != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["leader"]["epoch"].as_u64()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        kill_all(&mut self.procs);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A one-node raft agent; `extra` is appended to its `[agent]` table.
+fn agent(extra: &str) -> Agent {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("elector.toml");
+    let api = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "node_id = \"n1\"\n[backend]\nkind = \"raft\"\n[backend.raft]\nlisten = \"127.0.0.1:{raft}\"\n\
+             data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\n\
+             [agent]\nlisten = \"127.0.0.1:{api}\"\nsocket = \"{socket}\"\nelections = [\"job\"]\n{extra}",
+            raft = free_port(),
+            data = dir.path().join("data").display(),
+            socket = dir.path().join("run/agent.sock").display(),
+        ),
+    )
+    .unwrap();
+    let mut a = Agent {
+        dir,
+        config,
+        api,
+        procs: Vec::new(),
+    };
+    let mut c = elector();
+    c.env("RUST_LOG", "info,elector=debug")
+        .arg("--config")
+        .arg(&a.config)
+        .arg("agent")
+        .stdout(Stdio::null())
+        .stderr(a.log("agent"));
+    a.procs.push(c.spawn().unwrap());
+    wait_until("the agent answers /health", || {
+        http(a.api, "GET", "/health", None).is_some_and(|(c, _)| c == 200)
+    });
+    a
+}
+
+/// One HTTP/1.1 request over TCP: status and body.
+fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let code = raw.split(' ').nth(1)?.parse().ok()?;
+    Some((code, raw.split_once("\r\n\r\n")?.1.to_owned()))
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().mode() & 0o777
+}
+
+#[test]
+fn changing_leadership_over_tcp_is_refused_and_the_leader_keeps_leading() {
+    let mut a = agent("");
+    a.supervise();
+    wait_until("the supervised run leads", || a.leading_epoch().is_some());
+    let epoch = a.leading_epoch().unwrap();
+    // The attacks of issue 14, and their neighbours, from any local process.
+    for (method, path, refused) in [
+        ("POST", "/v1/elections/job/resign", 403),
+        ("POST", "/v1/elections/job/campaign", 403),
+        ("DELETE", "/v1/holds/1", 404),
+        ("POST", "/v1/holds/1/renew", 404),
+    ] {
+        let (code, body) = http(a.api, method, path, None).unwrap();
+        assert_eq!(code, refused, "{method} {path}: {body}");
+    }
+    let (_, body) = http(a.api, "POST", "/v1/elections/job/resign", None).unwrap();
+    assert!(body.contains("agent.socket"), "{body}");
+    // Still the same leadership, still running: a resign would have ended the epoch.
+    assert!(a.procs.iter_mut().all(|p| p.try_wait().unwrap().is_none()));
+    assert_eq!(a.leading_epoch(), Some(epoch), "{}", a.logs());
+    // The owner's own `elector resign`, over the socket, does hand over.
+    let mut c = elector();
+    c.arg("--config").arg(&a.config).args(["resign", "job"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), a.logs());
+    wait_until("the supervised run leads at a later epoch", || {
+        a.leading_epoch().is_some_and(|e| e > epoch)
+    });
+}
+
+#[test]
+fn a_bearer_token_allows_remote_resign_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut a = agent(&format!("token_file = \"{}\"\n", token.display()));
+    a.supervise();
+    wait_until("the supervised run leads", || a.leading_epoch().is_some());
+    let epoch = a.leading_epoch().unwrap();
+    let resign = "/v1/elections/job/resign";
+    let wrong = "a-wrong-token-that-is-also-40-characters";
+    assert_eq!(http(a.api, "POST", resign, None).unwrap().0, 401);
+    assert_eq!(http(a.api, "POST", resign, Some(wrong)).unwrap().0, 401);
+    assert_eq!(a.leading_epoch(), Some(epoch));
+    let campaign = "/v1/elections/job/campaign";
+    assert_eq!(http(a.api, "POST", campaign, Some(TOKEN)).unwrap().0, 403);
+    assert_eq!(http(a.api, "POST", resign, Some(TOKEN)).unwrap().0, 200);
+    wait_until("the supervised run leads at a later epoch", || {
+        a.leading_epoch().is_some_and(|e| e > epoch)
+    });
+}
+
+#[test]
+fn a_token_file_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = elector();
+    c.args(["--backend", "raft", "--node-id", "n1"])
+        .args(["--set", "backend.raft.secret=\"0123456789abcdef0123\""])
+        .arg("--set")
+        .arg(format!("agent.token_file=\"{}\"", token.display()))
+        .arg("--set")
+        .arg(format!(
+            "agent.socket=\"{}\"",
+            dir.path().join("agent.sock").display()
+        ))
+        .args(["--set", "agent.listen=\"127.0.0.1:0\"", "agent"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(
+        text(&o).contains("agent.token_file") && text(&o).contains("chmod 600"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn another_user_cannot_use_the_socket() {
+    let mut a = agent("");
+    a.supervise();
+    wait_until("the supervised run leads", || a.leading_epoch().is_some());
+    let epoch = a.leading_epoch().unwrap();
+    assert_eq!(mode(&a.socket()), 0o600);
+    assert_eq!(mode(a.socket().parent().unwrap()), 0o700);
+    // The same `elector resign`, as user and group nobody: the kernel refuses the connect.
+    // (Run as root, the test drops privileges for the child; as another user, it is that
+    // user already.)
+    let mut c = elector();
+    c.arg("--config").arg(&a.config).args(["resign", "job"]);
+    if nix::unistd::geteuid().is_root() {
+        // (std drops the supplementary groups too when root sets a uid.)
+        c.uid(65534).gid(65534);
+        // The config file and its directory must be readable by nobody for the child to
+        // get as far as the socket.
+        std::fs::set_permissions(a.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(&a.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(69), "{}", text(&o));
+    assert!(text(&o).contains("Permission denied"), "{}", text(&o));
+    assert_eq!(a.leading_epoch(), Some(epoch), "{}", a.logs());
+}
+
+#[test]
+fn reads_of_unknown_elections_create_nothing() {
+    let a = agent("");
+    // 100,000 distinct names on one keep-alive connection, pipelined a thousand at a
+    // time: each answers 404, and the agent still knows only its configured election.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", a.api)).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    for batch in 0..100 {
+        let mut requests = String::new();
+        for i in batch * 1000..(batch + 1) * 1000 {
+            requests += &format!("GET /v1/elections/probe-{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+        }
+        s.write_all(requests.as_bytes()).unwrap();
+        for i in batch * 1000..(batch + 1) * 1000 {
+            let mut status = String::new();
+            reader.read_line(&mut status).unwrap();
+            assert!(status.contains(" 404 "), "probe-{i}: {status}");
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+        }
+    }
+    let (code, status) = http(a.api, "GET", "/v1/status", None).unwrap();
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let names: Vec<&str> = v["elections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["election"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["job"], "{status}");
+}
