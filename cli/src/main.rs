@@ -29,8 +29,8 @@
 //!   the group is gone, and no backend releases a lapsed lease by itself.
 //! - SIGTERM, SIGINT or SIGHUP to elector: forwarded to the group, SIGKILL after the grace,
 //!   then leadership is resigned so the next node takes over without a TTL wait.
-//! - Through the agent, the caller applies the deadline rule itself from the start of each
-//!   renewal request, so a dead or stuck agent still stops CMD in time; the agent never
+//! - Through the agent (over its private Unix socket), the caller keeps the deadlines the
+//!   agent names on the host's boot clock, so a dead or stuck agent still stops CMD in time; the agent never
 //!   resigns under a caller's running command (`elector resign` and agent shutdown revoke
 //!   the hold and wait for the caller).
 //! - The epoch comes from the backend (raft: the term; bully: the winner's persisted
@@ -65,7 +65,9 @@
 //! - `[run]`: `election` (default CMD's file name), `wait` (none: one attempt), `min_hold`
 //!   30s, `kill_grace` (default and maximum: the backend's kill grace), `restart`
 //!   on-failure, `restart_delay` 1s, `restart_delay_max` 30s, `skipped_exit_code` 0.
-//! - `[agent]`: `listen` 127.0.0.1:7207, `elections` [].
+//! - `[agent]`: `listen` 127.0.0.1:7207 (read-only API), `socket` (the whole API; default
+//!   `/run/elector/agent.sock` for root), `socket_group`, `token_file`, `elections` [],
+//!   `max_elections` 20000, `forget_after` 10m.
 //!
 //! Environment: `ELECTOR_` + the key in capitals with `__` for each dot, such as
 //! `ELECTOR_TIMING__TTL=5s` or `ELECTOR_BACKEND__KIND=redis`. Flags: `--node-id`,

@@ -289,3 +289,79 @@ fn reads_of_unknown_elections_create_nothing() {
         .collect();
     assert_eq!(names, ["job"], "{status}");
 }
+
+/// Raises this process's open-file limit to its hard limit (for a thousand sockets).
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}
+
+#[test]
+fn idle_and_slow_connections_to_the_agent_port_neither_pile_up_nor_stop_elector_run() {
+    raise_fd_limit();
+    let a = agent("");
+    let agent_pid = a.procs[0].id();
+    // A slow-loris, first in line: a request head, one byte a second, for longer than
+    // the agent lets any connection live (30 s).
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", a.api)).unwrap();
+    // Its first byte is read once it is accepted, before the flood.
+    s.write_all(b"G").unwrap();
+    wait_until("the agent accepted the slow-loris", || {
+        http(a.api, "GET", "/health", None).is_some()
+    });
+    let loris = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        for b in b"ET /v1/status HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .cycle()
+            .take(120)
+        {
+            if s.write_all(&[*b]).is_err() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        None
+    });
+    let idle: Vec<std::net::TcpStream> = (0..1000)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", a.api)).unwrap())
+        .collect();
+    // Meanwhile the agent's own callers, on its socket, are not disturbed.
+    let mut c = elector();
+    c.arg("--config")
+        .arg(&a.config)
+        .args(["run", "-e", "job", "--min-hold", "0s", "--", "true"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", text(&o), a.logs());
+    // The agent holds at most its cap of them, and closes idle ones on its own.
+    let fds = std::fs::read_dir(format!("/proc/{agent_pid}/fd"))
+        .unwrap()
+        .count();
+    assert!(fds < 256 + 64, "the agent holds {fds} descriptors");
+    for mut s in idle {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        // EOF (0) or a reset: closed by the agent, not by our timeout.
+        match s.read(&mut byte) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("an idle connection was not closed: {other:?}"),
+        }
+    }
+    let cut = loris.join().unwrap();
+    assert!(
+        cut.is_some_and(|after| after < std::time::Duration::from_secs(90)),
+        "the slow-loris was not cut off ({cut:?})\n{}",
+        a.logs()
+    );
+    assert_eq!(http(a.api, "GET", "/health", None).map(|r| r.0), Some(200));
+}

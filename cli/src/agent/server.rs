@@ -23,6 +23,7 @@ use super::hold::{Hold, keep};
 use super::http;
 use super::metrics::Metrics;
 use super::socket;
+use super::tcp;
 use crate::backend;
 use crate::config::Loaded;
 use crate::exit::{self, Failure};
@@ -464,7 +465,7 @@ pub(crate) async fn serve_on(
     let on_tcp = async {
         match listener {
             Some(l) => {
-                axum::serve(l, http::tcp_router(agent.clone(), token))
+                axum::serve(tcp::Bounded::new(l), http::tcp_router(agent.clone(), token))
                     .with_graceful_shutdown(stopped(stop_rx.clone()))
                     .await
             }

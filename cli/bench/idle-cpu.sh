@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# CPU an idle supervised `elector run` costs through its agent, on three raft agents with
+# raft's defaults on loopback: the caller (`elector run`), its guard, and the leading
+# agent with and without the hold (the difference is the hold protocol's share; the rest
+# is raft's heartbeats). Time on CPU comes from /proc/PID/task/*/schedstat (nanoseconds).
+#
+#   cargo build --release -p elector && bash cli/bench/idle-cpu.sh [SECONDS]
+#
+# ELECTOR=path overrides the binary (default target/release/elector); a binary from before
+# agent.socket existed (issue 14) is run without it.
+set -euo pipefail
+SECS=${1:-30}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ELECTOR=${ELECTOR:-$ROOT/target/release/elector}
+DIR=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+has_socket=0
+"$ELECTOR" --backend raft --set agent.socket=\"/x\" config >/dev/null 2>&1 && has_socket=1
+ports=($(free_port) $(free_port) $(free_port))
+apis=($(free_port) $(free_port) $(free_port))
+for i in 0 1 2; do
+  n=$((i + 1))
+  {
+    echo "node_id = \"n$n\""
+    echo "[backend]"; echo 'kind = "raft"'
+    echo "[backend.raft]"
+    echo "listen = \"127.0.0.1:${ports[$i]}\""
+    echo "data_dir = \"$DIR/data-n$n\""
+    echo 'secret = "a-bench-secret-of-32-bytes-length"'
+    echo "[backend.raft.peers]"
+    for j in 0 1 2; do echo "n$((j + 1)) = \"127.0.0.1:${ports[$j]}\""; done
+    echo "[agent]"
+    echo "listen = \"127.0.0.1:${apis[$i]}\""
+    [ "$has_socket" = 1 ] && echo "socket = \"$DIR/n$n.sock\""
+    echo 'elections = ["job"]'
+  } >"$DIR/n$n.toml"
+  RUST_LOG=warn "$ELECTOR" --config "$DIR/n$n.toml" agent 2>"$DIR/agent-n$n.log" &
+  PIDS+=($!)
+done
+AGENT1=${PIDS[0]}
+for a in "${apis[@]}"; do
+  until curl -sf "http://127.0.0.1:$a/health" >/dev/null; do sleep 0.1; done
+done
+cpu_ns() { # total time on CPU of every thread of $1, in ns
+  local t=0 v
+  for f in /proc/"$1"/task/*/schedstat; do read -r v _ <"$f" && t=$((t + v)); done
+  echo "$t"
+}
+percent() { python3 -c "print(f'{$1 / ($SECS * 1e9) * 100:.3f}')"; }
+sleep 3
+a0=$(cpu_ns "$AGENT1"); sleep "$SECS"; a1=$(cpu_ns "$AGENT1")
+idle=$((a1 - a0))
+RUST_LOG=warn "$ELECTOR" --config "$DIR/n1.toml" run -e job --supervise -- sleep 100000 2>"$DIR/run.log" &
+RUN=$!
+PIDS+=($RUN)
+until curl -sf "http://127.0.0.1:${apis[0]}/v1/leader/job" >/dev/null; do sleep 0.1; done
+sleep 3
+GUARD=$(pgrep -P "$RUN" | head -1)
+a0=$(cpu_ns "$AGENT1"); r0=$(cpu_ns "$RUN"); g0=$(cpu_ns "$GUARD")
+sleep "$SECS"
+a1=$(cpu_ns "$AGENT1"); r1=$(cpu_ns "$RUN"); g1=$(cpu_ns "$GUARD")
+held=$((a1 - a0))
+echo "binary: $ELECTOR (hold protocol: $([ "$has_socket" = 1 ] && echo "socket, one connection" || echo "TCP, a request per renewal"))"
+echo "over ${SECS}s, % of one core:"
+echo "  elector run (caller)         $(percent $((r1 - r0)))"
+echo "  its guard                    $(percent $((g1 - g0)))"
+echo "  leading agent, holding       $(percent "$held")"
+echo "  leading agent, no hold       $(percent "$idle")"
+echo "  hold protocol in the agent   $(percent $((held - idle)))"
