@@ -365,3 +365,110 @@ fn idle_and_slow_connections_to_the_agent_port_neither_pile_up_nor_stop_elector_
     );
     assert_eq!(http(a.api, "GET", "/health", None).map(|r| r.0), Some(200));
 }
+
+/// A small seeded generator, so a failure names its case.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Sends `raw` on a fresh connection to the socket or the TCP port; the status line's
+/// code, or `None` if the agent closed the connection without one.
+fn raw_exchange(a: &Agent, over_socket: bool, raw: &[u8]) -> Option<u16> {
+    let mut answer = Vec::new();
+    if over_socket {
+        let mut s = std::os::unix::net::UnixStream::connect(a.socket()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let _ = s.write_all(raw);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = s.read_to_end(&mut answer);
+    } else {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", a.api)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let _ = s.write_all(raw);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = s.read_to_end(&mut answer);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[test]
+fn malformed_requests_get_4xx_and_never_take_the_agent_down() {
+    let a = agent("");
+    let mut rng = XorShift(0x5eed_2026_1202);
+    let methods = [
+        "GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "G\0T", "",
+    ];
+    let paths = [
+        "/v1/elections/%ZZ",
+        "/v1/elections/..%2F..%2Fetc",
+        "/v1/elections/a b",
+        "/v1/elections/job/campaign?wait_ms=-1",
+        "/v1/elections/job/campaign?wait_ms=99999999999999999999",
+        "/v1/leader/",
+        "/v1/holds/00000000000000000000000000000000",
+        "/v1/status?x=\u{0}",
+        "//////",
+        "*",
+    ];
+    let headers = [
+        "",
+        "Upgrade: elector-hold/1\r\nConnection: upgrade\r\n",
+        "Upgrade: other/9\r\nConnection: upgrade\r\n",
+        "Content-Length: 5\r\n",
+        "Content-Length: -1\r\n",
+        "Transfer-Encoding: chunked\r\n",
+        "Authorization: Bearer \r\n",
+    ];
+    let mut answered = 0;
+    for case in 0..600 {
+        let over_socket = case % 2 == 0;
+        let raw = if case % 5 == 4 {
+            let n = 1 + (rng.next() % 300) as usize;
+            rng.bytes(n)
+        } else {
+            let long = "x".repeat((rng.next() % 3) as usize * 5000);
+            format!(
+                "{} {}{long} HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                rng.pick(&methods),
+                rng.pick(&paths),
+                rng.pick(&headers)
+            )
+            .into_bytes()
+        };
+        if let Some(code) = raw_exchange(&a, over_socket, &raw) {
+            answered += 1;
+            assert!(
+                (400..500).contains(&code) || code == 200 || code == 101 || code == 409,
+                "case {case} ({}) answered {code}: {:?}",
+                if over_socket { "socket" } else { "tcp" },
+                String::from_utf8_lossy(&raw)
+            );
+        }
+    }
+    // Random bytes may get no status line at all; the rest of the cases do.
+    assert!(
+        answered >= 400,
+        "only {answered} of 600 cases were answered"
+    );
+    assert_eq!(http(a.api, "GET", "/health", None).map(|r| r.0), Some(200));
+    let logs = a.logs();
+    assert!(!logs.contains("panicked"), "{logs}");
+}

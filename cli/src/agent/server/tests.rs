@@ -354,3 +354,45 @@ async fn a_leadership_won_after_a_long_wait_is_counted_from_after_the_wait() {
         held.loss_watch().loss()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn elections_stay_bounded_and_idle_ones_are_forgotten() {
+    let server = MemoryServer::new(timing()).unwrap();
+    let limits = Limits {
+        max_elections: 1_000,
+        forget_after: Duration::from_secs(60),
+        configured: [ElectionName::new("kept").unwrap()].into(),
+    };
+    let agent = Agent::new(
+        Arc::new(server.connect()),
+        NodeId::new("a").unwrap(),
+        timing(),
+        timing().kill_grace,
+        limits,
+    );
+    agent.election(&ElectionName::new("kept").unwrap()).unwrap();
+    // 100,000 distinct names through the one path that creates elections.
+    let mut refused = 0;
+    for i in 0..100_000 {
+        if agent
+            .election(&ElectionName::new(format!("e{i}")).unwrap())
+            .is_err()
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(lock(&agent.elections).len(), 1_000);
+    assert_eq!(refused, 100_000 - 999);
+    // Nothing is forgotten before its time, and everything idle is after it, except
+    // the configured election.
+    assert_eq!(agent.forget_idle(), 0);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(agent.forget_idle(), 999);
+    let left: Vec<String> = lock(&agent.elections)
+        .keys()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(left, ["kept"]);
+    // Room again for new ones.
+    agent.election(&ElectionName::new("new").unwrap()).unwrap();
+}
