@@ -40,6 +40,7 @@ impl RedisBackend {
         if config.keyspace_notifications {
             enable_expiry_events(&conn).await?;
         }
+        warn_if_keys_can_be_evicted(&conn).await;
         let (tasks, stopped) = Tasks::new();
         let patterns = Patterns::new(&config.key_prefix, conn.database);
         if let Some((sentinels, master_name)) = conn.sentinels() {
@@ -94,6 +95,46 @@ impl Backend for RedisBackend {
             self.listener.clone(),
             me,
         )))
+    }
+}
+
+/// Warns when the server's `maxmemory-policy` may evict the lease key (every policy but
+/// `noeviction`: the `volatile-*` ones pick among keys with a TTL, which the lease key
+/// has): an evicted key is a lease another node can take at once, while the holder still
+/// believes it leads until its deadline. A warning, not a refusal: managed servers often
+/// disable `CONFIG`, and a server with `maxmemory 0` never evicts.
+async fn warn_if_keys_can_be_evicted(conn: &Arc<Conn>) {
+    let answer: Result<Vec<String>> = conn
+        .run(None, "CONFIG GET maxmemory", |mut c| async move {
+            let mut out: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory")
+                .query_async(&mut c)
+                .await?;
+            let policy: Vec<String> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory-policy")
+                .query_async(&mut c)
+                .await?;
+            out.extend(policy);
+            Ok(out)
+        })
+        .await;
+    let Ok(values) = answer else {
+        return;
+    };
+    let limit = values.get(1).map(String::as_str).unwrap_or("0");
+    let policy = values.get(3).map(String::as_str).unwrap_or("noeviction");
+    if limit != "0" && policy != "noeviction" {
+        tracing::warn!(
+            backend = KIND,
+            address = %conn.address(),
+            maxmemory = limit,
+            policy,
+            "the server may evict the lease key when memory runs out (maxmemory-policy {policy}); \
+             another node could then be elected while this one's holder still leads until its \
+             deadline: use maxmemory-policy noeviction"
+        );
     }
 }
 

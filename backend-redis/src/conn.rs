@@ -388,6 +388,36 @@ async fn resolve(target: &Target, connect_timeout: Duration, address: &str) -> R
     }
 }
 
+/// Error codes of a server that is busy, full, loading, read-only or without its replicas:
+/// it may answer differently in a moment, so they are "unavailable, retry", never a
+/// protocol violation (which would end a leadership as revoked).
+const TRANSIENT_CODES: &[&str] = &[
+    "BUSY",
+    "OOM",
+    "NOREPLICAS",
+    "MISCONF",
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+];
+
+/// The server's error code, also when a script relayed it (`"OOM": ...`).
+fn server_code(e: &RedisError, text: &str) -> String {
+    let raw = e
+        .code()
+        .map(str::to_owned)
+        .or_else(|| {
+            // A script's error: the code is the first word of the message, maybe quoted.
+            let after = text.rsplit_once("answer: ").map_or(text, |(_, t)| t);
+            after.split_whitespace().next().map(str::to_owned)
+        })
+        .unwrap_or_default();
+    raw.trim_matches(|c: char| c == '"' || c == ':' || c == '-')
+        .to_owned()
+}
+
 /// Maps a client error to the caller-actionable kinds of [`Error`].
 pub(crate) fn map_error(
     e: &RedisError,
@@ -434,6 +464,20 @@ pub(crate) fn map_error(
                 "TLS handshake failed while {doing}: {text}; check redis.tls_ca_file (the CA \
                  that signed the server's certificate) and redis.tls_cert_file/tls_key_file"
             ),
+        );
+    }
+    let server_code = server_code(e, &text);
+    if TRANSIENT_CODES.contains(&server_code.as_str())
+        || TRANSIENT_CODES
+            .iter()
+            .any(|c| text.contains(&format!("\"{c}\"")) || text.starts_with(c))
+    {
+        return Error::unavailable(
+            KIND,
+            address,
+            election,
+            format!("{doing} failed: the server is not taking writes now: {text}"),
+            Some(Box::new(e.clone())),
         );
     }
     match e.kind() {

@@ -113,6 +113,15 @@
 //!   there as `Revoked`.
 //! - **Pauses are fenced, not prevented**: a holder paused past its deadline (GC, SIGSTOP)
 //!   may act late; only the epoch protects the resource then.
+//! - **Eviction.** A server with `maxmemory` set and a `maxmemory-policy` other than
+//!   `noeviction` may evict the lease key (it has a TTL, so even the `volatile-*` policies
+//!   pick it): another node is then elected while the holder leads until its next renewal.
+//!   [`RedisBackend::connect`] warns when it can read that configuration.
+//! - **The server's wall clock.** Redis stores a key's expiry as an absolute time on the
+//!   server's wall clock. A step forward (NTP, an operator) expires the lease early, and
+//!   another node can be elected before the holder's deadline; a step back lengthens it
+//!   (safe, only a slower failover). Run the server with a slewing clock (chrony, ntpd
+//!   without steps); the epoch still fences the late holder.
 //! - Acquisition is not fair: whichever waiter's script runs first wins.
 //! - The epoch key of an election is never deleted (a few bytes per election name).
 //! - A `campaign` that times out, or is dropped mid-acquisition, releases the lease in the
@@ -138,7 +147,10 @@
 //!
 //! [`RedisBackend::connect`] and every call return [`election_core::Error`] naming the
 //! backend, the address (never a password) and the election: `Config` for an invalid URL
-//! or setting, `Unavailable` for an unreachable or timed-out server (retryable), and
+//! or setting, `Unavailable` for an unreachable or timed-out server and for a server that
+//! refuses writes for now (`BUSY`, `OOM`, `NOREPLICAS`, `MISCONF`, `LOADING`, `READONLY`,
+//! `MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`; retryable: a leadership whose renewals meet
+//! them lapses as `Expired`, never `Revoked`), and
 //! `Protocol` for refused credentials or a key holding another program's data (the
 //! scripts check key types first and report `WRONGTYPE` with the key's name).
 //! `campaign` returns an `Unavailable` error instead of waiting while Redis cannot be
