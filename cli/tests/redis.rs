@@ -73,3 +73,52 @@ fn watch_streams_leader_changes() {
     let s = RedisServer::start().expect("server");
     scenarios::watch_streams_leader_changes(&backend(&s));
 }
+
+/// A server that refuses writes for a while (`NOREPLICAS`) stops the child, as a lapsed
+/// leadership must, but `--supervise` keeps going and leads again once the server takes
+/// writes (issue 16, item 2: it used to exit 76 on a "protocol error").
+#[test]
+fn supervise_rides_out_a_server_that_refuses_writes() {
+    use std::process::Stdio;
+    let s = RedisServer::start().expect("redis-server");
+    let (_dir, file) = common::scratch("runs");
+    let mut c = common::elector();
+    c.args(backend(&s))
+        .args(common::FAST)
+        .args(["--node-id", "n1", "run", "-e", "job", "--supervise", "--"])
+        .args(["bash", "-c", &common::record(&file, "exec sleep 1000")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut run = c.spawn().unwrap();
+    common::wait_until("the first child runs", || common::runs(&file).len() == 1);
+    let first = common::runs(&file)[0].epoch;
+    let config = |key: &str, value: &str| {
+        let o = std::process::Command::new("redis-cli")
+            .args([
+                "-p",
+                &s.addr().port().to_string(),
+                "CONFIG",
+                "SET",
+                key,
+                value,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    };
+    config("min-replicas-to-write", "1");
+    let child = common::runs(&file)[0].pid;
+    common::wait_until("the child is stopped: its leadership lapsed", || {
+        common::is_gone(child)
+    });
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "elector run gave up on a server that only refused writes for a while"
+    );
+    config("min-replicas-to-write", "0");
+    common::wait_until("a new child runs at a higher epoch", || {
+        common::runs(&file).last().is_some_and(|r| r.epoch > first)
+    });
+    assert!(run.try_wait().unwrap().is_none());
+    common::kill_all(std::slice::from_mut(&mut run));
+}
