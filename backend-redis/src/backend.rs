@@ -37,6 +37,7 @@ impl RedisBackend {
     pub async fn connect(config: RedisConfig, timing: LeaseTiming) -> Result<RedisBackend> {
         config.validate(&timing)?;
         let conn = Conn::connect(&config).await?;
+        refuse_cluster_nodes(&conn).await?;
         if config.keyspace_notifications {
             enable_expiry_events(&conn).await?;
         }
@@ -95,6 +96,28 @@ impl Backend for RedisBackend {
             self.listener.clone(),
             me,
         )))
+    }
+}
+
+/// Refuses a Redis Cluster node: the lease and epoch keys of an election live in different
+/// slots, and redirects (`MOVED`, `ASK`) are not followed, so it would work only by luck.
+/// A server that does not answer `INFO cluster` (ACLs) is taken as standalone.
+async fn refuse_cluster_nodes(conn: &Arc<Conn>) -> Result<()> {
+    let info: Result<String> = conn
+        .run(None, "INFO cluster", |mut c| async move {
+            redis::cmd("INFO").arg("cluster").query_async(&mut c).await
+        })
+        .await;
+    match info {
+        Ok(text) if text.lines().any(|l| l.trim() == "cluster_enabled:1") => Err(Error::config(
+            "redis.url",
+            format!(
+                "{} is a Redis Cluster node; the redis backend needs a standalone server or \
+                 Sentinel (cluster redirects are not followed)",
+                conn.address()
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 

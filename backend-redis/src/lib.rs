@@ -113,6 +113,9 @@
 //!   there as `Revoked`.
 //! - **Pauses are fenced, not prevented**: a holder paused past its deadline (GC, SIGSTOP)
 //!   may act late; only the epoch protects the resource then.
+//! - **No Redis Cluster.** An election's keys live in different slots and redirects are
+//!   not followed, so [`RedisBackend::connect`] refuses a cluster node (`Config` error on
+//!   `redis.url`); use a standalone server or Sentinel.
 //! - **Eviction.** A server with `maxmemory` set and a `maxmemory-policy` other than
 //!   `noeviction` may evict the lease key (it has a TTL, so even the `volatile-*` policies
 //!   pick it): another node is then elected while the holder leads until its next renewal.

@@ -99,3 +99,14 @@ async fn a_busy_script_and_oom_are_unavailable_too() {
     busy.await.unwrap();
     assert!(saw_busy, "the server never answered BUSY");
 }
+
+#[tokio::test]
+async fn a_redis_cluster_node_is_refused_at_connect_with_a_clear_message() {
+    let server = RedisServer::start_with(&["--cluster-enabled", "yes"]).expect("redis-server");
+    let e = election_redis::RedisBackend::connect(config(&server.url()), timing())
+        .await
+        .err()
+        .expect("a cluster node was accepted");
+    assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    assert!(e.to_string().contains("Redis Cluster"), "{e}");
+}

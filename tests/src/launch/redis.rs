@@ -33,6 +33,12 @@ impl RedisServer {
     /// `scripts/install-deps.sh` if the binary is missing; on a readiness timeout the
     /// error carries the end of the server log.
     pub fn start() -> io::Result<RedisServer> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with `extra` arguments for redis-server, such as
+    /// `["--cluster-enabled", "yes"]`.
+    pub fn start_with(extra: &[&str]) -> io::Result<RedisServer> {
         let program = find_binary("redis-server", "redis-server")?;
         retry_on_port_clash(|| {
             let dir = tempfile::Builder::new()
@@ -43,7 +49,10 @@ impl RedisServer {
             let spec = Spec {
                 what: format!("redis-server on {addr}"),
                 program: program.clone(),
-                args: args(addr, &data),
+                args: args(addr, &data)
+                    .into_iter()
+                    .chain(extra.iter().map(Into::into))
+                    .collect(),
                 log: dir.path().join("server.log"),
             };
             let inner = Instance::spawn(dir, data, addr, spec, READY)?;
