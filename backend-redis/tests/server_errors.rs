@@ -105,8 +105,7 @@ async fn a_redis_cluster_node_is_refused_at_connect_with_a_clear_message() {
     let server = RedisServer::start_with(&["--cluster-enabled", "yes"]).expect("redis-server");
     let e = election_redis::RedisBackend::connect(config(&server.url()), timing())
         .await
-        .err()
-        .expect("a cluster node was accepted");
+        .expect_err("a cluster node was accepted");
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(e.to_string().contains("Redis Cluster"), "{e}");
 }
