@@ -1,7 +1,7 @@
 //! The main error texts, byte for byte, with their exit codes. Operators grep for these
 //! and scripts match on them; a refactoring must not change a word. `{file}` stands for
 //! the config file the case writes. (The three "local agent" texts changed on purpose when
-//! the agent's hold protocol moved to its Unix socket, decision 106.)
+//! the agent's hold protocol moved to its Unix socket, decision 107.)
 
 #![cfg(all(
     feature = "raft",
