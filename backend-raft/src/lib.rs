@@ -59,7 +59,8 @@
 //! - **Resign hands over in about one round trip** to a campaigning follower, which is then
 //!   granted at once (its voters' promises start when they grant the vote).
 //! - Undecodable, unauthenticated and unknown-sender messages are dropped and counted,
-//!   never a panic ([`PeerStats`], [`decode`] is tested on random bytes).
+//!   never a panic ([`PeerStats`], [`decode`] is tested on random bytes and fuzzed:
+//!   `fuzz/fuzz_targets/raft_codec.rs`).
 //!
 //! - **Bounded state** (decision record 105). At most `max_elections` elections are held;
 //!   past it a new campaign fails with [`election_core::Error::TooManyElections`] and peers'
