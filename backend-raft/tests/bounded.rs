@@ -312,3 +312,82 @@ fn forget_schedule(seed: u64) -> Result<u64, String> {
     }
     Ok(sim.forgets)
 }
+
+/// §6's leader lease when this node ignored a claim: full, it acknowledged n2's heartbeat
+/// set without holding n2's election `e`, so it may have promised n2's lease there. Once it
+/// has room again, a vote request for `e` (from n3) is not granted within that promise, the
+/// next acknowledgement asks n2 for its whole set, and with it the node follows n2 in `e`.
+#[test]
+fn an_ignored_claim_is_never_voted_against_within_the_promise_and_is_learnt_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = StateFile::<HardState>::open(dir.path()).unwrap();
+    let t0 = Instant::now();
+    let mut node = Node::new(config(2, ms(1000)), t0, Vec::new()).unwrap();
+    let e = election(0);
+    let mut now = t0 + ms(200);
+    // Full with two other elections (votes given to n3).
+    for i in 1..=2 {
+        let m = Message::Vote {
+            election: election(i),
+            term: 1,
+            force: false,
+        };
+        node.handle_message(now, &id(2), m);
+    }
+    drain(&mut node, &mut file);
+    assert_eq!(node.tracked(), 2);
+    let heartbeat = |round, update| Message::Heartbeat {
+        round,
+        incarnation: 1,
+        version: 1,
+        update,
+    };
+    node.handle_message(
+        now,
+        &id(1),
+        heartbeat(1, Some(SetUpdate::Full(vec![(e.clone(), 3)]))),
+    );
+    assert_eq!(node.stats().ignored_elections, 1);
+    drain(&mut node, &mut file);
+    // n2 keeps heartbeating (nothing changed in its set) until the two are forgotten.
+    let mut round = 1;
+    while node.tracked() > 0 {
+        now += ms(50);
+        round += 1;
+        assert!(now < t0 + ms(5000), "never forgotten");
+        node.handle_message(now, &id(1), heartbeat(round, None));
+        node.handle_timeout(now);
+        drain(&mut node, &mut file);
+    }
+    // Room again, before n2's next heartbeat: n3 asks for a vote in `e`.
+    let m = Message::Vote {
+        election: e.clone(),
+        term: 9,
+        force: false,
+    };
+    node.handle_message(now, &id(2), m);
+    let answers = drain(&mut node, &mut file);
+    assert!(
+        answers.iter().all(|&(_, _, granted)| !granted),
+        "voted inside a promised lease: {answers:?}"
+    );
+    // n2's next heartbeat is answered "send the whole set".
+    now += ms(10);
+    node.handle_message(now, &id(1), heartbeat(round + 1, None));
+    let mut need_full = None;
+    while let Some(t) = node.poll_transmit() {
+        for m in t.messages {
+            if let Message::HeartbeatAck { need_full: f, .. } = m {
+                need_full = Some(f);
+            }
+        }
+    }
+    assert_eq!(need_full, Some(true));
+    node.handle_message(
+        now,
+        &id(1),
+        heartbeat(round + 2, Some(SetUpdate::Full(vec![(e.clone(), 9)]))),
+    );
+    drain(&mut node, &mut file);
+    assert_eq!(node.leader(&e), Some((id(1), 9)));
+}
