@@ -8,7 +8,8 @@ use bytes::Bytes;
 use election_core::{ElectionName, NodeId, Result};
 use election_peer::wire::DecodeError;
 use election_peer::{
-    CoreEvent, ElectionCore, PeerNode, PeerNodeConfig, PeerSettings, PersistedState, StateFormat,
+    CoreEvent, ElectionCore, Forget, PeerNode, PeerNodeConfig, PeerSettings, PersistedState,
+    StateFormat,
 };
 
 use crate::core::{HardState, Message, Node, NodeConfig};
@@ -47,11 +48,13 @@ impl PeerNodeConfig for BullyConfig {
         config: NodeConfig,
         now: Instant,
         state: &BTreeMap<ElectionName, HardState>,
+        floor: u64,
     ) -> Result<Node> {
-        Node::new(
+        Node::restore(
             config,
             now,
             state.iter().map(|(k, v)| (k.clone(), v.clone())),
+            floor,
         )
     }
 }
@@ -129,6 +132,22 @@ impl ElectionCore for Node {
 
     fn poll_persist(&mut self) -> Option<Vec<(ElectionName, HardState)>> {
         Node::poll_persist(self)
+    }
+
+    fn poll_forget(&mut self) -> Option<Forget> {
+        Node::poll_forget(self)
+    }
+
+    fn refuses_new(&self, election: &ElectionName) -> Option<usize> {
+        Node::refuses_new(self, election)
+    }
+
+    fn tracked(&self) -> usize {
+        Node::tracked(self)
+    }
+
+    fn ignored(&self) -> u64 {
+        Node::stats(self).ignored_elections
     }
 
     fn encode(messages: &[Message], max_len: usize) -> Vec<Bytes> {

@@ -75,6 +75,19 @@ pub struct BullyConfig {
     /// Mutual TLS instead of a shared secret. Default: none. Exactly one of `secret`,
     /// `secret_file` and `tls` must be set.
     pub tls: Option<TlsConfig>,
+    /// At most this many elections are held (kept in memory and in the state file) at
+    /// once. Default 20,000; at least 1. Past it a new local campaign fails with
+    /// [`Error::TooManyElections`] and peers' mentions of new elections are ignored (a
+    /// heartbeat entry is refused without a promise) and counted in
+    /// [`PeerStats::ignored_elections`](election_peer::PeerStats); see decision record 105.
+    pub max_elections: usize,
+    /// An election with no local candidate, no leader, no running promise and nothing to
+    /// persist is forgotten, memory and state file alike, once idle for this long (checked
+    /// every eighth of it). Default 10 min; at least `failure_timeout`. Its epoch raises
+    /// the node's persisted floor, above which every election it does not hold starts, so
+    /// a forgotten acceptance is never given twice at one epoch.
+    #[serde(with = "humantime_serde")]
+    pub forget_after: Duration,
 }
 
 impl Default for BullyConfig {
@@ -95,9 +108,16 @@ impl Default for BullyConfig {
             secret: None,
             secret_file: None,
             tls: None,
+            max_elections: DEFAULT_MAX_ELECTIONS,
+            forget_after: DEFAULT_FORGET_AFTER,
         }
     }
 }
+
+/// The default of [`BullyConfig::max_elections`].
+pub const DEFAULT_MAX_ELECTIONS: usize = 20_000;
+/// The default of [`BullyConfig::forget_after`]: 10 minutes.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(600);
 
 impl BullyConfig {
     /// How long one acknowledged heartbeat round lets a leader lead:
@@ -168,6 +188,21 @@ impl BullyConfig {
                 h(self.heartbeat)
             ),
         )?;
+        rule(
+            "max_elections",
+            self.max_elections > 0,
+            "must be greater than zero".into(),
+        )?;
+        rule(
+            "forget_after",
+            self.forget_after >= self.failure_timeout,
+            format!(
+                "forget_after ({}) must be at least failure_timeout ({}): an election \
+                 forgotten between two of its rounds would be created again at once",
+                h(self.forget_after),
+                h(self.failure_timeout)
+            ),
+        )?;
         check_auth(
             "bully",
             self.secret.is_some(),
@@ -214,6 +249,8 @@ impl BullyConfig {
             quorum: self.quorum,
             seed,
             incarnation,
+            max_elections: self.max_elections,
+            forget_after: self.forget_after,
         })
     }
 }

@@ -70,6 +70,17 @@
 //! everything that node saw, so a [`Fence`](election_core::Fence) refuses the lower one
 //! once the higher has written; when the sides meet again, the lower epoch steps down.
 //!
+//! **Bounded state** (decision record 105). At most `max_elections` elections are held;
+//! past it a new campaign fails with [`election_core::Error::TooManyElections`], peers'
+//! mentions of new names are ignored and counted ([`PeerStats::ignored_elections`]), and
+//! a heartbeat entry the node cannot hold is refused without a promise (so the leader does
+//! not count it). An election with no local candidate, no role, no known leader and no
+//! promise running is forgotten once idle for `forget_after`, state file included.
+//! Forgetting keeps "one leader accepted per epoch": the node persists a floor (the highest
+//! epoch at which it may have accepted a leader there) and every election it does not
+//! hold starts above it; a leader at or below that floor is refused there once, steps down
+//! and is elected again higher.
+//!
 //! # What is not guaranteed
 //!
 //! Process pauses break every timing rule (that is what epochs and fences are for).
@@ -101,6 +112,8 @@
 //! | `quorum` | `true` | the majority rule |
 //! | `rng_seed` | random | seed of the retry jitter |
 //! | `secret` / `secret_file` / `tls` | one required | peer authentication (HMAC-SHA256 or mutual TLS) |
+//! | `max_elections` | 20,000 | most elections held at once (memory and state file) |
+//! | `forget_after` | 10 min | an idle election is forgotten after this long |
 //!
 //! Unauthenticated frames never reach the core: the transport drops them, so an
 //! unauthenticated VICTORY is never seen. Dials to an unreachable peer back off up to
@@ -139,7 +152,7 @@ pub mod core;
 
 pub use adapter::BullyNode;
 pub use codec::{WIRE_VERSION, decode, encode};
-pub use config::BullyConfig;
+pub use config::{BullyConfig, DEFAULT_FORGET_AFTER, DEFAULT_MAX_ELECTIONS};
 pub use election_peer::wire::DecodeError;
 pub use election_peer::{PeerStats, Stall, TlsConfig};
 

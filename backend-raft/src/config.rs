@@ -67,6 +67,19 @@ pub struct RaftConfig {
     /// Mutual TLS instead of a shared secret. Default: none. Exactly one of `secret`,
     /// `secret_file` and `tls` must be set.
     pub tls: Option<TlsConfig>,
+    /// At most this many elections are held (kept in memory and in the state file) at
+    /// once. Default 20,000; at least 1. Past it a new local campaign fails with
+    /// [`Error::TooManyElections`] and peers' mentions of new elections are ignored
+    /// (counted in [`PeerStats::ignored_elections`](election_peer::PeerStats)); see
+    /// decision record 105.
+    pub max_elections: usize,
+    /// An election with no local candidate, no leader, no claim and no running promise is
+    /// forgotten, memory and state file alike, once idle for this long (checked every
+    /// eighth of it). Default 10 min; at least `election_timeout_max`. Its term raises the
+    /// node's persisted floor, above which every election it does not hold starts, so a
+    /// forgotten vote is never cast twice.
+    #[serde(with = "humantime_serde")]
+    pub forget_after: Duration,
 }
 
 impl Default for RaftConfig {
@@ -86,9 +99,16 @@ impl Default for RaftConfig {
             secret: None,
             secret_file: None,
             tls: None,
+            max_elections: DEFAULT_MAX_ELECTIONS,
+            forget_after: DEFAULT_FORGET_AFTER,
         }
     }
 }
+
+/// The default of [`RaftConfig::max_elections`].
+pub const DEFAULT_MAX_ELECTIONS: usize = 20_000;
+/// The default of [`RaftConfig::forget_after`]: 10 minutes.
+pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(600);
 
 impl RaftConfig {
     /// How long one quorum-acknowledged heartbeat round lets a leader lead:
@@ -161,6 +181,21 @@ impl RaftConfig {
                 h(self.heartbeat)
             ),
         )?;
+        rule(
+            "max_elections",
+            self.max_elections > 0,
+            "must be greater than zero".into(),
+        )?;
+        rule(
+            "forget_after",
+            self.forget_after >= self.election_timeout_max,
+            format!(
+                "forget_after ({}) must be at least election_timeout_max ({}): an election \
+                 forgotten between two of its rounds would be created again at once",
+                h(self.forget_after),
+                h(self.election_timeout_max)
+            ),
+        )?;
         check_auth(
             "raft",
             self.secret.is_some(),
@@ -206,6 +241,8 @@ impl RaftConfig {
             kill_grace: self.kill_grace,
             seed,
             incarnation,
+            max_elections: self.max_elections,
+            forget_after: self.forget_after,
         })
     }
 }
@@ -306,6 +343,32 @@ mod tests {
             ..valid()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn max_elections_and_forget_after_are_checked() {
+        assert_eq!(valid().max_elections, 20_000);
+        assert_eq!(valid().forget_after, Duration::from_secs(600));
+        let c = RaftConfig {
+            max_elections: 0,
+            ..valid()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("raft.max_elections"), "{err}");
+        let c = RaftConfig {
+            forget_after: Duration::from_millis(10),
+            ..valid()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("raft.forget_after"), "{err}");
+        let c: RaftConfig = serde_json::from_str(
+            r#"{"node_id":"a","secret":"0123456789abcdef","max_elections":5,"forget_after":"1m"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.max_elections, c.forget_after),
+            (5, Duration::from_secs(60))
+        );
     }
 
     #[test]

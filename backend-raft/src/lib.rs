@@ -59,7 +59,17 @@
 //! - **Resign hands over in about one round trip** to a campaigning follower, which is then
 //!   granted at once (its voters' promises start when they grant the vote).
 //! - Undecodable, unauthenticated and unknown-sender messages are dropped and counted,
-//!   never a panic ([`PeerStats`], [`decode`] is tested on random bytes).
+//!   never a panic ([`PeerStats`], [`decode`] is tested on random bytes and fuzzed:
+//!   `fuzz/fuzz_targets/raft_codec.rs`).
+//!
+//! - **Bounded state** (decision record 105). At most `max_elections` elections are held;
+//!   past it a new campaign fails with [`election_core::Error::TooManyElections`] and peers'
+//!   mentions of new names are ignored and counted ([`PeerStats::ignored_elections`]). An
+//!   election with no local candidate, no role, no leader or claim of a peer heard within
+//!   `forget_after`, and no promise running is forgotten once idle for `forget_after`,
+//!   state file included. Forgetting keeps one vote per term: the node persists a floor
+//!   (the highest term it may have voted in there) and every election it does not hold
+//!   starts above it.
 //!
 //! # What is not guaranteed
 //!
@@ -68,6 +78,9 @@
 //!   than `clock_drift`, can act as leader after a new leader exists: fence with the epoch.
 //! - Losing a node's data dir lets it vote twice in a term: restore it, or give the node a
 //!   new id.
+//! - A leader whose term is at or below the floor of a member that does not hold its
+//!   election (that member forgot it, e.g. after a partition longer than `forget_after`)
+//!   is refused there once and steps down; it is elected again at a higher term.
 //! - The default timings are fast: on an overloaded machine (a starved process, timers
 //!   late by more than `clock_drift`) leases lapse and leaders change more often; raise
 //!   the timings together (see decision record 030).
@@ -88,6 +101,8 @@
 //! | `kill_grace` | 50 ms | SIGTERM → SIGKILL time the CLI gives a guarded child |
 //! | `rng_seed` | random | seed of the election-timeout RNG |
 //! | `secret` / `secret_file` / `tls` | one required | peer authentication |
+//! | `max_elections` | 20,000 | most elections held at once (memory and state file) |
+//! | `forget_after` | 10 min | an idle election is forgotten after this long |
 //!
 //! The transport's reconnect backoff is capped at `election_timeout_max`, so a member that
 //! comes back can vote within an election or two.
@@ -143,7 +158,7 @@ pub mod core;
 
 pub use adapter::RaftNode;
 pub use codec::{WIRE_VERSION, decode, encode};
-pub use config::RaftConfig;
+pub use config::{DEFAULT_FORGET_AFTER, DEFAULT_MAX_ELECTIONS, RaftConfig};
 pub use election_peer::wire::DecodeError;
 pub use election_peer::{PeerStats, Stall, TlsConfig};
 

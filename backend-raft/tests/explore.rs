@@ -93,8 +93,13 @@ impl SimBackend for NoMargin {
         <Raft as SimBackend>::restarted(c, incarnation, seed_add);
     }
 
-    fn new_node(c: NodeConfig, now: Instant, state: Vec<(ElectionName, HardState)>) -> Node {
-        <Raft as SimBackend>::new_node(c, now, state)
+    fn new_node(
+        c: NodeConfig,
+        now: Instant,
+        state: Vec<(ElectionName, HardState)>,
+        floor: u64,
+    ) -> Node {
+        <Raft as SimBackend>::new_node(c, now, state, floor)
     }
 
     fn timings(c: &NodeConfig) -> Timings {

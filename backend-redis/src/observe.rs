@@ -152,27 +152,62 @@ pub(crate) fn observe(lease: Lease, listener: Arc<Listener>) -> LeaderStream {
     }))
 }
 
+/// Entries the notifier may hold before it first drops those no one waits on.
+const PRUNE_AT_LEAST: usize = 64;
+
 /// Per-election change counters, and whether the subscription is live.
+///
+/// Bounded by the waiters: an entry lives while a campaign or an observer holds a receiver
+/// of it (they hold one exactly while they wait for a push). Entries no one holds are
+/// dropped when a push for them arrives, and all at once whenever the map has doubled
+/// since the last such sweep, so pushes and names that come and go cannot grow it
+/// (issue 14; decision record 105).
 #[derive(Debug)]
-struct Notifier {
-    elections: Mutex<HashMap<String, watch::Sender<u64>>>,
+pub(crate) struct Notifier {
+    elections: Mutex<Entries>,
     subscribed: watch::Sender<bool>,
 }
 
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<String, watch::Sender<u64>>,
+    /// Sweep the unheld entries once the map holds this many.
+    prune_at: usize,
+}
+
 impl Notifier {
-    fn new() -> Notifier {
+    pub(crate) fn new() -> Notifier {
         Notifier {
-            elections: Mutex::new(HashMap::new()),
+            elections: Mutex::new(Entries {
+                map: HashMap::new(),
+                prune_at: PRUNE_AT_LEAST,
+            }),
             subscribed: watch::channel(false).0,
         }
     }
 
     /// As [`Listener::changes`].
-    fn changes(&self, election: &ElectionName) -> watch::Receiver<u64> {
-        let mut map = self.elections.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(election.as_str().to_owned())
+    pub(crate) fn changes(&self, election: &ElectionName) -> watch::Receiver<u64> {
+        let mut entries = self.elections.lock().unwrap_or_else(|p| p.into_inner());
+        if !entries.map.contains_key(election.as_str()) && entries.map.len() >= entries.prune_at {
+            entries.map.retain(|_, tx| tx.receiver_count() > 0);
+            entries.prune_at = (entries.map.len() * 2).max(PRUNE_AT_LEAST);
+        }
+        entries
+            .map
+            .entry(election.as_str().to_owned())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
+    }
+
+    /// How many elections have an entry.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.elections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
     }
 
     /// As [`Listener::subscribed`].
@@ -180,16 +215,23 @@ impl Notifier {
         *self.subscribed.borrow()
     }
 
-    fn bump(&self, election: &str) {
-        let map = self.elections.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = map.get(election) {
-            tx.send_modify(|n| *n = n.wrapping_add(1));
+    pub(crate) fn bump(&self, election: &str) {
+        let mut entries = self.elections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = entries.map.get(election) {
+            if tx.receiver_count() == 0 {
+                // No one waits on it: a later waiter subscribes afresh and reads first.
+                entries.map.remove(election);
+            } else {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
     }
 
     fn bump_all(&self) {
-        let map = self.elections.lock().unwrap_or_else(|p| p.into_inner());
-        for tx in map.values() {
+        let mut entries = self.elections.lock().unwrap_or_else(|p| p.into_inner());
+        entries.map.retain(|_, tx| tx.receiver_count() > 0);
+        entries.prune_at = (entries.map.len() * 2).max(PRUNE_AT_LEAST);
+        for tx in entries.map.values() {
             tx.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
@@ -284,5 +326,51 @@ async fn run_session(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(i: usize) -> ElectionName {
+        ElectionName::new(format!("job-{i}")).unwrap()
+    }
+
+    /// Issue 14: 100,000 distinct names through the notifier (a waiter each, then a push
+    /// each) while ten elections keep live waiters: the entries stay bounded by the live
+    /// waiters, not by the names seen.
+    #[test]
+    fn entries_are_kept_only_for_live_waiters_over_100_000_names() {
+        let n = Notifier::new();
+        let live: Vec<watch::Receiver<u64>> = (0..10).map(|i| n.changes(&name(i))).collect();
+        let mut most = 0;
+        for i in 10..100_010 {
+            let rx = n.changes(&name(i));
+            n.bump(name(i).as_str());
+            assert!(rx.has_changed().unwrap(), "a live waiter is woken");
+            drop(rx);
+            // Pushes for elections no one has waited on create nothing.
+            n.bump(&format!("other-{i}"));
+            most = most.max(n.len());
+        }
+        assert!(
+            most <= 2 * live.len() + PRUNE_AT_LEAST,
+            "at most {most} entries for {} live waiters",
+            live.len()
+        );
+        println!(
+            "notifier: 100000 names, {} live waiters, at most {most} entries, {} at the end",
+            live.len(),
+            n.len()
+        );
+        // The live waiters still get their pushes.
+        for (i, rx) in live.iter().enumerate() {
+            n.bump(name(i).as_str());
+            assert!(rx.has_changed().unwrap());
+        }
+        // A resubscription wakes everyone still waiting and drops the rest.
+        n.set_subscribed(true);
+        assert_eq!(n.len(), live.len());
     }
 }

@@ -86,6 +86,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The node already keeps state for its configured maximum of elections and refuses a
+    /// new one. Idle elections are forgotten after a while, so a later attempt may
+    /// succeed; raising `max_elections` is the lasting fix.
+    #[error(
+        "{backend}: cannot start election {election}: this node already holds its maximum of \
+         {limit} elections (setting {backend}.max_elections); idle ones are forgotten after \
+         {backend}.forget_after"
+    )]
+    TooManyElections {
+        /// Backend kind.
+        backend: &'static str,
+        /// The refused election.
+        election: ElectionName,
+        /// The configured maximum.
+        limit: usize,
+    },
+
     /// The elector, or the backend connection behind it, was shut down.
     #[error("{backend}: the elector for {election} is closed")]
     Closed {
@@ -107,7 +124,7 @@ fn for_election(e: &Option<ElectionName>) -> String {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// Retry later: the backend is unreachable or slow.
+    /// Retry later: the backend is unreachable or slow, or holds its maximum of elections.
     Unavailable,
     /// Fix the configuration or input.
     Config,
@@ -125,7 +142,7 @@ impl Error {
     /// The class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Unavailable { .. } | Error::TooManyElections { .. } => ErrorKind::Unavailable,
             Error::Config { .. } | Error::InvalidName { .. } => ErrorKind::Config,
             Error::Protocol { .. } => ErrorKind::Protocol,
             Error::Lost { .. } => ErrorKind::Lost,

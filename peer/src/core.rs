@@ -54,6 +54,17 @@ pub trait ElectionCore: Send + 'static {
     fn poll_event(&mut self) -> Option<CoreEvent>;
     /// State changes that must be durable before the pending messages are sent.
     fn poll_persist(&mut self) -> Option<Vec<(ElectionName, Self::HardState)>>;
+    /// Elections forgotten since the last call and the node-wide floor (the highest number
+    /// of every election forgotten so far): the driver removes them from the state file and
+    /// records the floor in one atomic compaction, before the step's messages are sent.
+    fn poll_forget(&mut self) -> Option<Forget>;
+    /// `Some(limit)` when `election` is not held and the core already holds `limit`
+    /// elections (`max_elections`): a new local campaign is refused.
+    fn refuses_new(&self, election: &ElectionName) -> Option<usize>;
+    /// How many elections the core holds state for.
+    fn tracked(&self) -> usize;
+    /// Peer mentions of elections the core ignored because it held `max_elections`.
+    fn ignored(&self) -> u64;
     /// Encodes `messages` into payloads of at most `max_len` bytes each.
     fn encode(messages: &[Self::Message], max_len: usize) -> Vec<Bytes>;
     /// Decodes one payload.
@@ -61,6 +72,15 @@ pub trait ElectionCore: Send + 'static {
     /// # Errors
     /// The payload is not a well-formed batch of this core's messages.
     fn decode(payload: &[u8]) -> Result<Vec<Self::Message>, Self::DecodeError>;
+}
+
+/// Elections a core forgot, and the floor that keeps forgetting safe (decision record 105).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forget {
+    /// The highest term or epoch of every election forgotten so far, on this node.
+    pub floor: u64,
+    /// The elections to remove from the state file.
+    pub elections: Vec<ElectionName>,
 }
 
 /// What a core tells its driver. Epochs are the leadership epochs (Raft's terms).

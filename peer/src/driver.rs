@@ -180,6 +180,14 @@ impl<C: ElectionCore> Driver<C> {
                 id,
                 reply,
             } => {
+                if let Some(limit) = self.core.refuses_new(&election) {
+                    let _ = reply.send(Err(Error::TooManyElections {
+                        backend: C::KIND,
+                        election,
+                        limit,
+                    }));
+                    return;
+                }
                 if !self.core.campaign(now, &election) {
                     let _ = reply.send(Err(Error::config(
                         format!("{}.voters_only", C::KIND),
@@ -287,6 +295,8 @@ impl<C: ElectionCore> Driver<C> {
         if !C::EVENTS_BEFORE_SEND {
             self.events();
         }
+        self.inner
+            .note_core_stats(self.core.tracked(), self.core.ignored());
     }
 
     fn events(&mut self) {
@@ -302,11 +312,23 @@ impl<C: ElectionCore> Driver<C> {
         while let Some(batch) = self.core.poll_persist() {
             changes.extend(batch);
         }
-        if changes.is_empty() {
+        let mut forget: Vec<ElectionName> = Vec::new();
+        let mut floor = 0;
+        while let Some(f) = self.core.poll_forget() {
+            floor = floor.max(f.floor);
+            forget.extend(f.elections);
+        }
+        for e in &forget {
+            // The core knew no leader there: an unobserved entry goes with it.
+            self.inner.release_leader(e, 0);
+        }
+        if changes.is_empty() && forget.is_empty() && floor <= self.state.floor() {
             return true;
         }
         let state = &mut self.state;
-        let save = move || state.save(changes);
+        // Forgotten first, then the changes: a name forgotten and created again since the
+        // last flush keeps its new state.
+        let save = move || state.save_and_forget(changes, &forget, floor);
         // fsync blocks: on a multi-threaded runtime, let other tasks move meanwhile.
         let result = match tokio::runtime::Handle::current().runtime_flavor() {
             tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(save),

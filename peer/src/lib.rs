@@ -28,6 +28,11 @@
 //!   this process wakes up inside it.
 //! - **Crash-safe state file.** Appends are fsynced; compactions are atomic (temporary file,
 //!   fsync, rename, directory fsync); a torn last line is ignored, never acted on.
+//! - **Bounded state.** The core holds at most its `max_elections` and forgets idle ones
+//!   ([`ElectionCore::poll_forget`]); the driver removes them from the state file and
+//!   records the core's floor in one atomic compaction, before the step's messages go out.
+//!   The handle publishes leaders only for elections whose leader the core knows or that an
+//!   elector or stream observes (decision record 105).
 //! - Unauthenticated frames never reach the core: the transport drops them. Undecodable
 //!   payloads are counted ([`PeerStats::decode_errors`]) and dropped.
 //!
@@ -77,7 +82,7 @@ pub mod sim;
 pub mod test_support;
 pub mod wire;
 
-pub use crate::core::{CoreEvent, ElectionCore};
+pub use crate::core::{CoreEvent, ElectionCore, Forget};
 pub use driver::EXTEND_EVERY_ROUND_UP_TO;
 pub use node::{PeerNode, PeerNodeConfig, PeerStats, Stall};
 pub use persist::{PersistedState, StateFile, StateFormat};

@@ -28,6 +28,11 @@ use crate::settings::PeerSettings;
 pub struct PeerStats {
     /// Authenticated payloads that did not decode (another wire version, corruption).
     pub decode_errors: u64,
+    /// Elections the core holds state for (at most `max_elections`, plus those loaded
+    /// from the state file at start).
+    pub elections: u64,
+    /// Peer mentions of new elections ignored because the core held `max_elections`.
+    pub ignored_elections: u64,
     /// The transport's counters (refused, oversized, unauthenticated frames, ...).
     pub transport: TransportStats,
 }
@@ -59,7 +64,8 @@ pub trait PeerNodeConfig {
     /// # Errors
     /// As [`validate`](Self::validate).
     fn peer_settings(&self) -> Result<PeerSettings>;
-    /// Builds the core at `now` from its settings and the persisted state.
+    /// Builds the core at `now` from its settings, the persisted state and the persisted
+    /// floor ([`StateFile::floor`]).
     ///
     /// # Errors
     /// [`Error::Config`] for what the core refuses.
@@ -67,6 +73,7 @@ pub trait PeerNodeConfig {
         config: Self::CoreConfig,
         now: Instant,
         state: &BTreeMap<ElectionName, <Self::Core as ElectionCore>::HardState>,
+        floor: u64,
     ) -> Result<Self::Core>;
 }
 
@@ -88,13 +95,32 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     next_id: AtomicU64,
     decode_errors: AtomicU64,
+    elections: AtomicU64,
+    ignored_elections: AtomicU64,
     /// How long `try_campaign` waits for an election to conclude.
     try_window: std::time::Duration,
 }
 
 impl Inner {
+    /// Publishes the leader of `election` to its electors and observers. Entries exist for
+    /// every election whose leader the core knows (bounded by `max_elections`) and for
+    /// observed ones: "no leader" needs no entry, so an unobserved one is dropped then.
     pub(crate) fn set_leader(&self, election: &ElectionName, info: Option<LeaderInfo>) {
-        let tx = self.leader_tx(election);
+        let tx = {
+            let mut map = self.leaders.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(election) {
+                Some(tx) if info.is_none() && tx.receiver_count() == 0 => {
+                    map.remove(election);
+                    return;
+                }
+                Some(tx) => tx.clone(),
+                None if info.is_none() => return,
+                None => {
+                    drop(map);
+                    self.leader_tx(election)
+                }
+            }
+        };
         tx.send_if_modified(|cur| {
             let same = match (cur.as_ref(), info.as_ref()) {
                 (Some(a), Some(b)) => a.node == b.node && a.epoch == b.epoch,
@@ -113,6 +139,29 @@ impl Inner {
         map.entry(election.clone())
             .or_insert_with(|| watch::channel(None).0)
             .clone()
+    }
+
+    /// Drops the entry of `election` if it says "no leader" (what a missing entry says)
+    /// and no elector or stream observes it any more (`keep` receivers are about to be
+    /// dropped by the caller).
+    pub(crate) fn release_leader(&self, election: &ElectionName, keep: usize) {
+        let mut map = self.leaders.lock().unwrap_or_else(|e| e.into_inner());
+        if map
+            .get(election)
+            .is_some_and(|tx| tx.receiver_count() <= keep && tx.borrow().is_none())
+        {
+            map.remove(election);
+        }
+    }
+
+    /// The number of elections with a live elector or observer.
+    fn observed(&self) -> usize {
+        self.leaders.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub(crate) fn note_core_stats(&self, tracked: usize, ignored: u64) {
+        self.elections.store(tracked as u64, Ordering::Relaxed);
+        self.ignored_elections.store(ignored, Ordering::Relaxed);
     }
 
     pub(crate) fn count_decode_error(&self) {
@@ -176,14 +225,14 @@ impl<C: ElectionCore> PeerNode<C> {
             .rng_seed()
             .unwrap_or(nanos ^ (u64::from(std::process::id()) << 32));
         let core_config = config.core_config(seed, nanos)?;
-        PeerNode::start_with(config.peer_settings()?, |state| {
-            K::new_core(core_config, Instant::now(), state)
+        PeerNode::start_with(config.peer_settings()?, |state, floor| {
+            K::new_core(core_config, Instant::now(), state, floor)
         })
         .await
     }
 
     /// Reads the state file in `settings.data_dir`, listens on `settings.listen`, builds
-    /// the core with `make_core` from the persisted state, and starts the driver.
+    /// the core with `make_core` from the persisted state and floor, and starts the driver.
     ///
     /// # Errors
     /// [`Error::Config`] for an unreadable secret or TLS file, a corrupt state file, or
@@ -191,7 +240,7 @@ impl<C: ElectionCore> PeerNode<C> {
     /// bound.
     pub async fn start_with(
         settings: PeerSettings,
-        make_core: impl FnOnce(&BTreeMap<ElectionName, C::HardState>) -> Result<C>,
+        make_core: impl FnOnce(&BTreeMap<ElectionName, C::HardState>, u64) -> Result<C>,
     ) -> Result<PeerNode<C>> {
         let kind = C::KIND;
         let me = settings.me.clone();
@@ -210,7 +259,7 @@ impl<C: ElectionCore> PeerNode<C> {
             other => Error::config(kind, format!("{other} (listen {listen})")),
         })?;
         let local_addr = transport.local_addr();
-        let core = make_core(state.state())?;
+        let core = make_core(state.state(), state.floor())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             kind,
@@ -221,6 +270,8 @@ impl<C: ElectionCore> PeerNode<C> {
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             decode_errors: AtomicU64::new(0),
+            elections: AtomicU64::new(0),
+            ignored_elections: AtomicU64::new(0),
             try_window: settings.try_window,
         });
         let driver = Driver::new(
@@ -258,8 +309,16 @@ impl<C: ElectionCore> PeerNode<C> {
     pub fn stats(&self) -> PeerStats {
         PeerStats {
             decode_errors: self.inner.decode_errors.load(Ordering::Relaxed),
+            elections: self.inner.elections.load(Ordering::Relaxed),
+            ignored_elections: self.inner.ignored_elections.load(Ordering::Relaxed),
             transport: self.transport.stats(),
         }
+    }
+
+    /// How many elections have a live elector or observer on this handle (the entries
+    /// that publish leader changes; others keep none).
+    pub fn observed_elections(&self) -> usize {
+        self.inner.observed()
     }
 
     /// Stops gracefully: every leadership this node holds ends (its `lost()` resolves
@@ -342,6 +401,13 @@ struct PeerElector {
     inner: Arc<Inner>,
     name: ElectionName,
     leader: watch::Receiver<Option<LeaderInfo>>,
+}
+
+impl Drop for PeerElector {
+    fn drop(&mut self) {
+        // Our own receiver is still alive here: keep the entry only for other observers.
+        self.inner.release_leader(&self.name, 1);
+    }
 }
 
 /// Withdraws a campaign when its future is dropped before it completes.

@@ -3,8 +3,16 @@
 //!
 //! ```text
 //! <header>
+//! #floor <number>                      (only once an election was forgotten)
 //! <election> <number> <node id or ->
 //! ```
+//! The floor is the highest number (term, epoch) of every election this node has
+//! forgotten ([`StateFile::save_and_forget`]); an election created afterwards starts above
+//! it, so forgetting never lets a node vote or accept twice at one number (decision record
+//! 105). Forgetting always compacts, so the floor and the removals become durable together.
+//! `#` cannot start an election name, and a binary that predates the floor refuses such a
+//! file as corrupt rather than reading it without its floor.
+//!
 //! Changes are appended as lines (a later line for the same election wins) and fsynced
 //! before [`StateFile::save`] returns. When the appended lines outnumber the elections
 //! (plus 4096), the file is compacted: written whole to a temporary file, fsynced, renamed
@@ -19,6 +27,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use election_core::{ElectionName, Error, NodeId, Result};
+
+/// The start of the floor line.
+const FLOOR: &str = "#floor ";
 
 /// Appended lines allowed beyond the number of elections before a compaction.
 const COMPACT_SLACK: usize = 4096;
@@ -52,6 +63,8 @@ pub trait PersistedState: Clone + Send + 'static {
 pub struct StateFile<H> {
     dir: PathBuf,
     state: BTreeMap<ElectionName, H>,
+    /// The highest number of every forgotten election.
+    floor: u64,
     /// Open for appending, once the first save has compacted the file.
     append: Option<fs::File>,
     /// Lines appended since the last compaction.
@@ -75,7 +88,7 @@ impl<H: PersistedState> StateFile<H> {
             )
         })?;
         let path = dir.join(format.file);
-        let state = match fs::read_to_string(&path) {
+        let (state, floor) = match fs::read_to_string(&path) {
             Ok(text) => parse(&text).map_err(|why| {
                 Error::config(
                     format.setting,
@@ -86,7 +99,7 @@ impl<H: PersistedState> StateFile<H> {
                     ),
                 )
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), 0),
             Err(e) => {
                 return Err(Error::config(
                     format.setting,
@@ -97,6 +110,7 @@ impl<H: PersistedState> StateFile<H> {
         Ok(StateFile {
             dir: dir.to_owned(),
             state,
+            floor,
             append: None,
             appended: 0,
             compact_slack: COMPACT_SLACK,
@@ -106,6 +120,37 @@ impl<H: PersistedState> StateFile<H> {
     /// The state as loaded.
     pub fn state(&self) -> &BTreeMap<ElectionName, H> {
         &self.state
+    }
+
+    /// The highest number (term, epoch) of every election forgotten so far: an election
+    /// this node does not hold must start above it.
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// Removes `forget`, raises the floor to `floor` (never lowers it), then merges
+    /// `changes` (so a name both forgotten and changed keeps its change), and makes it all
+    /// durable with one atomic compaction before returning.
+    ///
+    /// # Errors
+    /// Writing or syncing failed; nothing may be durable (the old file stays whole).
+    pub fn save_and_forget(
+        &mut self,
+        changes: Vec<(ElectionName, H)>,
+        forget: &[ElectionName],
+        floor: u64,
+    ) -> std::io::Result<()> {
+        if forget.is_empty() && floor <= self.floor {
+            return self.save(changes);
+        }
+        for e in forget {
+            self.state.remove(e);
+        }
+        self.floor = self.floor.max(floor);
+        for (e, hs) in changes {
+            self.state.insert(e, hs);
+        }
+        self.compact()
     }
 
     /// Merges `changes` and makes them durable before returning.
@@ -139,6 +184,11 @@ impl<H: PersistedState> StateFile<H> {
         let mut text = String::with_capacity(32 + self.state.len() * 40);
         text.push_str(format.header);
         text.push('\n');
+        if self.floor > 0 {
+            text.push_str(FLOOR);
+            text.push_str(itoa(self.floor, &mut [0u8; 20]));
+            text.push('\n');
+        }
         for (e, hs) in &self.state {
             push_line(&mut text, e, hs);
         }
@@ -181,12 +231,15 @@ fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[i..]).expect("ASCII digits")
 }
 
-fn parse<H: PersistedState>(text: &str) -> std::result::Result<BTreeMap<ElectionName, H>, String> {
+type Parsed<H> = (BTreeMap<ElectionName, H>, u64);
+
+fn parse<H: PersistedState>(text: &str) -> std::result::Result<Parsed<H>, String> {
     let header = H::FORMAT.header;
     if text.lines().next() != Some(header) {
         return Err(format!("the first line is not {header:?}"));
     }
     let mut out = BTreeMap::new();
+    let mut floor = 0;
     // A partial last line is an append cut short by a crash, never synced: ignore it.
     let complete = if text.ends_with('\n') {
         text
@@ -196,6 +249,11 @@ fn parse<H: PersistedState>(text: &str) -> std::result::Result<BTreeMap<Election
     let lines = complete.lines().skip(1);
     for (n, line) in lines.enumerate() {
         let bad = |why: &str| format!("line {}: {why}", n + 2);
+        if let Some(number) = line.strip_prefix(FLOOR) {
+            let f = number.parse::<u64>().map_err(|x| bad(&x.to_string()))?;
+            floor = floor.max(f);
+            continue;
+        }
         let mut parts = line.split(' ');
         let (Some(e), Some(number), Some(node), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -210,7 +268,7 @@ fn parse<H: PersistedState>(text: &str) -> std::result::Result<BTreeMap<Election
         };
         out.insert(e, H::from_parts(number, node));
     }
-    Ok(out)
+    Ok((out, floor))
 }
 
 #[cfg(test)]
@@ -286,6 +344,52 @@ mod tests {
         let f = StateFile::<Hs>::open(dir.path()).unwrap();
         assert_eq!(f.state().len(), 2);
         assert_eq!(f.state()[&ElectionName::new("nightly").unwrap()].term, 9);
+    }
+
+    #[test]
+    fn forgotten_elections_leave_the_file_and_the_floor_survives_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StateFile::<Hs>::open(dir.path()).unwrap();
+        let name = |i: u32| ElectionName::new(format!("e{i}")).unwrap();
+        f.save(
+            (0..100)
+                .map(|i| {
+                    (
+                        name(i),
+                        Hs {
+                            term: 3,
+                            vote: None,
+                        },
+                    )
+                })
+                .collect(),
+        )
+        .unwrap();
+        let len_full = fs::metadata(dir.path().join("test-state")).unwrap().len();
+        let forget: Vec<ElectionName> = (0..99).map(name).collect();
+        // e5 is forgotten and re-created in the same batch: its change wins.
+        f.save_and_forget(
+            vec![(
+                name(5),
+                Hs {
+                    term: 9,
+                    vote: None,
+                },
+            )],
+            &forget,
+            3,
+        )
+        .unwrap();
+        let again = StateFile::<Hs>::open(dir.path()).unwrap();
+        assert_eq!(again.floor(), 3);
+        assert_eq!(again.state().len(), 2);
+        assert_eq!(again.state()[&name(5)].term, 9);
+        let len_small = fs::metadata(dir.path().join("test-state")).unwrap().len();
+        assert!(len_small * 10 < len_full, "{len_small} vs {len_full}");
+        // The floor never goes down.
+        let mut again = again;
+        again.save_and_forget(Vec::new(), &[name(99)], 1).unwrap();
+        assert_eq!(StateFile::<Hs>::open(dir.path()).unwrap().floor(), 3);
     }
 
     #[test]

@@ -109,11 +109,13 @@ pub trait SimBackend: Sized + 'static {
     fn set_voters_only(config: &mut Self::Config, voters_only: BTreeSet<NodeId>);
     /// The configuration a node restarts with: its incarnation and its seed change.
     fn restarted(config: &mut Self::Config, incarnation: u64, seed_add: u64);
-    /// A node, from its persisted state.
+    /// A node, from its persisted state and floor (the highest number of the elections it
+    /// forgot).
     fn new_node(
         config: Self::Config,
         now: Instant,
         state: Vec<(ElectionName, <Self::Node as ElectionCore>::HardState)>,
+        floor: u64,
     ) -> Self::Node;
     /// The timings the safety argument rests on (the gap between two leases not ended by
     /// a resign, the clock-drift bound the simulator keeps within, the lease length).
@@ -214,6 +216,14 @@ pub struct Sim<B: SimBackend> {
     pub nodes: Vec<Option<B::Node>>,
     /// Each node's persisted state.
     pub disk: Vec<BTreeMap<ElectionName, <B::Node as ElectionCore>::HardState>>,
+    /// Each node's persisted floor (the highest number of the elections it forgot).
+    pub floors: Vec<u64>,
+    /// Each node's last persisted state of every election it forgot: what it persists for
+    /// the same name later is checked against it ([`SimBackend::check_persist`]), so that
+    /// forgetting cannot hide a second vote or a term going back.
+    pub forgotten: Vec<BTreeMap<ElectionName, <B::Node as ElectionCore>::HardState>>,
+    /// Elections forgotten, over all nodes.
+    pub forgets: u64,
     restarts: Vec<u64>,
     queue: BinaryHeap<Reverse<(Duration, u64)>>,
     in_flight: HashMap<u64, InFlight<B::Message>>,
@@ -305,7 +315,7 @@ impl<B: SimBackend> Sim<B> {
         let n = configs.len();
         let nodes = configs
             .iter()
-            .map(|c| Some(B::new_node(c.clone(), t0, Vec::new())))
+            .map(|c| Some(B::new_node(c.clone(), t0, Vec::new(), 0)))
             .collect();
         Sim {
             seed,
@@ -315,6 +325,9 @@ impl<B: SimBackend> Sim<B> {
             configs,
             nodes,
             disk: vec![BTreeMap::new(); n],
+            floors: vec![0; n],
+            forgotten: vec![BTreeMap::new(); n],
+            forgets: 0,
             restarts: vec![0; n],
             queue: BinaryHeap::new(),
             in_flight: HashMap::new(),
@@ -520,7 +533,7 @@ impl<B: SimBackend> Sim<B> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        self.nodes[n] = Some(B::new_node(cfg, self.node_now(n), state));
+        self.nodes[n] = Some(B::new_node(cfg, self.node_now(n), state, self.floors[n]));
         self.note(|| format!("n{} restart", n + 1));
     }
 
@@ -788,6 +801,11 @@ impl<B: SimBackend> Sim<B> {
         while let Some(batch) = node.poll_persist() {
             persisted.extend(batch);
         }
+        let mut forgotten = Vec::new();
+        while let Some(f) = node.poll_forget() {
+            self.floors[n] = self.floors[n].max(f.floor);
+            forgotten.extend(f.elections);
+        }
         let mut transmits = Vec::new();
         while let Some(t) = node.poll_transmit() {
             transmits.push(t);
@@ -796,9 +814,19 @@ impl<B: SimBackend> Sim<B> {
         while let Some(e) = node.poll_event() {
             events.push(e);
         }
+        // As the driver does: forgotten first, then the changes.
+        for e in forgotten {
+            self.forgets += 1;
+            if let Some(old) = self.disk[n].remove(&e) {
+                self.forgotten[n].insert(e, old);
+            }
+        }
         for (e, hs) in persisted {
             if let Some(old) = self.disk[n].get(&e) {
                 B::check_persist(n, &e, old, &hs)?;
+            } else if let Some(old) = self.forgotten[n].get(&e) {
+                B::check_persist(n, &e, old, &hs)
+                    .map_err(|why| format!("{why} (after forgetting {e})"))?;
             }
             self.disk[n].insert(e, hs);
         }

@@ -118,6 +118,22 @@ impl ElectionCore for Scripted {
         None
     }
 
+    fn poll_forget(&mut self) -> Option<election_peer::Forget> {
+        None
+    }
+
+    fn refuses_new(&self, _: &ElectionName) -> Option<usize> {
+        None
+    }
+
+    fn tracked(&self) -> usize {
+        0
+    }
+
+    fn ignored(&self) -> u64 {
+        0
+    }
+
     fn encode(_: &[()], _: usize) -> Vec<Bytes> {
         Vec::new()
     }
@@ -141,7 +157,7 @@ async fn start(dir: &std::path::Path, log: Arc<Mutex<Vec<&'static str>>>) -> Pee
         try_window: Duration::from_secs(1),
         half_lease: LEASE / 2,
     };
-    PeerNode::start_with(settings, |_| {
+    PeerNode::start_with(settings, |_, _| {
         Ok(Scripted {
             me,
             events: VecDeque::new(),

@@ -16,6 +16,8 @@
 //!   SIGKILL and restarts (data kept or emptied) as faults.
 //! - [`proxy`]: [`FaultProxy`](proxy::FaultProxy), which passes, blackholes, delays or
 //!   resets each direction of TCP traffic, changed at runtime.
+//! - [`flood`]: [`Flood`](flood::Flood), idle and slow-loris TCP connections against one
+//!   port from chosen loopback source addresses, for starvation tests.
 //! - [`history`]: [`History`](history::History), a thread-safe record of grants, losses,
 //!   resignations and fenced writes, and a checker for double grants, falling epochs,
 //!   overlapping holders and stale writes accepted.
@@ -85,6 +87,7 @@
 
 pub mod chaos;
 pub mod conformance;
+pub mod flood;
 pub mod history;
 pub mod launch;
 pub mod proxy;

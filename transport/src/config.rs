@@ -19,6 +19,12 @@ pub const DEFAULT_SEND_QUEUE_LEN: usize = 1024;
 pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_millis(50);
 /// Default [`TransportConfig::reconnect_max`]: 2 s.
 pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(2);
+/// Default [`TransportConfig::handshake_timeout`]: 2 s.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default [`TransportConfig::max_handshakes`]: 64 connections.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
+/// Default [`TransportConfig::max_handshakes_per_source`]: 8 connections.
+pub const DEFAULT_MAX_HANDSHAKES_PER_SOURCE: usize = 8;
 /// Shortest accepted [`Secret`], in bytes.
 pub const MIN_SECRET_LEN: usize = 16;
 
@@ -51,6 +57,25 @@ pub struct TransportConfig {
     /// Longest delay between reconnection attempts. Default 2 s ([`DEFAULT_RECONNECT_MAX`]).
     /// Bounds how long a restarted peer waits for our messages.
     pub reconnect_max: Duration,
+    /// Longest time a TCP connect plus the whole handshake may take, either side; an
+    /// incoming connection that has not authenticated by then is closed, however slowly it
+    /// keeps sending. Default 2 s ([`DEFAULT_HANDSHAKE_TIMEOUT`]); above zero. A handshake
+    /// is two round trips (shared secret) or three (TLS, with certificate checks): a few
+    /// milliseconds on a LAN, so 2 s leaves a wide margin for a starved process or a
+    /// 200 ms WAN round trip while keeping each idle connection's cost short.
+    pub handshake_timeout: Duration,
+    /// Most incoming connections that have not finished authenticating, in total.
+    /// Default 64 ([`DEFAULT_MAX_HANDSHAKES`]); at least `max_handshakes_per_source`.
+    /// Authenticated peers never count: their connections are always admitted. A new
+    /// connection past the cap displaces the oldest unauthenticated one that has not yet
+    /// sent a valid first handshake frame (or, failing that, the oldest), so idle or
+    /// slow-loris connections cannot keep a real peer out.
+    pub max_handshakes: usize,
+    /// Most incoming connections that have not finished authenticating from one source IP
+    /// address. Default 8 ([`DEFAULT_MAX_HANDSHAKES_PER_SOURCE`]); at least 1. Past it a
+    /// new connection from that address displaces that address's oldest pending one, as
+    /// above: a flood from one address cannot touch other addresses' handshakes.
+    pub max_handshakes_per_source: usize,
 }
 
 impl TransportConfig {
@@ -70,6 +95,9 @@ impl TransportConfig {
             send_queue_len: DEFAULT_SEND_QUEUE_LEN,
             reconnect_min: DEFAULT_RECONNECT_MIN,
             reconnect_max: DEFAULT_RECONNECT_MAX,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshakes: DEFAULT_MAX_HANDSHAKES,
+            max_handshakes_per_source: DEFAULT_MAX_HANDSHAKES_PER_SOURCE,
         }
     }
 
@@ -108,6 +136,21 @@ impl TransportConfig {
                 format!(
                     "is {:?}; it must be above zero and at most reconnect_max ({:?})",
                     self.reconnect_min, self.reconnect_max
+                ),
+            ));
+        }
+        if self.handshake_timeout.is_zero() {
+            return Err(Error::config("handshake_timeout", "must be above zero"));
+        }
+        if self.max_handshakes_per_source == 0
+            || self.max_handshakes < self.max_handshakes_per_source
+        {
+            return Err(Error::config(
+                "max_handshakes",
+                format!(
+                    "max_handshakes ({}) must be at least max_handshakes_per_source ({}), \
+                     which must be at least 1",
+                    self.max_handshakes, self.max_handshakes_per_source
                 ),
             ));
         }
@@ -238,6 +281,32 @@ mod tests {
     fn defaults_are_valid() {
         config().validate().unwrap();
         assert_eq!(config().max_frame_len, 1 << 20);
+    }
+
+    #[test]
+    fn handshake_limits_are_checked() {
+        let c = config();
+        assert_eq!(c.handshake_timeout, Duration::from_secs(2));
+        assert_eq!((c.max_handshakes, c.max_handshakes_per_source), (64, 8));
+        let mut c = config();
+        c.handshake_timeout = Duration::ZERO;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("handshake_timeout")
+        );
+        let mut c = config();
+        c.max_handshakes = 4;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("max_handshakes")
+        );
+        let mut c = config();
+        c.max_handshakes_per_source = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

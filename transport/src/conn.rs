@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use election_core::NodeId;
@@ -14,9 +14,6 @@ use crate::codec::{Frame, FrameDecoder, FrameError, MIN_MAX_FRAME_LEN, NONCE_LEN
 use crate::mac::{FrameMac, Transcript};
 use crate::tls::{self, TlsContext};
 use crate::{Error, Result, Secret};
-
-/// Longest time a TCP connect plus the whole handshake may take, either side.
-pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A byte stream: plain TCP or TLS over TCP.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -201,7 +198,7 @@ impl Outgoing {
 }
 
 /// Connects to peer `to` at `addr` and authenticates both ways. The caller bounds the
-/// time with [`HANDSHAKE_TIMEOUT`].
+/// time with [`TransportConfig::handshake_timeout`](crate::TransportConfig::handshake_timeout).
 pub(crate) async fn dial(ctx: &ConnContext, to: &NodeId, addr: &str) -> Result<Outgoing> {
     let io_err = |what, source| Error::Io {
         peer: Some(to.clone()),
@@ -314,8 +311,15 @@ impl Incoming {
 }
 
 /// Authenticates a connection a peer dialed. The caller bounds the time with
-/// [`HANDSHAKE_TIMEOUT`].
-pub(crate) async fn accept(ctx: &ConnContext, tcp: TcpStream, addr: String) -> Result<Incoming> {
+/// [`TransportConfig::handshake_timeout`](crate::TransportConfig::handshake_timeout).
+/// `hello` turns true once the first handshake frame arrived whole and names a configured
+/// peer (such a connection is displaced last).
+pub(crate) async fn accept(
+    ctx: &ConnContext,
+    tcp: TcpStream,
+    addr: String,
+    hello: &AtomicBool,
+) -> Result<Incoming> {
     let _ = tcp.set_nodelay(true);
     let (stream, cert): (Box<dyn Stream>, _) = match &ctx.auth {
         AuthContext::Secret(_) => (Box::new(tcp), None),
@@ -345,6 +349,7 @@ pub(crate) async fn accept(ctx: &ConnContext, tcp: TcpStream, addr: String) -> R
         });
     }
     io.peer = Some(from.clone());
+    hello.store(true, Ordering::Relaxed);
     if to != ctx.me {
         return Err(Error::Misaddressed {
             peer: from,

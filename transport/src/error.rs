@@ -108,7 +108,7 @@ pub enum Error {
     },
 
     /// A step of connecting took longer than allowed.
-    #[error("{} at {addr}: {what} timed out after {secs} s", PeerName(.peer))]
+    #[error("{} at {addr}: {what} timed out after {millis} ms", PeerName(.peer))]
     Timeout {
         /// The peer, once known.
         peer: Option<NodeId>,
@@ -116,8 +116,8 @@ pub enum Error {
         addr: String,
         /// The step.
         what: &'static str,
-        /// The limit, in seconds.
-        secs: u64,
+        /// The limit, in milliseconds.
+        millis: u64,
     },
 
     /// The peer broke the protocol's order (such as data before the handshake ended).

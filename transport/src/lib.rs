@@ -71,9 +71,22 @@
 //! | `send_queue_len` | 1024 | messages queued per peer; drops the oldest when full |
 //! | `reconnect_min` | 50 ms | first reconnection delay; doubles per failure, with jitter |
 //! | `reconnect_max` | 2 s | longest reconnection delay |
+//! | `handshake_timeout` | 2 s | a TCP connect plus the whole handshake, either side |
+//! | `max_handshakes` | 64 | unauthenticated incoming connections, in total |
+//! | `max_handshakes_per_source` | 8 | unauthenticated incoming connections from one IP address |
 //!
-//! Fixed: a TCP connect plus handshake must finish within 5 s, and handshake frames are
-//! limited to 1 KiB (so an unauthenticated peer cannot make a node buffer a large frame); a
+//! **Idle and slow connections cannot starve peers.** Only connections that have not
+//! authenticated count against the caps; authenticated peers are always admitted (each
+//! peer's newest connection supersedes its older ones, so they stay few). A connection that
+//! has not authenticated within `handshake_timeout` is closed however slowly it keeps
+//! sending (a slow-loris), and a new connection past a cap displaces the oldest pending one
+//! that has not yet sent a valid first frame (else the oldest), from its own address when
+//! that address holds its share. So a flood of idle connections costs at most
+//! `max_handshakes` file descriptors and cannot keep a real peer's handshake (a few round
+//! trips) out; a flood from one address cannot touch other addresses at all
+//! ([`TransportStats::handshakes_displaced`], [`TransportStats::handshake_timeouts`]).
+//!
+//! Fixed: handshake frames are limited to 1 KiB (so an unauthenticated peer cannot make a node buffer a large frame); a
 //! write stalled for 5 s drops the connection; the inbox holds
 //! [`INBOX_LEN`] messages; [`Transport::shutdown`] drains queues for up to
 //! [`SHUTDOWN_GRACE`].
@@ -97,7 +110,8 @@ pub use codec::{
     PROTOCOL_VERSION, TAG_LEN,
 };
 pub use config::{
-    Auth, DEFAULT_MAX_FRAME_LEN, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN,
+    Auth, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_FRAME_LEN, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_HANDSHAKES_PER_SOURCE, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN,
     DEFAULT_SEND_QUEUE_LEN, MIN_SECRET_LEN, Secret, TlsFiles, TransportConfig,
 };
 pub use election_core::NodeId;

@@ -62,6 +62,13 @@ counters! {
     /// Outgoing connection attempts that failed before completing (refused, timed out,
     /// rejected).
     connect_failures,
+    /// Incoming connections closed because they had not authenticated within
+    /// [`TransportConfig::handshake_timeout`](crate::TransportConfig::handshake_timeout).
+    handshake_timeouts,
+    /// Incoming connections closed, unauthenticated, to make room for a newer one (the
+    /// caps [`TransportConfig::max_handshakes`](crate::TransportConfig::max_handshakes)
+    /// and `max_handshakes_per_source`).
+    handshakes_displaced,
 }
 
 impl Counters {

@@ -1,9 +1,10 @@
 //! The tokio driver: a listener, one dialing task per peer, one task per incoming
 //! connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,11 +12,11 @@ use bytes::{Bytes, BytesMut};
 use election_core::NodeId;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::backoff::Backoff;
 use crate::codec::{FrameDecoder, FrameError};
-use crate::conn::{self, AuthContext, ConnContext, HANDSHAKE_TIMEOUT, Outgoing};
+use crate::conn::{self, AuthContext, ConnContext, Outgoing};
 use crate::queue::SendQueue;
 use crate::stats::Counters;
 use crate::{Auth, Error, Result, TransportConfig, TransportStats, tls};
@@ -44,6 +45,94 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     max_payload_len: usize,
     reconnect: (Duration, Duration),
+    handshake_timeout: Duration,
+    /// Incoming connections that have not authenticated yet.
+    pending: Mutex<Pending>,
+    max_handshakes: usize,
+    max_handshakes_per_source: usize,
+}
+
+/// One incoming connection still in its handshake.
+struct Handshake {
+    source: IpAddr,
+    /// Set once its first handshake frame arrived whole, naming a configured peer.
+    hello: Arc<AtomicBool>,
+    /// `None` until its task is spawned.
+    abort: Option<AbortHandle>,
+}
+
+/// The unauthenticated incoming connections, oldest first, and how many each source
+/// address holds. Authenticated connections are never in it: they are always admitted.
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    by_age: BTreeMap<u64, Handshake>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+impl Pending {
+    fn insert(&mut self, source: IpAddr, hello: Arc<AtomicBool>) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        self.by_age.insert(
+            id,
+            Handshake {
+                source,
+                hello,
+                abort: None,
+            },
+        );
+        *self.per_source.entry(source).or_default() += 1;
+        id
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Handshake> {
+        let h = self.by_age.remove(&id)?;
+        if let Some(n) = self.per_source.get_mut(&h.source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&h.source);
+            }
+        }
+        Some(h)
+    }
+
+    /// The handshake to close to make room for one more from `source`, if a cap is
+    /// reached: from that source when it holds its share, else from anyone; among those,
+    /// the oldest that sent no valid first frame yet, else the oldest.
+    fn victim(&self, source: IpAddr, total: usize, per_source: usize) -> Option<u64> {
+        let from_source = self.per_source.get(&source).copied().unwrap_or(0) >= per_source;
+        if !from_source && self.by_age.len() < total {
+            return None;
+        }
+        let candidates = || {
+            self.by_age
+                .iter()
+                .filter(move |(_, h)| !from_source || h.source == source)
+        };
+        candidates()
+            .find(|(_, h)| !h.hello.load(Ordering::Relaxed))
+            .or_else(|| candidates().next())
+            .map(|(&id, _)| id)
+    }
+}
+
+/// Takes an incoming connection out of [`Shared::pending`] when its handshake ends
+/// (authenticated, failed, timed out or aborted).
+struct PendingGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        let mut pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        pending.remove(self.id);
+    }
 }
 
 impl Shared {
@@ -168,6 +257,10 @@ impl Transport {
             shutdown: watch::channel(false).0,
             max_payload_len: config.max_payload_len(),
             reconnect: (config.reconnect_min, config.reconnect_max),
+            handshake_timeout: config.handshake_timeout,
+            pending: Mutex::new(Pending::default()),
+            max_handshakes: config.max_handshakes,
+            max_handshakes_per_source: config.max_handshakes_per_source,
         });
         let (inbox_tx, rx) = mpsc::channel(INBOX_LEN);
         let mut tasks = JoinSet::new();
@@ -239,21 +332,19 @@ impl Transport {
 }
 
 /// Accepts connections until shutdown; each runs in its own task, aborted with this one.
+///
+/// Connections that have not authenticated are capped, per source address and in total
+/// (`max_handshakes_per_source`, `max_handshakes`); a new one past a cap displaces the
+/// oldest pending one that has not sent a valid first frame (else the oldest), so a flood of
+/// idle or slow connections cannot keep a real peer's handshake out. Authenticated
+/// connections are not counted: each peer's newest one supersedes its older ones.
 async fn listen(shared: Arc<Shared>, listener: TcpListener, inbox: mpsc::Sender<(NodeId, Bytes)>) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut conns = JoinSet::new();
-    // Enough for every peer to reconnect a few times over while old connections time out,
-    // and a bound on what a flood of unauthenticated connections can cost.
-    let max_conns = 64 + 4 * shared.ctx.peers.len();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, addr)) if conns.len() < max_conns => {
-                    conns.spawn(serve(shared.clone(), tcp, addr, inbox.clone()));
-                }
-                Ok((_, addr)) => {
-                    tracing::warn!(node = %shared.ctx.me, %addr, "refused connection: {max_conns} connections already open");
-                }
+                Ok((tcp, addr)) => admit(&shared, &mut conns, tcp, addr, &inbox),
                 Err(e) => {
                     // Usually out of file descriptors: wait instead of spinning.
                     tracing::warn!(node = %shared.ctx.me, "accepting a peer connection failed: {e}");
@@ -266,26 +357,79 @@ async fn listen(shared: Arc<Shared>, listener: TcpListener, inbox: mpsc::Sender<
     }
 }
 
+/// Starts serving a new incoming connection, displacing a pending one first if a cap is
+/// reached.
+fn admit(
+    shared: &Arc<Shared>,
+    conns: &mut JoinSet<()>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    inbox: &mpsc::Sender<(NodeId, Bytes)>,
+) {
+    let source = addr.ip();
+    let hello = Arc::new(AtomicBool::new(false));
+    let id = {
+        let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(victim) = pending.victim(
+            source,
+            shared.max_handshakes,
+            shared.max_handshakes_per_source,
+        ) && let Some(h) = pending.remove(victim)
+        {
+            if let Some(abort) = h.abort {
+                abort.abort();
+            }
+            Counters::add(&shared.stats.handshakes_displaced, 1);
+            tracing::debug!(node = %shared.ctx.me, %addr, displaced = %h.source, "too many unauthenticated connections: closed the oldest");
+        }
+        pending.insert(source, hello.clone())
+    };
+    let guard = PendingGuard {
+        shared: shared.clone(),
+        id,
+    };
+    let abort = conns.spawn(serve(
+        shared.clone(),
+        tcp,
+        addr,
+        inbox.clone(),
+        guard,
+        hello,
+    ));
+    let mut pending = shared.pending.lock().unwrap_or_else(|e| e.into_inner());
+    // Gone already if its handshake ended meanwhile.
+    if let Some(h) = pending.by_age.get_mut(&id) {
+        h.abort = Some(abort);
+    }
+}
+
 /// Authenticates one incoming connection and delivers its messages to the inbox.
 async fn serve(
     shared: Arc<Shared>,
     tcp: TcpStream,
     addr: SocketAddr,
     inbox: mpsc::Sender<(NodeId, Bytes)>,
+    guard: PendingGuard,
+    hello: Arc<AtomicBool>,
 ) {
+    let timeout = shared.handshake_timeout;
     let handshake = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        conn::accept(&shared.ctx, tcp, addr.to_string()),
+        timeout,
+        conn::accept(&shared.ctx, tcp, addr.to_string(), &hello),
     );
-    let mut incoming = match handshake.await {
+    let outcome = handshake.await;
+    // Authenticated or not, it no longer counts against the caps.
+    drop(guard);
+    let mut incoming = match outcome {
         Ok(Ok(incoming)) => incoming,
         Ok(Err(e)) => return shared.record(&e, false),
         Err(_) => {
+            Counters::add(&shared.stats.handshake_timeouts, 1);
             let e = Error::Timeout {
                 peer: None,
                 addr: addr.to_string(),
                 what: "the incoming handshake",
-                secs: HANDSHAKE_TIMEOUT.as_secs(),
+                millis: timeout.as_millis() as u64,
             };
             return shared.record(&e, false);
         }
@@ -356,8 +500,10 @@ async fn dial_loop(shared: Arc<Shared>, peer: NodeId, addr: String, queue: Arc<S
         if shared.is_shut_down() {
             return;
         }
-        let attempt =
-            tokio::time::timeout(HANDSHAKE_TIMEOUT, conn::dial(&shared.ctx, &peer, &addr));
+        let attempt = tokio::time::timeout(
+            shared.handshake_timeout,
+            conn::dial(&shared.ctx, &peer, &addr),
+        );
         match attempt.await {
             Ok(Ok(outgoing)) => {
                 let since = tokio::time::Instant::now();
@@ -385,7 +531,7 @@ async fn dial_loop(shared: Arc<Shared>, peer: NodeId, addr: String, queue: Arc<S
                     peer: Some(peer.clone()),
                     addr: addr.clone(),
                     what: "connecting",
-                    secs: HANDSHAKE_TIMEOUT.as_secs(),
+                    millis: shared.handshake_timeout.as_millis() as u64,
                 };
                 shared.record(&e, true);
             }
@@ -437,7 +583,7 @@ async fn pump(
                     peer: conn.io.peer.clone(),
                     addr: conn.io.addr.clone(),
                     what: "writing (the peer stopped reading)",
-                    secs: WRITE_TIMEOUT.as_secs(),
+                    millis: WRITE_TIMEOUT.as_millis() as u64,
                 });
             }
         }

@@ -68,13 +68,16 @@ pub(super) struct Election {
     /// Candidates whose ELECTION this node refused out of loyalty to a live leader: they
     /// get a granting acknowledgement as soon as that loyalty ends.
     pub(super) refused: Members,
+    /// The last time this election was mentioned or seen busy (see `Node::sweep`).
+    pub(super) last_active: Instant,
 }
 
 impl Election {
-    pub(super) fn new(name: ElectionName, now: Instant) -> Self {
+    /// A new election at `epoch` (0, or above the node's floor after it forgot elections).
+    pub(super) fn new(name: ElectionName, now: Instant, epoch: EpochNo) -> Self {
         Election {
             name,
-            epoch: 0,
+            epoch,
             accepted: None,
             role: Role::Follower,
             leader: None,
@@ -84,6 +87,7 @@ impl Election {
             hold_until: None,
             quiet_until: None,
             refused: 0,
+            last_active: now,
         }
     }
 

@@ -42,6 +42,12 @@ pub struct NodeConfig {
     /// A number that differs between runs of this node's process (heartbeat rounds restart
     /// with it).
     pub incarnation: u64,
+    /// At most this many elections are held at once (see
+    /// [`BullyConfig::max_elections`](crate::BullyConfig::max_elections)).
+    pub max_elections: usize,
+    /// An idle election is forgotten after this long (see
+    /// [`BullyConfig::forget_after`](crate::BullyConfig::forget_after)).
+    pub forget_after: Duration,
 }
 
 impl NodeConfig {
@@ -69,4 +75,9 @@ pub struct CoreStats {
     pub unknown_sender: u64,
     /// VICTORY or heartbeat entries refused (stale epoch, loyalty to a live leader).
     pub refused_victories: u64,
+    /// Mentions of elections this node does not hold, ignored (heartbeat entries: refused
+    /// without a promise) because it held `max_elections`.
+    pub ignored_elections: u64,
+    /// Idle elections forgotten.
+    pub forgotten: u64,
 }

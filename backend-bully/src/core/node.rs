@@ -11,6 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use super::election::{Election, Members, Role, bit};
 use election_peer::CoreEvent;
 
+use election_peer::Forget;
+
 use super::{CoreStats, EpochNo, HardState, Message, NodeConfig, Transmit};
 
 /// At most this many heartbeat rounds are remembered while waiting for acknowledgements.
@@ -57,8 +59,19 @@ pub struct Node {
     booted: Instant,
     budget: Duration,
     margin: Duration,
+    /// Election slots; forgotten ones are reused (`free`), so this never outgrows the
+    /// most elections held at once.
     elections: Vec<Election>,
     by_name: HashMap<ElectionName, usize>,
+    free: Vec<usize>,
+    /// The highest epoch at which this node may have accepted a leader in an election it
+    /// forgot (persisted): an election it does not hold starts at `floor + 1` (0 while the
+    /// floor is 0), so it never accepts two leaders at one epoch.
+    floor: EpochNo,
+    /// Forgotten since the last `poll_forget`.
+    forgotten: Vec<ElectionName>,
+    /// When idle elections are looked for next.
+    next_sweep: Option<Instant>,
     /// When each member last sent us anything.
     heard: Vec<Option<Instant>>,
     // --- Leader side, shared by every election this node leads. ---
@@ -84,6 +97,23 @@ impl Node {
         now: Instant,
         state: impl IntoIterator<Item = (ElectionName, HardState)>,
     ) -> Result<Node> {
+        Node::restore(cfg, now, state, 0)
+    }
+
+    /// As [`new`](Self::new), with the persisted `floor`: the highest epoch of every
+    /// election this node forgot ([`poll_forget`](Self::poll_forget)).
+    pub fn restore(
+        cfg: NodeConfig,
+        now: Instant,
+        state: impl IntoIterator<Item = (ElectionName, HardState)>,
+        floor: EpochNo,
+    ) -> Result<Node> {
+        if cfg.max_elections == 0 {
+            return Err(Error::config(
+                "bully.max_elections",
+                "must be greater than zero",
+            ));
+        }
         if !cfg.members.contains(&cfg.me) {
             return Err(Error::config(
                 "bully.peers",
@@ -115,6 +145,10 @@ impl Node {
             me,
             elections: Vec::new(),
             by_name: HashMap::new(),
+            free: Vec::new(),
+            floor,
+            forgotten: Vec::new(),
+            next_sweep: None,
             heard: vec![None; cfg.members.len()],
             led: BTreeSet::new(),
             round: 0,
@@ -126,8 +160,10 @@ impl Node {
             stats: CoreStats::default(),
             cfg,
         };
+        // Held elections are all loaded, even beyond `max_elections` (a lowered setting):
+        // the idle ones are forgotten at the first sweeps.
         for (name, hard) in state {
-            let i = node.election(&name, now);
+            let i = node.create(&name, now);
             let e = &mut node.elections[i];
             e.epoch = hard.epoch;
             e.accepted = hard.leader;
@@ -190,12 +226,15 @@ impl Node {
     /// Starts campaigning in `election`. With no live leader known, an election is held
     /// soon (after a short random delay); otherwise this node waits for the leader to fail
     /// or to resign: a higher node never preempts a live leader. Returns `false` if this
-    /// node is a voter that never campaigns.
+    /// node is a voter that never campaigns, or if `election` is new and this node already
+    /// holds `max_elections` ([`refuses_new`](Self::refuses_new) tells which).
     pub fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool {
         if !self.can_campaign {
             return false;
         }
-        let i = self.election(election, now);
+        let Some(i) = self.election(election, now) else {
+            return false;
+        };
         if self.elections[i].campaigning {
             return true;
         }
@@ -298,7 +337,10 @@ impl Node {
                 granted,
             } => self.on_election_ack(now, p, &election, epoch, granted),
             Message::Victory { election, epoch } => {
-                let i = self.election(&election, now);
+                let Some(i) = self.election(&election, now) else {
+                    self.stats.ignored_elections += 1;
+                    return true;
+                };
                 if self.accept(i, p, epoch, now).is_err() {
                     self.stats.refused_victories += 1;
                 }
@@ -323,6 +365,9 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.next_heartbeat.is_some_and(|t| t <= now) {
             self.send_round(now);
+        }
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.sweep(now);
         }
         for i in 0..self.elections.len() {
             if self.deadline(i).is_none_or(|d| d > now) {
@@ -388,6 +433,50 @@ impl Node {
         )
     }
 
+    /// Elections forgotten since the last call, with the floor to persist: remove them from
+    /// the state file and record the floor, atomically, before sending the next transmits.
+    #[must_use]
+    pub fn poll_forget(&mut self) -> Option<Forget> {
+        if self.forgotten.is_empty() {
+            return None;
+        }
+        Some(Forget {
+            floor: self.floor,
+            elections: std::mem::take(&mut self.forgotten),
+        })
+    }
+
+    /// How many elections this node holds state for.
+    pub fn tracked(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// `Some(max_elections)` when `election` is not held and this node already holds
+    /// `max_elections` elections: a campaign there is refused.
+    pub fn refuses_new(&self, election: &ElectionName) -> Option<usize> {
+        (!self.by_name.contains_key(election) && self.by_name.len() >= self.cfg.max_elections)
+            .then_some(self.cfg.max_elections)
+    }
+
+    /// The highest epoch of every election this node forgot.
+    pub fn floor(&self) -> EpochNo {
+        self.floor
+    }
+
+    /// The elections this node holds state for.
+    pub fn elections(&self) -> impl Iterator<Item = &ElectionName> {
+        self.live().map(|i| &self.elections[i].name)
+    }
+
+    /// The slots of held elections, in slot order.
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        self.elections
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| self.by_name.get(&e.name) == Some(i))
+            .map(|(i, _)| i)
+    }
+
     /// The next batch of messages for one peer.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -410,7 +499,10 @@ impl Node {
     /// The instant at which [`handle_timeout`](Self::handle_timeout) must be called next.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.next_heartbeat;
+        let mut next = match (self.next_heartbeat, self.next_sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for i in 0..self.elections.len() {
             if let Some(d) = self.deadline(i) {
                 next = Some(next.map_or(d, |n| n.min(d)));
@@ -425,7 +517,11 @@ impl Node {
     /// election (unless it is loyal to a live leader); a leader answers with its VICTORY;
     /// everyone else acknowledges, saying whether it would follow a new leader now.
     fn on_election(&mut self, now: Instant, p: usize, election: ElectionName, _epoch: EpochNo) {
-        let i = self.election(&election, now);
+        let Some(i) = self.election(&election, now) else {
+            // Full: no answer (the candidate retries; with the quorum rule it needs others).
+            self.stats.ignored_elections += 1;
+            return;
+        };
         if let Role::Leader { epoch, .. } = self.elections[i].role {
             self.send(p, Message::Victory { election, epoch });
             return;
@@ -512,7 +608,13 @@ impl Node {
     ) {
         let mut rejects = Vec::new();
         for (name, epoch) in leads {
-            let i = self.election(&name, now);
+            let Some(i) = self.election(&name, now) else {
+                // Full: refuse without a promise. Epoch 0 is below every leader's, so the
+                // leader only stops counting this node there; it does not step down.
+                self.stats.ignored_elections += 1;
+                rejects.push((name, 0));
+                continue;
+            };
             if let Err(mine) = self.accept(i, p, epoch, now) {
                 self.stats.refused_victories += 1;
                 rejects.push((name, mine));
@@ -974,14 +1076,105 @@ impl Node {
         }
     }
 
-    fn election(&mut self, name: &ElectionName, now: Instant) -> usize {
+    /// The slot of `name`, created if new and fewer than `max_elections` are held; `None`
+    /// when full. A mention counts as activity.
+    fn election(&mut self, name: &ElectionName, now: Instant) -> Option<usize> {
         if let Some(&i) = self.by_name.get(name) {
-            return i;
+            self.elections[i].last_active = now;
+            return Some(i);
         }
-        let i = self.elections.len();
-        self.elections.push(Election::new(name.clone(), now));
+        if self.by_name.len() >= self.cfg.max_elections {
+            return None;
+        }
+        Some(self.create(name, now))
+    }
+
+    /// Creates election `name` (not held yet), whatever the limit, at an epoch above every
+    /// epoch of the elections this node forgot: nothing at or below the floor is accepted
+    /// there again (at most one leader accepted per epoch survives forgetting).
+    fn create(&mut self, name: &ElectionName, now: Instant) -> usize {
+        let epoch = if self.floor == 0 { 0 } else { self.floor + 1 };
+        let e = Election::new(name.clone(), now, epoch);
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.elections[i] = e;
+                i
+            }
+            None => {
+                self.elections.push(e);
+                self.elections.len() - 1
+            }
+        };
         self.by_name.insert(name.clone(), i);
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now + self.sweep_every());
+        }
         i
+    }
+
+    /// How often idle elections are looked for: an eighth of `forget_after`.
+    fn sweep_every(&self) -> Duration {
+        (self.cfg.forget_after / 8).max(Duration::from_millis(1))
+    }
+
+    /// Whether election `i` must be kept whatever its age: a local candidate, a role, a
+    /// known or recently heard leader, a promise (hold or quiet time) still running, or
+    /// state not yet persisted. (Candidates refused out of loyalty are not a reason: their
+    /// early re-acknowledgement is only an optimisation, they retry anyway.)
+    fn busy(&self, i: usize, now: Instant) -> bool {
+        let e = &self.elections[i];
+        e.campaigning
+            || !matches!(e.role, Role::Follower)
+            || e.leader.is_some()
+            || e.last_heard.is_some()
+            || e.hold_until.is_some_and(|h| now < h)
+            || e.quiet_until.is_some_and(|q| now < q)
+            || self.dirty.contains(&i)
+            || self.led.contains(&i)
+    }
+
+    /// Forgets every election idle for `forget_after` (checked every `sweep_every`: it goes
+    /// once idle for `forget_after` to `forget_after` plus two sweep intervals). Its epoch
+    /// raises the floor; the driver removes it from the state file.
+    fn sweep(&mut self, now: Instant) {
+        let every = self.sweep_every();
+        let live: Vec<usize> = self.live().collect();
+        let mut forgot = false;
+        for i in live {
+            if self.busy(i, now) {
+                self.elections[i].last_active = now;
+                continue;
+            }
+            if now < self.elections[i].last_active + self.cfg.forget_after + every {
+                continue;
+            }
+            let e = &mut self.elections[i];
+            // The floor covers every epoch at which this node may have accepted a leader
+            // there: the current one if it accepted one at it, the ones below otherwise.
+            // (An election created at `floor + 1` and forgotten unchanged leaves the floor
+            // where it was.)
+            let accepted_up_to = if e.accepted.is_some() {
+                e.epoch
+            } else {
+                e.epoch.saturating_sub(1)
+            };
+            self.floor = self.floor.max(accepted_up_to);
+            let name = e.name.clone();
+            e.accepted = None;
+            self.by_name.remove(&name);
+            self.free.push(i);
+            self.forgotten.push(name);
+            self.stats.forgotten += 1;
+            forgot = true;
+        }
+        if forgot {
+            tracing::debug!(node = %self.cfg.me, held = self.by_name.len(), floor = self.floor, "forgot idle elections");
+        }
+        if self.by_name.is_empty() {
+            self.elections.clear();
+            self.free.clear();
+        }
+        self.next_sweep = (!self.by_name.is_empty()).then(|| now + every);
     }
 
     fn set_leader(&mut self, i: usize, leader: Option<(usize, EpochNo)>) {

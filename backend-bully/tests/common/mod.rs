@@ -32,6 +32,8 @@ pub fn default_config(me: &NodeId, members: &BTreeSet<NodeId>, seed: u64) -> Nod
         kill_grace: d.kill_grace,
         seed,
         incarnation: 1,
+        max_elections: d.max_elections,
+        forget_after: d.forget_after,
     }
 }
 
@@ -68,8 +70,13 @@ impl SimBackend for Bully {
         config.seed = config.seed.wrapping_add(seed_add);
     }
 
-    fn new_node(config: NodeConfig, now: Instant, state: Vec<(ElectionName, HardState)>) -> Node {
-        Node::new(config, now, state).unwrap()
+    fn new_node(
+        config: NodeConfig,
+        now: Instant,
+        state: Vec<(ElectionName, HardState)>,
+        floor: u64,
+    ) -> Node {
+        Node::restore(config, now, state, floor).unwrap()
     }
 
     fn timings(config: &NodeConfig) -> Timings {
@@ -120,6 +127,15 @@ impl SimBackend for Bully {
                 n + 1,
                 hs.epoch,
                 old.epoch
+            ));
+        }
+        if hs.epoch == old.epoch && old.leader.is_some() && hs.leader != old.leader {
+            return Err(format!(
+                "n{} accepted {:?} at epoch {} in {e} after {:?}: two leaders accepted at one epoch",
+                n + 1,
+                hs.leader,
+                hs.epoch,
+                old.leader
             ));
         }
         Ok(())

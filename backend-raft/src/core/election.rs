@@ -65,13 +65,16 @@ pub(super) struct Election {
     pub(super) quiet_until: Option<Instant>,
     /// Peers whose heartbeat set claims this election, with the claimed term.
     pub(super) claims: Vec<(usize, Term)>,
+    /// The last time this election was mentioned or seen busy (see `Node::sweep`).
+    pub(super) last_active: Instant,
 }
 
 impl Election {
-    pub(super) fn new(name: ElectionName, now: Instant, timeout: Duration) -> Self {
+    /// A new election at `term` (0, or above the node's floor after it forgot elections).
+    pub(super) fn new(name: ElectionName, now: Instant, timeout: Duration, term: Term) -> Self {
         Election {
             name,
-            term: 0,
+            term,
             vote: None,
             role: Role::Follower,
             leader: None,
@@ -81,6 +84,7 @@ impl Election {
             hold_until: None,
             quiet_until: None,
             claims: Vec::new(),
+            last_active: now,
         }
     }
 

@@ -38,6 +38,12 @@ pub struct NodeConfig {
     /// A number that differs between runs of this node's process (heartbeat set versions
     /// restart with it).
     pub incarnation: u64,
+    /// At most this many elections are held at once (see
+    /// [`RaftConfig::max_elections`](crate::RaftConfig::max_elections)).
+    pub max_elections: usize,
+    /// An idle election is forgotten after this long (see
+    /// [`RaftConfig::forget_after`](crate::RaftConfig::forget_after)).
+    pub forget_after: Duration,
 }
 
 impl NodeConfig {
@@ -63,4 +69,9 @@ pub struct HardState {
 pub struct CoreStats {
     /// Messages from nodes that are not members (or from this node itself).
     pub unknown_sender: u64,
+    /// Mentions of elections this node does not hold, ignored because it held
+    /// `max_elections` (votes, leader claims; pre-votes are answered without state).
+    pub ignored_elections: u64,
+    /// Idle elections forgotten.
+    pub forgotten: u64,
 }

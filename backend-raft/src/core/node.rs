@@ -10,6 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use super::election::{Election, Role, bit};
 use election_peer::CoreEvent;
 
+use election_peer::Forget;
+
 use super::{CoreStats, HardState, Message, NodeConfig, SetUpdate, Term, Transmit};
 
 /// At most this many heartbeat rounds are remembered while waiting for acknowledgements.
@@ -42,6 +44,9 @@ struct Peer {
     claimed: BTreeMap<usize, Term>,
     /// Claimed elections where this node's term is higher: refused in every ack.
     rejects: BTreeSet<usize>,
+    /// Its set claims elections this node ignored (it held `max_elections`): acks to it
+    /// promise leases this node cannot keep track of (see `Node::blind_until`).
+    untracked: bool,
     // --- The peer as a follower of elections this node leads. ---
     /// The highest heartbeat round it acknowledged holding the right set.
     acked_round: u64,
@@ -87,13 +92,29 @@ pub struct Node {
     can_campaign: bool,
     booted: Instant,
     budget: Duration,
+    /// Election slots; forgotten ones are reused (`free`), so this never outgrows the
+    /// most elections held at once.
     elections: Vec<Election>,
     by_name: HashMap<ElectionName, usize>,
+    free: Vec<usize>,
+    /// The highest term in which this node may have voted in an election it forgot
+    /// (persisted): an election it does not hold starts at `floor + 1` (0 while the floor
+    /// is 0), so it never votes twice in one term.
+    floor: Term,
+    /// Forgotten since the last `poll_forget`.
+    forgotten: Vec<ElectionName>,
+    /// When idle elections are looked for next.
+    next_sweep: Option<Instant>,
+    /// Until then an election created here refuses votes and does not campaign: this node
+    /// acknowledged a peer's set with claims it ignored, so it may have promised a lease in
+    /// an election it does not hold (the restart rule, for one election at a time).
+    blind_until: Option<Instant>,
     peers: Vec<Peer>,
     // --- Leader side, shared by every election this node leads. ---
     version: u64,
     /// `(version, election, term)`: the change that made `version`; term 0 = given up.
-    changes: VecDeque<(u64, usize, Term)>,
+    /// By name: the election may be forgotten (its slot reused) while the change is kept.
+    changes: VecDeque<(u64, ElectionName, Term)>,
     led: BTreeSet<usize>,
     /// Led elections not granted yet (waiting for a quorum round).
     pending: BTreeSet<usize>,
@@ -124,6 +145,23 @@ impl Node {
         now: Instant,
         state: impl IntoIterator<Item = (ElectionName, HardState)>,
     ) -> Result<Node> {
+        Node::restore(cfg, now, state, 0)
+    }
+
+    /// As [`new`](Self::new), with the persisted `floor`: the highest term of every
+    /// election this node forgot ([`poll_forget`](Self::poll_forget)).
+    pub fn restore(
+        cfg: NodeConfig,
+        now: Instant,
+        state: impl IntoIterator<Item = (ElectionName, HardState)>,
+        floor: Term,
+    ) -> Result<Node> {
+        if cfg.max_elections == 0 {
+            return Err(Error::config(
+                "raft.max_elections",
+                "must be greater than zero",
+            ));
+        }
         if !cfg.members.contains(&cfg.me) {
             return Err(Error::config(
                 "peers",
@@ -155,6 +193,11 @@ impl Node {
             me,
             elections: Vec::new(),
             by_name: HashMap::new(),
+            free: Vec::new(),
+            floor,
+            forgotten: Vec::new(),
+            next_sweep: None,
+            blind_until: None,
             version: 0,
             changes: VecDeque::new(),
             led: BTreeSet::new(),
@@ -171,8 +214,10 @@ impl Node {
             stats: CoreStats::default(),
             cfg,
         };
+        // Held elections are all loaded, even beyond `max_elections` (a lowered setting):
+        // the idle ones are forgotten at the first sweeps.
         for (name, hard) in state {
-            let i = node.election(&name, now);
+            let i = node.create(&name, now);
             let e = &mut node.elections[i];
             e.term = hard.term;
             e.vote = hard.vote;
@@ -194,12 +239,16 @@ impl Node {
 
     /// Starts campaigning in `election`: when no live leader is known, a pre-vote begins
     /// soon (after a short random delay); otherwise this node waits for the leader to fail
-    /// (or to hand over). Returns `false` if this node is a voter that never campaigns.
+    /// (or to hand over). Returns `false` if this node is a voter that never campaigns, or
+    /// if `election` is new and this node already holds `max_elections`
+    /// ([`refuses_new`](Self::refuses_new) tells which).
     pub fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool {
         if !self.can_campaign {
             return false;
         }
-        let i = self.election(election, now);
+        let Some(i) = self.election(election, now) else {
+            return false;
+        };
         if self.elections[i].campaigning {
             return true;
         }
@@ -379,6 +428,9 @@ impl Node {
         if self.next_heartbeat.is_some_and(|t| t <= due) {
             self.send_round(now);
         }
+        if self.next_sweep.is_some_and(|t| t <= due) {
+            self.sweep(now);
+        }
         // Election timers only move later between the transitions that `touch` them, so
         // the cached lower bound tells whether any can be due.
         if self
@@ -432,6 +484,19 @@ impl Node {
         )
     }
 
+    /// Elections forgotten since the last call, with the floor to persist: remove them from
+    /// the state file and record the floor, atomically, before sending the next transmits.
+    #[must_use]
+    pub fn poll_forget(&mut self) -> Option<Forget> {
+        if self.forgotten.is_empty() {
+            return None;
+        }
+        Some(Forget {
+            floor: self.floor,
+            elections: std::mem::take(&mut self.forgotten),
+        })
+    }
+
     /// The next batch of messages for one peer.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -463,10 +528,10 @@ impl Node {
                 next
             }
         };
-        match (elections, self.next_heartbeat) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [elections, self.next_heartbeat, self.next_sweep]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The earliest election timer.
@@ -512,9 +577,35 @@ impl Node {
             .is_some_and(|&i| self.elections[i].campaigning)
     }
 
-    /// The elections this node knows of.
+    /// The elections this node holds state for.
     pub fn elections(&self) -> impl Iterator<Item = &ElectionName> {
-        self.elections.iter().map(|e| &e.name)
+        self.live().map(|i| &self.elections[i].name)
+    }
+
+    /// The slots of held elections, in slot order.
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        self.elections
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| self.by_name.get(&e.name) == Some(i))
+            .map(|(i, _)| i)
+    }
+
+    /// How many elections this node holds state for.
+    pub fn tracked(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// `Some(max_elections)` when `election` is not held and this node already holds
+    /// `max_elections` elections: a campaign there is refused.
+    pub fn refuses_new(&self, election: &ElectionName) -> Option<usize> {
+        (!self.by_name.contains_key(election) && self.by_name.len() >= self.cfg.max_elections)
+            .then_some(self.cfg.max_elections)
+    }
+
+    /// The highest term of every election this node forgot.
+    pub fn floor(&self) -> Term {
+        self.floor
     }
 
     /// Counters of refused input.
@@ -714,6 +805,11 @@ impl Node {
         let prev_heard = peer.last_heard;
         peer.last_heard = Some(prev_heard.map_or(now, |h| h.max(now)));
         let need_full = !self.apply_update(now, p, incarnation, version, update, prev_heard);
+        if !need_full && self.peers[p].untracked {
+            // This ack promises the peer's leases in elections this node ignored.
+            let blind = now + self.cfg.election_timeout_min;
+            self.blind_until = Some(self.blind_until.map_or(blind, |b| b.max(blind)));
+        }
         let rejects = if need_full {
             Vec::new()
         } else {
@@ -759,10 +855,20 @@ impl Node {
             _ if held.is_some_and(|v| v >= version) => true,
             None => false,
             Some(SetUpdate::Full(set)) => {
-                let new: BTreeMap<usize, Term> = set
-                    .iter()
-                    .map(|(name, t)| (self.election(name, now), *t))
-                    .collect();
+                let mut ignored = false;
+                let mut new: BTreeMap<usize, Term> = BTreeMap::new();
+                for (name, t) in &set {
+                    match self.election(name, now) {
+                        Some(i) => {
+                            new.insert(i, *t);
+                        }
+                        None => {
+                            self.stats.ignored_elections += 1;
+                            ignored = true;
+                        }
+                    }
+                }
+                self.peers[p].untracked = ignored;
                 let old: Vec<usize> = self.peers[p].claimed.keys().copied().collect();
                 for i in old {
                     if !new.contains_key(&i) {
@@ -780,11 +886,15 @@ impl Node {
                     return false;
                 }
                 for (name, t) in changes {
-                    let i = self.election(&name, now);
                     if t == 0 {
-                        self.drop_claim(now, p, i, prev_heard);
-                    } else {
+                        if let Some(&i) = self.by_name.get(&name) {
+                            self.drop_claim(now, p, i, prev_heard);
+                        }
+                    } else if let Some(i) = self.election(&name, now) {
                         self.apply_claim(now, p, i, t, prev_heard);
+                    } else {
+                        self.stats.ignored_elections += 1;
+                        self.peers[p].untracked = true;
                     }
                 }
                 self.peers[p].holds = Some((incarnation, version));
@@ -913,7 +1023,26 @@ impl Node {
         term: Term,
         force: bool,
     ) {
-        let i = self.election(&election, now);
+        let Some(i) = self.election(&election, now) else {
+            // Full: answer without keeping state, as a new election would (a pre-vote
+            // changes nothing here).
+            let quiet = now < self.booted + self.cfg.election_timeout_min
+                || self.blind_until.is_some_and(|b| now < b);
+            if !force && quiet {
+                return;
+            }
+            let mine = self.new_term();
+            let granted = term > mine;
+            self.send(
+                p,
+                Message::PreVoteResp {
+                    election,
+                    term: if granted { term } else { mine },
+                    granted,
+                },
+            );
+            return;
+        };
         if !force && self.in_lease(i, now) {
             return;
         }
@@ -961,7 +1090,11 @@ impl Node {
     /// first-come-first-served basis." §5.4.1's up-to-date check has no log to compare
     /// here; the leader lease takes its place (see the crate documentation).
     fn on_vote(&mut self, now: Instant, p: usize, election: ElectionName, term: Term, force: bool) {
-        let i = self.election(&election, now);
+        let Some(i) = self.election(&election, now) else {
+            // Full: no vote without a durable record of it.
+            self.stats.ignored_elections += 1;
+            return;
+        };
         if !force && self.in_lease(i, now) {
             return;
         }
@@ -1090,7 +1223,7 @@ impl Node {
                         changes: self
                             .changes
                             .range(from..)
-                            .map(|&(_, i, t)| (self.elections[i].name.clone(), t))
+                            .map(|(_, name, t)| (name.clone(), *t))
                             .collect(),
                     })
                 }
@@ -1190,7 +1323,8 @@ impl Node {
     /// given up (`term` 0).
     fn record_change(&mut self, i: usize, term: Term) {
         self.version += 1;
-        self.changes.push_back((self.version, i, term));
+        let name = self.elections[i].name.clone();
+        self.changes.push_back((self.version, name, term));
         while self.changes.len() > MAX_CHANGES {
             self.changes.pop_front();
         }
@@ -1267,16 +1401,146 @@ impl Node {
         }
     }
 
-    fn election(&mut self, name: &ElectionName, now: Instant) -> usize {
+    /// The slot of `name`, created if new and fewer than `max_elections` are held; `None`
+    /// when full. A mention counts as activity.
+    fn election(&mut self, name: &ElectionName, now: Instant) -> Option<usize> {
         if let Some(&i) = self.by_name.get(name) {
-            return i;
+            self.elections[i].last_active = now;
+            return Some(i);
         }
+        if self.by_name.len() >= self.cfg.max_elections {
+            return None;
+        }
+        Some(self.create(name, now))
+    }
+
+    /// The term a new election starts at: above every term of the elections this node
+    /// forgot, so that no term in which it may have voted comes back without its vote.
+    fn new_term(&self) -> Term {
+        if self.floor == 0 { 0 } else { self.floor + 1 }
+    }
+
+    /// Creates election `name` (not held yet), whatever the limit.
+    fn create(&mut self, name: &ElectionName, now: Instant) -> usize {
         let timeout = self.random_timeout();
-        let i = self.elections.len();
-        self.elections
-            .push(Election::new(name.clone(), now, timeout));
+        let mut e = Election::new(name.clone(), now, timeout, self.new_term());
+        if let Some(b) = self.blind_until.filter(|&b| now < b) {
+            // This node may have promised a lease here without holding the election.
+            e.hold_until = Some(b);
+            e.quiet_until = Some(b);
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.elections[i] = e;
+                i
+            }
+            None => {
+                self.elections.push(e);
+                self.elections.len() - 1
+            }
+        };
         self.by_name.insert(name.clone(), i);
+        self.relearn_untracked();
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now + self.sweep_every());
+        }
         i
+    }
+
+    /// Peers whose claims this node ignored send their whole set again (their next
+    /// heartbeat is answered "need full"), so that claims on elections it now holds are
+    /// learnt, and no further ack promises a lease it does not know about.
+    fn relearn_untracked(&mut self) {
+        for peer in &mut self.peers {
+            if peer.untracked {
+                peer.holds = None;
+            }
+        }
+    }
+
+    /// How often idle elections are looked for: an eighth of `forget_after`.
+    fn sweep_every(&self) -> Duration {
+        (self.cfg.forget_after / 8).max(Duration::from_millis(1))
+    }
+
+    /// Whether election `i` must be kept whatever its age: a local candidate, a role, a
+    /// leader or a claim of a peer heard within `forget_after`, a promise (hold or quiet
+    /// time) still running, or state not yet persisted. (A peer silent for `forget_after`
+    /// holds no lease anyone still honours; when it comes back its set is asked for
+    /// again.)
+    fn busy(&self, i: usize, now: Instant) -> bool {
+        let e = &self.elections[i];
+        let live = |p: usize| {
+            p == self.me
+                || self.peers[p]
+                    .last_heard
+                    .is_some_and(|h| now < h + self.cfg.forget_after)
+        };
+        e.campaigning
+            || !matches!(e.role, Role::Follower)
+            || e.leader.is_some_and(|(l, _)| live(l))
+            || e.claims.iter().any(|&(p, _)| live(p))
+            || e.hold_until.is_some_and(|h| now < h)
+            || e.quiet_until.is_some_and(|q| now < q)
+            || self.dirty.contains(&i)
+            || self.led.contains(&i)
+            || self.pending.contains(&i)
+    }
+
+    /// Forgets every election idle for `forget_after` (checked every [`sweep_every`]: an
+    /// election seen busy at a sweep is idle from then at the earliest, so it goes once it
+    /// has been idle for `forget_after` to `forget_after` plus two sweep intervals). Its
+    /// term raises the floor; the driver removes it from the state file.
+    ///
+    /// [`sweep_every`]: Self::sweep_every
+    fn sweep(&mut self, now: Instant) {
+        let every = self.sweep_every();
+        let mut freed = false;
+        let live: Vec<usize> = self.live().collect();
+        for i in live {
+            if self.busy(i, now) {
+                self.elections[i].last_active = now;
+                continue;
+            }
+            if now < self.elections[i].last_active + self.cfg.forget_after + every {
+                continue;
+            }
+            // Claims of peers long silent: their sets are asked for again when they speak.
+            for (p, _) in std::mem::take(&mut self.elections[i].claims) {
+                let peer = &mut self.peers[p];
+                peer.claimed.remove(&i);
+                peer.rejects.remove(&i);
+                peer.holds = None;
+            }
+            self.set_leader(i, None);
+            let e = &mut self.elections[i];
+            // The floor covers every term this node may have voted in there: the current
+            // one if it voted in it, the ones before otherwise. (An election created at
+            // `floor + 1` and forgotten unchanged leaves the floor where it was.)
+            let voted_up_to = if e.vote.is_some() {
+                e.term
+            } else {
+                e.term.saturating_sub(1)
+            };
+            self.floor = self.floor.max(voted_up_to);
+            let name = e.name.clone();
+            e.vote = None;
+            self.by_name.remove(&name);
+            self.free.push(i);
+            self.forgotten.push(name);
+            self.stats.forgotten += 1;
+            freed = true;
+        }
+        if freed {
+            tracing::debug!(node = %self.cfg.me, held = self.by_name.len(), floor = self.floor, "forgot idle elections");
+            self.relearn_untracked();
+        }
+        if self.by_name.is_empty() {
+            // Shrink the slots too: nothing refers to them any more.
+            self.elections.clear();
+            self.free.clear();
+        }
+        self.next_sweep = (!self.by_name.is_empty()).then(|| now + every);
     }
 
     fn set_leader(&mut self, i: usize, leader: Option<(usize, Term)>) {

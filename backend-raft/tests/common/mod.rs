@@ -31,6 +31,8 @@ pub fn default_config(me: &NodeId, members: &BTreeSet<NodeId>, seed: u64) -> Nod
         kill_grace: d.kill_grace,
         seed,
         incarnation: 1,
+        max_elections: d.max_elections,
+        forget_after: d.forget_after,
     }
 }
 
@@ -55,8 +57,13 @@ impl SimBackend for Raft {
         config.seed = config.seed.wrapping_add(seed_add);
     }
 
-    fn new_node(config: NodeConfig, now: Instant, state: Vec<(ElectionName, HardState)>) -> Node {
-        Node::new(config, now, state).unwrap()
+    fn new_node(
+        config: NodeConfig,
+        now: Instant,
+        state: Vec<(ElectionName, HardState)>,
+        floor: u64,
+    ) -> Node {
+        Node::restore(config, now, state, floor).unwrap()
     }
 
     fn timings(config: &NodeConfig) -> Timings {
