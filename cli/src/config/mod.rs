@@ -21,6 +21,8 @@ pub(crate) use sources::{FlagValues, figment, figment_error};
 
 /// The config file read when `--config` is not given, if it exists.
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "/etc/elector/elector.toml";
+/// The socket of an agent run by root (a system service).
+pub(crate) const SYSTEM_AGENT_SOCKET: &str = "/run/elector/agent.sock";
 /// The prefix of configuration environment variables; nesting is written `__`.
 pub(crate) const ENV_PREFIX: &str = "ELECTOR_";
 
@@ -65,15 +67,19 @@ impl Loaded {
         ))
     }
 
-    /// The agent's Unix socket: `agent.socket`, else `/run/elector/agent.sock` for root,
-    /// else `$XDG_RUNTIME_DIR/elector/agent.sock`, else `/tmp/elector-UID/agent.sock`.
+    /// The agent's Unix socket: `agent.socket`; else the system agent's
+    /// `/run/elector/agent.sock` for root, or for anyone once that socket exists (so the
+    /// members of `agent.socket_group` find it); else `$XDG_RUNTIME_DIR/elector/agent.sock`,
+    /// else `/tmp/elector-UID/agent.sock` (whose directory the agent refuses unless it is
+    /// this user's own).
     pub(crate) fn agent_socket(&self) -> PathBuf {
         if let Some(p) = &self.settings.agent.socket {
             return p.clone();
         }
+        let system = PathBuf::from(SYSTEM_AGENT_SOCKET);
         let uid = nix::unistd::geteuid();
-        if uid.is_root() {
-            return PathBuf::from("/run/elector/agent.sock");
+        if uid.is_root() || system.exists() {
+            return system;
         }
         match std::env::var_os("XDG_RUNTIME_DIR") {
             Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("elector/agent.sock"),

@@ -113,7 +113,8 @@ pub(crate) struct AgentSettings {
     pub(crate) listen: SocketAddr,
     /// The agent's Unix socket: the whole API, including what changes leadership (the
     /// hold protocol, resign). `elector run`, `status` and `resign` use it. Default
-    /// `/run/elector/agent.sock` for root, else `$XDG_RUNTIME_DIR/elector/agent.sock`.
+    /// `/run/elector/agent.sock` for root, and for anyone once it exists, else
+    /// `$XDG_RUNTIME_DIR/elector/agent.sock`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) socket: Option<PathBuf>,
     /// A group whose members may use the socket too (socket mode 0660, its directory
