@@ -51,6 +51,9 @@ pub const EXTEND_EVERY_ROUND_UP_TO: usize = 256;
 
 type Waiter = (u64, oneshot::Sender<Result<election_core::Leadership>>);
 
+/// How soon a failed save of the state file is tried again.
+const SAVE_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub(crate) struct Driver<C: ElectionCore> {
     core: C,
     transport: Transport,
@@ -65,6 +68,11 @@ pub(crate) struct Driver<C: ElectionCore> {
     extended_to: Instant,
     /// Half the lease budget.
     half_lease: std::time::Duration,
+    /// A save failed (a full disk): retry it before anything that depends on it.
+    unsaved: bool,
+    /// Events of steps whose state is not durable yet, delivered once it is: a grant is
+    /// never delivered at an epoch the disk does not hold.
+    held_events: std::collections::VecDeque<CoreEvent>,
 }
 
 impl<C: ElectionCore> Driver<C> {
@@ -91,12 +99,19 @@ impl<C: ElectionCore> Driver<C> {
             keepers: HashMap::new(),
             extended_to: Instant::now(),
             half_lease,
+            unsaved: false,
+            held_events: std::collections::VecDeque::new(),
         }
     }
 
     pub(crate) async fn run(mut self) {
         loop {
-            let deadline = self.core.poll_timeout().map(Instant::from_std);
+            let mut deadline = self.core.poll_timeout().map(Instant::from_std);
+            if self.unsaved {
+                // Retry the failed save soon, even if the core has nothing to time.
+                let retry = Instant::now() + SAVE_RETRY;
+                deadline = Some(deadline.map_or(retry, |d| d.min(retry)));
+            }
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -281,7 +296,7 @@ impl<C: ElectionCore> Driver<C> {
     fn flush(&mut self) {
         let mut persisted = self.persist();
         if C::EVENTS_BEFORE_SEND {
-            self.events();
+            self.events(persisted);
             persisted &= self.persist();
         }
         while let Some((to, messages)) = self.core.poll_transmit() {
@@ -293,14 +308,22 @@ impl<C: ElectionCore> Driver<C> {
             }
         }
         if !C::EVENTS_BEFORE_SEND {
-            self.events();
+            self.events(persisted);
         }
         self.inner
             .note_core_stats(self.core.tracked(), self.core.ignored());
     }
 
-    fn events(&mut self) {
+    /// Delivers the core's events, once every state change so far is durable; until
+    /// then they wait, in order.
+    fn events(&mut self, persisted: bool) {
         while let Some(ev) = self.core.poll_event() {
+            self.held_events.push_back(ev);
+        }
+        if !persisted {
+            return;
+        }
+        while let Some(ev) = self.held_events.pop_front() {
             self.on_event(ev);
         }
     }
@@ -322,7 +345,7 @@ impl<C: ElectionCore> Driver<C> {
             // The core knew no leader there: an unobserved entry goes with it.
             self.inner.release_leader(e, 0);
         }
-        if changes.is_empty() && forget.is_empty() && floor <= self.state.floor() {
+        if changes.is_empty() && forget.is_empty() && floor <= self.state.floor() && !self.unsaved {
             return true;
         }
         let state = &mut self.state;
@@ -335,9 +358,18 @@ impl<C: ElectionCore> Driver<C> {
             _ => save(),
         };
         match result {
-            Ok(()) => true,
+            Ok(()) => {
+                if self.unsaved {
+                    tracing::info!(backend = C::KIND, "the election state is durable again");
+                }
+                self.unsaved = false;
+                true
+            }
             Err(e) => {
-                tracing::error!(backend = C::KIND, error = %e, "cannot persist the election state; dropping the messages that depend on it");
+                if !self.unsaved {
+                    tracing::error!(backend = C::KIND, error = %e, "cannot persist the election state; dropping the messages that depend on it, holding back grants, retrying");
+                }
+                self.unsaved = true;
                 false
             }
         }

@@ -153,7 +153,9 @@ impl<H: PersistedState> StateFile<H> {
         self.compact()
     }
 
-    /// Merges `changes` and makes them durable before returning.
+    /// Merges `changes` and makes them durable before returning. After a failure, the
+    /// next call (with any changes, or none) rewrites the whole file, so what failed is
+    /// retried and a torn line is never appended to.
     ///
     /// # Errors
     /// Writing or syncing failed; the changes may not be durable.
@@ -168,8 +170,14 @@ impl<H: PersistedState> StateFile<H> {
         }
         match &mut self.append {
             Some(f) if self.appended + n <= self.state.len() + self.compact_slack => {
-                f.write_all(lines.as_bytes())?;
-                f.sync_data()?;
+                let appended = f.write_all(lines.as_bytes()).and_then(|()| f.sync_data());
+                if appended.is_err() {
+                    // A write that failed partway (a full disk) may have left part of a
+                    // line; appending after it would make that line read as corrupt at the
+                    // next start. The next save rewrites the whole file instead.
+                    self.append = None;
+                }
+                appended?;
                 self.appended += n;
                 Ok(())
             }

@@ -91,6 +91,7 @@ pub mod flood;
 pub mod history;
 pub mod launch;
 pub mod proxy;
+pub mod tmpfs;
 mod wait;
 
 pub use wait::{init_tracing, wait_until};
