@@ -52,23 +52,14 @@ impl Tmpfs {
             match f.write(&block) {
                 Ok(0) => break,
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc_enospc()) => break,
+                Err(e) if e.kind() == io::ErrorKind::StorageFull => break,
                 Err(e) => return Err(e),
             }
         }
         // The last partial block too.
-        loop {
-            match f.write(&[0u8]) {
-                Ok(1) => {}
-                _ => break,
-            }
-        }
+        while let Ok(1) = f.write(&[0u8]) {}
         Ok(path)
     }
-}
-
-fn libc_enospc() -> i32 {
-    28
 }
 
 impl Drop for Tmpfs {
