@@ -16,8 +16,11 @@
 //!
 //! # Guarantees
 //!
-//! - **Persist before send.** The core's state changes are fsynced before any message of
-//!   the same step leaves; if the write fails, those messages are dropped.
+//! - **Persist before send, and before grant.** The core's state changes are fsynced before
+//!   any message of the same step leaves and before its events (a grant, a new leader) are
+//!   delivered. If the write fails (a full disk), those messages are dropped, the events
+//!   wait, and the save is retried every 100 ms; the events are delivered, in order, once
+//!   it succeeds (a grant's deadline is absolute, so a late one may already have lapsed).
 //! - **Lease ends are local first.** A leadership's `lost()` fires when the core reports the
 //!   loss or when its lease deadline passes without an extension, whichever is first.
 //! - **The handover rule.** Only the holder's resign (or drop) hands a leadership over at
@@ -27,7 +30,9 @@
 //!   than the lease plus the kill grace, so the old holder's child keeps its grace even when
 //!   this process wakes up inside it.
 //! - **Crash-safe state file.** Appends are fsynced; compactions are atomic (temporary file,
-//!   fsync, rename, directory fsync); a torn last line is ignored, never acted on.
+//!   fsync, rename, directory fsync); a torn last line is ignored, never acted on; after a
+//!   failed append the next save rewrites the file, so nothing is appended after a torn
+//!   line.
 //! - **Bounded state.** The core holds at most its `max_elections` and forgets idle ones
 //!   ([`ElectionCore::poll_forget`]); the driver removes them from the state file and
 //!   records the core's floor in one atomic compaction, before the step's messages go out.
