@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Data;
 use super::instance::{Instance, Readiness, retry_on_port_clash};
 use super::probe;
-use super::process::{Spec, find_binary, free_port, loopback};
+use super::process::{Spec, find_binary, free_port, loopback, server_dir};
 
 const READY: Readiness = Readiness {
     check: "GET /health answered \"health\":\"true\"",
@@ -70,9 +70,7 @@ impl MemberPlan {
         token: &str,
         timings: Timings,
     ) -> io::Result<Instance> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("elector-etcd-{}-", self.name))
-            .tempdir()?;
+        let dir = server_dir(&format!("elector-etcd-{}-", self.name))?;
         let data = dir.path().join("etcd");
         let client = format!("http://{}", self.client);
         let peer = format!("http://{}", self.peer);

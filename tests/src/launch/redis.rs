@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::Data;
 use super::instance::{Instance, Readiness, retry_on_port_clash};
 use super::probe;
-use super::process::{Spec, find_binary, free_port, loopback};
+use super::process::{Spec, find_binary, free_port, loopback, server_dir};
 
 const READY: Readiness = Readiness {
     check: "PING answered +PONG",
@@ -41,9 +41,7 @@ impl RedisServer {
     pub fn start_with(extra: &[&str]) -> io::Result<RedisServer> {
         let program = find_binary("redis-server", "redis-server")?;
         retry_on_port_clash(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("elector-redis-")
-                .tempdir()?;
+            let dir = server_dir("elector-redis-")?;
             let data = dir.path().join("data");
             let addr = loopback(free_port()?);
             let spec = Spec {

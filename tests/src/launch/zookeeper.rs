@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Data;
 use super::instance::{Instance, Readiness, retry_on_port_clash};
 use super::probe;
-use super::process::{Spec, find_binary, free_port, loopback, require_file};
+use super::process::{Spec, find_binary, free_port, loopback, require_file, server_dir};
 
 const READY: Readiness = Readiness {
     check: "srvr reported Mode: standalone",
@@ -51,7 +51,7 @@ impl ZooKeeperServer {
             require_file(Path::new(jar), "zookeeperd")?;
         }
         retry_on_port_clash(|| {
-            let dir = tempfile::Builder::new().prefix("elector-zk-").tempdir()?;
+            let dir = server_dir("elector-zk-")?;
             let data = dir.path().join("data");
             let addr = loopback(free_port()?);
             let config = dir.path().join("zoo.cfg");
