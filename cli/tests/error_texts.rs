@@ -1,7 +1,9 @@
 //! The main error texts, byte for byte, with their exit codes. Operators grep for these
 //! and scripts match on them; a refactoring must not change a word. `{file}` stands for
 //! the config file the case writes. (The three "local agent" texts changed on purpose when
-//! the agent's hold protocol moved to its Unix socket, decision 107.)
+//! the agent's hold protocol moved to its Unix socket, decision 107; the two "unknown
+//! field" texts inside a backend table now name the key as the file spells it,
+//! `backend.redis.bogus` where figment said `bogus.backend.redis`.)
 
 #![cfg(all(
     feature = "raft",
@@ -315,7 +317,7 @@ const CASES: &[Case] = &[
             "--check",
         ],
         code: 78,
-        stderr: "elector: error: invalid configuration: unknown field: found `bogus`, expected `one of `url`, `username`, `password`, `password_env`, `database`, `connect_timeout`, `command_timeout`, `key_prefix`, `tls_ca_file`, `tls_cert_file`, `tls_key_file`, `sentinel`, `keyspace_notifications`` for key \"default.bogus.backend.redis\" in command-line flag",
+        stderr: "elector: error: invalid configuration: unknown field: found `bogus`, expected `one of `url`, `username`, `password`, `password_env`, `database`, `connect_timeout`, `command_timeout`, `key_prefix`, `tls_ca_file`, `tls_cert_file`, `tls_key_file`, `sentinel`, `keyspace_notifications`` for key \"default.backend.redis.bogus\" in command-line flag",
     },
     Case {
         file: None,
@@ -336,7 +338,7 @@ const CASES: &[Case] = &[
         file: Some("[backend]\nkind = \"zookeeper\"\n[backend.zookeeper]\nconect_string = \"x\"\n"),
         args: &["config", "--check"],
         code: 78,
-        stderr: "elector: error: invalid configuration: unknown field: found `conect_string`, expected `one of `connect_string`, `prefix`, `session_timeout`, `connect_timeout`, `request_timeout`, `digest_auth`, `digest_auth_env`` for key \"default.conect_string.backend.zookeeper\" in {file} TOML file",
+        stderr: "elector: error: invalid configuration: unknown field: found `conect_string`, expected `one of `connect_string`, `prefix`, `session_timeout`, `connect_timeout`, `request_timeout`, `digest_auth`, `digest_auth_env`` for key \"default.backend.zookeeper.conect_string\" in {file} TOML file",
     },
     Case {
         file: None,

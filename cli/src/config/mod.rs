@@ -119,7 +119,7 @@ impl Loaded {
         }
         self.figment
             .extract_inner::<T>(&key)
-            .map_err(|e| Failure::config(figment_error(e)))
+            .map_err(|e| Failure::config(figment_error(key_first(e, &key))))
     }
 
     /// Every check of the general settings (the backend's own are in
@@ -165,6 +165,26 @@ impl Loaded {
         }
         Ok(())
     }
+}
+
+/// figment 0.10 names a bad key inside an `extract_inner(KEY)` as `inner.KEY`
+/// (`conect_string.backend.zookeeper`); put `KEY` first, as the file spells it.
+fn key_first(e: figment::Error, key: &str) -> figment::Error {
+    let suffix = format!(".{key}");
+    e.into_iter()
+        .map(|mut e| {
+            let path = e.path.join(".");
+            if let Some(inner) = path.strip_suffix(&suffix) {
+                e.path = key
+                    .split('.')
+                    .chain(inner.split('.'))
+                    .map(str::to_owned)
+                    .collect();
+            }
+            e
+        })
+        .reduce(figment::Error::chain)
+        .unwrap_or_else(|| figment::Error::from(format!("invalid {key}")))
 }
 
 #[cfg(test)]
