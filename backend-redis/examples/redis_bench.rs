@@ -1,7 +1,7 @@
 //! Latency figures for the Redis backend against a private redis-server on loopback.
 //!
 //! ```text
-//! cargo run -p election-redis --release --example bench [ROUNDS]
+//! cargo run -p election-redis --release --example redis_bench [ROUNDS]
 //! ```
 //!
 //! Prints, in microseconds (median, p90, p99, max):

@@ -2,7 +2,7 @@
 //! assertions; run in release):
 //!
 //! ```text
-//! cargo run --release -p election-raft --example bench -- [runs] [elections]
+//! cargo run --release -p election-raft --example raft_bench -- [runs] [elections]
 //! ```
 //!
 //! - crash failover: kill the leader (`RaftNode::crash`, the kill -9 analogue) → the next
