@@ -53,7 +53,11 @@
 //!
 //! Fairness among waiting candidates depends on the backend. A single Redis server is not
 //! consensus. Timing guarantees assume the holder's process runs; epochs are what protect
-//! you when it does not.
+//! you when it does not. Deadlines are tokio `Instant`s (`CLOCK_MONOTONIC`), which stand
+//! still while the host is suspended while servers' TTLs and peers' timers run on: after
+//! a resume, `is_held()` may say `true` for a leadership that is over. Compare
+//! `CLOCK_BOOTTIME` with `CLOCK_MONOTONIC` to detect a suspend (the `elector` cli does,
+//! and its guard keeps the boot clock).
 //!
 //! # Testing your own code
 //!
