@@ -209,3 +209,43 @@ async fn the_leader_keeps_leadership_across_a_quick_etcd_restart_with_its_data()
     assert_eq!(seen.epoch, leadership.epoch());
     leadership.resign().await.unwrap();
 }
+
+/// Issue 16, item 3: the connection resets after the enqueue transaction reached etcd but
+/// before its answer came back. The retry finds our key already there; that is our own
+/// earlier attempt, not a protocol violation, and the campaign goes on from it. Many
+/// times in a row, and no key is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_after_the_enqueue_went_out_is_recovered_and_leaks_no_key() {
+    let server = etcd();
+    let a = ProxiedNode::start(server.addr(), "node-a", long_timing()).await;
+    let raw = raw(&server.endpoint()).await;
+    for round in 0..5 {
+        let election = name(&format!("reset{round}"));
+        let dir = format!("elector/reset{round}/");
+        // Answers are late, so there is time to reset between the txn and its answer.
+        a.proxy.set(
+            Direction::ToClient,
+            Fault::Delay(Duration::from_millis(300)),
+        );
+        let e = a.elector(&election);
+        let campaign = tokio::spawn(async move { e.campaign().await });
+        eventually(SOON, "our candidate key reached etcd", || {
+            let (raw, dir) = (raw.clone(), dir.clone());
+            async move { !keys_under(&raw, &dir).await.is_empty() }
+        })
+        .await;
+        a.proxy.set(Direction::Both, Fault::Reset);
+        a.proxy.set(Direction::Both, Fault::Pass);
+        let held = within(SOON, "the campaign", campaign)
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(keys_under(&raw, &dir).await.len(), 1, "round {round}");
+        held.resign().await.unwrap();
+        eventually(SOON, "no key left after resigning", || {
+            let (raw, dir) = (raw.clone(), dir.clone());
+            async move { keys_under(&raw, &dir).await.is_empty() }
+        })
+        .await;
+    }
+}
