@@ -148,14 +148,28 @@ impl Drop for Lease {
         };
         let conn = self.conn.clone();
         let id = self.id;
+        // Patient: a revoke lost to a reset would leave our candidate key in the queue, in
+        // front of our own next campaign, for a whole TTL. After the TTL there is nothing
+        // left to revoke.
         rt.spawn(async move {
-            if let Err(e) = conn
-                .call(None, "revoking an abandoned lease", |mut c| async move {
-                    c.lease_revoke(id).await
-                })
-                .await
-            {
-                tracing::debug!(lease = id, error = %e, "best-effort revoke failed; the lease expires at its TTL");
+            let until = tokio::time::Instant::now() + conn.timing.ttl;
+            loop {
+                let revoked = conn
+                    .call(None, "revoking an abandoned lease", |mut c| async move {
+                        match c.lease_revoke(id).await {
+                            Err(e) if Conn::is_lease_not_found(&e) => Ok(()),
+                            r => r.map(drop),
+                        }
+                    })
+                    .await;
+                match revoked {
+                    Ok(()) => return,
+                    Err(e) if !e.is_retryable() || tokio::time::Instant::now() >= until => {
+                        tracing::debug!(lease = id, error = %e, "revoking an abandoned lease failed; it expires at its TTL");
+                        return;
+                    }
+                    Err(_) => tokio::time::sleep(conn.timing.retry_interval).await,
+                }
             }
         });
     }
