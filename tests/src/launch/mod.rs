@@ -29,6 +29,7 @@ mod redis;
 mod zookeeper;
 
 pub use etcd::{EtcdCluster, EtcdServer};
+pub use process::server_dir;
 pub use redis::RedisServer;
 pub use zookeeper::ZooKeeperServer;
 

@@ -20,12 +20,11 @@ const LOG_TAIL_LINES: usize = 25;
 /// How often the readiness probe is retried.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
-/// A free port on 127.0.0.1, as the kernel hands out for port 0.
 /// A fresh directory for a server's data, in memory (`/dev/shm`) when the host has one:
 /// a test server's fsyncs then cost nothing, so a busy disk (a build next door) cannot
 /// stall its answers past a test's timeouts. Restarts keep the data all the same (the
 /// directory outlives the process), and nothing here needs to survive a reboot.
-pub(crate) fn server_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
+pub fn server_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
     let shm = Path::new("/dev/shm");
     let builder = {
         let mut b = tempfile::Builder::new();
@@ -40,6 +39,7 @@ pub(crate) fn server_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
     builder.tempdir()
 }
 
+/// A free port on 127.0.0.1, as the kernel hands out for port 0.
 pub(crate) fn free_port() -> io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
