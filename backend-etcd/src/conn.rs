@@ -13,6 +13,7 @@ pub(crate) const KIND: &str = "etcd";
 
 /// gRPC status codes (the client library's `tonic::Code` as numbers).
 mod code {
+    pub(super) const UNKNOWN: i32 = 2;
     pub(super) const INVALID_ARGUMENT: i32 = 3;
     pub(super) const NOT_FOUND: i32 = 5;
     pub(super) const ALREADY_EXISTS: i32 = 6;
@@ -68,10 +69,53 @@ impl Conn {
             .await
     }
 
+    /// [`call`](Self::call) for a request that is safe to apply twice: it is sent again
+    /// also after an ambiguous failure (the connection reset after the request left, so it
+    /// may have been applied), not only after a refused connection. The caller must cope
+    /// with finding its own earlier effect (a create-if-absent txn that answers "not
+    /// applied" because its first send was).
+    pub(crate) async fn call_resending<T, F, Fut>(
+        &self,
+        election: Option<&ElectionName>,
+        what: &str,
+        request: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.call_retrying(
+            self.request_timeout,
+            is_unavailable,
+            election,
+            what,
+            request,
+        )
+        .await
+    }
+
     /// [`call`](Self::call) with another timeout.
     pub(crate) async fn call_within<T, F, Fut>(
         &self,
         timeout: Duration,
+        election: Option<&ElectionName>,
+        what: &str,
+        request: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.call_retrying(timeout, is_connect_error, election, what, request)
+            .await
+    }
+
+    /// Sends `request` until it answers, fails in a way `retry` does not accept, or
+    /// `timeout` passes.
+    async fn call_retrying<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        retry: fn(&etcd_client::Error) -> bool,
         election: Option<&ElectionName>,
         what: &str,
         mut request: F,
@@ -87,9 +131,7 @@ impl Conn {
         loop {
             match tokio::time::timeout_at(deadline, request(self.client.clone())).await {
                 Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e))
-                    if is_connect_error(&e) && Instant::now() + RECONNECT_PAUSE < deadline =>
-                {
+                Ok(Err(e)) if retry(&e) && Instant::now() + RECONNECT_PAUSE < deadline => {
                     last = Some(e);
                     tokio::time::sleep(RECONNECT_PAUSE).await;
                 }
@@ -213,4 +255,31 @@ fn is_connect_error(e: &etcd_client::Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether the request failed for want of a server, before or after it was sent: a refused
+/// connection, gRPC `UNAVAILABLE`, or a connection that broke while the request was in
+/// flight (tonic reports that as `UNKNOWN` "transport error" caused by an I/O error, such
+/// as a broken pipe after a reset).
+fn is_unavailable(e: &etcd_client::Error) -> bool {
+    let etcd_client::Error::GRpcStatus(s) = e else {
+        return is_connect_error(e);
+    };
+    match i32::from(s.code()) {
+        code::UNAVAILABLE => true,
+        code::UNKNOWN => caused_by_io(s),
+        _ => false,
+    }
+}
+
+/// Whether an I/O error is among the causes of `e`.
+fn caused_by_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }

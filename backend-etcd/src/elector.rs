@@ -59,7 +59,9 @@ impl EtcdElector {
     /// Creates our key under `lease` and reads our place in the queue, in one round trip:
     /// a txn that puts the key if it does not exist ("create revision == 0", as etcd's
     /// `Campaign`) and then reads the two newest keys (ours, and the one before it).
-    async fn enqueue(&self, lease: &Lease) -> Result<Queued> {
+    ///
+    /// `None` if our key vanished before we could read our place (our lease expired).
+    async fn enqueue(&self, lease: &Lease) -> Result<Option<Queued>> {
         let key = self.key(lease);
         let newest_two = GetOptions::new()
             .with_prefix()
@@ -77,9 +79,16 @@ impl EtcdElector {
             ]);
         let resp = self.txn(txn, "creating our candidate key").await?;
         if !resp.succeeded() {
-            return Err(self.unexpected(format!(
-                "candidate key {key} already exists under a lease just granted to us"
-            )));
+            // The key exists, and only we write keys under this lease: an earlier send of
+            // this txn was applied but its answer was lost (a reset after it left), and
+            // the client sent it again. Take our place from the key itself.
+            return match self.own_key(&key, lease).await? {
+                Some(rev) => Ok(self.predecessor(&key, rev).await?),
+                None => Err(self.unexpected(format!(
+                    "candidate key {key} exists under another lease than the one just \
+                     granted to us"
+                ))),
+            };
         }
         let rev = resp.header().map_or(0, |h| h.revision());
         let kvs = txn_get(&resp).ok_or_else(|| self.unexpected("txn answered without its read"))?;
@@ -94,11 +103,34 @@ impl EtcdElector {
                 "our candidate key {key} was not the newest right after its creation"
             ))),
         }
+        .map(Some)
     }
 
+    /// The create revision of `key` if it exists under `lease` (so we wrote it), after a
+    /// txn answered "not applied" that an earlier, unanswered send of the same txn may have
+    /// applied. `None` if the key is absent or belongs to another lease.
+    async fn own_key(&self, key: &str, lease: &Lease) -> Result<Option<i64>> {
+        let resp = self
+            .conn
+            .call(
+                Some(&self.name),
+                "reading our candidate key after a retried txn",
+                |mut c| async move { c.get(key, None).await },
+            )
+            .await?;
+        Ok(resp
+            .kvs()
+            .first()
+            .filter(|kv| kv.lease() == lease.id())
+            .map(|kv| kv.create_revision()))
+    }
+
+    /// Runs a campaign txn, sent again after an ambiguous failure: both campaign txns only
+    /// create our key if absent, and their callers recognise a key an earlier send created
+    /// ([`own_key`](Self::own_key)).
     async fn txn(&self, txn: Txn, what: &str) -> Result<TxnResponse> {
         self.conn
-            .call(Some(&self.name), what, |mut c| {
+            .call_resending(Some(&self.name), what, |mut c| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
             })
@@ -271,7 +303,10 @@ impl LeaderElector for EtcdElector {
             // background: the candidacy is withdrawn.
             let lease = Lease::grant(&self.conn, &self.name).await?;
             let key = self.key(&lease);
-            let queued = self.enqueue(&lease).await?;
+            let Some(queued) = self.enqueue(&lease).await? else {
+                tracing::debug!(election = %self.name, "our candidate key vanished as it was created; campaigning again");
+                continue;
+            };
             let rev = queued.rev;
             match self.wait_turn(&lease, &key, queued).await? {
                 Turn::Lead => return Ok(self.elected(lease, key, rev)),
@@ -294,12 +329,28 @@ impl LeaderElector for EtcdElector {
                 Some(PutOptions::new().with_lease(lease.id())),
             )]);
         let resp = self.txn(txn, "trying to take the election").await?;
-        if !resp.succeeded() {
-            // Dropping the lease revokes it in the background; no key was written.
-            lease.stop_renewing();
-            return Ok(None);
-        }
-        let rev = resp.header().map_or(0, |h| h.revision());
+        let rev = if resp.succeeded() {
+            resp.header().map_or(0, |h| h.revision())
+        } else {
+            // Someone holds a key, perhaps us: an earlier, unanswered send of this txn may
+            // have been applied (a reset after it left). Then our key is the only one and
+            // we lead; otherwise no key of ours was written.
+            match self.own_key(&key, &lease).await? {
+                Some(rev)
+                    if self
+                        .predecessor(&key, rev)
+                        .await?
+                        .is_some_and(|q| q.predecessor.is_none()) =>
+                {
+                    rev
+                }
+                _ => {
+                    // Dropping the lease revokes it (and any key of ours) in the background.
+                    lease.stop_renewing();
+                    return Ok(None);
+                }
+            }
+        };
         Ok(Some(self.elected(lease, key, rev)))
     }
 

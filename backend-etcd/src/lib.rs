@@ -38,6 +38,13 @@
 //! the same step, so the next candidate's watch fires at once. Dropping a `campaign` future
 //! or a [`Leadership`](election_core::Leadership) revokes in the background.
 //!
+//! A campaign's transaction only creates our key if it is absent, so it is safe to send
+//! twice, and it is sent again after an ambiguous failure (the connection broke after the
+//! request left, so etcd may have applied it). A second send that answers "not applied"
+//! is then recognised by our own lease on the key, and the campaign takes its place in the
+//! queue from that key: a reset mid-request neither fails the campaign nor leaks a key.
+//! Other requests are sent again only when the connection was refused before they left.
+//!
 //! # Guarantees
 //!
 //! - **Epoch = the leader key's create revision.** etcd revisions are cluster-wide,

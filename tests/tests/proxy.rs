@@ -124,3 +124,28 @@ fn proxy_passes_blackholes_resets_and_delays_redis_traffic() {
         .expect_err("the proxy's connections close with it");
     assert!(!is_timeout(&err), "closed, not hanging: {err}");
 }
+
+/// A reset that is lifted at once (`Reset`, then `Pass` in the next statement) still resets
+/// every connection that was open: the watch channel behind the proxy keeps only the newest
+/// fault, so without a count of resets a connection could miss the short one. Twenty
+/// times, so a race would show.
+#[test]
+fn a_reset_lifted_at_once_still_resets_the_open_connections() {
+    election_tests::init_tracing();
+    let server = RedisServer::start().expect("redis-server starts");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(FaultProxy::start(server.addr())).unwrap();
+    for round in 0..20 {
+        let mut conn = Resp::connect(proxy.addr(), REQUEST_TIMEOUT).unwrap();
+        assert_eq!(conn.command(&["PING"]).unwrap(), "PONG");
+        proxy.set(Direction::Both, Fault::Reset);
+        proxy.set(Direction::Both, Fault::Pass);
+        let err = conn
+            .command(&["PING"])
+            .expect_err("the open connection was reset");
+        assert!(
+            !is_timeout(&err),
+            "round {round}: reset, not hanging: {err}"
+        );
+    }
+}

@@ -24,6 +24,7 @@ pub(super) fn reset(stream: &TcpStream) {
 
 /// Proxies between `client` and `server` until both sides are done, an error, or a reset.
 pub(super) async fn run(client: TcpStream, server: TcpStream, faults: watch::Receiver<Faults>) {
+    let resets_before = faults.borrow().reset_count;
     let (mut client_r, mut client_w) = client.into_split();
     let (mut server_r, mut server_w) = server.into_split();
     let was_reset = {
@@ -41,7 +42,7 @@ pub(super) async fn run(client: TcpStream, server: TcpStream, faults: watch::Rec
                 }
                 false
             }
-            () = until_reset(faults) => true,
+            () = until_reset(faults, resets_before) => true,
         }
     };
     if was_reset {
@@ -51,9 +52,13 @@ pub(super) async fn run(client: TcpStream, server: TcpStream, faults: watch::Rec
     // Dropping the halves closes both sockets (with RST after a reset).
 }
 
-async fn until_reset(mut faults: watch::Receiver<Faults>) {
+/// Until a reset is set, or was set (and perhaps lifted) since the connection opened,
+/// when the proxy had counted `resets_before` resets.
+async fn until_reset(mut faults: watch::Receiver<Faults>, resets_before: u64) {
     // An error means the proxy is gone; the connection task is being aborted anyway.
-    let _ = faults.wait_for(Faults::resets).await;
+    let _ = faults
+        .wait_for(|f| f.resets() || f.reset_count > resets_before)
+        .await;
 }
 
 /// Copies `from` to `to` under the fault `pick` selects, until `from` ends and everything

@@ -58,6 +58,10 @@ pub enum Fault {
 pub(crate) struct Faults {
     pub(crate) to_server: Fault,
     pub(crate) to_client: Fault,
+    /// How many times [`Fault::Reset`] was set. A watch channel keeps only the newest
+    /// value, so a reset lifted at once (`Reset` then `Pass`) could pass unseen by a
+    /// connection; a connection opened before the count rose resets all the same.
+    pub(crate) reset_count: u64,
 }
 
 impl Faults {
@@ -103,13 +107,18 @@ impl FaultProxy {
 
     /// Sets the fault of `direction`, for open and new connections alike.
     pub fn set(&self, direction: Direction, fault: Fault) {
-        self.faults.send_modify(|f| match direction {
-            Direction::Both => {
-                f.to_server = fault;
-                f.to_client = fault;
+        self.faults.send_modify(|f| {
+            match direction {
+                Direction::Both => {
+                    f.to_server = fault;
+                    f.to_client = fault;
+                }
+                Direction::ToServer => f.to_server = fault,
+                Direction::ToClient => f.to_client = fault,
             }
-            Direction::ToServer => f.to_server = fault,
-            Direction::ToClient => f.to_client = fault,
+            if fault == Fault::Reset {
+                f.reset_count += 1;
+            }
         });
         tracing::debug!(proxy = %self.addr, ?direction, ?fault, "fault set");
     }
