@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::boot_clock::{self, BootTimer};
 use crate::{Epoch, NodeId, Result};
 
 /// Who leads an election, as a backend knows it.
@@ -60,13 +61,24 @@ struct Hold {
     deadline: Instant,
     /// Set once, when the backend or the holder ends the leadership.
     lost: Option<LossReason>,
+    /// [`boot_clock::suspended_ns`] when the leadership was granted: if it grows, the host
+    /// was suspended, `deadline` (on the monotonic clock, which stood still) says nothing
+    /// any more, and the leadership is over.
+    suspended_at_grant: i64,
 }
 
 impl Hold {
-    /// The loss as of `now`, if any: an explicit loss, or the deadline having passed.
+    /// The loss as of `now`, if any: an explicit loss, the deadline having passed, or a
+    /// suspend of the host since the grant.
     fn loss_at(&self, now: Instant) -> Option<LossReason> {
+        self.loss_given(now, boot_clock::suspended_ns())
+    }
+
+    /// [`loss_at`](Self::loss_at) with the host's suspended time read as `suspended_now`.
+    fn loss_given(&self, now: Instant, suspended_now: i64) -> Option<LossReason> {
+        let suspended = boot_clock::suspended_between(self.suspended_at_grant, suspended_now);
         self.lost
-            .or((now >= self.deadline).then_some(LossReason::Expired))
+            .or((now >= self.deadline || suspended).then_some(LossReason::Expired))
     }
 }
 
@@ -123,6 +135,7 @@ impl LeaseKeeper {
         let (tx, rx) = watch::channel(Hold {
             deadline,
             lost: None,
+            suspended_at_grant: boot_clock::suspended_baseline(),
         });
         let keeper = LeaseKeeper { tx: Arc::new(tx) };
         let leadership = Leadership {
@@ -197,23 +210,33 @@ pub struct LossWatch {
 impl LossWatch {
     /// Resolves once, when the leadership ends: at its deadline at the latest, even if the
     /// backend never answers again. Cancel-safe.
+    ///
+    /// Waits on tokio's timer and on a timer on the boot clock: after a suspend that outlasted
+    /// the deadline it resolves at resume, as [`LossReason::Expired`] (the monotonic clock
+    /// stood still while the servers' TTLs ran on). Needs a tokio runtime with I/O and
+    /// time enabled (`enable_all`).
     pub async fn lost(&self) -> LossReason {
         let mut rx = self.rx.clone();
+        let mut boot = BootTimer::new();
+        let mut keepers_gone = false;
         loop {
             let hold = *rx.borrow_and_update();
             if let Some(reason) = hold.loss_at(Instant::now()) {
                 return reason;
             }
-            tokio::select! {
-                // Loop to re-check: a renewal may have moved the deadline meanwhile.
-                () = tokio::time::sleep_until(hold.deadline) => {}
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        // Every keeper is gone, so nothing can extend the deadline any more;
-                        // the loop resolves at the deadline.
-                        tokio::time::sleep_until(hold.deadline).await;
-                    }
+            let boot_timer = async {
+                match boot.as_mut() {
+                    Some(timer) => timer.sleep_until(hold.deadline).await,
+                    None => std::future::pending().await,
                 }
+            };
+            // Loop to re-check after each: a renewal may have moved the deadline meanwhile.
+            tokio::select! {
+                () = tokio::time::sleep_until(hold.deadline) => {}
+                () = boot_timer => {}
+                // Once every keeper is gone nothing can extend the deadline any more; the
+                // loop resolves at the deadline.
+                changed = rx.changed(), if !keepers_gone => keepers_gone = changed.is_err(),
             }
         }
     }
@@ -324,5 +347,49 @@ impl Drop for Leadership {
             self.keeper.end(LossReason::Resigned);
             control.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const SECOND: i64 = 1_000_000_000;
+
+    fn hold(deadline: Instant) -> Hold {
+        Hold {
+            deadline,
+            lost: None,
+            suspended_at_grant: 5 * SECOND,
+        }
+    }
+
+    #[test]
+    fn a_suspend_of_the_host_ends_a_leadership_whose_deadline_has_not_come() {
+        let now = Instant::now();
+        let h = hold(now + Duration::from_secs(60));
+        assert_eq!(h.loss_given(now, 5 * SECOND), None);
+        // Three seconds suspended: the monotonic clock stood still, the servers' did not.
+        assert_eq!(h.loss_given(now, 8 * SECOND), Some(LossReason::Expired));
+    }
+
+    #[test]
+    fn clock_read_noise_is_not_a_suspend() {
+        let now = Instant::now();
+        let h = hold(now + Duration::from_secs(60));
+        assert_eq!(h.loss_given(now, 5 * SECOND + 1_000_000), None);
+        assert_eq!(h.loss_given(now, 5 * SECOND - SECOND), None);
+    }
+
+    #[test]
+    fn an_explicit_loss_keeps_its_reason_across_a_suspend() {
+        let now = Instant::now();
+        let h = Hold {
+            lost: Some(LossReason::Resigned),
+            ..hold(now + Duration::from_secs(60))
+        };
+        assert_eq!(h.loss_given(now, 9 * SECOND), Some(LossReason::Resigned));
     }
 }

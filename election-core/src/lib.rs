@@ -53,17 +53,28 @@
 //!
 //! Fairness among waiting candidates depends on the backend. A single Redis server is not
 //! consensus. Timing guarantees assume the holder's process runs; epochs are what protect
-//! you when it does not. Deadlines are tokio `Instant`s (`CLOCK_MONOTONIC`), which stand
-//! still while the host is suspended while servers' TTLs and peers' timers run on: after
-//! a resume, `is_held()` may say `true` for a leadership that is over. Compare
-//! `CLOCK_BOOTTIME` with `CLOCK_MONOTONIC` to detect a suspend (the `elector` cli does,
-//! and its guard keeps the boot clock).
+//! you when it does not.
+//!
+//! **Suspend.** Deadlines are tokio `Instant`s (`CLOCK_MONOTONIC`), which stand still
+//! while the host is suspended, while servers' TTLs and peers' timers run on. A
+//! leadership therefore also compares `CLOCK_BOOTTIME` with `CLOCK_MONOTONIC`
+//! ([`suspended_ns`]): once their difference has grown since the grant, the host was
+//! suspended and the leadership is over ([`LossReason::Expired`]), whatever its deadline
+//! says; [`Leadership::lost`] also waits on a timer on the boot clock, so it resolves at
+//! resume when the suspend outlasted the deadline. What remains: a suspend *during* the
+//! campaign's own round trip, before the grant, is not seen (its deadline counts from the
+//! request's start on the monotonic clock, so it is late by the suspend's length: seconds
+//! at most in practice, against a suspend inside one request). `lost()` needs a tokio
+//! runtime with I/O and time enabled (`enable_all`, as every backend's connections need
+//! too); where the host gives no timerfd it falls back to tokio's timer alone and resolves
+//! only when the monotonic clock reaches the deadline. `is_held()` is right in every case.
 //!
 //! # Testing your own code
 //!
 //! [`MemoryBackend`] is a complete backend in one process, passing the same conformance
 //! suite as the real ones; [`MemoryBackend::cut_off`] simulates a partition.
 
+mod boot_clock;
 mod elector;
 mod epoch;
 mod error;
@@ -73,6 +84,7 @@ mod memory;
 mod names;
 mod timing;
 
+pub use boot_clock::{boot_now_ns, suspended_between, suspended_ns};
 pub use elector::{Backend, LeaderElector, LeaderStream};
 pub use epoch::Epoch;
 pub use error::{BoxError, Error, ErrorKind, Result};

@@ -321,20 +321,14 @@ async fn supervise(
         };
         retry_delay = retry;
         let epoch = leadership.epoch();
-        // The leadership's clock (CLOCK_MONOTONIC) stands still while the host is
-        // suspended, the server's and the guard's do not: a restart after a suspend could
-        // run the command under a leadership that is long over. Note where the clocks
-        // stand now, and never start the command again once a suspend came between.
-        let suspended_at_grant = crate::clock::suspended_ns();
         tracing::info!(election = %name, %epoch, "elected; starting {}", plan.job.file_name());
         let mut delay = first_delay;
         loop {
+            // A suspend of the host since the grant counts as a loss too (election-core
+            // compares the boot clock with the monotonic one), so a restart after a
+            // suspend never runs the command under a leadership that is long over.
             if let Some(reason) = leadership.loss_watch().loss() {
                 tracing::warn!(election = %name, %epoch, "leadership lost ({reason}) before the command started; campaigning again");
-                break;
-            }
-            if crate::clock::suspended_between(suspended_at_grant, crate::clock::suspended_ns()) {
-                tracing::warn!(election = %name, %epoch, "the host was suspended while leading; not starting the command again under this leadership, campaigning again");
                 break;
             }
             let started = Instant::now();
