@@ -401,6 +401,9 @@ async fn renew(mut hold: Renewal, keeper: LeaseKeeper, timing: LeaseTiming, id: 
     let mut next = Instant::now() + pace(keeper.deadline());
     let mut asked: Option<Instant> = None;
     let mut rtt: Option<Duration> = None;
+    // One wait for the whole hold, not one per renewal (each arms a boot-clock timer).
+    let lost = watch.lost();
+    tokio::pin!(lost);
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next), if renewing && asked.is_none() => {
@@ -453,7 +456,7 @@ async fn renew(mut hold: Renewal, keeper: LeaseKeeper, timing: LeaseTiming, id: 
             }
             // Lapsed: stop renewing, and nothing more (the handover rule). The holder's
             // resign, once its command is gone, goes out on this connection.
-            _ = watch.lost(), if renewing => renewing = false,
+            _ = &mut lost, if renewing => renewing = false,
             request = hold.requests.recv() => {
                 let Some(done) = request else {
                     return;

@@ -50,10 +50,13 @@ pub(super) async fn keep(agent: Arc<Agent>, id: HoldId, hold: Arc<Hold>) {
     // The caller's command is surely dead by then, whatever became of the caller.
     let caller_done = || hold.caller_deadline() + agent.kill_grace + agent.timing.clock_drift;
     let mut lost = None;
+    // One wait for the whole hold, not one per wake-up (each arms a boot-clock timer).
+    let loss = hold.watch.lost();
+    tokio::pin!(loss);
     loop {
         let done_at = caller_done();
         tokio::select! {
-            reason = hold.watch.lost(), if lost.is_none() => {
+            reason = &mut loss, if lost.is_none() => {
                 if reason != LossReason::Resigned {
                     let since = lock(&hold.last_renewed).0.elapsed();
                     agent

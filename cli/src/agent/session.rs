@@ -70,6 +70,9 @@ where
     }
     let mut revoked = hold.revoked.subscribe();
     let mut told = false;
+    // One wait for the whole hold, not one per renewal (each arms a boot-clock timer).
+    let lost = hold.watch.lost();
+    tokio::pin!(lost);
     loop {
         let end = tokio::select! {
             line = lines.recv() => {
@@ -111,7 +114,7 @@ where
                 told = true;
                 HoldUpdate::Ended { reason: HoldEnd::Revoked }
             }
-            _ = hold.watch.lost(), if !told => {
+            _ = &mut lost, if !told => {
                 told = true;
                 HoldUpdate::Ended { reason: HoldEnd::Lost }
             }
