@@ -83,6 +83,7 @@ mod config;
 mod demo;
 mod exit;
 mod logging;
+mod notify;
 mod ops;
 mod run;
 mod signals;

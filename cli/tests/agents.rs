@@ -14,14 +14,6 @@ use common::stamps::Stamps;
 use common::*;
 use nix::sys::signal::Signal;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Host {
     config: PathBuf,
     api: u16,

@@ -73,31 +73,10 @@ impl Drop for Agent {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A one-node raft agent; `extra` is appended to its `[agent]` table.
 fn agent(extra: &str) -> Agent {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("elector.toml");
-    let api = free_port();
-    std::fs::write(
-        &config,
-        format!(
-            "node_id = \"n1\"\n[backend]\nkind = \"raft\"\n[backend.raft]\nlisten = \"127.0.0.1:{raft}\"\n\
-             data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\n\
-             [agent]\nlisten = \"127.0.0.1:{api}\"\nsocket = \"{socket}\"\nelections = [\"job\"]\n{extra}",
-            raft = free_port(),
-            data = dir.path().join("data").display(),
-            socket = dir.path().join("run/agent.sock").display(),
-        ),
-    )
-    .unwrap();
+    let (config, api) = one_node_raft_config(dir.path(), extra);
     let mut a = Agent {
         dir,
         config,

@@ -102,6 +102,42 @@ pub(crate) struct Status {
 }
 
 impl Status {
+    /// One line for `systemctl status`: what this node leads and whom it follows, such as
+    /// `leading job at epoch 7; following n2 in backup`.
+    pub(crate) fn summary(&self) -> String {
+        /// systemd shows one line; keep it readable.
+        const MAX: usize = 300;
+        let mut leading = Vec::new();
+        let mut following = Vec::new();
+        let mut leaderless = 0;
+        for e in &self.elections {
+            match (&e.leader, e.is_leader) {
+                (Some(l), true) => leading.push(format!("{} at epoch {}", e.election, l.epoch)),
+                (Some(l), false) => following.push(format!("{} in {}", l.node, e.election)),
+                (None, _) => leaderless += 1,
+            }
+        }
+        let mut parts = Vec::new();
+        if !leading.is_empty() {
+            parts.push(format!("leading {}", leading.join(", ")));
+        }
+        if !following.is_empty() {
+            parts.push(format!("following {}", following.join(", ")));
+        }
+        if leaderless > 0 {
+            parts.push(format!("{leaderless} without a leader"));
+        }
+        let line = if parts.is_empty() {
+            format!("{} node {}: no elections yet", self.backend, self.node)
+        } else {
+            parts.join("; ")
+        };
+        match line.char_indices().nth(MAX) {
+            Some((at, _)) => format!("{}…", &line[..at]),
+            None => line,
+        }
+    }
+
     /// `/v1/status` for people.
     pub(crate) fn render(&self) -> String {
         let status = self.clone();
@@ -127,5 +163,59 @@ impl Status {
             out.push('\n');
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use election_core::{Epoch, NodeId};
+
+    use super::*;
+
+    fn election(name: &str, leader: Option<&str>, is_leader: bool) -> ElectionStatus {
+        ElectionStatus {
+            election: name.into(),
+            leader: leader.map(|n| LeaderInfo {
+                node: NodeId::new(n).unwrap(),
+                epoch: Epoch(7),
+                since: SystemTime::UNIX_EPOCH,
+            }),
+            is_leader,
+            lease_left_ms: None,
+        }
+    }
+
+    fn status(elections: Vec<ElectionStatus>) -> Status {
+        Status {
+            node: "n1".into(),
+            backend: "raft".into(),
+            elections,
+        }
+    }
+
+    #[test]
+    fn the_summary_says_what_this_node_leads_and_whom_it_follows() {
+        let s = status(vec![
+            election("job", Some("n1"), true),
+            election("backup", Some("n2"), false),
+            election("idle", None, false),
+        ]);
+        assert_eq!(
+            s.summary(),
+            "leading job at epoch 7; following n2 in backup; 1 without a leader"
+        );
+        assert_eq!(status(vec![]).summary(), "raft node n1: no elections yet");
+    }
+
+    #[test]
+    fn a_long_summary_is_cut_to_one_readable_line() {
+        let many = (0..200)
+            .map(|i| election(&format!("job-{i}"), Some("n2"), false))
+            .collect();
+        let line = status(many).summary();
+        assert!(line.chars().count() <= 301, "{}", line.len());
+        assert!(line.ends_with('…'));
     }
 }

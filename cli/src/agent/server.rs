@@ -238,6 +238,11 @@ impl Agent {
         }
     }
 
+    /// [`Status::summary`], for systemd's status line.
+    pub(crate) fn status_line(&self) -> String {
+        self.status().summary()
+    }
+
     /// Whether this node holds `name` now.
     pub(super) fn leads(&self, name: &ElectionName) -> Option<LeaderInfo> {
         let e = self.known(name)?;
@@ -548,9 +553,20 @@ pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure
         .map_err(|e| Failure::new(exit::SOFTWARE, e.into()))?;
     tracing::info!(%local, socket = %socket_path.display(), backend = kind, remote_resign = token.is_some(), "agent listening");
     let forgetting = tokio::spawn(forget_idle(agent.clone()));
+    // Under systemd (`Type=notify`): ready once both listeners are bound and the backend
+    // is open (a peer backend's member listens and dials its peers; a quorum is not
+    // awaited, so that the first host of a cluster starts on its own); then a status line
+    // as leaderships change, and watchdog pings from this runtime.
+    let notifier = crate::notify::notifier();
+    notifier.ready(&agent.status_line());
+    notifier.watchdog();
+    let reporting = notifier
+        .is_active()
+        .then(|| tokio::spawn(report_status(agent.clone())));
     let draining = agent.clone();
     let served = serve_on(agent.clone(), control, Some(listener), token, async move {
         let _ = stop.wait_for(Option::is_some).await;
+        crate::notify::notifier().stopping("stopping: revoking local holds");
         // Local callers stop their commands first; then the leaderships are handed over.
         tracing::info!("stopping: revoking local holds");
         draining.closing.send_replace(true);
@@ -558,10 +574,26 @@ pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure
     })
     .await;
     forgetting.abort();
+    if let Some(r) = reporting {
+        r.abort();
+    }
     served
         .map_err(|e| Failure::new(exit::SOFTWARE, anyhow!(e).context("serving the agent API")))?;
     tracing::info!("agent stopped");
     Ok(0)
+}
+
+/// Sends the agent's status line to systemd whenever it changes (checked every second).
+async fn report_status(agent: Arc<Agent>) {
+    let mut last = agent.status_line();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let line = agent.status_line();
+        if line != last {
+            crate::notify::notifier().status(&line);
+            last = line;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -117,6 +117,11 @@ impl Prepared {
             .collect::<Result<_, _>>()?;
         let mut vars: Vec<(OsString, OsString)> = std::env::vars_os()
             .filter(|(k, _)| !env.iter().any(|(e, _)| k.as_bytes() == e.as_bytes()))
+            .filter(|(k, _)| {
+                !crate::notify::ENV
+                    .iter()
+                    .any(|e| k.as_bytes() == e.as_bytes())
+            })
             .collect();
         vars.extend(
             env.iter()

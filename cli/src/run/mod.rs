@@ -66,6 +66,11 @@ pub(crate) async fn run(loaded: &Loaded, args: &RunArgs, stop: Stop) -> Result<u
         mode,
     };
     let elector = backend.election(&election, Candidate::new(node))?;
+    // Under systemd (`Type=notify`): ready once the backend is open, pinging the
+    // watchdog from this runtime.
+    let notifier = crate::notify::notifier();
+    notifier.ready(&format!("campaigning in {election} on {}", backend.kind()));
+    notifier.watchdog();
     let outcome = supervise(elector, &plan, stop).await?;
     Ok(match outcome {
         Outcome::Skipped { leader } => {

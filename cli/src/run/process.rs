@@ -211,6 +211,9 @@ impl Launcher {
                 });
             }
             c.envs(env.iter().map(|(k, v)| (k, v)));
+            for k in crate::notify::ENV {
+                c.env_remove(k);
+            }
             c
         };
         cmd.process_group(0).kill_on_drop(false);

@@ -92,7 +92,11 @@ pub(crate) enum Outcome {
 async fn stopped(stop: &mut Stop) -> Signal {
     let signal = stop.wait_for(Option::is_some).await.map(|s| *s);
     match signal {
-        Ok(s) => s.unwrap_or(Signal::SIGTERM),
+        Ok(s) => {
+            let s = s.unwrap_or(Signal::SIGTERM);
+            crate::notify::notifier().stopping(&format!("stopping on {s}"));
+            s
+        }
         // The sender is gone: no signal will ever come.
         Err(_) => std::future::pending().await,
     }
@@ -291,6 +295,16 @@ async fn run_once(
     }
 }
 
+/// The status line of a supervisor waiting to lead: who leads, as far as the backend
+/// answers at once.
+async fn following(elector: &dyn LeaderElector, name: &str) -> String {
+    match tokio::time::timeout(Duration::from_secs(1), elector.leader()).await {
+        Ok(Ok(Some(l))) => format!("following {} in {name} (epoch {})", l.node, l.epoch),
+        Ok(Ok(None)) => format!("waiting to lead {name} (no leader now)"),
+        _ => format!("waiting to lead {name}"),
+    }
+}
+
 async fn supervise(
     elector: &dyn LeaderElector,
     plan: &Plan,
@@ -302,6 +316,9 @@ async fn supervise(
     let name = elector.name().to_string();
     let mut retry_delay = retry;
     loop {
+        if crate::notify::notifier().is_active() {
+            crate::notify::notifier().status(&following(elector, &name).await);
+        }
         let leadership = tokio::select! {
             r = elector.campaign() => match r {
                 Ok(l) => l,
@@ -322,6 +339,10 @@ async fn supervise(
         retry_delay = retry;
         let epoch = leadership.epoch();
         tracing::info!(election = %name, %epoch, "elected; starting {}", plan.job.file_name());
+        crate::notify::notifier().status(&format!(
+            "leading {name} at epoch {epoch}, running {}",
+            plan.job.file_name()
+        ));
         let mut delay = first_delay;
         loop {
             // A suspend of the host since the grant counts as a loss too (election-core

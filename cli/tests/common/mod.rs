@@ -164,3 +164,33 @@ impl Drop for Procs {
         kill_all(&mut self.0);
     }
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes `DIR/elector.toml` for a one-node raft agent (a quorum of one) with its API on a
+/// free port and its socket at `DIR/run/agent.sock`; `extra` is appended to `[agent]`.
+/// Returns the file and the API port.
+pub fn one_node_raft_config(dir: &Path, extra: &str) -> (PathBuf, u16) {
+    let config = dir.join("elector.toml");
+    let api = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "node_id = \"n1\"\n[backend]\nkind = \"raft\"\n[backend.raft]\nlisten = \"127.0.0.1:{raft}\"\n\
+             data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\n\
+             [agent]\nlisten = \"127.0.0.1:{api}\"\nsocket = \"{socket}\"\nelections = [\"job\"]\n{extra}",
+            raft = free_port(),
+            data = dir.join("data").display(),
+            socket = dir.join("run/agent.sock").display(),
+        ),
+    )
+    .unwrap();
+    (config, api)
+}
