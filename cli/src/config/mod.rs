@@ -68,8 +68,10 @@ impl Loaded {
     }
 
     /// The agent's Unix socket: `agent.socket`; else the system agent's
-    /// `/run/elector/agent.sock` for root, or for anyone once that socket exists (so the
-    /// members of `agent.socket_group` find it); else `$XDG_RUNTIME_DIR/elector/agent.sock`,
+    /// `/run/elector/agent.sock` for root, or for anyone once that socket or its directory
+    /// exists (so the members of `agent.socket_group` find it, and an agent running as its
+    /// own user in systemd's `RuntimeDirectory=elector` binds it); else
+    /// `$XDG_RUNTIME_DIR/elector/agent.sock`,
     /// else `/tmp/elector-UID/agent.sock` (whose directory the agent refuses unless it is
     /// this user's own).
     pub(crate) fn agent_socket(&self) -> PathBuf {
@@ -78,7 +80,7 @@ impl Loaded {
         }
         let system = PathBuf::from(SYSTEM_AGENT_SOCKET);
         let uid = nix::unistd::geteuid();
-        if uid.is_root() || system.exists() {
+        if uid.is_root() || system.exists() || system.parent().is_some_and(Path::is_dir) {
             return system;
         }
         match std::env::var_os("XDG_RUNTIME_DIR") {
