@@ -30,7 +30,9 @@
 //!
 //! Not guaranteed: members that CMD left behind when it exited on its own, before any
 //! deadline fired, are left to elector to end (elector's `clean_up`), as are descendants
-//! that leave the group (`setsid`).
+//! that leave the group (`setsid`) when the command has no cgroup of its own. With one
+//! ([`super::cgroup`]), CMD moves itself into it before `execve`, and every SIGKILL the guard
+//! sends (at the deadline plus the grace, or when elector dies) is also a `cgroup.kill`.
 //!
 //! Everything the forked child does is an async-signal-safe system call on memory
 //! prepared by the parent ([`Prepared`]): no allocation, no locks.
@@ -40,6 +42,8 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::path::Path;
 
 use nix::sys::signal::Signal;
+
+use super::cgroup::{self, Cgroup, Fds};
 
 const SIGNALS: [Signal; 6] = [
     Signal::SIGCHLD,
@@ -73,6 +77,10 @@ pub(crate) struct Prepared {
     deadline: i64,
     /// SIGTERM-to-SIGKILL grace, nanoseconds.
     grace: i64,
+    /// The command's cgroup, if it has one ([`super::cgroup`]).
+    cgroup: Fds,
+    /// Its directory, removed by the guard once empty.
+    cgroup_dir: Option<CString>,
     path: CString,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
@@ -110,6 +118,7 @@ impl Prepared {
         deadlines: libc::c_int,
         deadline: i64,
         grace: std::time::Duration,
+        cgroup: Option<&Cgroup>,
     ) -> std::io::Result<Prepared> {
         let argv: Vec<CString> = std::iter::once(program)
             .chain(args)
@@ -147,6 +156,8 @@ impl Prepared {
             deadlines,
             deadline,
             grace: i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX),
+            cgroup: cgroup.map_or(Fds::NONE, Cgroup::fds),
+            cgroup_dir: cgroup.and_then(Cgroup::dir_c),
             path: cstring(path.as_os_str().as_bytes())?,
             argv_ptrs: ptrs(&argv),
             _argv: argv,
@@ -191,7 +202,8 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
             libc::_exit(crate::exit::SOFTWARE.into());
         }
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0);
-        close_cloexec_descriptors(command.deadlines);
+        let cg = command.cgroup;
+        close_cloexec_descriptors(&[command.deadlines, cg.procs, cg.kill, cg.events]);
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in SIGNALS {
@@ -204,6 +216,11 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
         }
         let pid = libc::fork();
         if pid == 0 {
+            if cg.procs >= 0 {
+                // Into the command's own cgroup before anything runs: every descendant
+                // stays in it, whatever it does with sessions and groups.
+                libc::write(cg.procs, c"0".as_ptr().cast(), 1);
+            }
             set_mask_raw(&[]);
             libc::execve(
                 command.path.as_ptr(),
@@ -239,7 +256,7 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
             if let Phase::Killing(at) = phase
                 && now >= at
             {
-                libc::kill(0, libc::SIGKILL);
+                kill_everything(cg);
                 libc::_exit(crate::exit::SOFTWARE.into());
             }
             let wake = match phase {
@@ -297,7 +314,7 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
                     libc::SIGCHLD => child_exited = true,
                     libc::SIGUSR1 if libc::getppid() != parent => {
                         // elector died: nothing may run on unguarded. Kills this process too.
-                        libc::kill(0, libc::SIGKILL);
+                        kill_everything(cg);
                         libc::_exit(crate::exit::SOFTWARE.into());
                     }
                     _ => {}
@@ -326,7 +343,11 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
                 let group_empty = {
                     let mut status: libc::c_int = 0;
                     libc::waitpid(-group, &mut status, libc::WNOHANG) < 0
+                        && (cg.events < 0 || !cgroup::populated(cg.events))
                 };
+                if group_empty && let Some(dir) = &command.cgroup_dir {
+                    libc::rmdir(dir.as_ptr());
+                }
                 if matches!(phase, Phase::Guarding(_)) || group_empty {
                     libc::_exit(code);
                 }
@@ -335,12 +356,28 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
     }
 }
 
+/// SIGKILL to the command's cgroup (every descendant, also those that left the group) and
+/// to the process group, this guard included: the call does not return.
+///
+/// # Safety
+///
+/// Async-signal-safe; for the guard's forked child only.
+unsafe fn kill_everything(cg: Fds) {
+    // SAFETY: write and kill on plain values.
+    unsafe {
+        if cg.kill >= 0 {
+            libc::write(cg.kill, c"1".as_ptr().cast(), 1);
+        }
+        libc::kill(0, libc::SIGKILL);
+    }
+}
+
 /// Closes what `execve` would have closed: every descriptor above stderr marked
 /// close-on-exec (among them the pipe on which the parent's spawn waits for the exec,
-/// which therefore returns now), except `keep`. Descriptors without the flag stay open for
-/// CMD, as before. Lists `/proc/self/fd` with raw `getdents64`; without `/proc`, checks
-/// descriptors 3 to 4095.
-unsafe fn close_cloexec_descriptors(keep: libc::c_int) {
+/// which therefore returns now), except those in `keep`. Descriptors without the flag stay
+/// open for CMD, as before. Lists `/proc/self/fd` with raw `getdents64`; without `/proc`,
+/// checks descriptors 3 to 4095.
+unsafe fn close_cloexec_descriptors(keep: &[libc::c_int]) {
     // SAFETY: open/getdents64/fcntl/close on a stack buffer.
     unsafe {
         let dir = libc::open(
@@ -379,7 +416,7 @@ unsafe fn close_cloexec_descriptors(keep: libc::c_int) {
                         _ => break,
                     }
                 }
-                if digits && fd > 2 && fd != dir && fd != keep && n < fds.len() {
+                if digits && fd > 2 && fd != dir && !keep.contains(&fd) && n < fds.len() {
                     fds[n] = fd;
                     n += 1;
                 }
@@ -388,7 +425,7 @@ unsafe fn close_cloexec_descriptors(keep: libc::c_int) {
         }
         libc::close(dir);
         for &fd in &fds[..n] {
-            close_if_cloexec(fd, dir);
+            close_if_cloexec(fd, keep);
         }
         if n == fds.len() {
             // More than we could list: check the rest the slow way.
@@ -399,10 +436,10 @@ unsafe fn close_cloexec_descriptors(keep: libc::c_int) {
     }
 }
 
-unsafe fn close_if_cloexec(fd: libc::c_int, skip: libc::c_int) {
+unsafe fn close_if_cloexec(fd: libc::c_int, keep: &[libc::c_int]) {
     // SAFETY: fcntl and close on a descriptor number.
     unsafe {
-        if fd != skip {
+        if !keep.contains(&fd) {
             let flags = libc::fcntl(fd, libc::F_GETFD);
             if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
                 libc::close(fd);

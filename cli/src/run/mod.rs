@@ -2,6 +2,7 @@
 //! ([`supervisor`]), which starts the command through [`process`] under the guard
 //! ([`guard`]) that keeps the leadership's deadline.
 
+mod cgroup;
 mod guard;
 mod process;
 mod supervisor;

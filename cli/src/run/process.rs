@@ -21,7 +21,15 @@
 //!   forwards each new one), SIGTERMs the group when it passes and SIGKILLs it one grace
 //!   later, on its own (decision 101).
 //!
-//! Not guaranteed: a descendant that leaves the group (`setsid`, `setpgid`) escapes both.
+//! - Where elector may create a cgroup v2 (root, or systemd's `Delegate=yes`), the command
+//!   runs in one of its own ([`super::cgroup`]), and every SIGKILL of the group is also a
+//!   `cgroup.kill`: a descendant that left the group (`setsid`, `setpgid`, a daemon's
+//!   double fork) dies with it, and the command counts as gone only once the cgroup is
+//!   empty.
+//!
+//! Not guaranteed without a cgroup: a descendant that leaves the group escapes both. With
+//! one, such a descendant gets no SIGTERM (only the group does), only the SIGKILL one kill
+//! grace later.
 
 use std::ffi::OsString;
 use std::io;
@@ -36,6 +44,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use tokio::time::Instant;
+
+use super::cgroup::Cgroup;
 
 /// How long to wait for SIGKILLed processes to be reaped before giving up on them.
 const KILL_REAP_BOUND: Duration = Duration::from_secs(5);
@@ -172,12 +182,14 @@ impl Launcher {
         become_subreaper();
         let parent = std::process::id() as libc::pid_t;
         let mut link = DeadlineLink(None);
+        let mut cgroup = None;
         let mut cmd = if self.guard {
             // Resolved now; if it vanished since the preflight, execve reports it (127).
             let path = job.resolve().unwrap_or_else(|| PathBuf::from(&job.program));
             let (read, write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                     .map_err(io::Error::from)?;
+            cgroup = Cgroup::create();
             let prepared = super::guard::Prepared::new(
                 &path,
                 &job.program,
@@ -186,6 +198,7 @@ impl Launcher {
                 read.as_raw_fd(),
                 crate::clock::to_boot_ns(deadline),
                 grace,
+                cgroup.as_ref(),
             )?;
             link = DeadlineLink(Some(Arc::new(write)));
             // The program is never executed: the forked child becomes the guard. `read`
@@ -228,6 +241,7 @@ impl Launcher {
             pgid: Pid::from_raw(pid as i32),
             exit: None,
             link,
+            cgroup,
         })
     }
 }
@@ -291,6 +305,9 @@ pub(crate) struct Child {
     pgid: Pid,
     exit: Option<Exit>,
     link: DeadlineLink,
+    /// The command's own cgroup, where elector may create one: it holds every
+    /// descendant, also those that left the process group.
+    cgroup: Option<Cgroup>,
 }
 
 impl Child {
@@ -315,8 +332,18 @@ impl Child {
         self.link.clone()
     }
 
-    /// Sends `signal` to the whole group.
+    /// Whether any process of the command is left: in its group, or in its cgroup.
+    fn alive(&self) -> bool {
+        group_alive(self.pgid) || self.cgroup.as_ref().is_some_and(Cgroup::populated)
+    }
+
+    /// Sends `signal` to the whole group (SIGKILL: to the whole cgroup too).
     pub(crate) fn signal_group(&self, signal: Signal) {
+        if signal == Signal::SIGKILL
+            && let Some(c) = &self.cgroup
+        {
+            c.kill();
+        }
         match killpg(self.pgid, signal) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => {
@@ -335,7 +362,7 @@ impl Child {
             // The guard's deadline, moved to now: one SIGTERM (from the guard), and the
             // guard's own SIGKILL after the grace even if this process stops meanwhile.
             self.link.set(now);
-        } else if self.exit.is_none() || group_alive(self.pgid) {
+        } else if self.exit.is_none() || self.alive() {
             self.signal_group(first);
         }
         let exit = match tokio::time::timeout_at(deadline, self.wait()).await {
@@ -355,7 +382,7 @@ impl Child {
         let mut killed_at = None;
         loop {
             reap_group(self.pgid);
-            if !group_alive(self.pgid) {
+            if !self.alive() {
                 return;
             }
             let now = Instant::now();
@@ -381,10 +408,10 @@ impl Child {
     /// (SIGTERM, SIGKILL after `grace`).
     pub(crate) async fn clean_up(&mut self, grace: Duration) {
         reap_group(self.pgid);
-        if group_alive(self.pgid) {
+        if self.alive() {
             tracing::info!(
                 pgid = self.pgid.as_raw(),
-                "the command left processes in its group; terminating them"
+                "the command left processes in its group or cgroup; terminating them"
             );
             self.terminate(Signal::SIGTERM, grace).await;
         }
