@@ -105,21 +105,36 @@ fn cstring(bytes: &[u8]) -> std::io::Result<CString> {
     })
 }
 
+/// What the guard keeps besides the command: its deadlines and how it kills.
+pub(crate) struct Guarding<'a> {
+    /// The read end of the deadline pipe.
+    pub(crate) deadlines: libc::c_int,
+    /// The first deadline, nanoseconds on `CLOCK_BOOTTIME` (see [`crate::clock`]).
+    pub(crate) deadline: i64,
+    /// Between SIGTERM and SIGKILL.
+    pub(crate) grace: std::time::Duration,
+    /// The command's own cgroup, if it has one.
+    pub(crate) cgroup: Option<&'a Cgroup>,
+}
+
 impl Prepared {
-    /// `execve(path, [program, args...], this process's environment + env)`, guarded by the
-    /// deadline `deadline` (nanoseconds on `CLOCK_BOOTTIME`, see [`crate::clock`]) and the
-    /// deadlines that arrive on the pipe read end `deadlines`, with `grace` between SIGTERM
-    /// and SIGKILL.
+    /// `execve(path, [program, args...], this process's environment + env)`, guarded as
+    /// `guarding` says: the first deadline, the later ones that arrive on the pipe, the
+    /// grace between SIGTERM and SIGKILL, and the cgroup whose `cgroup.kill` goes with
+    /// every SIGKILL.
     pub(crate) fn new(
         path: &Path,
         program: &OsString,
         args: &[OsString],
         env: &[(&str, String)],
-        deadlines: libc::c_int,
-        deadline: i64,
-        grace: std::time::Duration,
-        cgroup: Option<&Cgroup>,
+        guarding: Guarding<'_>,
     ) -> std::io::Result<Prepared> {
+        let Guarding {
+            deadlines,
+            deadline,
+            grace,
+            cgroup,
+        } = guarding;
         let argv: Vec<CString> = std::iter::once(program)
             .chain(args)
             .map(|a| cstring(a.as_bytes()))

@@ -195,10 +195,12 @@ impl Launcher {
                 &job.program,
                 &job.args,
                 env,
-                read.as_raw_fd(),
-                crate::clock::to_boot_ns(deadline),
-                grace,
-                cgroup.as_ref(),
+                super::guard::Guarding {
+                    deadlines: read.as_raw_fd(),
+                    deadline: crate::clock::to_boot_ns(deadline),
+                    grace,
+                    cgroup: cgroup.as_ref(),
+                },
             )?;
             link = DeadlineLink(Some(Arc::new(write)));
             // The program is never executed: the forked child becomes the guard. `read`
