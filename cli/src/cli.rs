@@ -149,6 +149,10 @@ pub(crate) struct StatusArgs {
     /// Print JSON (one object per line for watch).
     #[arg(long)]
     pub(crate) json: bool,
+    /// `status` only: redraw every second until interrupted, the same picture as the
+    /// agent's status page (raft, bully: with the recent leader changes).
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) watch: bool,
 }
 
 /// Parses `10s`, `250ms`, `1m30s`.

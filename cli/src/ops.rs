@@ -92,6 +92,25 @@ fn leader_line(name: &ElectionName, leader: &Option<LeaderInfo>) -> String {
 
 /// `elector status [--json] [ELECTION...]`.
 pub(crate) async fn status(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Failure> {
+    if !args.watch {
+        return status_once(loaded, args).await;
+    }
+    // Clear the screen and redraw, as `watch elector status` would, until interrupted.
+    loop {
+        print!("\x1b[H\x1b[2J");
+        status_once(loaded, args).await?;
+        println!(
+            "\n(every second; Ctrl-C to stop) {}",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        );
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(0),
+        }
+    }
+}
+
+async fn status_once(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Failure> {
     let kind = backend::selected_kind(loaded)?;
     let names = names(loaded, args)?;
     if kind.is_hosted_by_agent() {
@@ -130,6 +149,12 @@ pub(crate) async fn status(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Fai
 
 /// `elector watch [--json] ELECTION...`: one line per leader change, until interrupted.
 pub(crate) async fn watch(loaded: &Loaded, args: &StatusArgs) -> Result<u8, Failure> {
+    if args.watch {
+        return Err(Failure::new(
+            exit::USAGE,
+            anyhow!("--watch belongs to `elector status`; `elector watch` streams changes already"),
+        ));
+    }
     let names = names(loaded, args)?;
     if names.is_empty() {
         return Err(Failure::new(

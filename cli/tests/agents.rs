@@ -356,6 +356,89 @@ fn three_cron_runs_at_once_run_once(kind: &str) {
     }
 }
 
+/// The page one agent serves at `/` as a real browser shows it: the leader and epoch of
+/// `job`, or `None` before the page has drawn it.
+fn page_shows(b: &mut common::browser::Browser) -> Option<(String, u64)> {
+    let v = b.eval(
+        "(() => { const r = document.querySelector('#elections tr[data-election=\"job\"]'); \
+         return r ? [r.querySelector('.leader').textContent, r.querySelector('.epoch').textContent] : null })()",
+    );
+    let node = v.get(0)?.as_str()?.to_owned();
+    let epoch = v.get(1)?.as_str()?.parse().ok()?;
+    Some((node, epoch))
+}
+
+/// The leader and epoch of `job` as agent `h` reports it.
+fn leader_of(h: &Host) -> Option<(String, u64)> {
+    let (code, body) = http_get(h.api, "/v1/elections/job")?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    (code == 200).then_some(())?;
+    let l = &v["leader"];
+    Some((l["node"].as_str()?.to_owned(), l["epoch"].as_u64()?))
+}
+
+/// Issue 12: headless Chromium opens the status page of a follower in a three-agent raft
+/// cluster, reads the leader and epoch from the DOM, sees them change to the new leader
+/// and a higher epoch after the leading agent is killed, without a reload, and takes a
+/// screenshot that is not blank.
+#[cfg(feature = "raft")]
+#[test]
+fn the_status_page_follows_a_failover_in_a_real_browser() {
+    let d = tempfile::tempdir().unwrap();
+    let (hosts, mut agents) = agents_up(d.path(), "raft");
+    let mut runners = Procs(hosts.iter().map(|h| supervise(h, "sleep 1000")).collect());
+    wait_until("one leader", || sole_leader(&hosts).is_some());
+    let leader = sole_leader(&hosts).unwrap();
+    let watcher = &hosts[(leader + 1) % 3];
+    let first = leader_of(watcher).expect("the follower knows the leader");
+    assert_eq!(first.0, format!("n{}", leader + 1));
+
+    let mut b = common::browser::Browser::start();
+    b.open(&format!("http://127.0.0.1:{}/", watcher.api));
+    wait_until("the page shows the leader and its epoch", || {
+        page_shows(&mut b).as_ref() == Some(&first)
+    });
+    // A reload would forget this.
+    b.eval("window.__no_reload = true");
+
+    signal(agents.0[leader].id(), Signal::SIGKILL);
+    signal(runners.0[leader].id(), Signal::SIGKILL);
+    wait_until("the page shows a new leader at a higher epoch", || {
+        page_shows(&mut b).is_some_and(|(node, epoch)| node != first.0 && epoch > first.1)
+    });
+    assert_eq!(
+        b.eval("window.__no_reload === true"),
+        serde_json::json!(true)
+    );
+    let shown = page_shows(&mut b).unwrap();
+    assert_eq!(
+        Some(shown.clone()),
+        leader_of(watcher),
+        "the page agrees with the agent"
+    );
+    wait_until("the timeline draws both leaderships", || {
+        b.eval("document.querySelectorAll('#timeline rect').length")
+            .as_u64()
+            .is_some_and(|n| n >= 2)
+    });
+    let changes = b.eval("document.querySelectorAll('#changes li').length");
+    assert!(changes.as_u64().is_some_and(|n| n >= 2), "{changes}");
+
+    let shot = d.path().join("status-page.png");
+    let size = b.screenshot(&shot);
+    // A blank 1280x800 page compresses to a few KB; text, a table and a chart do not.
+    assert!(size > 15_000, "the screenshot looks blank ({size} bytes)");
+    println!(
+        "screenshot: {} ({size} bytes), page shows {shown:?}",
+        shot.display()
+    );
+    // To look at it: ELECTOR_KEEP_SCREENSHOT=/tmp/page.png cargo nextest run ... status_page
+    if let Some(keep) = std::env::var_os("ELECTOR_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    stop_all(&mut runners, &mut agents);
+}
+
 #[cfg(feature = "raft")]
 mod raft {
     #[test]

@@ -4,6 +4,8 @@
 use election_core::LeaderInfo;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use super::history::{Change, Why};
+
 /// The `Upgrade` protocol of a hold: `POST /v1/elections/{election}/campaign` with
 /// `Connection: upgrade` and `Upgrade: elector-hold/1` answers `101 Switching Protocols`
 /// once this node is elected (409 `{"leader"}` if another node leads), and the connection
@@ -90,6 +92,31 @@ pub(crate) struct ElectionStatus {
     pub(crate) lease_left_ms: Option<u64>,
 }
 
+/// How many of the last changes `elector status` prints.
+const RECENT: usize = 5;
+
+impl Change {
+    /// One line: when, which election, who, and why.
+    pub(crate) fn describe(&self) -> String {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.at_ms);
+        let at = humantime::format_rfc3339_seconds(at);
+        let who = self.node.as_deref().unwrap_or("-");
+        let epoch = self
+            .epoch
+            .map(|e| format!(" at epoch {e}"))
+            .unwrap_or_default();
+        let what = match self.why {
+            Why::Elected => format!("{who} leads{epoch}"),
+            Why::NoLeader => "no leader".to_owned(),
+            Why::Resigned => format!("{who} resigned{epoch}"),
+            Why::Expired => format!("{who}'s lease expired{epoch}"),
+            Why::Revoked => format!("{who}'s lease was revoked{epoch}"),
+            Why::QuorumLost => format!("{who} lost its quorum{epoch}"),
+        };
+        format!("{at} {}: {what}", self.election)
+    }
+}
+
 /// `/v1/status`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Status {
@@ -99,6 +126,9 @@ pub(crate) struct Status {
     pub(crate) backend: String,
     /// Every known election.
     pub(crate) elections: Vec<ElectionStatus>,
+    /// The last leader changes, oldest first (absent from agents before the status page).
+    #[serde(default)]
+    pub(crate) history: Vec<Change>,
 }
 
 impl Status {
@@ -162,6 +192,13 @@ impl Status {
             out.push_str(&line);
             out.push('\n');
         }
+        let recent = status.history.len().saturating_sub(RECENT);
+        if recent < status.history.len() {
+            out.push_str("recent changes:\n");
+        }
+        for c in &status.history[recent..] {
+            out.push_str(&format!("  {}\n", c.describe()));
+        }
         out
     }
 }
@@ -192,6 +229,7 @@ mod tests {
             node: "n1".into(),
             backend: "raft".into(),
             elections,
+            history: Vec::new(),
         }
     }
 

@@ -82,6 +82,10 @@ pub(super) async fn keep(agent: Arc<Agent>, id: HoldId, hold: Arc<Hold>) {
             }
         }
     }
+    if let Some(l) = lock(&hold.leadership).as_ref() {
+        let reason = lost.unwrap_or(LossReason::Resigned);
+        agent.history.ended(&hold.election, l.info(), reason);
+    }
     agent.resign_hold(&id).await;
     agent.metrics.is_leader.get_or_create(&labels).set(0);
     lock(&agent.holds).remove(&id);

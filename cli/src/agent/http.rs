@@ -58,9 +58,52 @@ impl Token {
     }
 }
 
+/// The status page's files, embedded at build time (no CDN: the page works offline).
+const PAGE: [(&str, &str, &str); 3] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("page/index.html"),
+    ),
+    (
+        "/status.js",
+        "text/javascript; charset=utf-8",
+        include_str!("page/status.js"),
+    ),
+    (
+        "/status.css",
+        "text/css; charset=utf-8",
+        include_str!("page/status.css"),
+    ),
+];
+
+/// One file of the status page, with headers that keep it to its own origin.
+fn page_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The read-only routes, served everywhere.
 fn read_routes() -> Router<Arc<Agent>> {
-    Router::new()
+    let mut router = Router::new();
+    for (path, content_type, body) in PAGE {
+        router = router.route(
+            path,
+            get(move || async move { page_file(content_type, body) }),
+        );
+    }
+    router
         .route("/health", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/v1/status", get(status))

@@ -45,6 +45,7 @@
 
 pub(crate) mod api;
 pub(crate) mod client;
+mod history;
 mod hold;
 mod http;
 mod metrics;

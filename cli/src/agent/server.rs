@@ -19,6 +19,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::api::{ElectionStatus, Status};
+use super::history::History;
 use super::hold::{Hold, keep};
 use super::http;
 use super::metrics::Metrics;
@@ -78,6 +79,8 @@ pub(crate) struct Agent {
     /// The hold connections being served, ended when the agent's API stops.
     pub(super) sessions: Mutex<HashMap<HoldId, AbortHandle>>,
     pub(super) metrics: Metrics,
+    /// The last leader changes, for the status page.
+    pub(super) history: History,
     /// Set when the agent stops: pending campaigns end at once.
     pub(super) closing: watch::Sender<bool>,
     /// The longest a caller may take to kill its command after its deadline: the agent
@@ -136,6 +139,7 @@ impl Agent {
             holds: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             metrics: Metrics::new(),
+            history: History::default(),
             closing: watch::channel(false).0,
             kill_grace,
         })
@@ -208,6 +212,7 @@ impl Agent {
                     task.abort();
                 }
                 self.metrics.forget(name.as_str());
+                self.history.forget(name.as_str());
             }
             keep
         });
@@ -235,6 +240,7 @@ impl Agent {
             node: self.node.to_string(),
             backend: self.kind.to_owned(),
             elections,
+            history: self.history.changes(),
         }
     }
 
@@ -428,6 +434,7 @@ async fn follow(
                         != leader.as_ref().map(|l| (&l.node, l.epoch))
                     {
                         agent.metrics.transitions.get_or_create(&labels).inc();
+                        agent.history.leader(&name, leader.as_ref());
                     }
                     tx.send_replace(leader);
                 }

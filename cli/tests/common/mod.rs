@@ -1,6 +1,7 @@
 //! Helpers for tests that run the real `elector` binary.
 #![allow(dead_code, unreachable_pub, reason = "each test file uses a subset")]
 
+pub mod browser;
 pub mod scenarios;
 pub mod stamps;
 
