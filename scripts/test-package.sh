@@ -17,7 +17,19 @@ version=$(dpkg-deb -f "$deb" Version)
 if dpkg-query -W -f='${Status}' elector 2>/dev/null | grep -q "install ok installed"; then
   fail "a package named elector is installed already; remove it first"
 fi
-cleanup() { $SUDO apt-get remove -y -qq elector >/dev/null 2>&1 || true; }
+# Leave the machine as it was: purge (conffiles too: a left-over /etc/elector/elector.toml
+# would become every later test's configuration), and drop the user and /etc/elector if
+# this script's install made them.
+had_user=0; getent passwd elector >/dev/null && had_user=1
+had_etc=0; [ -e /etc/elector ] && had_etc=1
+cleanup() {
+  $SUDO apt-get purge -y -qq elector >/dev/null 2>&1 || true
+  if [ "$had_user" = 0 ] && getent passwd elector >/dev/null; then
+    $SUDO deluser --system --quiet elector >/dev/null 2>&1 || $SUDO userdel elector || true
+    $SUDO delgroup --system --quiet elector >/dev/null 2>&1 || true
+  fi
+  if [ "$had_etc" = 0 ]; then $SUDO rm -rf /etc/elector; fi
+}
 trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get install -y -qq "./$deb" >/dev/null
