@@ -63,9 +63,17 @@ PIDS+=($RUN)
 until curl -sf "http://127.0.0.1:${apis[0]}/v1/leader/job" >/dev/null; do sleep 0.1; done
 sleep 3
 GUARD=$(pgrep -P "$RUN" | head -1)
+epoch() { curl -sf "http://127.0.0.1:${apis[0]}/v1/leader/job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"]["epoch"])' 2>/dev/null || echo none; }
+e0=$(epoch)
 a0=$(cpu_ns "$AGENT1"); r0=$(cpu_ns "$RUN"); g0=$(cpu_ns "$GUARD")
 sleep "$SECS"
 a1=$(cpu_ns "$AGENT1"); r1=$(cpu_ns "$RUN"); g1=$(cpu_ns "$GUARD")
+e1=$(epoch)
+if [ "$e0" != "$e1" ] || [ ! -d "/proc/$GUARD" ]; then
+  # A loaded machine can make raft's 75 ms lease lapse: the child is restarted under a
+  # new epoch, and the figures below mix two leaderships (the guard's is meaningless).
+  echo "WARNING: the leadership changed during the measurement (epoch $e0 -> $e1); rerun on a quieter machine"
+fi
 held=$((a1 - a0))
 echo "binary: $ELECTOR (hold protocol: $([ "$has_socket" = 1 ] && echo "socket, one connection" || echo "TCP, a request per renewal"))"
 echo "over ${SECS}s, % of one core:"
