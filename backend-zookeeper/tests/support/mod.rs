@@ -176,3 +176,25 @@ pub(crate) async fn within<T>(deadline: Duration, what: &str, fut: impl Future<O
         .await
         .unwrap_or_else(|_| panic!("timed out after {deadline:?} waiting for {what}"))
 }
+
+/// The lease timing of the ensemble tests: a 4 s session (the ensemble allows 400 ms to
+/// 30 s), renewals every 300 ms, a 150 ms margin.
+pub(crate) fn ensemble_timing() -> LeaseTiming {
+    LeaseTiming {
+        ttl: Duration::from_secs(4),
+        ..timing()
+    }
+}
+
+/// Starts a 3-member ZooKeeper ensemble of this test's own (blocking this worker for a few
+/// seconds: three JVMs and a leader election).
+pub(crate) fn ensemble() -> election_tests::launch::ZooKeeperEnsemble {
+    election_tests::init_tracing();
+    tokio::task::block_in_place(|| election_tests::launch::ZooKeeperEnsemble::start(3))
+        .expect("a zookeeper ensemble should start (apt-get install zookeeperd)")
+}
+
+/// The index of the ensemble's leader, once it has exactly one.
+pub(crate) fn ensemble_leader(ensemble: &election_tests::launch::ZooKeeperEnsemble) -> usize {
+    tokio::task::block_in_place(|| ensemble.leader(SOON)).expect("the ensemble has a leader")
+}

@@ -31,7 +31,9 @@ mod zookeeper;
 pub use etcd::{EtcdCluster, EtcdServer};
 pub use process::server_dir;
 pub use redis::RedisServer;
-pub use zookeeper::ZooKeeperServer;
+pub use zookeeper::{
+    ENSEMBLE_SYNC_LIMIT, ENSEMBLE_TICK, Mode, ZooKeeperEnsemble, ZooKeeperMember, ZooKeeperServer,
+};
 
 /// What [`restart`](RedisServer::restart) does with the server's data.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
