@@ -1,12 +1,14 @@
 //! The connection shared by every elector of one backend: one ZooKeeper session at a time
 //! (replaced by a new one after it expires), request timeouts and error mapping.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use election_core::{ElectionName, Error, LeaseTiming, Result};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 use zookeeper_client::{self as zk, Acls, Client, CreateMode, CreateOptions};
 
 use crate::config::ZooKeeperConfig;
@@ -17,6 +19,10 @@ pub(crate) type ZkResult<T> = std::result::Result<T, zk::Error>;
 /// The backend kind, as in errors and `ELECTOR_BACKEND`.
 pub(crate) const KIND: &str = "zookeeper";
 
+/// How many answered rounds a session remembers at most (they are dropped once a later
+/// one can anchor deadlines; this only bounds a burst).
+const MAX_ROUNDS: usize = 1024;
+
 /// One ZooKeeper session, with the timing its negotiated timeout allows.
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
@@ -24,9 +30,58 @@ pub(crate) struct Session {
     /// The configured timing with `ttl` replaced by the negotiated session timeout: every
     /// deadline of this session is measured with it.
     pub(crate) timing: LeaseTiming,
+    /// `zookeeper.follower_lag`: how long before a round started the ZooKeeper leader may
+    /// last have heard of this session while the server we talk to still answers.
+    pub(crate) follower_lag: Duration,
+    /// What this session's answered `sync` rounds proved.
+    rounds: Arc<std::sync::Mutex<Rounds>>,
+}
+
+/// The answered `sync` rounds of one session, as far as they matter for deadlines.
+#[derive(Debug)]
+struct Rounds {
+    /// The latest instant at which the ZooKeeper leader is known to have counted the
+    /// session alive: when establishing it started (the leader created it no earlier),
+    /// then the start of the latest round answered `follower_lag` before another round.
+    proven: Instant,
+    /// Rounds (started, answered), in the order they were answered, not yet that old.
+    pending: VecDeque<(Instant, Instant)>,
 }
 
 impl Session {
+    /// Records a `sync` round of this session, sent at `started` and answered at
+    /// `answered` (any election's: they all share the session), and returns the anchor of
+    /// the deadline it proves, which the deadline rule measures from.
+    ///
+    /// The server we talk to touched the session when the round's first request arrived,
+    /// no earlier than `started`, and passes touches on to the ZooKeeper leader with its
+    /// next ping reply. An answered `sync` proves that the server was in touch with the
+    /// leader after `started`; with a follower lag it proves only that the leader counted
+    /// the touches of rounds answered at least `follower_lag` before `started`. So the
+    /// anchor is `started` itself when `follower_lag` is zero (a standalone server), else
+    /// the start of the latest round answered `follower_lag` or more before `started`, or
+    /// when the session was established, whichever is later.
+    pub(crate) fn answered(&self, started: Instant, answered: Instant) -> Instant {
+        if self.follower_lag.is_zero() {
+            return started;
+        }
+        let mut rounds = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
+        // What a round proved stays true (the leader's last touch only moves on), so the
+        // proven instant only rises; rounds answered too recently wait in `pending`.
+        while let Some(&(s, a)) = rounds.pending.front() {
+            if a + self.follower_lag > started {
+                break;
+            }
+            rounds.proven = rounds.proven.max(s);
+            rounds.pending.pop_front();
+        }
+        if rounds.pending.len() >= MAX_ROUNDS {
+            rounds.pending.pop_back();
+        }
+        rounds.pending.push_back((started, answered));
+        rounds.proven
+    }
+
     /// The session id, as ZooKeeper stores it in `ephemeralOwner`.
     pub(crate) fn id(&self) -> i64 {
         self.client.session_id().0
@@ -52,6 +107,8 @@ pub(crate) struct Conn {
     connect_timeout: Duration,
     /// The session timeout asked of ZooKeeper.
     requested_session_timeout: Duration,
+    /// `zookeeper.follower_lag` in force.
+    follower_lag: Duration,
     /// `user:password` for digest authentication (never logged).
     digest: Option<String>,
     current: Mutex<Option<Session>>,
@@ -73,6 +130,8 @@ impl Conn {
                 ),
             ));
         }
+        let follower_lag = config.effective_follower_lag();
+        check_follower_lag(&timing, follower_lag, "timing.ttl")?;
         Ok(Conn {
             address: config.connect_string.clone(),
             prefix: config.prefix.clone(),
@@ -80,6 +139,7 @@ impl Conn {
             request_timeout: config.request_timeout.min(timing.renew_interval),
             connect_timeout: config.connect_timeout,
             requested_session_timeout: requested,
+            follower_lag,
             digest: config.digest()?,
             current: Mutex::new(None),
             live: std::sync::Mutex::new(HashSet::new()),
@@ -134,6 +194,7 @@ impl Conn {
     }
 
     async fn connect_session(&self, election: Option<&ElectionName>) -> Result<Session> {
+        let established_from = Instant::now();
         let mut connector = Client::connector()
             .with_session_timeout(self.requested_session_timeout)
             .with_fail_eagerly();
@@ -195,13 +256,22 @@ impl Conn {
                 ),
             )
         })?;
+        check_follower_lag(&timing, self.follower_lag, "negotiated session timeout")?;
         tracing::debug!(
             address = %self.address,
             session = %client.session_id(),
             negotiated = %humantime::format_duration(negotiated),
             "zookeeper session established"
         );
-        Ok(Session { client, timing })
+        Ok(Session {
+            client,
+            timing,
+            follower_lag: self.follower_lag,
+            rounds: Arc::new(std::sync::Mutex::new(Rounds {
+                proven: established_from,
+                pending: VecDeque::new(),
+            })),
+        })
     }
 
     /// Awaits one request for at most the request timeout; a timeout is
@@ -222,6 +292,28 @@ impl Conn {
     ) -> Error {
         map_error(&self.address, &self.prefix, election, doing, e)
     }
+}
+
+/// The follower lag must leave each renewal room to be retried: a renewal's deadline is
+/// measured from a round that started up to `follower_lag + renew_interval` earlier, so
+/// the hold budget must cover that and one more renewal interval.
+fn check_follower_lag(timing: &LeaseTiming, lag: Duration, ttl_is: &str) -> Result<()> {
+    if lag.is_zero() || timing.hold_budget() >= lag + timing.renew_interval * 2 {
+        return Ok(());
+    }
+    let h = humantime::format_duration;
+    Err(Error::config(
+        "zookeeper.follower_lag",
+        format!(
+            "follower_lag ({}) + 2 × renew_interval ({}) exceeds the {ttl_is} ({}) less \
+             clock_drift + kill_grace ({}): every renewal would end its leadership before the \
+             next; raise timing.ttl (and the servers' maxSessionTimeout) or lower the lag",
+            h(lag),
+            h(timing.renew_interval * 2),
+            h(timing.ttl),
+            h(timing.safety_margin())
+        ),
+    ))
 }
 
 /// Whether `e` means "try again later" rather than "you were refused". The client

@@ -24,8 +24,8 @@ async fn a_holder_on_a_follower_cut_off_from_the_quorum_loses_before_the_waiter_
         Some(Mode::Follower)
     );
     let t = ensemble_timing();
-    let a = connect(&ensemble.member(follower).connect_string(), t).await;
-    let b = connect(&ensemble.member(leader).connect_string(), t).await;
+    let a = connect_ensemble(&ensemble.member(follower).connect_string(), t).await;
+    let b = connect_ensemble(&ensemble.member(leader).connect_string(), t).await;
     let election = unique("follower-cut");
     let history = History::new();
     let (a_id, b_id) = (node_id("node-a"), node_id("node-b"));
@@ -109,7 +109,7 @@ async fn killing_the_holders_server_keeps_the_leadership_while_the_session_survi
     // machine: the client notices the dead server within 2/5 of it.
     let t = long_timing();
     // A's connect string lists every member; it talks to one of them.
-    let a = connect(&ensemble.connect_string(), t).await;
+    let a = connect_ensemble(&ensemble.connect_string(), t).await;
     let election = unique("kill-server");
     let leadership = elector(&a, &election, "node-a").campaign().await.unwrap();
     let epoch = leadership.epoch();
@@ -138,7 +138,7 @@ async fn killing_the_holders_server_keeps_the_leadership_while_the_session_survi
     assert_eq!(leadership.loss_watch().loss(), None);
     assert_eq!(leadership.epoch(), epoch);
     // Still the leader as the rest of the ensemble sees it.
-    let b = connect(&ensemble.connect_string(), t).await;
+    let b = connect_ensemble(&ensemble.connect_string(), t).await;
     let seen = elector(&b, &election, "node-b").leader().await.unwrap();
     assert_eq!(seen.map(|i| i.epoch), Some(epoch));
     leadership.resign().await.unwrap();

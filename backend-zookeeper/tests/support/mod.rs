@@ -198,3 +198,23 @@ pub(crate) fn ensemble() -> election_tests::launch::ZooKeeperEnsemble {
 pub(crate) fn ensemble_leader(ensemble: &election_tests::launch::ZooKeeperEnsemble) -> usize {
     tokio::task::block_in_place(|| ensemble.leader(SOON)).expect("the ensemble has a leader")
 }
+
+/// `zookeeper.follower_lag` for the test ensemble: `(syncLimit + 1) × tickTime` (2.2 s).
+pub(crate) fn ensemble_follower_lag() -> Duration {
+    election_tests::launch::ENSEMBLE_TICK * (election_tests::launch::ENSEMBLE_SYNC_LIMIT + 1)
+}
+
+/// A backend connected to `connect_string` (one member of the test ensemble, or several),
+/// with the ensemble's follower lag.
+pub(crate) async fn connect_ensemble(
+    connect_string: &str,
+    timing: LeaseTiming,
+) -> ZooKeeperBackend {
+    let config = ZooKeeperConfig {
+        follower_lag: Some(ensemble_follower_lag()),
+        ..ZooKeeperConfig::with_connect_string(connect_string)
+    };
+    ZooKeeperBackend::connect(config, timing)
+        .await
+        .expect("connect to the zookeeper ensemble")
+}
