@@ -107,6 +107,21 @@ impl ProxiedNode {
         }
     }
 
+    /// A node whose proxy leads to one member of the test ensemble (with its follower lag).
+    pub(crate) async fn start_in_ensemble(
+        member: SocketAddr,
+        id: &str,
+        timing: LeaseTiming,
+    ) -> ProxiedNode {
+        let proxy = FaultProxy::start(member).await.expect("start proxy");
+        let backend = connect_ensemble(&proxy.addr().to_string(), timing).await;
+        ProxiedNode {
+            id: node_id(id),
+            proxy,
+            backend,
+        }
+    }
+
     pub(crate) fn elector(&self, election: &ElectionName) -> Arc<dyn LeaderElector> {
         self.backend
             .election(election, Candidate::new(self.id.clone()))
