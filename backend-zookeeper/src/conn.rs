@@ -48,6 +48,34 @@ struct Rounds {
     pending: VecDeque<(Instant, Instant)>,
 }
 
+impl Rounds {
+    fn new(established_from: Instant) -> Rounds {
+        Rounds {
+            proven: established_from,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Records a round answered with a follower lag of `lag` (not zero) and returns the
+    /// anchor it proves: see [`Session::answered`].
+    fn answered(&mut self, lag: Duration, started: Instant, answered: Instant) -> Instant {
+        // What a round proved stays true (the leader's last touch only moves on), so the
+        // proven instant only rises; rounds answered too recently wait in `pending`.
+        while let Some(&(s, a)) = self.pending.front() {
+            if a + lag > started {
+                break;
+            }
+            self.proven = self.proven.max(s);
+            self.pending.pop_front();
+        }
+        if self.pending.len() >= MAX_ROUNDS {
+            self.pending.pop_back();
+        }
+        self.pending.push_back((started, answered));
+        self.proven
+    }
+}
+
 impl Session {
     /// Records a `sync` round of this session, sent at `started` and answered at
     /// `answered` (any election's: they all share the session), and returns the anchor of
@@ -65,21 +93,10 @@ impl Session {
         if self.follower_lag.is_zero() {
             return started;
         }
-        let mut rounds = self.rounds.lock().unwrap_or_else(|p| p.into_inner());
-        // What a round proved stays true (the leader's last touch only moves on), so the
-        // proven instant only rises; rounds answered too recently wait in `pending`.
-        while let Some(&(s, a)) = rounds.pending.front() {
-            if a + self.follower_lag > started {
-                break;
-            }
-            rounds.proven = rounds.proven.max(s);
-            rounds.pending.pop_front();
-        }
-        if rounds.pending.len() >= MAX_ROUNDS {
-            rounds.pending.pop_back();
-        }
-        rounds.pending.push_back((started, answered));
-        rounds.proven
+        self.rounds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .answered(self.follower_lag, started, answered)
     }
 
     /// The session id, as ZooKeeper stores it in `ephemeralOwner`.
@@ -267,10 +284,7 @@ impl Conn {
             client,
             timing,
             follower_lag: self.follower_lag,
-            rounds: Arc::new(std::sync::Mutex::new(Rounds {
-                proven: established_from,
-                pending: VecDeque::new(),
-            })),
+            rounds: Arc::new(std::sync::Mutex::new(Rounds::new(established_from))),
         })
     }
 
@@ -364,5 +378,52 @@ pub(crate) fn map_error(
             ),
         ),
         e => Error::protocol(KIND, address, election, format!("{doing}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG: Duration = Duration::from_secs(2);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_anchors_at_the_latest_round_answered_one_follower_lag_before_it() {
+        let t0 = Instant::now();
+        let mut r = Rounds::new(t0);
+        // Nothing older than the session: the anchor is when establishing it started.
+        assert_eq!(r.answered(LAG, t0 + ms(100), t0 + ms(120)), t0);
+        assert_eq!(r.answered(LAG, t0 + ms(400), t0 + ms(420)), t0);
+        // 2.1 s: the round answered at 120 ms is 1.98 s old, not yet a full lag.
+        assert_eq!(r.answered(LAG, t0 + ms(2100), t0 + ms(2110)), t0);
+        // 2.12 s: it is now, so its start anchors; the one answered at 420 ms is not yet.
+        assert_eq!(r.answered(LAG, t0 + ms(2120), t0 + ms(2130)), t0 + ms(100));
+        // Much later, every earlier round qualifies: the latest of them anchors.
+        assert_eq!(r.answered(LAG, t0 + ms(9000), t0 + ms(9010)), t0 + ms(2120));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_anchor_never_goes_back_for_a_round_that_started_earlier() {
+        let t0 = Instant::now();
+        let mut r = Rounds::new(t0);
+        r.answered(LAG, t0 + ms(100), t0 + ms(200));
+        assert_eq!(r.answered(LAG, t0 + ms(3000), t0 + ms(3100)), t0 + ms(100));
+        // A slow round of another election, started before the last one: what was proven
+        // stays proven.
+        assert_eq!(r.answered(LAG, t0 + ms(2500), t0 + ms(3200)), t0 + ms(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pending_rounds_stay_bounded() {
+        let t0 = Instant::now();
+        let mut r = Rounds::new(t0);
+        for i in 0..(MAX_ROUNDS as u64 * 2) {
+            r.answered(Duration::from_secs(3600), t0 + ms(i), t0 + ms(i));
+        }
+        assert!(r.pending.len() <= MAX_ROUNDS);
     }
 }

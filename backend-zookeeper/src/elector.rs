@@ -143,7 +143,17 @@ impl ZkElector {
                 Ok((None, _)) => {}
                 // Fires on its deletion (or a data change, or our session ending): read again.
                 Ok((Some(_), watcher)) => {
-                    watcher.changed().await;
+                    if pos == 1 && !session.follower_lag.is_zero() {
+                        // Next in line: keep proving the session at the quorum while we
+                        // wait, so that our lead is confirmed at once when our turn comes
+                        // rather than one follower lag later.
+                        tokio::select! {
+                            _ = watcher.changed() => {}
+                            () = keep_proven(&self.conn, session, &c.path) => {}
+                        }
+                    } else {
+                        watcher.changed().await;
+                    }
                 }
                 Err(e) if is_transient(&e) => {
                     tracing::debug!(election = %self.name, error = %e, "watching the candidate before us failed; retrying");
@@ -197,6 +207,19 @@ impl ZkElector {
             since: since_of(stat),
         };
         Ok(hold(c, info, anchor))
+    }
+}
+
+/// Runs a [`confirm`] round on our znode every `renew_interval`, for the anchors they prove
+/// (`Session::answered`); never returns. A failed round is left to the watch and the next
+/// read of the queue to notice.
+async fn keep_proven(conn: &Conn, session: &Session, path: &str) {
+    loop {
+        let started = Instant::now();
+        if let Err(e) = confirm(conn, session, path).await {
+            tracing::debug!(path, error = %e, "a round while next in line failed");
+        }
+        tokio::time::sleep_until(started + session.timing.renew_interval).await;
     }
 }
 
