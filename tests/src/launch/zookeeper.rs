@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::Data;
 use super::instance::{Instance, Readiness, retry_on_port_clash};
 use super::probe;
-use super::process::{Spec, find_binary, free_port, loopback, require_file, server_dir};
+use super::process::{Spec, find_binary, free_port, log_tail, loopback, require_file, server_dir};
 use crate::proxy::{Direction, Fault, FaultProxy};
 
 const READY: Readiness = Readiness {
@@ -488,6 +488,17 @@ impl ZooKeeperEnsemble {
 
 impl Drop for ZooKeeperEnsemble {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test: what the members said goes with their directories, so show it.
+            for m in &self.members {
+                eprintln!(
+                    "zookeeper member {} (client {}): {}",
+                    m.id,
+                    m.addr(),
+                    log_tail(&m.log_path())
+                );
+            }
+        }
         // The proxies first (their tasks abort), then their runtime, without waiting: the
         // ensemble may be dropped inside a test's runtime, where blocking is not allowed.
         self.links.clear();
