@@ -91,8 +91,8 @@
 //! # Ensembles
 //!
 //! A client talks to one server of the ensemble at a time (the connect string names them
-//! all; after a failure the client moves to another within the session timeout, keeping
-//! the session and so the leadership). That server may be a **follower**: it answers reads
+//! all; after that server fails the client moves to another within the session timeout,
+//! keeping the session and so the leadership, its epoch unchanged). That server may be a **follower**: it answers reads
 //! from its own copy of the data, forwards writes to the ZooKeeper leader, and passes the
 //! session touches it receives on to the leader only in its replies to the leader's pings
 //! (every `tickTime / 2`). Only the leader expires sessions. A follower cut off from the
@@ -138,7 +138,6 @@
 //!   leader keeps it in the quorum), or a `follower_lag` set below `(syncLimit + 1) ×
 //!   tickTime`, can let the old holder's deadline outlast the session at the leader.
 //!   `follower_lag = 0s` is right only for a standalone server.
-//!
 //! - A leader paused (GC, SIGSTOP) past its deadline may act late: pass the epoch to every
 //!   guarded write and let the resource refuse stale ones
 //!   ([`Fence`](election_core::Fence)).

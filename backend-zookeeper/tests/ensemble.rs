@@ -5,6 +5,8 @@ mod support;
 
 use std::time::Duration;
 
+use election_core::LeaseTiming;
+
 use election_tests::history::History;
 use election_tests::launch::Mode;
 use support::*;
@@ -99,15 +101,64 @@ async fn a_holder_on_a_follower_cut_off_from_the_quorum_loses_before_the_waiter_
     b_leadership.resign().await.unwrap();
 }
 
+/// With a follower lag, a round proves only what the leader counted a lag before it: a
+/// session idle for longer than the lag (here on a follower, nothing queued) has nothing
+/// recent enough, so its first lead is confirmed by a second round one follower lag after
+/// the first, and is granted with more than a renewal interval to lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_on_an_idle_session_is_confirmed_one_follower_lag_later() {
+    let ensemble = ensemble();
+    let leader = ensemble_leader(&ensemble);
+    let follower = (leader + 1) % ensemble.len();
+    let t = ensemble_timing();
+    let lag = ensemble_follower_lag();
+    let a = connect_ensemble(&ensemble.member(follower).connect_string(), t).await;
+    // Idle for longer than the hold budget less a renewal: the session's establishment no
+    // longer anchors a useful deadline. (Waiting for the idleness itself, not for luck.)
+    let session_timeout = a.session_timeout().await.unwrap();
+    tokio::time::sleep(session_timeout - t.safety_margin()).await;
+    let started = Instant::now();
+    let leadership = within(
+        SOON,
+        "A's campaign",
+        elector(&a, &unique("idle"), "node-a").campaign(),
+    )
+    .await
+    .unwrap();
+    let granted = Instant::now();
+    assert!(
+        granted - started >= lag,
+        "granted {:?} after campaigning: the first round alone anchored it",
+        granted - started
+    );
+    assert!(
+        leadership.deadline() > granted + t.renew_interval,
+        "granted with only {:?} to lead",
+        leadership.deadline() - granted
+    );
+    // And it renews from then on.
+    let first = leadership.deadline();
+    eventually(SOON, "A renewed", || async {
+        leadership.deadline() > first
+    })
+    .await;
+    assert!(leadership.is_held());
+    leadership.resign().await.unwrap();
+}
+
 /// Killing the server a holder's session lives on does not end the session: the client
 /// moves to another member within the session timeout and the leadership holds, renewed
 /// through the new server, and its epoch stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_holders_server_keeps_the_leadership_while_the_session_survives() {
     let ensemble = ensemble();
-    // A long session (10 s) so the move to another member fits with room on a busy
-    // machine: the client notices the dead server within 2/5 of it.
-    let t = long_timing();
+    // A long session (20 s; a steady leader's deadline lies about 13.6 s ahead) so that
+    // the move to another member fits with room on a busy machine, also when the killed
+    // member was the ZooKeeper leader and the other two elect a new one first.
+    let t = LeaseTiming {
+        ttl: Duration::from_secs(20),
+        ..long_timing()
+    };
     // A's connect string lists every member; it talks to one of them.
     let a = connect_ensemble(&ensemble.connect_string(), t).await;
     let election = unique("kill-server");
@@ -119,17 +170,31 @@ async fn killing_the_holders_server_keeps_the_leadership_while_the_session_survi
         member = served_by,
         "A's session lives on this member; killing it"
     );
+    // Renewals through the member to be killed have anchored the deadline by now.
+    let before = leadership.deadline();
+    eventually(SOON, "A renewed before the kill", || async {
+        leadership.deadline() > before
+    })
+    .await;
     let killed_at = Instant::now();
     tokio::task::block_in_place(|| ensemble.member(served_by).kill()).unwrap();
-    // A renewal through another member moves the deadline past where it stood at the kill
-    // plus the time the move may take.
+    // A renewal through another member moves the deadline past where the rounds answered
+    // before the kill could take it (the last of them, anchored once a follower lag old).
     let deadline_at_kill = leadership.deadline();
     eventually(
-        session_timeout,
+        SOON + session_timeout,
         "A renewed through another member",
-        || async { leadership.deadline() > deadline_at_kill + Duration::from_secs(1) },
+        || async {
+            leadership.deadline() > deadline_at_kill + t.renew_interval + ensemble_follower_lag()
+        },
     )
     .await;
+    tracing::info!(after = ?killed_at.elapsed(), "A renewed through another member");
+    let now_served_by = tokio::task::block_in_place(|| serving_member(&ensemble));
+    assert_ne!(
+        now_served_by, served_by,
+        "A's session moved to another member"
+    );
     assert!(
         leadership.is_held(),
         "the leadership ended {:?} after its server was killed",
@@ -145,22 +210,25 @@ async fn killing_the_holders_server_keeps_the_leadership_while_the_session_survi
 }
 
 /// The member A's session lives on: the only one serving a client connection (A is the
-/// only client so far), once every member answers `srvr` (a busy member may not, for a
+/// only client), once every running member answers `srvr` (a busy member may not, for a
 /// moment).
 fn serving_member(ensemble: &election_tests::launch::ZooKeeperEnsemble) -> usize {
     let start = std::time::Instant::now();
     loop {
-        let counts: Vec<Option<u32>> = ensemble
+        // None for a member that is not running (killed): it serves nobody.
+        let counts: Vec<Option<Option<u32>>> = ensemble
             .members()
             .iter()
-            .map(|m| m.client_connections())
+            .map(|m| m.is_running().then(|| m.client_connections()))
             .collect();
         let serving: Vec<usize> = (0..counts.len())
-            .filter(|&i| counts[i] == Some(1))
+            .filter(|&i| counts[i] == Some(Some(1)))
             .collect();
-        let idle = counts.iter().filter(|c| **c == Some(0)).count();
+        let others_idle = counts
+            .iter()
+            .all(|c| matches!(c, None | Some(Some(0)) | Some(Some(1))));
         if let [i] = serving[..] {
-            if idle == counts.len() - 1 {
+            if others_idle {
                 return i;
             }
         }

@@ -192,11 +192,15 @@ pub(crate) async fn within<T>(deadline: Duration, what: &str, fut: impl Future<O
         .unwrap_or_else(|_| panic!("timed out after {deadline:?} waiting for {what}"))
 }
 
-/// The lease timing of the ensemble tests: a 4 s session (the ensemble allows 400 ms to
-/// 30 s), renewals every 300 ms, a 150 ms margin.
+/// The lease timing of the ensemble tests: a 6 s session (the ensemble allows 400 ms to
+/// 30 s), renewals every 500 ms, a 150 ms margin. A renewal round (`sync` through the
+/// follower to the ZooKeeper leader, then a read) must fit in one renewal interval, and a
+/// steady leader's deadline lies only `6 s - 150 ms - 2.2 s of follower lag - 500 ms` =
+/// 3.15 s ahead: room for a few failed rounds on a busy 2-core machine.
 pub(crate) fn ensemble_timing() -> LeaseTiming {
     LeaseTiming {
-        ttl: Duration::from_secs(4),
+        ttl: Duration::from_secs(6),
+        renew_interval: Duration::from_millis(500),
         ..timing()
     }
 }
