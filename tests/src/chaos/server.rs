@@ -68,11 +68,16 @@ impl Server {
             Server::Etcd(s) => s.resume(),
             Server::ZooKeeper(s) => s.resume(),
             // Every member, even if one fails: none may be left stopped.
-            Server::ZooKeeperEnsemble(e) => e
-                .members()
-                .iter()
-                .map(|m| m.resume())
-                .fold(Ok(()), |acc, r| acc.and(r)),
+            Server::ZooKeeperEnsemble(e) => {
+                let mut result = Ok(());
+                for m in e.members() {
+                    let r = m.resume();
+                    if result.is_ok() {
+                        result = r;
+                    }
+                }
+                result
+            }
         }
     }
 
