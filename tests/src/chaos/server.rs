@@ -98,6 +98,19 @@ impl Server {
         }
     }
 
+    /// Blackholes (`true`) or heals every quorum link of the ensemble member host `host`
+    /// talks to; nothing for a single server.
+    pub(crate) fn isolate_member(&self, host: usize, isolate: bool) {
+        if let Server::ZooKeeperEnsemble(e) = self {
+            let member = host % e.len();
+            if isolate {
+                e.isolate_quorum(member);
+            } else {
+                e.heal_quorum(member);
+            }
+        }
+    }
+
     /// Its log file (in the launcher's directory, removed with the server).
     pub(crate) fn log_path(&self) -> PathBuf {
         match self {
