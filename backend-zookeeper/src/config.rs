@@ -49,6 +49,24 @@ pub struct ZooKeeperConfig {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
 
+    /// How long before a renewal started the ZooKeeper *leader* may last have heard of our
+    /// session while the server we talk to (a follower) still answers us: the follower
+    /// passes the session touches it receives on to the leader only in its replies to the
+    /// leader's pings (every `tickTime / 2`), and ZooKeeper keeps a follower in the quorum
+    /// while it trails the leader by up to `syncLimit × tickTime`. Each renewal's deadline
+    /// is measured from the start of a request that was answered at least this long before
+    /// the renewal began (see the crate documentation), so this is counted in the margin.
+    ///
+    /// Set it to `(syncLimit + 1) × tickTime` of the ensemble (the ZooKeeper sample
+    /// configuration, `tickTime=2000` and `syncLimit=5`, gives `12s`; then `timing.ttl`
+    /// must be at least `follower_lag + 2 × renew_interval + clock_drift + kill_grace`).
+    /// `0s` is right only for a standalone server (no followers). Required when the
+    /// connect string names several servers; default `0s` when it names one (which is
+    /// wrong if that one address is a load balancer or DNS name in front of an ensemble:
+    /// set it then).
+    #[serde(with = "humantime_serde")]
+    pub follower_lag: Option<Duration>,
+
     /// Digest credentials `user:password` (ZooKeeper's `addauth digest user:password`).
     /// When set, every znode this backend creates is readable and writable by that user
     /// only (`creator_all` ACL). Never serialized or logged; prefer
@@ -69,6 +87,7 @@ impl Default for ZooKeeperConfig {
             session_timeout: None,
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(1),
+            follower_lag: None,
             digest_auth: None,
             digest_auth_env: None,
         }
@@ -83,6 +102,7 @@ impl fmt::Debug for ZooKeeperConfig {
             .field("session_timeout", &self.session_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("follower_lag", &self.follower_lag)
             .field(
                 "digest_auth",
                 &self.digest_auth.as_ref().map(|_| "<redacted>"),
@@ -127,6 +147,19 @@ impl ZooKeeperConfig {
                 "must be greater than zero",
             ));
         }
+        if self.follower_lag.is_none() && self.server_count() > 1 {
+            return Err(Error::config(
+                "zookeeper.follower_lag",
+                format!(
+                    "must be set when the connect string names several servers ({}): set it \
+                     to (syncLimit + 1) × tickTime of the ensemble (12s for ZooKeeper's sample \
+                     tickTime=2000, syncLimit=5): a follower cut off from the ensemble's \
+                     leader can still answer us that long after the leader last heard of \
+                     our session",
+                    self.connect_string
+                ),
+            ));
+        }
         if self.digest_auth.is_some() && self.digest_auth_env.is_some() {
             return Err(Error::config(
                 "zookeeper.digest_auth",
@@ -137,6 +170,21 @@ impl ZooKeeperConfig {
             check_digest("zookeeper.digest_auth", a)?;
         }
         Ok(())
+    }
+
+    /// How many servers the connect string names.
+    fn server_count(&self) -> usize {
+        let hosts = self
+            .connect_string
+            .split('/')
+            .next()
+            .unwrap_or(&self.connect_string);
+        hosts.split(',').filter(|h| !h.trim().is_empty()).count()
+    }
+
+    /// [`follower_lag`](Self::follower_lag) in force: as set, else zero (one server).
+    pub(crate) fn effective_follower_lag(&self) -> Duration {
+        self.follower_lag.unwrap_or(Duration::ZERO)
     }
 
     /// The digest credentials, from the config or from the environment variable it names.
@@ -270,7 +318,7 @@ mod tests {
         let c: ZooKeeperConfig = toml::from_str("").unwrap();
         assert_eq!(c, ZooKeeperConfig::default());
         let c: ZooKeeperConfig = toml::from_str(
-            "connect_string = \"a:1,b:2/apps\"\nsession_timeout = \"4s\"\nrequest_timeout = \"250ms\"\n",
+            "connect_string = \"a:1,b:2/apps\"\nsession_timeout = \"4s\"\nrequest_timeout = \"250ms\"\nfollower_lag = \"1s\"\n",
         )
         .unwrap();
         c.validate().unwrap();
@@ -342,8 +390,28 @@ mod tests {
             "a:1,b:2/apps/x",
             "[::1]:2181",
         ] {
-            ZooKeeperConfig::with_connect_string(ok).validate().unwrap();
+            ZooKeeperConfig {
+                follower_lag: Some(Duration::from_secs(1)),
+                ..ZooKeeperConfig::with_connect_string(ok)
+            }
+            .validate()
+            .unwrap();
         }
+    }
+
+    #[test]
+    fn an_ensemble_needs_its_follower_lag_and_one_server_defaults_to_none() {
+        let e = err(&ZooKeeperConfig::with_connect_string("a:1,b:2,c:3/apps"));
+        assert!(e.contains("zookeeper.follower_lag"), "{e}");
+        assert!(e.contains("syncLimit"), "{e}");
+        let one = ZooKeeperConfig::with_connect_string("a:1/apps");
+        one.validate().unwrap();
+        assert_eq!(one.effective_follower_lag(), Duration::ZERO);
+        let c: ZooKeeperConfig =
+            toml::from_str("connect_string = \"a:1,b:2,c:3\"\nfollower_lag = \"2200ms\"\n")
+                .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.effective_follower_lag(), Duration::from_millis(2200));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use zookeeper_client::{self as zk, CreateMode};
 
 use crate::conn::{Conn, KIND, Session, is_transient};
-use crate::holder::{Candidacy, hold};
+use crate::holder::{Candidacy, confirm, hold};
 use crate::observe::{candidates, current_leader, epoch_of, observe, since_of};
 use crate::paths::candidate_base;
 
@@ -25,8 +25,8 @@ pub(crate) struct ZkElector {
 
 /// How waiting for our turn ended, when it did not fail.
 enum Turn {
-    /// No earlier candidate is left: we lead, as of a request started at this instant.
-    Lead(Instant),
+    /// No earlier candidate is left (as the server we talk to sees it): confirm, then lead.
+    Lead,
     /// Our znode or our session is gone: start over.
     Restart,
 }
@@ -118,7 +118,6 @@ impl ZkElector {
             if !session.is_alive() {
                 return Ok(Turn::Restart);
             }
-            let started = Instant::now();
             let names = match self.conn.timed(client.list_children(&self.dir)).await {
                 Ok(names) => names,
                 Err(zk::Error::NoNode) => return Ok(Turn::Restart),
@@ -135,7 +134,7 @@ impl ZkElector {
                 return Ok(Turn::Restart);
             };
             let Some(pred) = pos.checked_sub(1).map(|i| &children[i]) else {
-                return Ok(Turn::Lead(started));
+                return Ok(Turn::Lead);
             };
             let pred = pred.path(&self.dir);
             tracing::debug!(election = %self.name, waiting_on = %pred, "waiting for the candidate before us");
@@ -144,7 +143,17 @@ impl ZkElector {
                 Ok((None, _)) => {}
                 // Fires on its deletion (or a data change, or our session ending): read again.
                 Ok((Some(_), watcher)) => {
-                    watcher.changed().await;
+                    if pos == 1 && !session.follower_lag.is_zero() {
+                        // Next in line: keep proving the session at the quorum while we
+                        // wait, so that our lead is confirmed at once when our turn comes
+                        // rather than one follower lag later.
+                        tokio::select! {
+                            _ = watcher.changed() => {}
+                            () = keep_proven(&self.conn, session, &c.path) => {}
+                        }
+                    } else {
+                        watcher.changed().await;
+                    }
                 }
                 Err(e) if is_transient(&e) => {
                     tracing::debug!(election = %self.name, error = %e, "watching the candidate before us failed; retrying");
@@ -155,7 +164,41 @@ impl ZkElector {
         }
     }
 
-    fn elected(&self, c: Candidacy, stat: &zk::Stat, started: Instant) -> Result<Leadership> {
+    /// Confirms that our znode, seen at the head of the queue, is still ours at the quorum
+    /// (a [`confirm`] round: the server we talk to may be a follower behind the leader),
+    /// and returns the anchor of the leadership's first deadline; `None` if the znode is
+    /// gone or not ours (campaign again).
+    ///
+    /// With a follower lag, a round anchors the deadline at an earlier round (see
+    /// `Session::answered`); a session that has been idle has none recent enough, and its
+    /// first round would leave less than a renewal interval to lead. Then a second round,
+    /// one follower lag later, anchors at the first.
+    async fn confirm_lead(&self, c: &Candidacy) -> Result<Option<Instant>> {
+        let session = &c.session;
+        let timing = session.timing;
+        loop {
+            match confirm(&self.conn, session, &c.path).await {
+                Ok((Some(stat), anchor)) if stat.ephemeral_owner == session.id() => {
+                    if timing.deadline_after(anchor) > Instant::now() + timing.renew_interval {
+                        return Ok(Some(anchor));
+                    }
+                    tracing::debug!(election = %self.name, "confirming our lead again, one follower lag later");
+                    tokio::time::sleep(session.follower_lag).await;
+                }
+                Ok(_) => return Ok(None),
+                Err(e) if is_transient(&e) => {
+                    if !session.is_alive() {
+                        return Ok(None);
+                    }
+                    tracing::debug!(election = %self.name, error = %e, "confirming our lead failed; retrying");
+                    tokio::time::sleep(timing.retry_interval).await;
+                }
+                Err(e) => return Err(self.error("confirming our lead", e)),
+            }
+        }
+    }
+
+    fn elected(&self, c: Candidacy, stat: &zk::Stat, anchor: Instant) -> Result<Leadership> {
         let epoch = epoch_of(stat)
             .ok_or_else(|| self.unexpected(format!("our znode {} has no valid czxid", c.path)))?;
         let info = LeaderInfo {
@@ -163,7 +206,20 @@ impl ZkElector {
             epoch,
             since: since_of(stat),
         };
-        Ok(hold(c, info, started))
+        Ok(hold(c, info, anchor))
+    }
+}
+
+/// Runs a [`confirm`] round on our znode every `renew_interval`, for the anchors they prove
+/// (`Session::answered`); never returns. A failed round is left to the watch and the next
+/// read of the queue to notice.
+async fn keep_proven(conn: &Conn, session: &Session, path: &str) {
+    loop {
+        let started = Instant::now();
+        if let Err(e) = confirm(conn, session, path).await {
+            tracing::debug!(path, error = %e, "a round while next in line failed");
+        }
+        tokio::time::sleep_until(started + session.timing.renew_interval).await;
     }
 }
 
@@ -175,12 +231,12 @@ impl LeaderElector for ZkElector {
             // Dropping this future drops `candidacy`, which deletes our znode in the
             // background: the candidacy is withdrawn.
             let (candidacy, stat) = self.enqueue(&session).await?;
-            match self.wait_turn(&candidacy).await? {
-                Turn::Lead(started) => return self.elected(candidacy, &stat, started),
-                Turn::Restart => {
-                    tracing::debug!(election = %self.name, "our znode or session vanished; campaigning again");
+            if let Turn::Lead = self.wait_turn(&candidacy).await? {
+                if let Some(anchor) = self.confirm_lead(&candidacy).await? {
+                    return self.elected(candidacy, &stat, anchor);
                 }
             }
+            tracing::debug!(election = %self.name, "our znode or session vanished; campaigning again");
         }
     }
 
@@ -198,7 +254,6 @@ impl LeaderElector for ZkElector {
             Err(e) => return Err(self.error("reading the candidates", e)),
         }
         let (candidacy, stat) = self.enqueue(&session).await?;
-        let started = Instant::now();
         let names = self
             .conn
             .timed(client.list_children(&self.dir))
@@ -206,7 +261,19 @@ impl LeaderElector for ZkElector {
             .map_err(|e| self.error("reading the candidates", e))?;
         let children = candidates(&self.conn, &self.name, &self.dir, names)?;
         if children.first().is_some_and(|ch| ch.seq == candidacy.seq) {
-            return self.elected(candidacy, &stat, started).map(Some);
+            return match self.confirm_lead(&candidacy).await? {
+                Some(anchor) => self.elected(candidacy, &stat, anchor).map(Some),
+                None => Err(Error::unavailable(
+                    KIND,
+                    &self.conn.address,
+                    Some(&self.name),
+                    format!(
+                        "our znode {} vanished (our session ended) before we could lead",
+                        candidacy.path
+                    ),
+                    None,
+                )),
+            };
         }
         // Someone queued in the meantime and is ahead of us: withdraw.
         candidacy.delete().await?;

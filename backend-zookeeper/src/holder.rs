@@ -151,19 +151,44 @@ impl LeadershipControl for ZkControl {
     }
 }
 
+/// One renewal round on our znode: `sync`, then `exists`, within one request timeout.
+///
+/// A plain read is answered by whichever server the session talks to from its own copy,
+/// also by a follower cut off from the ZooKeeper leader, which has meanwhile expired our
+/// session. `sync` is answered only once that server has heard back from the leader, and
+/// the `exists` after it (same session, so in order) sees at least what the leader had
+/// committed then: an answer shows our znode as the leader had it, and proves the session
+/// alive at the quorum. Returns the stat, if the znode exists, and the anchor of the
+/// deadline the round proves ([`Session::answered`]).
+pub(crate) async fn confirm(
+    conn: &Conn,
+    session: &Session,
+    path: &str,
+) -> Result<(Option<zk::Stat>, Instant), zk::Error> {
+    let started = Instant::now();
+    let client = &session.client;
+    let stat = conn
+        .timed(async {
+            client.sync(path).await?;
+            client.check_stat(path).await
+        })
+        .await?;
+    Ok((stat, session.answered(started, Instant::now())))
+}
+
 /// Turns an elected candidacy into a [`Leadership`] and starts watching over it.
 ///
-/// `renewed_at` is the start of a request the server answered on our session after our
-/// znode was seen leading; the deadline is that plus `negotiated timeout - clock_drift -
-/// kill_grace`, and every later answered renewal moves it.
-pub(crate) fn hold(candidacy: Candidacy, info: LeaderInfo, renewed_at: Instant) -> Leadership {
+/// `anchor` comes from a [`confirm`] round that found our znode leading; the deadline is
+/// that plus `negotiated timeout - clock_drift - kill_grace`, and every later answered
+/// renewal moves it.
+pub(crate) fn hold(candidacy: Candidacy, info: LeaderInfo, anchor: Instant) -> Leadership {
     let candidacy = Arc::new(candidacy);
     let timing = candidacy.session.timing;
     let control = Arc::new(ZkControl {
         candidacy: candidacy.clone(),
     });
     tracing::info!(election = %candidacy.election, epoch = %info.epoch, path = %candidacy.path, "became leader");
-    let (keeper, leadership) = LeaseKeeper::grant(info, timing.deadline_after(renewed_at), control);
+    let (keeper, leadership) = LeaseKeeper::grant(info, timing.deadline_after(anchor), control);
     tokio::spawn(monitor(candidacy, keeper));
     leadership
 }
@@ -196,18 +221,18 @@ async fn monitor(c: Arc<Candidacy>, keeper: LeaseKeeper) {
     }
 }
 
-/// Renews every `renew_interval`: an `exists` on our znode, which the server answers only
-/// after touching our session. Returns when the znode is gone or no longer ours, or the
-/// session ended: the leadership is revoked.
+/// Renews every `renew_interval` with a [`confirm`] round (`sync`, then `exists` on our
+/// znode), and moves the deadline to the anchor it proves plus the hold budget. Returns
+/// when the znode is gone or no longer ours, or the session ended: the leadership is
+/// revoked.
 async fn renew(c: &Candidacy, keeper: &LeaseKeeper) {
     let timing = c.session.timing;
-    let client = &c.session.client;
     loop {
         let started = Instant::now();
-        match c.conn.timed(client.check_stat(&c.path)).await {
-            Ok(Some(stat)) if stat.ephemeral_owner == c.session.id() => {
+        match confirm(&c.conn, &c.session, &c.path).await {
+            Ok((Some(stat), anchor)) if stat.ephemeral_owner == c.session.id() => {
                 // `false` means the deadline had already passed: `lost()` resolves next.
-                keeper.extend_to(timing.deadline_after(started));
+                keeper.extend_to(timing.deadline_after(anchor));
                 tokio::time::sleep_until(started + timing.renew_interval).await;
             }
             Ok(_) => {

@@ -7,11 +7,12 @@
 //! use election_core::{Backend, Candidate, ElectionName, LeaseTiming, NodeId};
 //! use election_zookeeper::{ZooKeeperBackend, ZooKeeperConfig};
 //!
-//! let backend = ZooKeeperBackend::connect(
-//!     ZooKeeperConfig::with_connect_string("zk1:2181,zk2:2181,zk3:2181"),
-//!     LeaseTiming::default(),
-//! )
-//! .await?;
+//! // An ensemble with tickTime=500 and syncLimit=5: (5 + 1) × 500 ms of follower lag.
+//! let config = ZooKeeperConfig {
+//!     follower_lag: Some(std::time::Duration::from_secs(3)),
+//!     ..ZooKeeperConfig::with_connect_string("zk1:2181,zk2:2181,zk3:2181")
+//! };
+//! let backend = ZooKeeperBackend::connect(config, LeaseTiming::default()).await?;
 //! let elector = backend.election(
 //!     &ElectionName::new("nightly-backup")?,
 //!     Candidate::new(NodeId::new("db-3")?),
@@ -59,15 +60,21 @@
 //!   (zxids restart near 1), restoring an *older* snapshot, or pointing the backend at a
 //!   different ensemble. After any of these, fence stores must be reset before epochs can
 //!   be trusted again.
-//! - **The deadline rule.** A leader renews every `renew_interval` with an `exists` on its
-//!   own znode; ZooKeeper touches the session when it receives any request, no earlier
-//!   than the request was sent, and expires it no earlier than a session timeout after
-//!   that (on a tick boundary, later still). The deadline is the *start* of the last
-//!   request the server answered (the read that found us at the head of the queue, then
-//!   each renewal) plus `negotiated timeout - clock_drift - kill_grace`;
-//!   [`lost()`](election_core::Leadership::lost) resolves then at the latest, even if
-//!   ZooKeeper never answers. So with no process pauses the old leader has let go before
-//!   its znode can disappear and a waiter's watch can fire.
+//! - **The deadline rule.** A leader renews every `renew_interval` with a round of `sync`
+//!   then `exists` on its own znode (see [Ensembles](#ensembles) for why not a plain read).
+//!   The server we talk to touches the session when it receives a request, no earlier than
+//!   the request was sent; the ZooKeeper leader expires the session no earlier than a
+//!   session timeout after the last touch it counted (on a tick boundary, later still). The
+//!   deadline is the *anchor* of the last answered round plus `negotiated timeout -
+//!   clock_drift - kill_grace`, where the anchor is the round's start when
+//!   `zookeeper.follower_lag` is zero (a standalone server), else the start of the latest
+//!   round answered at least `follower_lag` before it (or when the session was
+//!   established, if later). The grant's first deadline comes from such a round too, run
+//!   once our znode is seen at the head of the queue.
+//!   [`lost()`](election_core::Leadership::lost) resolves at the deadline at the latest,
+//!   even if ZooKeeper never answers. So with no process pauses, and a follower lag within
+//!   `follower_lag`, the old leader has let go before its znode can disappear and a
+//!   waiter's watch can fire.
 //! - **Revocation at once.** The session expiring or closing, or our znode being deleted
 //!   (by anyone) or owned by another session, ends the leadership at once as
 //!   [`LossReason::Revoked`](election_core::LossReason::Revoked). After any loss our znode
@@ -77,11 +84,60 @@
 //!   deleted once the window has passed (deadline + `clock_drift + kill_grace`, when the
 //!   server would have expired the session from the last renewal), or sooner when the
 //!   holder resigns or drops the `Leadership` once its work has stopped.
-//! - **Every request has a timeout**: `min(request_timeout, renew_interval)`.
+//! - **Every request has a timeout**: `min(request_timeout, renew_interval)` (a renewal
+//!   round of `sync` then `exists` shares one).
 //! - **Fairness** is FIFO by sequence number.
+//!
+//! # Ensembles
+//!
+//! A client talks to one server of the ensemble at a time (the connect string names them
+//! all; after that server fails the client moves to another within the session timeout,
+//! keeping the session and so the leadership, its epoch unchanged). That server may be a **follower**: it answers reads
+//! from its own copy of the data, forwards writes to the ZooKeeper leader, and passes the
+//! session touches it receives on to the leader only in its replies to the leader's pings
+//! (every `tickTime / 2`). Only the leader expires sessions. A follower cut off from the
+//! leader keeps answering plain reads for up to `syncLimit × tickTime`, until it gives up
+//! on the leader, while the leader, hearing nothing of our session, expires it and lets a
+//! waiter lead: renewing with plain reads let the old holder extend its deadline past the
+//! waiter's grant (1.5 s to 1.9 s of two leaders with `tickTime` 200 ms and `syncLimit` 10;
+//! more with ZooKeeper's defaults).
+//!
+//! So each renewal is `sync` then `exists`. A follower answers `sync` only after a round
+//! trip to the leader, and the `exists` behind it sees at least what the leader had
+//! committed then (our znode's deletion included): an answered round proves the server
+//! was part of the quorum after the round started. It does not prove the leader has
+//! counted *this* round's touch yet, which rides on the follower's next ping reply; it
+//! proves the leader counted the touches the follower had received before its last ping
+//! reply ahead of our `sync`. `zookeeper.follower_lag` bounds how far that lies back:
+//! the ping interval plus how far the follower trails the leader, which ZooKeeper lets
+//! grow to `syncLimit × tickTime` before it drops the follower. Deadlines are anchored
+//! at a round answered at least that long before (above). Waiting candidates next in line
+//! run the same rounds, so their lead is confirmed at once when their turn comes.
+//!
+//! What an ensemble needs:
+//!
+//! - `zookeeper.follower_lag = (syncLimit + 1) × tickTime` of the ensemble: 12 s for
+//!   ZooKeeper's sample `tickTime=2000`, `syncLimit=5`; the backend refuses a connect
+//!   string naming several servers without it, and refuses to start when the hold budget
+//!   (`session timeout - clock_drift - kill_grace`) is below `follower_lag + 2 ×
+//!   renew_interval`. A steady leader's deadline then lies about `session timeout -
+//!   clock_drift - kill_grace - follower_lag - renew_interval` ahead, so `timing.ttl` (and
+//!   the servers' `maxSessionTimeout`, 20 ticks by default) must grow with the lag: with
+//!   the sample configuration, `ttl = "20s"` or more. Shorter ticks shrink the lag.
+//! - A candidate whose session has been idle longer than `follower_lag` (a library user's
+//!   first campaign on an old session, with no waiting in line) confirms its lead with a
+//!   second round one follower lag after the first: uncontested elections on an idle
+//!   session take that much longer. A fresh session (each `elector run`) does not wait.
+//! - Reads for [`leader()`](election_core::LeaderElector::leader) and
+//!   [`observe()`](election_core::LeaderElector::observe) are plain reads, answered by the
+//!   server we talk to: a follower's answer may be up to its lag behind the leader.
 //!
 //! # Not guaranteed
 //!
+//! - A follower that trails the ZooKeeper leader by more than `follower_lag` (while the
+//!   leader keeps it in the quorum), or a `follower_lag` set below `(syncLimit + 1) ×
+//!   tickTime`, can let the old holder's deadline outlast the session at the leader.
+//!   `follower_lag = 0s` is right only for a standalone server.
 //! - A leader paused (GC, SIGSTOP) past its deadline may act late: pass the epoch to every
 //!   guarded write and let the resource refuse stale ones
 //!   ([`Fence`](election_core::Fence)).
@@ -103,7 +159,9 @@
 //! servers comma-separated, an optional chroot suffix such as `/apps`), `prefix` (default
 //! `/elector`), `session_timeout` (default: `timing.ttl`; at most `timing.ttl`),
 //! `connect_timeout` (default 3 s), `request_timeout` (default 1 s, capped at
-//! `renew_interval`), `digest_auth` / `digest_auth_env` (`user:password`, default none;
+//! `renew_interval`; one renewal round of `sync` and `exists` gets one such timeout),
+//! `follower_lag` (required when the connect string names several servers, default `0s`
+//! for one; see [Ensembles](#ensembles)), `digest_auth` / `digest_auth_env` (`user:password`, default none;
 //! never logged or serialized; with it our znodes get the `creator_all` ACL). Timing comes
 //! from [`LeaseTiming`](election_core::LeaseTiming) (default TTL 10 s, renew every 2 s,
 //! retry every 500 ms, margin 200 ms drift + 2 s kill grace).

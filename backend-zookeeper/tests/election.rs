@@ -7,6 +7,7 @@ mod support;
 use std::time::Duration;
 
 use election_core::{ErrorKind, LeaderElector, LossReason};
+use election_zookeeper::{ZooKeeperBackend, ZooKeeperConfig};
 use support::*;
 use tokio::time::Instant;
 use zookeeper_client::{Acls, CreateMode};
@@ -258,7 +259,14 @@ async fn a_dead_server_in_the_connect_string_is_skipped() {
         l.local_addr().unwrap()
     };
     let connect_string = format!("{dead},{}", server.connect_string());
-    let backend = connect(&connect_string, long_timing()).await;
+    // Two servers named, so the follower lag must be set: 0, both would be standalone.
+    let config = ZooKeeperConfig {
+        follower_lag: Some(Duration::ZERO),
+        ..ZooKeeperConfig::with_connect_string(connect_string)
+    };
+    let backend = ZooKeeperBackend::connect(config, long_timing())
+        .await
+        .expect("connect to zookeeper");
     let l = elector(&backend, &unique("hosts"), "node-a")
         .campaign()
         .await

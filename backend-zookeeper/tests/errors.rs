@@ -173,3 +173,25 @@ async fn a_session_timeout_above_the_ttl_is_refused_before_any_network() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_without_a_follower_lag_or_with_one_the_ttl_cannot_hold_is_refused() {
+    // Neither needs a server: both are refused before any connection is tried.
+    let err = ZooKeeperBackend::connect(config("127.0.0.1:1,127.0.0.1:2"), timing())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("zookeeper.follower_lag"), "{err}");
+    assert!(err.to_string().contains("syncLimit"), "{err}");
+    // The default 10 s ttl holds 7.8 s: 6 s of lag + 2 × 2 s of renewals do not fit.
+    let too_long = ZooKeeperConfig {
+        follower_lag: Some(Duration::from_secs(6)),
+        ..config("127.0.0.1:1,127.0.0.1:2")
+    };
+    let err = ZooKeeperBackend::connect(too_long, LeaseTiming::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("zookeeper.follower_lag"), "{err}");
+    assert!(err.to_string().contains("renew_interval"), "{err}");
+}

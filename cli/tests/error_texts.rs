@@ -338,7 +338,7 @@ const CASES: &[Case] = &[
         file: Some("[backend]\nkind = \"zookeeper\"\n[backend.zookeeper]\nconect_string = \"x\"\n"),
         args: &["config", "--check"],
         code: 78,
-        stderr: "elector: error: invalid configuration: unknown field: found `conect_string`, expected `one of `connect_string`, `prefix`, `session_timeout`, `connect_timeout`, `request_timeout`, `digest_auth`, `digest_auth_env`` for key \"default.backend.zookeeper.conect_string\" in {file} TOML file",
+        stderr: "elector: error: invalid configuration: unknown field: found `conect_string`, expected `one of `connect_string`, `prefix`, `session_timeout`, `connect_timeout`, `request_timeout`, `follower_lag`, `digest_auth`, `digest_auth_env`` for key \"default.backend.zookeeper.conect_string\" in {file} TOML file",
     },
     Case {
         file: None,

@@ -90,3 +90,77 @@ async fn zookeeper_server_serves_pauses_resumes_restarts_and_stops_without_a_zom
         "the JVM is gone and reaped (no zombie)"
     );
 }
+
+/// The ensemble launcher: three members, one leader; a member whose quorum links are
+/// blackholed stops serving (it gives up on the leader after `syncLimit` ticks) while the
+/// other two go on, and serves again as a follower once healed; a killed member restarts
+/// into the quorum with its data; dropping the ensemble leaves no process behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_ensemble_elects_isolates_heals_restarts_and_stops_without_a_zombie() {
+    use election_tests::launch::{Mode, ZooKeeperEnsemble};
+    use election_tests::wait_until;
+
+    let ensemble = tokio::task::block_in_place(|| ZooKeeperEnsemble::start(3))
+        .expect("a zookeeper ensemble starts");
+    assert_eq!(ensemble.len(), 3);
+    let leader = tokio::task::block_in_place(|| ensemble.leader(Duration::from_secs(30)))
+        .expect("one leader");
+    let follower = (leader + 1) % 3;
+    let other = (leader + 2) % 3;
+    assert_eq!(ensemble.member(follower).mode(), Some(Mode::Follower));
+    let pids: Vec<u32> = ensemble.members().iter().map(|m| m.pid()).collect();
+
+    // A write through the leader, read through a follower.
+    let c = Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&ensemble.member(leader).connect_string())
+        .await
+        .expect("connect to the leader");
+    c.create(
+        PATH,
+        b"v1",
+        &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+    )
+    .await
+    .expect("create");
+    let f = Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&ensemble.member(other).connect_string())
+        .await
+        .expect("connect to a follower");
+    f.sync(PATH).await.expect("sync");
+    assert!(f.check_stat(PATH).await.expect("check_stat").is_some());
+
+    ensemble.isolate_quorum(follower);
+    wait_until(
+        Duration::from_secs(30),
+        "the isolated member stops serving",
+        || ensemble.member(follower).mode().is_none(),
+    )
+    .await;
+    assert_eq!(ensemble.member(leader).mode(), Some(Mode::Leader));
+    ensemble.heal_quorum(follower);
+    wait_until(
+        Duration::from_secs(60),
+        "the healed member follows again",
+        || ensemble.member(follower).mode() == Some(Mode::Follower),
+    )
+    .await;
+
+    tokio::task::block_in_place(|| ensemble.member(other).kill()).unwrap();
+    assert!(!ensemble.member(other).is_running());
+    tokio::task::block_in_place(|| ensemble.member(other).restart(Data::Keep))
+        .expect("the killed member restarts");
+    assert!(ensemble.member(other).mode().is_some());
+    assert!(
+        ensemble.member(other).restart(Data::Empty).is_err(),
+        "an ensemble member does not restart empty"
+    );
+    let pids_now: Vec<u32> = ensemble.members().iter().map(|m| m.pid()).collect();
+    drop(c);
+    drop(f);
+    drop(ensemble);
+    for pid in pids.into_iter().chain(pids_now) {
+        assert!(!process_exists(pid), "member {pid} is gone after the drop");
+    }
+}

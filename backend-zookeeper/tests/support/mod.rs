@@ -107,6 +107,21 @@ impl ProxiedNode {
         }
     }
 
+    /// A node whose proxy leads to one member of the test ensemble (with its follower lag).
+    pub(crate) async fn start_in_ensemble(
+        member: SocketAddr,
+        id: &str,
+        timing: LeaseTiming,
+    ) -> ProxiedNode {
+        let proxy = FaultProxy::start(member).await.expect("start proxy");
+        let backend = connect_ensemble(&proxy.addr().to_string(), timing).await;
+        ProxiedNode {
+            id: node_id(id),
+            proxy,
+            backend,
+        }
+    }
+
     pub(crate) fn elector(&self, election: &ElectionName) -> Arc<dyn LeaderElector> {
         self.backend
             .election(election, Candidate::new(self.id.clone()))
@@ -175,4 +190,50 @@ pub(crate) async fn within<T>(deadline: Duration, what: &str, fut: impl Future<O
     tokio::time::timeout(deadline, fut)
         .await
         .unwrap_or_else(|_| panic!("timed out after {deadline:?} waiting for {what}"))
+}
+
+/// The lease timing of the ensemble tests: a 6 s session (the ensemble allows 400 ms to
+/// 30 s), renewals every 500 ms, a 150 ms margin. A renewal round (`sync` through the
+/// follower to the ZooKeeper leader, then a read) must fit in one renewal interval, and a
+/// steady leader's deadline lies only `6 s - 150 ms - 2.2 s of follower lag - 500 ms` =
+/// 3.15 s ahead: room for a few failed rounds on a busy 2-core machine.
+pub(crate) fn ensemble_timing() -> LeaseTiming {
+    LeaseTiming {
+        ttl: Duration::from_secs(6),
+        renew_interval: Duration::from_millis(500),
+        ..timing()
+    }
+}
+
+/// Starts a 3-member ZooKeeper ensemble of this test's own (blocking this worker for a few
+/// seconds: three JVMs and a leader election).
+pub(crate) fn ensemble() -> election_tests::launch::ZooKeeperEnsemble {
+    election_tests::init_tracing();
+    tokio::task::block_in_place(|| election_tests::launch::ZooKeeperEnsemble::start(3))
+        .expect("a zookeeper ensemble should start (apt-get install zookeeperd)")
+}
+
+/// The index of the ensemble's leader, once it has exactly one.
+pub(crate) fn ensemble_leader(ensemble: &election_tests::launch::ZooKeeperEnsemble) -> usize {
+    tokio::task::block_in_place(|| ensemble.leader(SOON)).expect("the ensemble has a leader")
+}
+
+/// `zookeeper.follower_lag` for the test ensemble: `(syncLimit + 1) × tickTime` (2.2 s).
+pub(crate) fn ensemble_follower_lag() -> Duration {
+    election_tests::launch::ENSEMBLE_TICK * (election_tests::launch::ENSEMBLE_SYNC_LIMIT + 1)
+}
+
+/// A backend connected to `connect_string` (one member of the test ensemble, or several),
+/// with the ensemble's follower lag.
+pub(crate) async fn connect_ensemble(
+    connect_string: &str,
+    timing: LeaseTiming,
+) -> ZooKeeperBackend {
+    let config = ZooKeeperConfig {
+        follower_lag: Some(ensemble_follower_lag()),
+        ..ZooKeeperConfig::with_connect_string(connect_string)
+    };
+    ZooKeeperBackend::connect(config, timing)
+        .await
+        .expect("connect to the zookeeper ensemble")
 }

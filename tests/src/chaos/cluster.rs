@@ -155,7 +155,7 @@ impl Cluster {
         let mut configs = Vec::new();
         for i in 0..HOSTS {
             let proxy = rt
-                .block_on(FaultProxy::start(server.addr()))
+                .block_on(FaultProxy::start(server.addr_for(i)))
                 .map_err(Error::io("starting a proxy"))?;
             let text = config::lease_host(opts.backend, &node_of(i), proxy.addr(), &opts.timings);
             configs.push(write_config(out, i, &text)?);

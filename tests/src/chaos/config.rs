@@ -49,10 +49,15 @@ pub(crate) fn lease_host(backend: Backend, node: &str, via: SocketAddr, t: &Timi
         Backend::Redis => format!("url = \"redis://{via}\"\n"),
         Backend::Etcd => format!("endpoints = [\"http://{via}\"]\n"),
         Backend::ZooKeeper => format!("connect_string = \"{via}\"\n"),
+        Backend::ZooKeeperEnsemble => format!(
+            "connect_string = \"{via}\"\nfollower_lag = {}\n",
+            d(crate::launch::ENSEMBLE_TICK * (crate::launch::ENSEMBLE_SYNC_LIMIT + 1))
+        ),
         Backend::Raft | Backend::Bully => unreachable!("{backend} is a peer backend"),
     };
+    let kind = backend.kind();
     format!(
-        "node_id = \"{node}\"\n[backend]\nkind = \"{backend}\"\n[backend.{backend}]\n{section}{}",
+        "node_id = \"{node}\"\n[backend]\nkind = \"{kind}\"\n[backend.{kind}]\n{section}{}",
         timing(t)
     )
 }

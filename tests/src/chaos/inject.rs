@@ -66,6 +66,8 @@ enum Undo {
     ResumeServer,
     /// Lift the host's link fault.
     Link(usize, LinkFault),
+    /// Heal the quorum links of the host's ensemble member.
+    HealMember(usize),
 }
 
 #[derive(Debug)]
@@ -249,6 +251,9 @@ impl<'a> Injector<'a> {
                     Class::PauseAgent => format!("SIGSTOP of {node}'s agent for {secs:.2} s"),
                     Class::Blackhole => format!("blackhole of {node}'s links for {secs:.2} s"),
                     Class::Reset => format!("reset of {node}'s links for {secs:.2} s"),
+                    Class::IsolateMember => format!(
+                        "blackhole of the quorum links of {node}'s ensemble member for {secs:.2} s"
+                    ),
                     Class::PauseServer | Class::RestartServer => unreachable!("server faults"),
                 };
                 (what, Ends::At(until, undo))
@@ -313,6 +318,12 @@ impl<'a> Injector<'a> {
             Class::Blackhole => {
                 self.cluster.link_fault(h, LinkFault::Blackhole, true);
                 Undo::Link(h, LinkFault::Blackhole)
+            }
+            Class::IsolateMember => {
+                if let Some(s) = self.cluster.server.as_ref() {
+                    s.isolate_member(h, true);
+                }
+                Undo::HealMember(h)
             }
             Class::Reset => {
                 self.cluster.link_fault(h, LinkFault::Reset, true);
@@ -395,6 +406,11 @@ impl<'a> Injector<'a> {
                 }
             }
             Undo::Link(host, fault) => self.cluster.link_fault(host, fault, false),
+            Undo::HealMember(host) => {
+                if let Some(s) = self.cluster.server.as_ref() {
+                    s.isolate_member(host, false);
+                }
+            }
         }
     }
 

@@ -20,6 +20,10 @@ pub enum Backend {
     Etcd,
     /// A real standalone ZooKeeper.
     ZooKeeper,
+    /// A real 3-member ZooKeeper ensemble; host `i`'s session lives on member `i` (so one
+    /// host talks to the ZooKeeper leader and two to followers), with the ensemble's
+    /// `follower_lag`.
+    ZooKeeperEnsemble,
     /// Three `elector agent`s running Raft among themselves.
     Raft,
     /// Three `elector agent`s running Bully among themselves.
@@ -28,20 +32,31 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, in the order runs and reports list them.
-    pub const ALL: [Backend; 5] = [
+    pub const ALL: [Backend; 6] = [
         Backend::Redis,
         Backend::Etcd,
         Backend::ZooKeeper,
+        Backend::ZooKeeperEnsemble,
         Backend::Raft,
         Backend::Bully,
     ];
 
-    /// The name `elector` and `--backend` use: `redis`, `etcd`, `zookeeper`, `raft`, `bully`.
+    /// The name `--backend` uses: `redis`, `etcd`, `zookeeper`, `zookeeper-ensemble`,
+    /// `raft`, `bully`.
     pub fn name(self) -> &'static str {
+        match self {
+            Backend::ZooKeeperEnsemble => "zookeeper-ensemble",
+            other => other.kind(),
+        }
+    }
+
+    /// The backend kind `elector` is configured with (`backend.kind`): the name, except
+    /// `zookeeper` for the ensemble.
+    pub fn kind(self) -> &'static str {
         match self {
             Backend::Redis => "redis",
             Backend::Etcd => "etcd",
-            Backend::ZooKeeper => "zookeeper",
+            Backend::ZooKeeper | Backend::ZooKeeperEnsemble => "zookeeper",
             Backend::Raft => "raft",
             Backend::Bully => "bully",
         }
@@ -68,7 +83,8 @@ impl FromStr for Backend {
             .find(|b| b.name() == s)
             .ok_or_else(|| {
                 Error::Usage(format!(
-                    "unknown backend {s:?}: use one of redis, etcd, zookeeper, raft, bully"
+                    "unknown backend {s:?}: use one of redis, etcd, zookeeper, zookeeper-ensemble, \
+                     raft, bully"
                 ))
             })
     }
@@ -117,6 +133,21 @@ impl Default for Timings {
 }
 
 impl Timings {
+    /// The default timings of a run of `backend`: [`Timings::default`], except for the
+    /// ZooKeeper ensemble a 6 s ttl and 500 ms renewals (its deadlines are anchored one
+    /// follower lag, 2.2 s, back, and each renewal is a round trip to the ZooKeeper
+    /// leader; the crate's ensemble tests use the same).
+    pub fn for_backend(backend: Backend) -> Timings {
+        match backend {
+            Backend::ZooKeeperEnsemble => Timings {
+                ttl: Duration::from_secs(6),
+                renew: Duration::from_millis(500),
+                ..Timings::default()
+            },
+            _ => Timings::default(),
+        }
+    }
+
     /// How long a leader may go on believing it leads after its host wakes from a pause:
     /// the ttl for lease backends; for peer backends the longest of the ttl and Raft's
     /// longest election timeout (twice `election_timeout`). The pause explanation of the
@@ -207,7 +238,7 @@ impl Options {
             elector: elector.into(),
             child,
             out: None,
-            timings: Timings::default(),
+            timings: Timings::for_backend(backend),
         }
     }
 

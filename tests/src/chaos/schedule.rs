@@ -41,11 +41,15 @@ pub enum Class {
     Reset,
     /// 9. Restart of the server (redis: data kept or emptied; etcd, ZooKeeper: kept).
     RestartServer,
+    /// 10. Proxy blackhole of every quorum link of the ensemble member a host talks to
+    ///     (ZooKeeper ensemble only): the member keeps its clients but loses its peers,
+    ///     the partial partition of issue 16 item 1; then pass.
+    IsolateMember,
 }
 
 impl Class {
     /// Every class, in the order of the issue's list.
-    pub const ALL: [Class; 9] = [
+    pub const ALL: [Class; 10] = [
         Class::KillRun,
         Class::KillAgent,
         Class::PauseHost,
@@ -55,6 +59,7 @@ impl Class {
         Class::Blackhole,
         Class::Reset,
         Class::RestartServer,
+        Class::IsolateMember,
     ];
 
     /// The short name `--classes` takes: `kill-run`, `pause-server`, ...
@@ -69,6 +74,7 @@ impl Class {
             Class::Blackhole => "blackhole",
             Class::Reset => "reset",
             Class::RestartServer => "restart-server",
+            Class::IsolateMember => "isolate-member",
         }
     }
 
@@ -84,6 +90,7 @@ impl Class {
             Class::Blackhole => "proxy blackhole of a host's links",
             Class::Reset => "proxy reset of a host's links",
             Class::RestartServer => "restart of the server",
+            Class::IsolateMember => "blackhole of a host's member's quorum links",
         }
     }
 
@@ -97,6 +104,9 @@ impl Class {
                 "peer backends have no server: the agents are the members (a kill -9 and \
                  restart of an agent counts under kill-agent)",
             ),
+            Class::IsolateMember if backend != Backend::ZooKeeperEnsemble => {
+                Err("only a ZooKeeper ensemble has members to isolate from each other")
+            }
             _ => Ok(()),
         }
     }
@@ -255,7 +265,8 @@ impl Schedule {
             | Class::PauseServer
             | Class::PauseRun
             | Class::PauseAgent
-            | Class::Blackhole => (0.3, 2.0),
+            | Class::Blackhole
+            | Class::IsolateMember => (0.3, 2.0),
             Class::RestartServer => (0.0, 0.0),
         };
         if hi == 0.0 {

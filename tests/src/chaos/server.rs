@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::error::{Error, Result};
 use super::options::Backend;
-use crate::launch::{Data, EtcdServer, RedisServer, ZooKeeperServer};
+use crate::launch::{Data, EtcdServer, RedisServer, ZooKeeperEnsemble, ZooKeeperServer};
 
 /// One launched server (the launchers reap it on drop).
 #[derive(Debug)]
@@ -17,6 +17,9 @@ pub(crate) enum Server {
     Etcd(EtcdServer),
     /// A standalone ZooKeeper.
     ZooKeeper(ZooKeeperServer),
+    /// A 3-member ZooKeeper ensemble: host `i` talks to member `i`; pausing pauses every
+    /// member, a restart is a rolling restart with the data.
+    ZooKeeperEnsemble(ZooKeeperEnsemble),
 }
 
 impl Server {
@@ -28,6 +31,9 @@ impl Server {
             Backend::Redis => RedisServer::start().map(Server::Redis),
             Backend::Etcd => EtcdServer::start().map(Server::Etcd),
             Backend::ZooKeeper => ZooKeeperServer::start().map(Server::ZooKeeper),
+            Backend::ZooKeeperEnsemble => {
+                ZooKeeperEnsemble::start(3).map(Server::ZooKeeperEnsemble)
+            }
             Backend::Raft | Backend::Bully => {
                 return Err(Error::Usage(format!("{backend} has no server")));
             }
@@ -35,12 +41,13 @@ impl Server {
         .map_err(Error::io(what))
     }
 
-    /// Its address.
-    pub(crate) fn addr(&self) -> SocketAddr {
+    /// The address host `host` talks to.
+    pub(crate) fn addr_for(&self, host: usize) -> SocketAddr {
         match self {
             Server::Redis(s) => s.addr(),
             Server::Etcd(s) => s.addr(),
             Server::ZooKeeper(s) => s.addr(),
+            Server::ZooKeeperEnsemble(e) => e.member(host % e.len()).addr(),
         }
     }
 
@@ -50,6 +57,7 @@ impl Server {
             Server::Redis(s) => s.pause(),
             Server::Etcd(s) => s.pause(),
             Server::ZooKeeper(s) => s.pause(),
+            Server::ZooKeeperEnsemble(e) => e.members().iter().try_for_each(|m| m.pause()),
         }
     }
 
@@ -59,6 +67,17 @@ impl Server {
             Server::Redis(s) => s.resume(),
             Server::Etcd(s) => s.resume(),
             Server::ZooKeeper(s) => s.resume(),
+            // Every member, even if one fails: none may be left stopped.
+            Server::ZooKeeperEnsemble(e) => {
+                let mut result = Ok(());
+                for m in e.members() {
+                    let r = m.resume();
+                    if result.is_ok() {
+                        result = r;
+                    }
+                }
+                result
+            }
         }
     }
 
@@ -69,6 +88,26 @@ impl Server {
             Server::Redis(s) => s.restart(data),
             Server::Etcd(s) => s.restart(data),
             Server::ZooKeeper(s) => s.restart(data),
+            Server::ZooKeeperEnsemble(e) => match data {
+                Data::Keep => e.rolling_restart(),
+                Data::Empty => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a ZooKeeper ensemble is not restarted empty",
+                )),
+            },
+        }
+    }
+
+    /// Blackholes (`true`) or heals every quorum link of the ensemble member host `host`
+    /// talks to; nothing for a single server.
+    pub(crate) fn isolate_member(&self, host: usize, isolate: bool) {
+        if let Server::ZooKeeperEnsemble(e) = self {
+            let member = host % e.len();
+            if isolate {
+                e.isolate_quorum(member);
+            } else {
+                e.heal_quorum(member);
+            }
         }
     }
 
@@ -78,6 +117,7 @@ impl Server {
             Server::Redis(s) => s.log_path(),
             Server::Etcd(s) => s.log_path(),
             Server::ZooKeeper(s) => s.log_path(),
+            Server::ZooKeeperEnsemble(e) => e.member(0).log_path(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Launchers for the real servers the backend tests use: `redis-server`, `etcd` (one
-//! member, or a cluster of n on loopback) and ZooKeeper.
+//! member, or a cluster of n on loopback) and ZooKeeper (standalone, or an ensemble of n on
+//! loopback with a fault proxy on every quorum link).
 //!
 //! Each launcher picks a free loopback port, makes its own temporary directory, sends the
 //! server's output to `server.log` there, and waits (with a deadline) until the server
@@ -31,7 +32,9 @@ mod zookeeper;
 pub use etcd::{EtcdCluster, EtcdServer};
 pub use process::server_dir;
 pub use redis::RedisServer;
-pub use zookeeper::ZooKeeperServer;
+pub use zookeeper::{
+    ENSEMBLE_SYNC_LIMIT, ENSEMBLE_TICK, Mode, ZooKeeperEnsemble, ZooKeeperMember, ZooKeeperServer,
+};
 
 /// What [`restart`](RedisServer::restart) does with the server's data.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

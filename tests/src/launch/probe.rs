@@ -53,6 +53,29 @@ pub(crate) fn zookeeper_ready(addr: SocketAddr) -> bool {
     exchange(addr, b"srvr", |_| false).is_ok_and(|a| a.contains("Mode: standalone"))
 }
 
+/// ZooKeeper: the `Mode:` line of `srvr` (`standalone`, `leader`, `follower`, ...), or
+/// `None` when the server does not answer or does not serve yet.
+pub(crate) fn zookeeper_mode(addr: SocketAddr) -> Option<String> {
+    zookeeper_srvr(addr, "Mode")
+}
+
+/// ZooKeeper: the value of one `Name: value` line of `srvr` (such as `Mode` or
+/// `Connections`), or `None` when the server does not answer or does not serve yet.
+pub(crate) fn zookeeper_srvr(addr: SocketAddr, name: &str) -> Option<String> {
+    let answer = exchange(addr, b"srvr", |_| false).ok()?;
+    answer.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+/// A ZooKeeper ensemble member: `srvr` reports `Mode: leader` or `Mode: follower`, once it
+/// has joined a quorum and serves clients.
+pub(crate) fn zookeeper_member_ready(addr: SocketAddr) -> bool {
+    zookeeper_mode(addr).is_some_and(|m| m == "leader" || m == "follower")
+}
+
 /// A minimal HTTP/1.0 GET; returns the whole response (status line, headers, body).
 pub(crate) fn http_get(addr: SocketAddr, path: &str) -> io::Result<String> {
     let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
