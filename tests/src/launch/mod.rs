@@ -1,5 +1,6 @@
 //! Launchers for the real servers the backend tests use: `redis-server`, `etcd` (one
-//! member, or a cluster of n on loopback) and ZooKeeper.
+//! member, or a cluster of n on loopback), ZooKeeper and PostgreSQL (a cluster, and a hot
+//! standby of it).
 //!
 //! Each launcher picks a free loopback port, makes its own temporary directory, sends the
 //! server's output to `server.log` there, and waits (with a deadline) until the server
@@ -23,12 +24,14 @@
 
 mod etcd;
 mod instance;
+mod postgres;
 mod probe;
 mod process;
 mod redis;
 mod zookeeper;
 
 pub use etcd::{EtcdCluster, EtcdServer};
+pub use postgres::{POSTGRES_BIN, POSTGRES_PASSWORD, POSTGRES_USER, PostgresServer};
 pub use process::server_dir;
 pub use redis::RedisServer;
 pub use zookeeper::ZooKeeperServer;
