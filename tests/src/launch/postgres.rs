@@ -268,6 +268,33 @@ impl PostgresServer {
         self.inner.wait_ready()
     }
 
+    /// Stops a standby's replication (its WAL receiver): `primary_conninfo` is emptied and
+    /// the configuration reloaded, and this returns once no WAL receiver runs. Commits on
+    /// the primary from then on never reach this standby, as with an asynchronous standby
+    /// that lagged when its primary died.
+    pub fn stop_replication(&self) -> io::Result<()> {
+        use std::io::Write;
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("postgresql.auto.conf"))?;
+        writeln!(conf, "primary_conninfo = ''")?;
+        signal(self.pid(), Signal::SIGHUP)?;
+        let start = Instant::now();
+        loop {
+            let out = self.psql(&["-c", "SELECT count(*) FROM pg_stat_wal_receiver"])?;
+            if out.trim() == "0" {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{}: the WAL receiver still runs 20 s after reload", self.inner.what()),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Runs `psql` as the superuser with `args` (for example `["-c", "SELECT 1"]`) and
     /// returns its standard output; fails with its standard error.
     pub fn psql(&self, args: &[&str]) -> io::Result<String> {
