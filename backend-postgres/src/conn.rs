@@ -97,14 +97,23 @@ impl Conn {
     /// Opens a connection (TCP, TLS, authentication) within `connect_timeout` and spawns
     /// its driver, which ends when the connection does; `on_message` gets the server's
     /// asynchronous messages (notifications).
+    ///
+    /// The LISTEN connection (`listen`) adds ` listen` to the application name, so that an
+    /// operator can tell the two apart in `pg_stat_activity`.
     pub(crate) async fn open(
         &self,
+        listen: bool,
         mut on_message: impl FnMut(tokio_postgres::AsyncMessage) + Send + 'static,
     ) -> Result<(Client, JoinHandle<()>)> {
+        let mut pg = self.pg.clone();
+        if listen {
+            let name = format!("{} listen", pg.get_application_name().unwrap_or("elector"));
+            pg.application_name(name);
+        }
         let connecting = async {
             match &self.tls {
                 Some(tls) => {
-                    let (client, mut connection) = self.pg.connect(tls.clone()).await?;
+                    let (client, mut connection) = pg.connect(tls.clone()).await?;
                     let driver = tokio::spawn(async move {
                         let mut messages =
                             futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -116,8 +125,7 @@ impl Conn {
                     Ok::<_, tokio_postgres::Error>((client, driver))
                 }
                 None => {
-                    let (client, mut connection) =
-                        self.pg.connect(tokio_postgres::NoTls).await?;
+                    let (client, mut connection) = pg.connect(tokio_postgres::NoTls).await?;
                     let driver = tokio::spawn(async move {
                         let mut messages =
                             futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -150,7 +158,7 @@ impl Conn {
     /// Opens the command connection: checks that the server accepts writes, creates the
     /// lease table if it is missing, and prepares the statements.
     async fn connect(&self) -> Result<Arc<Live>> {
-        let (client, driver) = self.open(|_| {}).await?;
+        let (client, driver) = self.open(false, |_| {}).await?;
         let setup = async {
             let row = client
                 .query_one("SELECT pg_is_in_recovery(), to_regclass($1::text) IS NULL", &[&self.table])

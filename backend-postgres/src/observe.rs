@@ -272,7 +272,7 @@ async fn listen(
 async fn run_session(conn: &Conn, notifier: &Arc<Notifier>, ping_every: Duration) -> String {
     let pushed = notifier.clone();
     let opened = conn
-        .open(move |m| {
+        .open(true, move |m| {
             if let tokio_postgres::AsyncMessage::Notification(n) = m {
                 pushed.bump(n.payload());
             }
