@@ -8,7 +8,7 @@ set -euo pipefail
 if [ "${1:-}" = "--build-only" ]; then
   packages=(protobuf-compiler libprotobuf-dev)
 else
-  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler libprotobuf-dev iproute2 procps)
+  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd postgresql protobuf-compiler libprotobuf-dev iproute2 procps)
 fi
 
 missing=()
@@ -31,7 +31,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The Debian packages may start system services; the tests start their own servers.
-for svc in redis-server etcd zookeeper; do
+for svc in redis-server etcd zookeeper postgresql; do
   $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done

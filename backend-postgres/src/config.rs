@@ -132,7 +132,10 @@ impl PostgresConfig {
                 )
             })?;
         }
-        for (key, value) in [("postgres.schema", &self.schema), ("postgres.table", &self.table)] {
+        for (key, value) in [
+            ("postgres.schema", &self.schema),
+            ("postgres.table", &self.table),
+        ] {
             if value.is_empty() || value.len() > MAX_IDENTIFIER_LEN || value.contains('\0') {
                 return Err(Error::config(
                     key,
@@ -405,7 +408,10 @@ mod tests {
             ..PostgresConfig::with_url("postgres://u:secret@h/db")
         };
         let shown = format!("{c:?} {}", serde_json::to_string(&c).unwrap());
-        assert!(!shown.contains("secret") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -117,8 +117,7 @@ impl Conn {
                     let driver = tokio::spawn(async move {
                         let mut messages =
                             futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                        while let Some(Ok(m)) = futures_util::StreamExt::next(&mut messages).await
-                        {
+                        while let Some(Ok(m)) = futures_util::StreamExt::next(&mut messages).await {
                             on_message(m);
                         }
                     });
@@ -129,8 +128,7 @@ impl Conn {
                     let driver = tokio::spawn(async move {
                         let mut messages =
                             futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                        while let Some(Ok(m)) = futures_util::StreamExt::next(&mut messages).await
-                        {
+                        while let Some(Ok(m)) = futures_util::StreamExt::next(&mut messages).await {
                             on_message(m);
                         }
                     });
@@ -161,7 +159,10 @@ impl Conn {
         let (client, driver) = self.open(false, |_| {}).await?;
         let setup = async {
             let row = client
-                .query_one("SELECT pg_is_in_recovery(), to_regclass($1::text) IS NULL", &[&self.table])
+                .query_one(
+                    "SELECT pg_is_in_recovery(), to_regclass($1::text) IS NULL",
+                    &[&self.table],
+                )
                 .await?;
             Ok::<_, tokio_postgres::Error>((row.get::<_, bool>(0), row.get::<_, bool>(1)))
         };
@@ -301,7 +302,10 @@ impl Conn {
                 KIND,
                 &self.address,
                 election,
-                format!("{what}: no answer within {}", humantime::format_duration(limit)),
+                format!(
+                    "{what}: no answer within {}",
+                    humantime::format_duration(limit)
+                ),
                 None,
             )),
         }
@@ -496,10 +500,7 @@ fn tls_connector(config: &PostgresConfig) -> Result<MakeRustlsConnect> {
         }
         for cert in certs {
             roots.add(cert).map_err(|e| {
-                Error::config(
-                    "postgres.tls_ca_file",
-                    format!("{}: {e}", ca.display()),
-                )
+                Error::config("postgres.tls_ca_file", format!("{}: {e}", ca.display()))
             })?;
         }
     } else {

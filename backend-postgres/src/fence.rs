@@ -57,7 +57,10 @@ impl PostgresFence {
                 KIND,
                 address,
                 Some(&self.name),
-                format!("the fence found no row for this election in {}", self.conn.table),
+                format!(
+                    "the fence found no row for this election in {}",
+                    self.conn.table
+                ),
             ));
         };
         let current = Epoch(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0));

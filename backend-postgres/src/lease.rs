@@ -134,14 +134,14 @@ impl Lease {
         let row = self
             .conn
             .run(Some(&self.name), "reading the leader", |live| async move {
-                live.client
-                    .query_opt(&live.statements.read, &[&name])
-                    .await
+                live.client.query_opt(&live.statements.read, &[&name]).await
             })
             .await?;
         match row {
             None => Ok(None),
-            Some(r) => self.holder(r.get(0), r.get(1), r.get(2), r.get(3)).map(Some),
+            Some(r) => self
+                .holder(r.get(0), r.get(1), r.get(2), r.get(3))
+                .map(Some),
         }
     }
 

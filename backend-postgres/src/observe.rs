@@ -29,7 +29,11 @@ pub(crate) struct Listener {
 impl Listener {
     /// A listener for the elections of `conn`'s table, not started yet; it stops when
     /// `stopped` says so.
-    pub(crate) fn new(conn: Arc<Conn>, timing: LeaseTiming, stopped: watch::Receiver<()>) -> Listener {
+    pub(crate) fn new(
+        conn: Arc<Conn>,
+        timing: LeaseTiming,
+        stopped: watch::Receiver<()>,
+    ) -> Listener {
         Listener {
             conn,
             notifier: Arc::new(Notifier::new()),
@@ -285,7 +289,12 @@ async fn run_session(conn: &Conn, notifier: &Arc<Notifier>, ping_every: Duration
     let mut driver = AbortOnDrop(driver);
     let listen = format!("LISTEN {}", quote_ident(&conn.channel));
     if let Err(e) = conn
-        .within(conn.statement_timeout, None, "listening", client.batch_execute(&listen))
+        .within(
+            conn.statement_timeout,
+            None,
+            "listening",
+            client.batch_execute(&listen),
+        )
         .await
     {
         return format!("LISTEN failed: {e}");

@@ -117,6 +117,8 @@ mod tests {
         let t = "\"public\".\"t\"";
         assert!(renew(t).contains("token = $2::text AND expires > clock_timestamp()"));
         assert!(release("t", "'c'").contains("token = $2::text"));
-        assert!(acquire("t", "'c'").contains("WHERE l.token IS NULL OR l.expires <= clock_timestamp()"));
+        assert!(
+            acquire("t", "'c'").contains("WHERE l.token IS NULL OR l.expires <= clock_timestamp()")
+        );
     }
 }

@@ -54,7 +54,11 @@ async fn credentials_databases_and_privileges_are_refused_clearly() {
     // The password from a file, and from an environment variable.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pw");
-    std::fs::write(&file, format!("{}\n", election_tests::launch::POSTGRES_PASSWORD)).unwrap();
+    std::fs::write(
+        &file,
+        format!("{}\n", election_tests::launch::POSTGRES_PASSWORD),
+    )
+    .unwrap();
     let no_pw = format!("postgres://postgres@{addr}/postgres?sslmode=disable");
     PostgresBackend::connect(
         PostgresConfig {
@@ -132,7 +136,10 @@ async fn a_standby_is_refused_as_unavailable_with_what_to_point_at() {
     let backend = connect(&both, timing()).await;
     let _l = elector(&backend, "job", "a").campaign().await.unwrap();
     let on_primary = tokio::task::block_in_place(|| {
-        primary.psql(&["-c", "SELECT count(*) FROM elector_leases WHERE token IS NOT NULL"])
+        primary.psql(&[
+            "-c",
+            "SELECT count(*) FROM elector_leases WHERE token IS NOT NULL",
+        ])
     })
     .unwrap();
     assert_eq!(on_primary.trim(), "1", "the lease is on the primary");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use election_core::{LeaderElector, LeaseTiming, Leadership};
+use election_core::{LeaderElector, Leadership, LeaseTiming};
 use election_tests::conformance::SLACK;
 use election_tests::proxy::{Direction, Fault, FaultProxy};
 use tokio::time::Instant;
@@ -126,7 +126,10 @@ async fn listen_connections(db: &election_postgres::tokio_postgres::Client, user
 }
 
 /// Resigns `holder` and measures how long `waiting` took to be granted after it.
-async fn handoff(holder: Leadership, waiting: tokio::task::JoinHandle<(Instant, Leadership)>) -> (Duration, Leadership) {
+async fn handoff(
+    holder: Leadership,
+    waiting: tokio::task::JoinHandle<(Instant, Leadership)>,
+) -> (Duration, Leadership) {
     let resigned = Instant::now();
     holder.resign().await.unwrap();
     let (granted, l) = tokio::time::timeout(Duration::from_secs(30), waiting)
@@ -163,7 +166,10 @@ async fn a_lost_listen_connection_falls_back_to_polling_then_recovers() {
     let waiting = campaign_in_background(b.clone());
     let start = Instant::now();
     while listen_connections(&db, "waiter").await != 1 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the waiter listens");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the waiter listens"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -172,7 +178,9 @@ async fn a_lost_listen_connection_falls_back_to_polling_then_recovers() {
 
     // The LISTEN connection is killed and cannot come back (one connection for the role:
     // the command connection's).
-    db.batch_execute("ALTER ROLE waiter CONNECTION LIMIT 1").await.unwrap();
+    db.batch_execute("ALTER ROLE waiter CONNECTION LIMIT 1")
+        .await
+        .unwrap();
     db.batch_execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE usename = 'waiter' AND application_name LIKE '% listen'",
@@ -190,17 +198,25 @@ async fn a_lost_listen_connection_falls_back_to_polling_then_recovers() {
     println!("handoff: by push {pushed:?}, by polling with LISTEN down {polled:?}");
 
     // The limit lifted, the LISTEN connection comes back and pushes work again.
-    db.batch_execute("ALTER ROLE waiter CONNECTION LIMIT -1").await.unwrap();
+    db.batch_execute("ALTER ROLE waiter CONNECTION LIMIT -1")
+        .await
+        .unwrap();
     lb.resign().await.unwrap();
     let la = a.campaign().await.unwrap();
     let waiting = campaign_in_background(b.clone());
     let start = Instant::now();
     while listen_connections(&db, "waiter").await != 1 {
-        assert!(start.elapsed() < Duration::from_secs(20), "the LISTEN connection recovers");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the LISTEN connection recovers"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Let the first attempt after reconnecting (woken by it) settle into its wait.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (again, _lb) = handoff(la, waiting).await;
-    assert!(again < t.retry_interval, "handoff by push after recovery took {again:?}");
+    assert!(
+        again < t.retry_interval,
+        "handoff by push after recovery took {again:?}"
+    );
 }

@@ -23,7 +23,10 @@ async fn a_stale_epoch_is_refused_in_the_writers_transaction() {
     let old_epoch = old.epoch();
     {
         let tx = db.transaction().await.unwrap();
-        fence.check(&tx, old_epoch).await.expect("the current epoch writes");
+        fence
+            .check(&tx, old_epoch)
+            .await
+            .expect("the current epoch writes");
         tx.execute(
             "INSERT INTO data VALUES ('k', 'from old', $1)",
             &[&i64::try_from(old_epoch.0).unwrap()],
@@ -58,12 +61,18 @@ async fn a_stale_epoch_is_refused_in_the_writers_transaction() {
         backend.table()
     );
     let stale = db
-        .execute(&recipe, &[&"job", &"stale", &i64::try_from(old_epoch.0).unwrap()])
+        .execute(
+            &recipe,
+            &[&"job", &"stale", &i64::try_from(old_epoch.0).unwrap()],
+        )
         .await
         .unwrap();
     assert_eq!(stale, 0, "the recipe refuses a stale epoch");
     let current = db
-        .execute(&recipe, &[&"job", &"current", &i64::try_from(new.epoch().0).unwrap()])
+        .execute(
+            &recipe,
+            &[&"job", &"current", &i64::try_from(new.epoch().0).unwrap()],
+        )
         .await
         .unwrap();
     assert_eq!(current, 1, "the recipe admits the current epoch");
@@ -111,7 +120,10 @@ async fn no_leadership_is_granted_while_a_fenced_write_is_open() {
         if let Ok(Some(l)) = b.try_campaign().await {
             break l;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "b elected after the commit");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "b elected after the commit"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(granted.epoch() > epoch);

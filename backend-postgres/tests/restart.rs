@@ -48,7 +48,11 @@ async fn epochs_rise_across_a_clean_restart_and_a_crash() {
         tokio::time::sleep(timing().ttl).await;
         println!(
             "{restart} restart: the leadership held across it is {}",
-            if l.is_held() { "still held (renewed on the restarted server)" } else { "lost" }
+            if l.is_held() {
+                "still held (renewed on the restarted server)"
+            } else {
+                "lost"
+            }
         );
         let _ = l.resign().await;
     }
@@ -85,7 +89,10 @@ async fn epochs_rise_after_promoting_a_standby_that_missed_commits() {
         .map(|out| out.trim() != replicated.0.to_string())
         .unwrap_or(true)
     {
-        assert!(start.elapsed() < Duration::from_secs(20), "standby caught up");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "standby caught up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The standby misses what follows: its WAL receiver is stopped.
@@ -102,7 +109,10 @@ async fn epochs_rise_after_promoting_a_standby_that_missed_commits() {
     .unwrap_or_else(|e| panic!("failover: {e}\n{}", standby.log_tail()));
     let stored: i64 = raw(&standby.url())
         .await
-        .query_one("SELECT epoch FROM elector_leases WHERE election = 'job'", &[])
+        .query_one(
+            "SELECT epoch FROM elector_leases WHERE election = 'job'",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

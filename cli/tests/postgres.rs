@@ -90,13 +90,23 @@ fn connection_errors_exit_with_the_documented_codes() {
             69,
             "is unavailable",
         ),
-        ("postgres://h:notaport/db".to_owned(), 78, "backend.postgres.url"),
+        (
+            "postgres://h:notaport/db".to_owned(),
+            78,
+            "backend.postgres.url",
+        ),
     ];
     for (url, code, needle) in cases {
         let mut c = common::elector();
-        c.args(backend_url(&url))
-            .args(common::FAST)
-            .args(["--node-id", "n1", "run", "-e", "job", "--", "true"]);
+        c.args(backend_url(&url)).args(common::FAST).args([
+            "--node-id",
+            "n1",
+            "run",
+            "-e",
+            "job",
+            "--",
+            "true",
+        ]);
         let o = common::output(c);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(code), "{url}: {err}");

@@ -100,7 +100,10 @@ mod tests {
         for other in ["memory", "Raft", "consul", ""] {
             assert_eq!(other.parse::<Kind>(), Err(UnknownKind), "{other}");
         }
-        assert_eq!(Kind::all_names(), "raft, bully, redis, etcd, zookeeper, postgres");
+        assert_eq!(
+            Kind::all_names(),
+            "raft, bully, redis, etcd, zookeeper, postgres"
+        );
     }
 
     #[test]

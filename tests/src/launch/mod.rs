@@ -31,7 +31,7 @@ mod redis;
 mod zookeeper;
 
 pub use etcd::{EtcdCluster, EtcdServer};
-pub use postgres::{POSTGRES_BIN, POSTGRES_PASSWORD, POSTGRES_USER, PostgresServer};
+pub use postgres::{POSTGRES_BIN, POSTGRES_PASSWORD, POSTGRES_USER, PostgresServer, postgres_bin};
 pub use process::server_dir;
 pub use redis::RedisServer;
 pub use zookeeper::ZooKeeperServer;

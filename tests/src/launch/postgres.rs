@@ -9,10 +9,33 @@ use nix::unistd::{Pid, User};
 
 use super::Data;
 use super::instance::{Instance, Readiness, retry_on_port_clash};
-use super::process::{Spec, free_port, loopback, log_tail, require_file, server_dir};
+use super::process::{Spec, free_port, log_tail, loopback, require_file, server_dir};
 
-/// Where the Debian package `postgresql-15` puts its programs.
+/// Where the Debian package `postgresql-15` puts its programs. [`postgres_bin`] looks for
+/// any other major version too.
 pub const POSTGRES_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// The directory of the server programs: `ELECTOR_POSTGRES_BIN` if set, else
+/// [`POSTGRES_BIN`] if it exists, else the newest `/usr/lib/postgresql/N/bin`.
+pub fn postgres_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ELECTOR_POSTGRES_BIN") {
+        return PathBuf::from(dir);
+    }
+    let default = PathBuf::from(POSTGRES_BIN);
+    if default.is_dir() {
+        return default;
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .max_by_key(|(major, _)| *major);
+    newest.map_or(default, |(_, bin)| bin)
+}
 
 /// The superuser's name and password in every launched cluster.
 pub const POSTGRES_USER: &str = "postgres";
@@ -28,7 +51,8 @@ const READY: Readiness = Readiness {
     within: Duration::from_secs(30),
 };
 
-/// A PostgreSQL 15 cluster (`initdb` + `postgres` from the Debian package) on a free
+/// A PostgreSQL cluster (`initdb` + `postgres` from the Debian package, see
+/// [`postgres_bin`]) on a free
 /// loopback port, in its own directory in memory, run as the unprivileged user `nobody`
 /// (PostgreSQL refuses to run as root; `setpriv` drops the privileges).
 ///
@@ -74,7 +98,8 @@ impl PostgresServer {
     }
 
     fn launch(primary: Option<SocketAddr>, settings: &[&str]) -> io::Result<PostgresServer> {
-        let bin = Path::new(POSTGRES_BIN);
+        let bin = postgres_bin();
+        let bin = bin.as_path();
         for program in ["initdb", "postgres", "pg_basebackup", "pg_ctl"] {
             require_file(&bin.join(program), "postgresql")?;
         }
@@ -134,9 +159,7 @@ impl PostgresServer {
 
     /// [`url`](Self::url) with another address, such as a proxy's in front of this server.
     pub fn url_for(&self, addr: SocketAddr) -> String {
-        format!(
-            "postgres://{POSTGRES_USER}:{POSTGRES_PASSWORD}@{addr}/postgres?sslmode=disable"
-        )
+        format!("postgres://{POSTGRES_USER}:{POSTGRES_PASSWORD}@{addr}/postgres?sslmode=disable")
     }
 
     /// The pid of the postmaster.
@@ -251,7 +274,7 @@ impl PostgresServer {
                 format!("--regid={gid}"),
                 "--clear-groups".into(),
             ])
-            .arg(Path::new(POSTGRES_BIN).join("pg_ctl"))
+            .arg(postgres_bin().join("pg_ctl"))
             .args(["promote", "-w", "-t", "30", "-D"])
             .arg(self.data_dir())
             .stdin(Stdio::null())
@@ -288,7 +311,10 @@ impl PostgresServer {
             if start.elapsed() > Duration::from_secs(20) {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("{}: the WAL receiver still runs 20 s after reload", self.inner.what()),
+                    format!(
+                        "{}: the WAL receiver still runs 20 s after reload",
+                        self.inner.what()
+                    ),
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -298,7 +324,7 @@ impl PostgresServer {
     /// Runs `psql` as the superuser with `args` (for example `["-c", "SELECT 1"]`) and
     /// returns its standard output; fails with its standard error.
     pub fn psql(&self, args: &[&str]) -> io::Result<String> {
-        let out = Command::new(Path::new(POSTGRES_BIN).join("psql"))
+        let out = Command::new(postgres_bin().join("psql"))
             .arg(self.url())
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(args)
@@ -345,13 +371,7 @@ exec $drop "$bin/postgres" -D "$data" -p "$port" -c listen_addresses=127.0.0.1 \
 
 /// `pg_basebackup` of `primary` into `data` (owned by the server's user), with `-R`: a
 /// `standby.signal` and the `primary_conninfo` to stream from.
-fn base_backup(
-    primary: SocketAddr,
-    data: &Path,
-    dir: &Path,
-    uid: u32,
-    gid: u32,
-) -> io::Result<()> {
+fn base_backup(primary: SocketAddr, data: &Path, dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
     let _ = dir;
     let out = Command::new("setpriv")
         .args([
@@ -359,9 +379,17 @@ fn base_backup(
             format!("--regid={gid}"),
             "--clear-groups".into(),
         ])
-        .arg(Path::new(POSTGRES_BIN).join("pg_basebackup"))
+        .arg(postgres_bin().join("pg_basebackup"))
         .args(["-h", "127.0.0.1", "-p", &primary.port().to_string()])
-        .args(["-U", POSTGRES_USER, "-R", "-X", "stream", "--checkpoint=fast", "-D"])
+        .args([
+            "-U",
+            POSTGRES_USER,
+            "-R",
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+            "-D",
+        ])
         .arg(data)
         .env("PGPASSWORD", POSTGRES_PASSWORD)
         .stdin(Stdio::null())
