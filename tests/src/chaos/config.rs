@@ -49,6 +49,12 @@ pub(crate) fn lease_host(backend: Backend, node: &str, via: SocketAddr, t: &Timi
         Backend::Redis => format!("url = \"redis://{via}\"\n"),
         Backend::Etcd => format!("endpoints = [\"http://{via}\"]\n"),
         Backend::ZooKeeper => format!("connect_string = \"{via}\"\n"),
+        Backend::Postgres => format!(
+            "url = \"postgres://{}:{}@{via}/postgres?sslmode=disable\"\n\
+             statement_timeout = \"300ms\"\n",
+            crate::launch::POSTGRES_USER,
+            crate::launch::POSTGRES_PASSWORD
+        ),
         Backend::Raft | Backend::Bully => unreachable!("{backend} is a peer backend"),
     };
     format!(

@@ -20,6 +20,8 @@ pub enum Backend {
     Etcd,
     /// A real standalone ZooKeeper.
     ZooKeeper,
+    /// A real PostgreSQL cluster (`initdb` + `postgres`).
+    Postgres,
     /// Three `elector agent`s running Raft among themselves.
     Raft,
     /// Three `elector agent`s running Bully among themselves.
@@ -28,20 +30,23 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, in the order runs and reports list them.
-    pub const ALL: [Backend; 5] = [
+    pub const ALL: [Backend; 6] = [
         Backend::Redis,
         Backend::Etcd,
         Backend::ZooKeeper,
+        Backend::Postgres,
         Backend::Raft,
         Backend::Bully,
     ];
 
-    /// The name `elector` and `--backend` use: `redis`, `etcd`, `zookeeper`, `raft`, `bully`.
+    /// The name `elector` and `--backend` use: `redis`, `etcd`, `zookeeper`, `postgres`,
+    /// `raft`, `bully`.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Redis => "redis",
             Backend::Etcd => "etcd",
             Backend::ZooKeeper => "zookeeper",
+            Backend::Postgres => "postgres",
             Backend::Raft => "raft",
             Backend::Bully => "bully",
         }
@@ -68,7 +73,7 @@ impl FromStr for Backend {
             .find(|b| b.name() == s)
             .ok_or_else(|| {
                 Error::Usage(format!(
-                    "unknown backend {s:?}: use one of redis, etcd, zookeeper, raft, bully"
+                    "unknown backend {s:?}: use one of redis, etcd, zookeeper, postgres, raft, bully"
                 ))
             })
     }

@@ -1,4 +1,4 @@
-//! The real server of a lease backend, one type over the three launchers.
+//! The real server of a lease backend, one type over the four launchers.
 
 use std::io;
 use std::net::SocketAddr;
@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::error::{Error, Result};
 use super::options::Backend;
-use crate::launch::{Data, EtcdServer, RedisServer, ZooKeeperServer};
+use crate::launch::{Data, EtcdServer, PostgresServer, RedisServer, ZooKeeperServer};
 
 /// One launched server (the launchers reap it on drop).
 #[derive(Debug)]
@@ -17,6 +17,8 @@ pub(crate) enum Server {
     Etcd(EtcdServer),
     /// A standalone ZooKeeper.
     ZooKeeper(ZooKeeperServer),
+    /// A PostgreSQL cluster (pause, restart and kill act on every backend process).
+    Postgres(PostgresServer),
 }
 
 impl Server {
@@ -28,6 +30,7 @@ impl Server {
             Backend::Redis => RedisServer::start().map(Server::Redis),
             Backend::Etcd => EtcdServer::start().map(Server::Etcd),
             Backend::ZooKeeper => ZooKeeperServer::start().map(Server::ZooKeeper),
+            Backend::Postgres => PostgresServer::start().map(Server::Postgres),
             Backend::Raft | Backend::Bully => {
                 return Err(Error::Usage(format!("{backend} has no server")));
             }
@@ -41,6 +44,7 @@ impl Server {
             Server::Redis(s) => s.addr(),
             Server::Etcd(s) => s.addr(),
             Server::ZooKeeper(s) => s.addr(),
+            Server::Postgres(s) => s.addr(),
         }
     }
 
@@ -50,6 +54,7 @@ impl Server {
             Server::Redis(s) => s.pause(),
             Server::Etcd(s) => s.pause(),
             Server::ZooKeeper(s) => s.pause(),
+            Server::Postgres(s) => s.pause(),
         }
     }
 
@@ -59,6 +64,7 @@ impl Server {
             Server::Redis(s) => s.resume(),
             Server::Etcd(s) => s.resume(),
             Server::ZooKeeper(s) => s.resume(),
+            Server::Postgres(s) => s.resume(),
         }
     }
 
@@ -69,6 +75,7 @@ impl Server {
             Server::Redis(s) => s.restart(data),
             Server::Etcd(s) => s.restart(data),
             Server::ZooKeeper(s) => s.restart(data),
+            Server::Postgres(s) => s.restart(data),
         }
     }
 
@@ -78,6 +85,7 @@ impl Server {
             Server::Redis(s) => s.log_path(),
             Server::Etcd(s) => s.log_path(),
             Server::ZooKeeper(s) => s.log_path(),
+            Server::Postgres(s) => s.log_path(),
         }
     }
 }
