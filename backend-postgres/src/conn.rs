@@ -411,7 +411,10 @@ fn full_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut source = e.source();
     while let Some(s) = source {
         let s_text = s.to_string();
-        if !text.contains(&s_text) {
+        if s_text.contains(&text) {
+            // The source repeats this text with more detail.
+            text = s_text;
+        } else if !text.contains(&s_text) {
             text.push_str(": ");
             text.push_str(&s_text);
         }
