@@ -42,7 +42,8 @@ pub const POSTGRES_USER: &str = "postgres";
 /// See [`POSTGRES_USER`].
 pub const POSTGRES_PASSWORD: &str = "elector-test-password";
 
-/// The unprivileged user the server runs as (PostgreSQL refuses to run as root).
+/// The unprivileged user the server runs as when the tests run as root (PostgreSQL refuses
+/// to run as root); otherwise it runs as the tests' own user.
 const RUN_AS: &str = "nobody";
 
 const READY: Readiness = Readiness {
@@ -54,7 +55,8 @@ const READY: Readiness = Readiness {
 /// A PostgreSQL cluster (`initdb` + `postgres` from the Debian package, see
 /// [`postgres_bin`]) on a free
 /// loopback port, in its own directory in memory, run as the unprivileged user `nobody`
-/// (PostgreSQL refuses to run as root; `setpriv` drops the privileges).
+/// when the tests run as root (PostgreSQL refuses to run as root; `setpriv` drops the
+/// privileges), else as the tests' own user.
 ///
 /// The superuser is [`POSTGRES_USER`] with password [`POSTGRES_PASSWORD`]; TCP logins use
 /// SCRAM (`pg_hba.conf` as `initdb --auth-host=scram-sha-256` writes it, which also lets
@@ -113,7 +115,7 @@ impl PostgresServer {
             std::os::unix::fs::chown(&password_file, Some(uid), Some(gid))?;
             let addr = loopback(free_port()?);
             if let Some(primary) = primary {
-                base_backup(primary, &data, dir.path(), uid, gid)?;
+                base_backup(primary, &data)?;
             }
             let mut args: Vec<std::ffi::OsString> = vec![
                 "-c".into(),
@@ -267,14 +269,7 @@ impl PostgresServer {
     /// Promotes a standby to a primary (`pg_ctl promote -w`) and waits until it accepts
     /// logins as one.
     pub fn promote(&self) -> io::Result<()> {
-        let (uid, gid) = run_as()?;
-        let out = Command::new("setpriv")
-            .args([
-                format!("--reuid={uid}"),
-                format!("--regid={gid}"),
-                "--clear-groups".into(),
-            ])
-            .arg(postgres_bin().join("pg_ctl"))
+        let out = as_server_user(postgres_bin().join("pg_ctl"))?
             .args(["promote", "-w", "-t", "30", "-D"])
             .arg(self.data_dir())
             .stdin(Stdio::null())
@@ -361,6 +356,7 @@ mkdir -p "$data"
 chown "$uid:$gid" "$data"
 chmod 700 "$data"
 drop="setpriv --reuid=$uid --regid=$gid --clear-groups"
+if [ "$(id -u)" = "$uid" ]; then drop=""; fi
 if [ ! -f "$data/PG_VERSION" ]; then
   $drop "$bin/initdb" -D "$data" -U postgres --pwfile="$pwfile" --auth-local=trust \
     --auth-host=scram-sha-256 --encoding=UTF8 --no-locale --no-sync --no-instructions
@@ -371,15 +367,8 @@ exec $drop "$bin/postgres" -D "$data" -p "$port" -c listen_addresses=127.0.0.1 \
 
 /// `pg_basebackup` of `primary` into `data` (owned by the server's user), with `-R`: a
 /// `standby.signal` and the `primary_conninfo` to stream from.
-fn base_backup(primary: SocketAddr, data: &Path, dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let _ = dir;
-    let out = Command::new("setpriv")
-        .args([
-            format!("--reuid={uid}"),
-            format!("--regid={gid}"),
-            "--clear-groups".into(),
-        ])
-        .arg(postgres_bin().join("pg_basebackup"))
+fn base_backup(primary: SocketAddr, data: &Path) -> io::Result<()> {
+    let out = as_server_user(postgres_bin().join("pg_basebackup"))?
         .args(["-h", "127.0.0.1", "-p", &primary.port().to_string()])
         .args([
             "-U",
@@ -405,8 +394,30 @@ fn base_backup(primary: SocketAddr, data: &Path, dir: &Path, uid: u32, gid: u32)
     }
 }
 
-/// The uid and gid of [`RUN_AS`].
+/// A command for `program` run as the server's user: through `setpriv` when we are root.
+fn as_server_user(program: PathBuf) -> io::Result<Command> {
+    let (uid, gid) = run_as()?;
+    if uid == nix::unistd::geteuid().as_raw() {
+        return Ok(Command::new(program));
+    }
+    let mut c = Command::new("setpriv");
+    c.args([
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".into(),
+    ])
+    .arg(program);
+    Ok(c)
+}
+
+/// The uid and gid of [`RUN_AS`] when we are root, else our own.
 fn run_as() -> io::Result<(u32, u32)> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok((
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ));
+    }
     let user = User::from_name(RUN_AS)
         .map_err(io::Error::other)?
         .ok_or_else(|| {
