@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use election_core::{ElectionName, Epoch, Error, LeaderInfo, LeaseTiming, NodeId, Result};
+use tokio_postgres::error::SqlState;
 
 use crate::conn::{Conn, KIND};
 
@@ -75,14 +76,27 @@ impl Lease {
         let rows = self
             .conn
             .run(Some(&self.name), "acquiring the lease", |live| async move {
-                live.client
+                let rows = live
+                    .client
                     .query(&live.statements.acquire, &[&name, &token, &node_s, &ttl])
-                    .await
+                    .await;
+                match rows {
+                    // The row stayed locked for the whole statement timeout: a fenced
+                    // write of the holder is open (or a concurrent acquisition is slow).
+                    // The election is busy; nothing was changed.
+                    Err(e)
+                        if e.code() == Some(&SqlState::QUERY_CANCELED)
+                            || e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) =>
+                    {
+                        Ok(Vec::new())
+                    }
+                    other => other,
+                }
             })
             .await?;
         let Some(row) = rows.first() else {
             // No row at all: the insert conflicted with one that committed after our
-            // snapshot and is taken. Look again.
+            // snapshot and is taken, or the row stayed locked (see above). Look again.
             return Ok(Acquired::Busy(None));
         };
         let granted: bool = row.get(0);

@@ -154,8 +154,9 @@
 //! ```
 //!
 //! Keep fenced transactions short: while one is open, the election's renewals and
-//! acquisitions wait for its lock (each up to `statement_timeout`), and a holder whose
-//! renewals keep waiting lets go at its deadline.
+//! acquisitions wait for its lock (each up to `statement_timeout`, then cancelled by the
+//! server): a `campaign` keeps waiting, a `try_campaign` reports the election busy
+//! (`None`), and a holder whose renewals keep waiting lets go at its deadline.
 //!
 //! # Guarantees and limits
 //!
@@ -179,6 +180,10 @@
 //!   early (another node can be elected before the holder's deadline); a step back
 //!   lengthens them (safe, a slower failover). Run the server with a slewing clock.
 //! - Acquisition is not fair: whichever waiter's statement runs first wins.
+//! - **One connection serves its statements in order.** A statement of one election that
+//!   waits on a row lock (an open fenced write) delays the statements of the backend's
+//!   other elections queued behind it, up to `statement_timeout`; give elections with
+//!   long fenced writes their own backend.
 //! - Rows are never deleted (one small row per election name ever used).
 //! - A `campaign` that times out, or is dropped mid-acquisition, releases the lease in the
 //!   background in case the statement did run. An acquisition stuck in a stalled server's

@@ -108,23 +108,29 @@ async fn no_leadership_is_granted_while_a_fenced_write_is_open() {
     // Past the server's expiry, b still cannot take over while the write is open.
     tokio::time::sleep(timing().ttl).await;
     let b = elector(&other, "job", "b");
+    // The acquisition waits for the row lock until the statement timeout, and reports the
+    // election busy.
     let attempt = b.try_campaign().await;
     assert!(
-        matches!(&attempt, Err(e) if e.kind() == ErrorKind::Unavailable),
+        matches!(&attempt, Ok(None)),
         "no grant while the fenced write is open: {:?}",
         attempt.as_ref().map(|l| l.as_ref().map(|l| l.epoch()))
     );
-    tx.commit().await.unwrap();
-    let started = std::time::Instant::now();
-    let granted = loop {
-        if let Ok(Some(l)) = b.try_campaign().await {
-            break l;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "b elected after the commit"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // A campaign meanwhile waits (it does not fail), and wins once the write commits.
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move { b.campaign().await })
     };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the campaign waits while the row is locked"
+    );
+    tx.commit().await.unwrap();
+    let granted = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("b elected after the commit")
+        .unwrap()
+        .unwrap();
     assert!(granted.epoch() > epoch);
 }
