@@ -183,11 +183,25 @@ impl Conn {
         }
         if missing {
             let create = sql::create_table(&self.table);
+            // Two clients that create the table at once race inside PostgreSQL (`IF NOT
+            // EXISTS` checks before it inserts into the catalogs): the loser gets a unique
+            // violation on `pg_type` or "relation already exists", and the table is there.
+            let creating = async {
+                match client.batch_execute(&create).await {
+                    Err(e)
+                        if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                            || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
+                    {
+                        Ok(())
+                    }
+                    other => other,
+                }
+            };
             self.within(
                 self.connect_timeout,
                 None,
                 "creating the lease table",
-                client.batch_execute(&create),
+                creating,
             )
             .await
             .map_err(|e| {

@@ -70,3 +70,31 @@ async fn many_elections_share_two_connections() {
         assert_eq!(l.info().node, node("b"));
     }
 }
+
+/// Many backends connecting at once to a database without the table: one creates it, the
+/// others find it (PostgreSQL's `CREATE TABLE IF NOT EXISTS` races in its catalogs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_connections_all_succeed() {
+    let server = server();
+    let url = server.url();
+    let connecting: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                // SCRAM in a debug build is slow: eight logins at once on two cores.
+                let c = election_postgres::PostgresConfig {
+                    connect_timeout: std::time::Duration::from_secs(10),
+                    ..config(&url)
+                };
+                election_postgres::PostgresBackend::connect(c, timing())
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    for c in connecting {
+        c.await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("concurrent connect: {e}"));
+    }
+}
