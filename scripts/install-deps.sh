@@ -8,7 +8,9 @@ set -euo pipefail
 if [ "${1:-}" = "--build-only" ]; then
   packages=(protobuf-compiler libprotobuf-dev)
 else
-  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd postgresql protobuf-compiler libprotobuf-dev iproute2 procps)
+  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler libprotobuf-dev iproute2 procps)
+  # PostgreSQL for election-postgres (the tests run initdb + postgres from it, as nobody).
+  packages+=(postgresql)
 fi
 
 missing=()
