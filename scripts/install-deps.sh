@@ -9,9 +9,10 @@ if [ "${1:-}" = "--build-only" ]; then
   packages=(protobuf-compiler libprotobuf-dev)
 else
   packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler libprotobuf-dev iproute2 procps)
-  # PostgreSQL for election-postgres (the tests run initdb + postgres from it, as nobody).
-  packages+=(postgresql)
 fi
+
+# PostgreSQL for election-postgres (its tests run initdb + postgres from it, as nobody).
+if [ "${1:-}" != "--build-only" ]; then packages+=(postgresql); fi
 
 missing=()
 for p in "${packages[@]}"; do
