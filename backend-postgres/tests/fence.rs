@@ -109,17 +109,30 @@ async fn no_leadership_is_granted_while_a_fenced_write_is_open() {
     tokio::time::sleep(timing().ttl).await;
     let b = elector(&other, "job", "b");
     // The acquisition waits for the row lock until the statement timeout, and reports the
-    // election busy.
+    // election busy (or, on a machine so loaded that the server's cancellation arrives
+    // after the client's own cut-off, unavailable): never granted.
     let attempt = b.try_campaign().await;
     assert!(
-        matches!(&attempt, Ok(None)),
+        matches!(&attempt, Ok(None))
+            || matches!(&attempt, Err(e) if e.kind() == ErrorKind::Unavailable),
         "no grant while the fenced write is open: {:?}",
         attempt.as_ref().map(|l| l.as_ref().map(|l| l.epoch()))
     );
-    // A campaign meanwhile waits (it does not fail), and wins once the write commits.
+    // A campaign meanwhile waits (retrying what is retryable, as `elector run --supervise`
+    // does), and wins once the write commits.
     let waiting = {
         let b = b.clone();
-        tokio::spawn(async move { b.campaign().await })
+        tokio::spawn(async move {
+            loop {
+                match b.campaign().await {
+                    Ok(l) => return l,
+                    Err(e) if e.is_retryable() => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => panic!("campaign: {e}"),
+                }
+            }
+        })
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(
@@ -130,7 +143,6 @@ async fn no_leadership_is_granted_while_a_fenced_write_is_open() {
     let granted = tokio::time::timeout(Duration::from_secs(10), waiting)
         .await
         .expect("b elected after the commit")
-        .unwrap()
         .unwrap();
     assert!(granted.epoch() > epoch);
 }
