@@ -11,6 +11,9 @@ else
   packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler libprotobuf-dev iproute2 procps systemd chromium)
 fi
 
+# PostgreSQL for election-postgres (its tests run initdb + postgres from it, as nobody).
+if [ "${1:-}" != "--build-only" ]; then packages+=(postgresql); fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -31,7 +34,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The Debian packages may start system services; the tests start their own servers.
-for svc in redis-server etcd zookeeper; do
+for svc in redis-server etcd zookeeper postgresql; do
   $SUDO systemctl stop "$svc" >/dev/null 2>&1 || true
   $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done

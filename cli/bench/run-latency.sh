@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Wall time of `elector run --min-hold 0s -- true` against redis and etcd, next to the
-# native equivalents the issue compares with: a redis-cli SET NX + Lua compare-and-delete,
-# and `etcdctl lock NAME -- true`. Starts its own servers on free loopback ports.
+# Wall time of `elector run --min-hold 0s -- true` against redis, etcd and PostgreSQL, next
+# to the native equivalents the issues compare with: a redis-cli SET NX + Lua
+# compare-and-delete, `etcdctl lock NAME -- true`, and a `psql` advisory-lock one-liner
+# followed by `true`. Starts its own servers on free loopback ports (PostgreSQL as the user
+# nobody, since it refuses to run as root; skipped if its Debian package is missing).
 #
 #   cargo build --release -p elector && bash cli/bench/run-latency.sh [ITERATIONS]
 #
@@ -12,8 +14,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ELECTOR=${ELECTOR:-$ROOT/target/release/elector}
 DIR=$(mktemp -d)
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-RPORT=$(free_port); CPORT=$(free_port); PPORT=$(free_port)
+RPORT=$(free_port); CPORT=$(free_port); PPORT=$(free_port); GPORT=$(free_port)
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 cleanup() {
+  [ -n "${PG_PID:-}" ] && kill -INT "$PG_PID" 2>/dev/null || true
   [ -f "$DIR/redis.pid" ] && kill "$(cat "$DIR/redis.pid")" 2>/dev/null || true
   [ -n "${ETCD_PID:-}" ] && kill "$ETCD_PID" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -68,3 +72,24 @@ measure "etcd:  etcdctl lock bench -- true" \
 measure "etcd:  elector run --min-hold 0s -- true" \
   "$ELECTOR" --backend etcd --set "backend.etcd.endpoints=[\"http://127.0.0.1:$CPORT\"]" --node-id bench \
   run -e bench --min-hold 0s -- true
+
+if [ -n "$PGBIN" ]; then
+  mkdir -p "$DIR/pg" && chown nobody "$DIR" "$DIR/pg" && chmod 755 "$DIR"
+  drop="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+  $drop "$PGBIN/initdb" -D "$DIR/pg" -U postgres --auth=trust --no-sync --no-instructions >/dev/null
+  $drop "$PGBIN/postgres" -D "$DIR/pg" -p "$GPORT" -c listen_addresses=127.0.0.1 \
+    -c unix_socket_directories="$DIR/pg" >"$DIR/pg.log" 2>&1 &
+  PG_PID=$!
+  PGURL="postgres://postgres@127.0.0.1:$GPORT/postgres?sslmode=disable"
+  for _ in $(seq 200); do "$PGBIN/psql" "$PGURL" -Atc 'select 1' >/dev/null 2>&1 && break; sleep 0.05; done
+  pg_native() {
+    "$PGBIN/psql" "$PGURL" -Atc "select pg_try_advisory_lock(hashtext('bench'))" >/dev/null
+    true
+  }
+  measure "postgres: psql pg_try_advisory_lock; true" pg_native
+  measure "postgres: elector run --min-hold 0s -- true" \
+    "$ELECTOR" --backend postgres --set "backend.postgres.url=\"$PGURL\"" --node-id bench \
+    run -e bench --min-hold 0s -- true
+else
+  echo "postgres: skipped (no /usr/lib/postgresql/*/bin; scripts/install-deps.sh installs it)"
+fi

@@ -27,7 +27,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "ID")]
     pub(crate) node_id: Option<String>,
 
-    /// Backend kind: raft, bully, redis, etcd or zookeeper (config `backend.kind`).
+    /// Backend kind: raft, bully, redis, etcd, zookeeper or postgres (config `backend.kind`).
     #[arg(long, global = true, value_name = "KIND")]
     pub(crate) backend: Option<String>,
 

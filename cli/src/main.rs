@@ -5,7 +5,7 @@
 //! Every host runs the same command, `elector run --election NAME -- CMD ARGS...`. elector
 //! campaigns in election NAME on the configured backend (the peer backends raft and bully
 //! through the local `elector agent`, which hosts this host's member; the lease backends
-//! redis, etcd and zookeeper directly), and only the
+//! redis, etcd, zookeeper and postgres directly), and only the
 //! leader runs CMD, with `ELECTOR_EPOCH`, `ELECTOR_ELECTION`, `ELECTOR_NODE_ID` and
 //! `ELECTOR_BACKEND` in its environment. In cron mode (the default) the others print
 //! `skipped: NAME is led by NODE (epoch N)` and exit 0; with `--supervise` the others wait
@@ -35,7 +35,8 @@
 //!   the hold and wait for the caller).
 //! - The epoch comes from the backend (raft: the term; bully: the winner's persisted
 //!   highest epoch seen plus one; etcd: the leader key's create revision; zookeeper: the
-//!   leader znode's czxid; redis: a counter kept monotonic across restarts): strictly
+//!   leader znode's czxid; redis: a counter kept monotonic across restarts; postgres: the
+//!   lease row's counter, never below the server's clock in µs): strictly
 //!   increasing across
 //!   leaderships. Give it to every guarded write and let the resource refuse stale ones
 //!   (`election_core::Fence`).
@@ -54,10 +55,10 @@
 //!
 //! - `node_id`: default the hostname.
 //! - `[backend] kind`: `raft`, `bully` (peer backends, hosted by `elector agent`),
-//!   `redis`, `etcd` or `zookeeper` (lease backends, used directly); no default. Each is a
+//!   `redis`, `etcd`, `zookeeper` or `postgres` (lease backends, used directly); no default. Each is a
 //!   cargo feature of the same name, all on by default. `[backend.KIND]`: that backend's
 //!   own settings (`RaftConfig`, `BullyConfig`, `RedisConfig`, `EtcdConfig`,
-//!   `ZooKeeperConfig`, each documented with its defaults in its crate); the peer
+//!   `ZooKeeperConfig`, `PostgresConfig`, each documented with its defaults in its crate); the peer
 //!   backends' `node_id` defaults to the top-level one, and their `kill_grace` (default
 //!   50 ms) bounds `run.kill_grace`.
 //! - `[timing]`: `ttl` 10s, `renew_interval` 2s, `retry_interval` 500ms, `clock_drift`

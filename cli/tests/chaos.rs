@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use election_tests::chaos::{self, Backend, ChildCommand, Options};
 
-/// Seconds of chaos per backend: the five runs together stay under 3 minutes on 2 cores.
+/// Seconds of chaos per backend: the six runs together stay under 3 minutes on 2 cores.
 const SECONDS: u64 = 20;
 
 fn chaos(backend: Backend, seed: u64) {
@@ -66,6 +66,12 @@ fn chaos_etcd() {
 #[test]
 fn chaos_zookeeper() {
     chaos(Backend::ZooKeeper, 103);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn chaos_postgres() {
+    chaos(Backend::Postgres, 106);
 }
 
 #[cfg(feature = "raft")]

@@ -13,6 +13,7 @@
 //! - [`launch`]: [`RedisServer`](launch::RedisServer), [`EtcdServer`](launch::EtcdServer),
 //!   [`EtcdCluster`](launch::EtcdCluster), [`ZooKeeperServer`](launch::ZooKeeperServer),
 //!   [`ZooKeeperEnsemble`](launch::ZooKeeperEnsemble) (with a proxy on every quorum link):
+//!   [`PostgresServer`](launch::PostgresServer) (and its hot standby):
 //!   real servers on free loopback ports in temporary directories, with SIGSTOP/SIGCONT,
 //!   SIGKILL and restarts (data kept or emptied) as faults.
 //! - [`proxy`]: [`FaultProxy`](proxy::FaultProxy), which passes, blackholes, delays or
@@ -57,7 +58,7 @@
 //! | liveness wait (an uncontested election, a stream's next change) | `2 × takeover_within + 10 s` | conformance |
 //! | candidacy registration time before a handover | 300 ms | conformance |
 //! | grants in the `at_most_one_holder` contest | 15, among up to 3 nodes | conformance |
-//! | readiness deadline: redis / etcd / ZooKeeper / ensemble member | 20 s / 30 s / 60 s / 90 s | launch |
+//! | readiness deadline: redis / etcd / ZooKeeper / ensemble member / PostgreSQL | 20 s / 30 s / 60 s / 90 s / 30 s | launch |
 //! | etcd Raft timings: single member / cluster | 10 ms, 100 ms / 50 ms, 500 ms | decision 011 |
 //! | redis persistence | AOF, `appendfsync always`, no RDB | decision 012 |
 //! | ZooKeeper `tickTime` / min / max session | 500 ms / 1 s / 30 s | launch |

@@ -16,16 +16,19 @@ pub(crate) enum Kind {
     Etcd,
     /// An ephemeral znode in ZooKeeper (`election-zookeeper`).
     ZooKeeper,
+    /// A lease row in PostgreSQL (`election-postgres`).
+    Postgres,
 }
 
 impl Kind {
     /// Every kind, in the order error messages list them.
-    pub(crate) const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 6] = [
         Kind::Raft,
         Kind::Bully,
         Kind::Redis,
         Kind::Etcd,
         Kind::ZooKeeper,
+        Kind::Postgres,
     ];
 
     /// The name, as in `[backend] kind` and `[backend.KIND]` (and the cargo feature).
@@ -36,6 +39,7 @@ impl Kind {
             Kind::Redis => "redis",
             Kind::Etcd => "etcd",
             Kind::ZooKeeper => "zookeeper",
+            Kind::Postgres => "postgres",
         }
     }
 
@@ -53,6 +57,7 @@ impl Kind {
             Kind::Redis => cfg!(feature = "redis"),
             Kind::Etcd => cfg!(feature = "etcd"),
             Kind::ZooKeeper => cfg!(feature = "zookeeper"),
+            Kind::Postgres => cfg!(feature = "postgres"),
         }
     }
 
@@ -95,7 +100,10 @@ mod tests {
         for other in ["memory", "Raft", "consul", ""] {
             assert_eq!(other.parse::<Kind>(), Err(UnknownKind), "{other}");
         }
-        assert_eq!(Kind::all_names(), "raft, bully, redis, etcd, zookeeper");
+        assert_eq!(
+            Kind::all_names(),
+            "raft, bully, redis, etcd, zookeeper, postgres"
+        );
     }
 
     #[test]

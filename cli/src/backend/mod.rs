@@ -4,7 +4,7 @@
 //! that knows every backend: adding a kind means one variant in [`Kind`], one in
 //! [`BackendConfig`] and one arm in each match below.
 //!
-//! Lease backends (redis, etcd, zookeeper) are opened directly; peer backends (raft,
+//! Lease backends (redis, etcd, zookeeper, postgres) are opened directly; peer backends (raft,
 //! bully) are opened only inside `elector agent`, whose callers reach them through it.
 
 mod kind;
@@ -24,9 +24,12 @@ pub(crate) use kind::Kind;
     feature = "bully",
     feature = "redis",
     feature = "etcd",
-    feature = "zookeeper"
+    feature = "zookeeper",
+    feature = "postgres"
 )))]
-compile_error!("elector needs at least one backend feature: raft, bully, redis, etcd or zookeeper");
+compile_error!(
+    "elector needs at least one backend feature: raft, bully, redis, etcd, zookeeper or postgres"
+);
 
 /// The kind `[backend] kind` selects, checked against the known and compiled-in kinds.
 pub(crate) fn selected_kind(loaded: &Loaded) -> Result<Kind, Failure> {
@@ -87,6 +90,9 @@ pub(crate) enum BackendConfig {
     /// `[backend.zookeeper]`.
     #[cfg(feature = "zookeeper")]
     ZooKeeper(election_zookeeper::ZooKeeperConfig),
+    /// `[backend.postgres]`.
+    #[cfg(feature = "postgres")]
+    Postgres(election_postgres::PostgresConfig),
 }
 
 impl BackendConfig {
@@ -123,6 +129,8 @@ impl BackendConfig {
             Kind::Etcd => Self::Etcd(loaded.backend_settings(key)?),
             #[cfg(feature = "zookeeper")]
             Kind::ZooKeeper => Self::ZooKeeper(loaded.backend_settings(key)?),
+            #[cfg(feature = "postgres")]
+            Kind::Postgres => Self::Postgres(loaded.backend_settings(key)?),
             // `selected_kind` refuses a kind that is not compiled in.
             #[allow(unreachable_patterns, reason = "reached only with a feature off")]
             other => unreachable!("backend {other} is not compiled in"),
@@ -144,6 +152,8 @@ impl BackendConfig {
             Self::Etcd(c) => c.validate(),
             #[cfg(feature = "zookeeper")]
             Self::ZooKeeper(c) => c.validate(),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => c.validate(&loaded.settings.timing),
         };
         checked.map_err(|e| config_error(loaded, e))
     }
@@ -161,6 +171,8 @@ impl BackendConfig {
             Self::Etcd(_) => Kind::Etcd,
             #[cfg(feature = "zookeeper")]
             Self::ZooKeeper(_) => Kind::ZooKeeper,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => Kind::Postgres,
         }
     }
 
@@ -169,7 +181,12 @@ impl BackendConfig {
     /// `backend.KIND.kill_grace` for the peer backends, whose leader lease subtracts its
     /// own), and the key that sets it.
     #[cfg_attr(
-        not(any(feature = "redis", feature = "etcd", feature = "zookeeper")),
+        not(any(
+            feature = "redis",
+            feature = "etcd",
+            feature = "zookeeper",
+            feature = "postgres"
+        )),
         allow(unused_variables, reason = "only the lease backends use the timing")
     )]
     pub(crate) fn kill_grace_limit(&self, loaded: &Loaded) -> (Duration, &'static str) {
@@ -184,6 +201,8 @@ impl BackendConfig {
             Self::Etcd(_) => (loaded.settings.timing.kill_grace, "timing.kill_grace"),
             #[cfg(feature = "zookeeper")]
             Self::ZooKeeper(_) => (loaded.settings.timing.kill_grace, "timing.kill_grace"),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => (loaded.settings.timing.kill_grace, "timing.kill_grace"),
         }
     }
 
@@ -220,6 +239,8 @@ impl BackendConfig {
             Self::Etcd(c) => serde_json::to_value(c),
             #[cfg(feature = "zookeeper")]
             Self::ZooKeeper(c) => serde_json::to_value(c),
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => serde_json::to_value(c),
         };
         let kind = self.kind();
         BackendEntries {
@@ -252,6 +273,12 @@ impl BackendConfig {
             #[cfg(feature = "zookeeper")]
             Self::ZooKeeper(c) => {
                 election_zookeeper::ZooKeeperBackend::connect(c, loaded.settings.timing)
+                    .await
+                    .map(|b| Arc::new(b) as _)
+            }
+            #[cfg(feature = "postgres")]
+            Self::Postgres(c) => {
+                election_postgres::PostgresBackend::connect(c, loaded.settings.timing)
                     .await
                     .map(|b| Arc::new(b) as _)
             }

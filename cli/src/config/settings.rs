@@ -16,7 +16,7 @@ pub(crate) struct Settings {
     pub(crate) node_id: Option<String>,
     /// `[backend]`: `kind` selects the backend; `[backend.KIND]` holds its settings.
     pub(crate) backend: BackendSection,
-    /// `[timing]`: lease timing for lease backends (redis, etcd, zookeeper), and the pace
+    /// `[timing]`: lease timing for lease backends (redis, etcd, zookeeper, postgres), and the pace
     /// of renewals through the agent.
     pub(crate) timing: LeaseTiming,
     /// `[run]`: defaults of `elector run`.
@@ -29,7 +29,7 @@ pub(crate) struct Settings {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct BackendSection {
-    /// `raft`, `bully`, `redis`, `etcd` or `zookeeper`. No default.
+    /// `raft`, `bully`, `redis`, `etcd`, `zookeeper` or `postgres`. No default.
     pub(crate) kind: Option<String>,
     /// `[backend.raft]`: `election_raft::RaftConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +46,9 @@ pub(crate) struct BackendSection {
     /// `[backend.zookeeper]`: `election_zookeeper::ZooKeeperConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) zookeeper: Option<Value>,
+    /// `[backend.postgres]`: `election_postgres::PostgresConfig`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) postgres: Option<Value>,
 }
 
 /// When `elector run --supervise` restarts a command that exited.

@@ -1,8 +1,8 @@
 //! The hosts of a run, their server and the proxies between them.
 //!
-//! - Lease backends (redis, etcd, ZooKeeper): one real server from [`crate::launch`], one
-//!   [`FaultProxy`] per host in front of it, and on each host `elector run --supervise`
-//!   configured to reach the server through that host's proxy.
+//! - Lease backends (redis, etcd, ZooKeeper, PostgreSQL): one real server from
+//!   [`crate::launch`], one [`FaultProxy`] per host in front of it, and on each host
+//!   `elector run --supervise` configured to reach the server through that host's proxy.
 //! - Peer backends (raft, bully): on each host an `elector agent` (a member) and
 //!   `elector run --supervise` going through it; node i dials node j through proxy (i, j),
 //!   one per ordered pair, as `peer/src/test_support.rs` does.

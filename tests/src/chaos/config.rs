@@ -53,6 +53,12 @@ pub(crate) fn lease_host(backend: Backend, node: &str, via: SocketAddr, t: &Timi
             "connect_string = \"{via}\"\nfollower_lag = {}\n",
             d(crate::launch::ENSEMBLE_TICK * (crate::launch::ENSEMBLE_SYNC_LIMIT + 1))
         ),
+        Backend::Postgres => format!(
+            "url = \"postgres://{}:{}@{via}/postgres?sslmode=disable\"\n\
+             statement_timeout = \"300ms\"\n",
+            crate::launch::POSTGRES_USER,
+            crate::launch::POSTGRES_PASSWORD
+        ),
         Backend::Raft | Backend::Bully => unreachable!("{backend} is a peer backend"),
     };
     let kind = backend.kind();

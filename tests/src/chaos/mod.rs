@@ -5,7 +5,7 @@
 //!
 //! A run has three hosts, `n1`..`n3`. Each runs `elector run --supervise -e chaos -- CHILD`
 //! (for raft and bully through its own `elector agent`), against the backend's real server
-//! (redis, etcd, ZooKeeper, from [`crate::launch`]) or among the agents, with a
+//! (redis, etcd, ZooKeeper, PostgreSQL, from [`crate::launch`]) or among the agents, with a
 //! [`FaultProxy`](crate::proxy::FaultProxy) on every link so one host can be cut off. The
 //! child ([`child_main`]) is what elector guards: it stamps its start on
 //! `CLOCK_MONOTONIC`, tells the runner's fence server `hello NODE EPOCH PID START_NS`,

@@ -24,6 +24,8 @@ pub enum Backend {
     /// host talks to the ZooKeeper leader and two to followers), with the ensemble's
     /// `follower_lag`.
     ZooKeeperEnsemble,
+    /// A real PostgreSQL cluster (`initdb` + `postgres`).
+    Postgres,
     /// Three `elector agent`s running Raft among themselves.
     Raft,
     /// Three `elector agent`s running Bully among themselves.
@@ -32,16 +34,17 @@ pub enum Backend {
 
 impl Backend {
     /// Every backend, in the order runs and reports list them.
-    pub const ALL: [Backend; 6] = [
+    pub const ALL: [Backend; 7] = [
         Backend::Redis,
         Backend::Etcd,
         Backend::ZooKeeper,
         Backend::ZooKeeperEnsemble,
+        Backend::Postgres,
         Backend::Raft,
         Backend::Bully,
     ];
 
-    /// The name `--backend` uses: `redis`, `etcd`, `zookeeper`, `zookeeper-ensemble`,
+    /// The name `--backend` uses: `redis`, `etcd`, `zookeeper`, `zookeeper-ensemble`, `postgres`,
     /// `raft`, `bully`.
     pub fn name(self) -> &'static str {
         match self {
@@ -57,6 +60,7 @@ impl Backend {
             Backend::Redis => "redis",
             Backend::Etcd => "etcd",
             Backend::ZooKeeper | Backend::ZooKeeperEnsemble => "zookeeper",
+            Backend::Postgres => "postgres",
             Backend::Raft => "raft",
             Backend::Bully => "bully",
         }
@@ -83,7 +87,7 @@ impl FromStr for Backend {
             .find(|b| b.name() == s)
             .ok_or_else(|| {
                 Error::Usage(format!(
-                    "unknown backend {s:?}: use one of redis, etcd, zookeeper, zookeeper-ensemble, \
+                    "unknown backend {s:?}: use one of redis, etcd, zookeeper, zookeeper-ensemble, postgres, \
                      raft, bully"
                 ))
             })

@@ -39,7 +39,8 @@ pub enum Class {
     Blackhole,
     /// 8. Proxy reset of the same links, then pass.
     Reset,
-    /// 9. Restart of the server (redis: data kept or emptied; etcd, ZooKeeper: kept).
+    /// 9. Restart of the server (redis: data kept or emptied; etcd, ZooKeeper, PostgreSQL:
+    ///    kept).
     RestartServer,
     /// 10. Proxy blackhole of every quorum link of the ensemble member a host talks to
     ///     (ZooKeeper ensemble only): the member keeps its clients but loses its peers,

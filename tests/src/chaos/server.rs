@@ -1,4 +1,4 @@
-//! The real server of a lease backend, one type over the three launchers.
+//! The real server of a lease backend, one type over the four launchers.
 
 use std::io;
 use std::net::SocketAddr;
@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use super::error::{Error, Result};
 use super::options::Backend;
-use crate::launch::{Data, EtcdServer, RedisServer, ZooKeeperEnsemble, ZooKeeperServer};
+use crate::launch::{
+    Data, EtcdServer, PostgresServer, RedisServer, ZooKeeperEnsemble, ZooKeeperServer,
+};
 
 /// One launched server (the launchers reap it on drop).
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub(crate) enum Server {
     /// A 3-member ZooKeeper ensemble: host `i` talks to member `i`; pausing pauses every
     /// member, a restart is a rolling restart with the data.
     ZooKeeperEnsemble(ZooKeeperEnsemble),
+    /// A PostgreSQL cluster (pause, restart and kill act on every backend process).
+    Postgres(PostgresServer),
 }
 
 impl Server {
@@ -34,6 +38,7 @@ impl Server {
             Backend::ZooKeeperEnsemble => {
                 ZooKeeperEnsemble::start(3).map(Server::ZooKeeperEnsemble)
             }
+            Backend::Postgres => PostgresServer::start().map(Server::Postgres),
             Backend::Raft | Backend::Bully => {
                 return Err(Error::Usage(format!("{backend} has no server")));
             }
@@ -48,6 +53,7 @@ impl Server {
             Server::Etcd(s) => s.addr(),
             Server::ZooKeeper(s) => s.addr(),
             Server::ZooKeeperEnsemble(e) => e.member(host % e.len()).addr(),
+            Server::Postgres(s) => s.addr(),
         }
     }
 
@@ -58,6 +64,7 @@ impl Server {
             Server::Etcd(s) => s.pause(),
             Server::ZooKeeper(s) => s.pause(),
             Server::ZooKeeperEnsemble(e) => e.members().iter().try_for_each(|m| m.pause()),
+            Server::Postgres(s) => s.pause(),
         }
     }
 
@@ -78,6 +85,7 @@ impl Server {
                 }
                 result
             }
+            Server::Postgres(s) => s.resume(),
         }
     }
 
@@ -88,6 +96,7 @@ impl Server {
             Server::Redis(s) => s.restart(data),
             Server::Etcd(s) => s.restart(data),
             Server::ZooKeeper(s) => s.restart(data),
+            Server::Postgres(s) => s.restart(data),
             Server::ZooKeeperEnsemble(e) => match data {
                 Data::Keep => e.rolling_restart(),
                 Data::Empty => Err(io::Error::new(
@@ -118,6 +127,7 @@ impl Server {
             Server::Etcd(s) => s.log_path(),
             Server::ZooKeeper(s) => s.log_path(),
             Server::ZooKeeperEnsemble(e) => e.member(0).log_path(),
+            Server::Postgres(s) => s.log_path(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Launchers for the real servers the backend tests use: `redis-server`, `etcd` (one
-//! member, or a cluster of n on loopback) and ZooKeeper (standalone, or an ensemble of n on
-//! loopback with a fault proxy on every quorum link).
+//! member, or a cluster of n on loopback), ZooKeeper (standalone, or an ensemble of n on
+//! loopback with a fault proxy on every quorum link) and PostgreSQL (a cluster, and a hot
+//! standby of it).
 //!
 //! Each launcher picks a free loopback port, makes its own temporary directory, sends the
 //! server's output to `server.log` there, and waits (with a deadline) until the server
@@ -24,12 +25,14 @@
 
 mod etcd;
 mod instance;
+mod postgres;
 mod probe;
 mod process;
 mod redis;
 mod zookeeper;
 
 pub use etcd::{EtcdCluster, EtcdServer};
+pub use postgres::{POSTGRES_BIN, POSTGRES_PASSWORD, POSTGRES_USER, PostgresServer, postgres_bin};
 pub use process::server_dir;
 pub use redis::RedisServer;
 pub use zookeeper::{
