@@ -5,7 +5,8 @@
 //! [`BackendConfig`] and one arm in each match below.
 //!
 //! Lease backends (redis, etcd, zookeeper) are opened directly; peer backends (raft,
-//! bully) are opened only inside `elector agent`, whose callers reach them through it.
+//! bully, paxos) are opened only inside `elector agent`, whose callers reach them through
+//! it.
 
 mod kind;
 
@@ -22,11 +23,14 @@ pub(crate) use kind::Kind;
 #[cfg(not(any(
     feature = "raft",
     feature = "bully",
+    feature = "paxos",
     feature = "redis",
     feature = "etcd",
     feature = "zookeeper"
 )))]
-compile_error!("elector needs at least one backend feature: raft, bully, redis, etcd or zookeeper");
+compile_error!(
+    "elector needs at least one backend feature: raft, bully, paxos, redis, etcd or zookeeper"
+);
 
 /// The kind `[backend] kind` selects, checked against the known and compiled-in kinds.
 pub(crate) fn selected_kind(loaded: &Loaded) -> Result<Kind, Failure> {
@@ -78,6 +82,9 @@ pub(crate) enum BackendConfig {
     /// `[backend.bully]`.
     #[cfg(feature = "bully")]
     Bully(election_bully::BullyConfig),
+    /// `[backend.paxos]`.
+    #[cfg(feature = "paxos")]
+    Paxos(election_paxos::PaxosConfig),
     /// `[backend.redis]`.
     #[cfg(feature = "redis")]
     Redis(election_redis::RedisConfig),
@@ -117,6 +124,12 @@ impl BackendConfig {
                 default_node_id(&mut c.node_id, loaded)?;
                 Self::Bully(c)
             }
+            #[cfg(feature = "paxos")]
+            Kind::Paxos => {
+                let mut c: election_paxos::PaxosConfig = loaded.backend_settings(key)?;
+                default_node_id(&mut c.node_id, loaded)?;
+                Self::Paxos(c)
+            }
             #[cfg(feature = "redis")]
             Kind::Redis => Self::Redis(loaded.backend_settings(key)?),
             #[cfg(feature = "etcd")]
@@ -138,6 +151,8 @@ impl BackendConfig {
             Self::Raft(c) => c.validate(),
             #[cfg(feature = "bully")]
             Self::Bully(c) => c.validate(),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => c.validate(),
             #[cfg(feature = "redis")]
             Self::Redis(c) => c.validate(&loaded.settings.timing),
             #[cfg(feature = "etcd")]
@@ -155,6 +170,8 @@ impl BackendConfig {
             Self::Raft(_) => Kind::Raft,
             #[cfg(feature = "bully")]
             Self::Bully(_) => Kind::Bully,
+            #[cfg(feature = "paxos")]
+            Self::Paxos(_) => Kind::Paxos,
             #[cfg(feature = "redis")]
             Self::Redis(_) => Kind::Redis,
             #[cfg(feature = "etcd")]
@@ -178,6 +195,8 @@ impl BackendConfig {
             Self::Raft(c) => (c.kill_grace, "backend.raft.kill_grace"),
             #[cfg(feature = "bully")]
             Self::Bully(c) => (c.kill_grace, "backend.bully.kill_grace"),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => (c.kill_grace, "backend.paxos.kill_grace"),
             #[cfg(feature = "redis")]
             Self::Redis(_) => (loaded.settings.timing.kill_grace, "timing.kill_grace"),
             #[cfg(feature = "etcd")]
@@ -214,6 +233,8 @@ impl BackendConfig {
             Self::Raft(c) => serde_json::to_value(c),
             #[cfg(feature = "bully")]
             Self::Bully(c) => serde_json::to_value(c),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => serde_json::to_value(c),
             #[cfg(feature = "redis")]
             Self::Redis(c) => serde_json::to_value(c),
             #[cfg(feature = "etcd")]
@@ -239,6 +260,10 @@ impl BackendConfig {
                 .map(|b| Arc::new(b) as _),
             #[cfg(feature = "bully")]
             Self::Bully(c) => election_bully::BullyNode::start(c)
+                .await
+                .map(|b| Arc::new(b) as _),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => election_paxos::PaxosNode::start(c)
                 .await
                 .map(|b| Arc::new(b) as _),
             #[cfg(feature = "redis")]
@@ -273,7 +298,7 @@ pub(crate) fn checked(loaded: &Loaded) -> Result<BackendConfig, Failure> {
 }
 
 /// A peer backend's `node_id`, defaulted from the top-level one.
-#[cfg(any(feature = "raft", feature = "bully"))]
+#[cfg(any(feature = "raft", feature = "bully", feature = "paxos"))]
 fn default_node_id(
     slot: &mut Option<election_core::NodeId>,
     loaded: &Loaded,

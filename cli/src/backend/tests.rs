@@ -16,7 +16,10 @@ fn an_unknown_backend_is_refused_listing_the_known_ones() {
     let e = selected_kind(&l).unwrap_err();
     let msg = format!("{:#}", e.error);
     assert!(msg.contains("backend.kind"), "{msg}");
-    assert!(msg.contains("raft, bully, redis, etcd, zookeeper"), "{msg}");
+    assert!(
+        msg.contains("raft, bully, paxos, redis, etcd, zookeeper"),
+        "{msg}"
+    );
     assert!(msg.contains(&f.path().display().to_string()), "{msg}");
 }
 
