@@ -302,9 +302,9 @@ fn an_acceptor_with_another_proposers_lease_open_reports_it_without_promising() 
 
 #[test]
 fn the_proposers_deadline_counts_from_the_send_time_of_its_propose_requests() {
-    // "The proposer starts its timer before sending the propose requests" (in our words):
-    // the lease runs from the send time, minus the drift bound and the kill grace, however
-    // late the acceptances arrive.
+    // The proposer starts its lease timer before it sends the propose requests (the paper's
+    // rule, in our words): the lease runs from the send time, minus the drift bound and the
+    // kill grace, however late the acceptances arrive.
     let mut net = Net::new(3);
     let e = election(0);
     net.campaign(0, &e);
