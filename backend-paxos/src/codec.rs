@@ -9,7 +9,7 @@
 //! 2 PrepareAck  name ballot:u64 incarnation:u64 promised:u8 seen:u64 open
 //! 3 Propose     name ballot:u64 epoch:u64 incarnation:u64
 //! 4 ProposeAck  name ballot:u64 incarnation:u64 accepted:u8 seen:u64
-//! 5 Release     name epoch:u64
+//! 5 Release     name epoch:u64 incarnation:u64
 //! ```
 //! Integers are big-endian. Anything else (another version, an unknown tag or open kind, a
 //! truncated or over-long payload, an invalid name, a boolean other than 0 or 1) is a
@@ -100,10 +100,15 @@ fn encode_message(m: &Message, buf: &mut BytesMut) {
             buf.put_u8(u8::from(*accepted));
             buf.put_u64(*seen);
         }
-        Message::Release { election, epoch } => {
+        Message::Release {
+            election,
+            epoch,
+            incarnation,
+        } => {
             buf.put_u8(5);
             put_name(buf, election);
             buf.put_u64(*epoch);
+            buf.put_u64(*incarnation);
         }
     }
 }
@@ -160,6 +165,7 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
         5 => Message::Release {
             election: r.name()?,
             epoch: r.u64()?,
+            incarnation: r.u64()?,
         },
         t => return Err(r.unknown_tag(t)),
     })
@@ -214,6 +220,7 @@ mod tests {
             _ => Message::Release {
                 election,
                 epoch: rng.random(),
+                incarnation: rng.random(),
             },
         }
     }
@@ -224,7 +231,7 @@ mod tests {
         decode: decode,
         version: WIRE_VERSION,
         random_message: random_message,
-        one_message: Message::Release { election: name(1), epoch: 7 },
+        one_message: Message::Release { election: name(1), epoch: 7, incarnation: 1 },
     }
 
     #[test]

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::Cluster;
-use election_paxos::PaxosConfig;
 use election_core::{ElectionName, Epoch, Fence, LeaderElector, NodeId};
+use election_paxos::PaxosConfig;
 use election_tests::conformance::SLACK;
 use election_tests::history::History;
 use rand::{Rng, SeedableRng};

@@ -67,6 +67,7 @@ async fn an_unauthenticated_proposal_is_rejected_and_changes_no_leader() {
         Message::Release {
             election: e.clone(),
             epoch: l.epoch().0,
+            incarnation: 1,
         },
         Message::Propose {
             election: e.clone(),

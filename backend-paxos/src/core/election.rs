@@ -20,6 +20,8 @@ pub(super) struct Accepted {
     pub(super) owner: usize,
     pub(super) ballot: Ballot,
     pub(super) epoch: EpochNo,
+    /// The proposer's run that proposed it.
+    pub(super) incarnation: u64,
     /// Open until then, on this node's clock: one lease time after it was accepted.
     pub(super) expires: Instant,
 }
@@ -79,9 +81,9 @@ pub(super) struct Election {
     // --- Acceptor (volatile). ---
     pub(super) promised: Ballot,
     pub(super) accepted: Option<Accepted>,
-    /// The last leadership released here (proposer, epoch): a propose request of it that
-    /// arrives after its RELEASE (it was in flight) is refused.
-    pub(super) released: Option<(usize, EpochNo)>,
+    /// The last leadership released here (proposer, epoch, the proposer's incarnation): a
+    /// propose request of it that arrives after its RELEASE (it was in flight) is refused.
+    pub(super) released: Option<(usize, EpochNo, u64)>,
     // --- Proposer. ---
     /// The highest ballot this node has seen (its own included).
     pub(super) seen: Ballot,

@@ -84,6 +84,9 @@ pub enum Message {
         election: ElectionName,
         /// The leadership's epoch.
         epoch: EpochNo,
+        /// The proposer's run that proposed it (a ballot, hence an epoch, may be used again
+        /// by a later run of the same node, for a round that was never granted).
+        incarnation: u64,
     },
 }
 

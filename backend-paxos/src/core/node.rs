@@ -366,9 +366,13 @@ impl Node {
                     self.on_propose_ack(i, now, p, ballot, accepted, seen);
                 }
             }
-            Message::Release { election, epoch } => {
+            Message::Release {
+                election,
+                epoch,
+                incarnation,
+            } => {
                 if let Some(&i) = self.by_name.get(&election) {
-                    self.on_release(i, now, p, epoch);
+                    self.on_release(i, now, p, epoch, incarnation);
                 }
             }
         }
@@ -587,14 +591,17 @@ impl Node {
         self.expire_accepted(i, now);
         let lease = self.cfg.lease;
         let e = &mut self.elections[i];
-        let accepted =
-            ballot >= e.promised && epoch <= ballot && epoch > 0 && e.released != Some((p, epoch));
+        let accepted = ballot >= e.promised
+            && epoch <= ballot
+            && epoch > 0
+            && e.released != Some((p, epoch, incarnation));
         if accepted {
             e.promised = ballot;
             e.accepted = Some(Accepted {
                 owner: p,
                 ballot,
                 epoch,
+                incarnation,
                 expires: now + lease,
             });
             if epoch > e.floor {
@@ -616,12 +623,15 @@ impl Node {
         })
     }
 
-    /// RELEASE from `p`: drop its proposal at `epoch` if it is the one held open; a
+    /// RELEASE from `p`: drop its proposal at `epoch` (of that run of `p`) if it is the one
+    /// held open; a
     /// campaigning node then starts a round after a short random delay.
-    fn on_release(&mut self, i: usize, now: Instant, p: usize, epoch: EpochNo) {
+    fn on_release(&mut self, i: usize, now: Instant, p: usize, epoch: EpochNo, incarnation: u64) {
         let e = &mut self.elections[i];
-        e.released = Some((p, epoch));
-        if e.accepted.is_some_and(|a| a.owner == p && a.epoch == epoch) {
+        e.released = Some((p, epoch, incarnation));
+        if e.accepted
+            .is_some_and(|a| a.owner == p && a.epoch == epoch && a.incarnation == incarnation)
+        {
             e.accepted = None;
             self.refresh_view(i);
         }
@@ -963,16 +973,18 @@ impl Node {
     /// RELEASE of this node's proposal at `epoch` to every acceptor, this node's own
     /// included.
     fn release(&mut self, i: usize, now: Instant, epoch: EpochNo) {
+        let inc = self.cfg.incarnation;
         let e = &mut self.elections[i];
-        e.released = Some((self.me, epoch));
+        e.released = Some((self.me, epoch, inc));
         if e.accepted
-            .is_some_and(|a| a.owner == self.me && a.epoch == epoch)
+            .is_some_and(|a| a.owner == self.me && a.epoch == epoch && a.incarnation == inc)
         {
             e.accepted = None;
         }
         let msg = Message::Release {
             election: e.name.clone(),
             epoch,
+            incarnation: inc,
         };
         self.broadcast(&msg);
         self.refresh_view(i);

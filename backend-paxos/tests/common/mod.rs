@@ -257,6 +257,8 @@ pub fn describe(m: &Message) -> Option<String> {
                 "refuse propose"
             }
         ),
-        Message::Release { election, epoch } => format!("RELEASE {election} epoch {epoch}"),
+        Message::Release {
+            election, epoch, ..
+        } => format!("RELEASE {election} epoch {epoch}"),
     })
 }
