@@ -113,8 +113,13 @@ fn cpu_time() -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: takes ~40 s and prints the idle cost without asserting it; run with --ignored --nocapture"]
 async fn bench_idle_cost_of_10000_elections_on_3_nodes() {
-    let count = 10_000;
+    // `PAXOS_BENCH_ELECTIONS` changes the count.
+    let count: usize = std::env::var("PAXOS_BENCH_ELECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let c = Cluster::start(3, defaults).await;
+    let started = Instant::now();
     let (tx, mut rx) = mpsc::unbounded_channel();
     for k in 0..count {
         let e = ElectionName::new(format!("idle-{k}")).unwrap();
@@ -138,6 +143,7 @@ async fn bench_idle_cost_of_10000_elections_on_3_nodes() {
             .unwrap();
         held.push(l);
     }
+    println!("idle: {count} elections granted in {:?}", started.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (cpu0, t0) = (cpu_time(), Instant::now());
     tokio::time::sleep(Duration::from_secs(10)).await;

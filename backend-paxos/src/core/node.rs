@@ -1,7 +1,8 @@
 //! [`Node`]: one member's PaxosLease state (acceptor and proposer) for every election,
 //! driven by inputs and polled for outputs.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use election_core::{ElectionName, Error, LossReason, NodeId, Result};
@@ -69,6 +70,12 @@ pub struct Node {
     led: BTreeSet<usize>,
     /// When the next renewal rounds of every led election start.
     next_renew: Option<Instant>,
+    /// The timer table: each held election's next deadline (`armed`, by slot) and a heap of
+    /// them, stale entries skipped (an entry counts only while it matches `armed`). Only
+    /// the elections an input touched are looked at again, so a step costs the same with
+    /// one election as with 20,000.
+    armed: Vec<Option<Instant>>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
     // --- Outputs. ---
     outbox: BTreeMap<usize, Vec<Message>>,
     events: VecDeque<CoreEvent>,
@@ -143,6 +150,8 @@ impl Node {
             next_sweep: None,
             led: BTreeSet::new(),
             next_renew: None,
+            armed: Vec::new(),
+            timers: BinaryHeap::new(),
             outbox: BTreeMap::new(),
             events: VecDeque::new(),
             dirty: BTreeSet::new(),
@@ -155,6 +164,9 @@ impl Node {
             e.floor = e.floor.max(hard.epoch);
             e.floor_owner = hard.leader;
             e.seen = e.seen.max(e.floor);
+        }
+        for i in 0..node.elections.len() {
+            node.reschedule(i);
         }
         Ok(node)
     }
@@ -221,6 +233,12 @@ impl Node {
     /// `false` if this node is voters-only, or if `election` is new and this node already
     /// holds `max_elections` ([`refuses_new`](Self::refuses_new) tells which).
     pub fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let r = self.campaign_inner(now, election);
+        self.reschedule_name(election);
+        r
+    }
+
+    fn campaign_inner(&mut self, now: Instant, election: &ElectionName) -> bool {
         if !self.can_propose {
             return false;
         }
@@ -243,6 +261,11 @@ impl Node {
     /// proposal released); a granted leadership is unaffected (use
     /// [`resign`](Self::resign)).
     pub fn withdraw(&mut self, now: Instant, election: &ElectionName) {
+        self.withdraw_inner(now, election);
+        self.reschedule_name(election);
+    }
+
+    fn withdraw_inner(&mut self, now: Instant, election: &ElectionName) {
         let Some(&i) = self.by_name.get(election) else {
             return;
         };
@@ -261,6 +284,12 @@ impl Node {
     /// after a short random delay, so the next proposer wins within about one round trip.
     /// This node does not propose there for one lease time. Returns whether this node led.
     pub fn resign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let r = self.resign_inner(now, election);
+        self.reschedule_name(election);
+        r
+    }
+
+    fn resign_inner(&mut self, now: Instant, election: &ElectionName) -> bool {
         let Some(&i) = self.by_name.get(election) else {
             return false;
         };
@@ -282,6 +311,12 @@ impl Node {
     /// at the acceptors, blocks it like anyone else's): the handover rule. Returns whether
     /// this node led.
     pub fn expire(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let r = self.expire_inner(now, election);
+        self.reschedule_name(election);
+        r
+    }
+
+    fn expire_inner(&mut self, now: Instant, election: &ElectionName) -> bool {
         let Some(&i) = self.by_name.get(election) else {
             return false;
         };
@@ -304,7 +339,15 @@ impl Node {
             self.stats.unknown_sender += 1;
             return false;
         }
+        let name = match &msg {
+            Message::Prepare { election, .. }
+            | Message::PrepareAck { election, .. }
+            | Message::Propose { election, .. }
+            | Message::ProposeAck { election, .. }
+            | Message::Release { election, .. } => election.clone(),
+        };
         self.dispatch(now, p, msg);
+        self.reschedule_name(&name);
         true
     }
 
@@ -384,10 +427,18 @@ impl Node {
         if self.next_sweep.is_some_and(|t| t <= now) {
             self.sweep(now);
         }
-        for i in 0..self.elections.len() {
-            if !self.is_live(i) {
-                continue;
+        let mut due = Vec::new();
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if t > now {
+                break;
             }
+            self.timers.pop();
+            if self.armed.get(i) == Some(&Some(t)) && self.is_live(i) {
+                self.armed[i] = None;
+                due.push(i);
+            }
+        }
+        for i in due {
             // The leader's own deadline first: nothing after it may extend the lease.
             if self.elections[i].lead.is_some_and(|l| l.lease <= now) {
                 self.step_down(i, now, LossReason::QuorumLost);
@@ -406,6 +457,7 @@ impl Node {
             if self.start_due(i).is_some_and(|t| t <= now) {
                 self.start_round(i, now, false);
             }
+            self.reschedule(i);
         }
         if self.next_renew.is_some_and(|t| t <= now) {
             self.renew_all(now);
@@ -497,17 +549,42 @@ impl Node {
 
     /// The instant at which [`handle_timeout`](Self::handle_timeout) must be called next.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = [self.next_renew, self.next_sweep]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if self.armed.get(i) == Some(&Some(t)) && self.is_live(i) {
+                break;
+            }
+            self.timers.pop();
+        }
+        let election = self.timers.peek().map(|Reverse((t, _))| *t);
+        [self.next_renew, self.next_sweep, election]
             .into_iter()
             .flatten()
-            .min();
-        for i in self.live() {
-            if let Some(d) = self.deadline(i) {
-                next = Some(next.map_or(d, |n| n.min(d)));
+            .min()
+    }
+
+    /// Re-arms election `i`'s entry in the timer table after a change.
+    fn reschedule(&mut self, i: usize) {
+        if i >= self.armed.len() {
+            self.armed.resize(self.elections.len(), None);
+        }
+        let d = if self.is_live(i) {
+            self.deadline(i)
+        } else {
+            None
+        };
+        if self.armed[i] != d {
+            self.armed[i] = d;
+            if let Some(t) = d {
+                self.timers.push(Reverse((t, i)));
             }
         }
-        next
+    }
+
+    fn reschedule_name(&mut self, election: &ElectionName) {
+        if let Some(&i) = self.by_name.get(election) {
+            self.reschedule(i);
+        }
     }
 
     // ------------------------------------------------------------ the acceptor
@@ -635,10 +712,15 @@ impl Node {
             e.accepted = None;
             self.refresh_view(i);
         }
-        let jitter = self.random_below(self.cfg.backoff / 8);
+        // The members after the releasing one take turns, an eighth of the back-off apart,
+        // so that the next one usually wins in one round instead of colliding with the rest.
+        let n = self.members.len();
+        let slot = ((self.me + n - p - 1) % n) as u32;
+        let jitter = self.random_below(self.cfg.backoff / 64);
+        let delay = self.cfg.backoff / 8 * slot + jitter;
         let e = &mut self.elections[i];
         if e.campaigning && e.lead.is_none() && e.round.is_none() {
-            e.next_round = now + jitter;
+            e.next_round = now + delay;
         }
     }
 
@@ -721,6 +803,7 @@ impl Node {
             if self.elections[i].round.is_none() {
                 self.start_round(i, now, true);
             }
+            self.reschedule(i);
         }
         self.next_renew = (!self.led.is_empty()).then(|| now + self.cfg.renew);
     }
@@ -1093,9 +1176,11 @@ impl Node {
             }
             None => {
                 self.elections.push(e);
+                self.armed.push(None);
                 self.elections.len() - 1
             }
         };
+        self.armed[i] = None;
         self.by_name.insert(name.clone(), i);
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now + self.sweep_every());
@@ -1153,6 +1238,8 @@ impl Node {
         if self.by_name.is_empty() {
             self.elections.clear();
             self.free.clear();
+            self.armed.clear();
+            self.timers.clear();
         }
         self.next_sweep = (!self.by_name.is_empty()).then(|| now + every);
     }
