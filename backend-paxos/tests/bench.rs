@@ -113,6 +113,7 @@ fn cpu_time() -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: takes ~40 s and prints the idle cost without asserting it; run with --ignored --nocapture"]
 async fn bench_idle_cost_of_10000_elections_on_3_nodes() {
+    election_tests::init_tracing();
     // `PAXOS_BENCH_ELECTIONS` changes the count.
     let count: usize = std::env::var("PAXOS_BENCH_ELECTIONS")
         .ok()

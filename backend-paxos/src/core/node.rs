@@ -765,7 +765,7 @@ impl Node {
             return;
         };
         self.stats.rounds += 1;
-        let deadline = now + self.cfg.round_timeout;
+        let deadline = now + self.phase_timeout(renewal);
         let e = &mut self.elections[i];
         e.seen = ballot;
         e.round = Some(Round {
@@ -793,6 +793,16 @@ impl Node {
         }) = self.on_prepare(i, now, self.me, ballot, self.cfg.incarnation)
         {
             self.on_prepare_ack(i, now, self.me, ballot, promised, seen, open);
+        }
+    }
+
+    /// How long one phase waits for a majority: `round_timeout`, and for a renewal at most
+    /// until the next renewal tick, so that a lost renewal is retried while the lease runs.
+    fn phase_timeout(&self, renewal: bool) -> Duration {
+        if renewal {
+            self.cfg.round_timeout.min(self.cfg.renew)
+        } else {
+            self.cfg.round_timeout
         }
     }
 
@@ -879,7 +889,7 @@ impl Node {
                 }
                 (false, _) => ballot,
             };
-            let deadline = now + self.cfg.round_timeout.min(self.budget);
+            let deadline = now + self.phase_timeout(renewal).min(self.budget);
             let e = &mut self.elections[i];
             e.round = Some(Round {
                 ballot,
