@@ -50,7 +50,7 @@ pub struct PaxosConfig {
     #[serde(with = "humantime_serde")]
     pub round_timeout: Duration,
     /// Upper bound of the random delay before a proposer retries a collided or failed
-    /// round (an eighth of it after a RELEASE). Default 20 ms.
+    /// round; after a RELEASE the candidates take turns a quarter of it apart. Default 20 ms.
     #[serde(with = "humantime_serde")]
     pub backoff: Duration,
     /// Bound on the clock-rate difference between members and on timer lateness over one

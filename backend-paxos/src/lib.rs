@@ -32,8 +32,9 @@
 //!   released at once (nobody was granted it).
 //! - **Release.** [`Leadership::resign`](election_core::Leadership::resign) ends the
 //!   leadership locally, then sends RELEASE: acceptors drop the lease at once and
-//!   campaigning peers start a round within an eighth of `backoff`, so the next proposer
-//!   wins within about one round trip. The resigning node does not propose for one lease
+//!   campaigning peers start a round, taking turns a quarter of `backoff` apart in member
+//!   order after the resigning one (the first at once), so the next proposer wins within
+//!   about one round trip instead of colliding with the others. The resigning node does not propose for one lease
 //!   time.
 //! - **Restarts.** Acceptors keep their promises and accepted proposals in memory only. A
 //!   node that starts answers no PREPARE or PROPOSE, and proposes nothing, for one lease

@@ -712,15 +712,26 @@ impl Node {
             e.accepted = None;
             self.refresh_view(i);
         }
-        // The members after the releasing one take turns, an eighth of the back-off apart,
+        // The members after the releasing one take turns, a quarter of the back-off apart,
         // so that the next one usually wins in one round instead of colliding with the rest.
         let n = self.members.len();
         let slot = ((self.me + n - p - 1) % n) as u32;
         let jitter = self.random_below(self.cfg.backoff / 64);
-        let delay = self.cfg.backoff / 8 * slot + jitter;
+        let delay = self.cfg.backoff / 4 * slot + jitter;
         let e = &mut self.elections[i];
-        if e.campaigning && e.lead.is_none() && e.round.is_none() {
-            e.next_round = now + delay;
+        if e.campaigning && e.lead.is_none() {
+            // A probe still preparing was answered (or will be) with the released lease
+            // open: start over rather than wait for that lease to run out. Nothing was
+            // proposed yet, so nothing needs releasing.
+            if e.round
+                .as_ref()
+                .is_some_and(|r| !r.renewal && matches!(r.phase, Phase::Prepare { .. }))
+            {
+                e.round = None;
+            }
+            if e.round.is_none() {
+                e.next_round = now + delay;
+            }
         }
     }
 
