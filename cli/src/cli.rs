@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::config::{FlagValues, Restart};
 
 /// Run a job only on the node that leads an election: a cron wrapper, a singleton
-/// supervisor and a local agent, over raft, bully, redis, etcd or zookeeper.
+/// supervisor and a local agent, over raft, bully, paxos, redis, etcd or zookeeper.
 #[derive(Debug, Parser)]
 #[command(name = "elector", version, after_long_help = crate::exit::HELP, after_help = crate::exit::HELP)]
 pub(crate) struct Cli {
@@ -27,7 +27,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "ID")]
     pub(crate) node_id: Option<String>,
 
-    /// Backend kind: raft, bully, redis, etcd, zookeeper or postgres (config `backend.kind`).
+    /// Backend kind: raft, bully, paxos, redis, etcd, zookeeper or postgres (config `backend.kind`).
     #[arg(long, global = true, value_name = "KIND")]
     pub(crate) backend: Option<String>,
 
@@ -60,7 +60,7 @@ pub(crate) enum Command {
     /// Run CMD only while this node leads ELECTION (cron mode, or --supervise).
     #[command(after_help = crate::exit::HELP, after_long_help = crate::exit::HELP)]
     Run(RunArgs),
-    /// The long-running local peer (required for raft and bully): hosts the backend and serves
+    /// The long-running local peer (required for raft, bully and paxos): hosts the backend and serves
     /// status, leader health checks and metrics on HTTP.
     Agent(AgentArgs),
     /// Who leads each election.

@@ -3,7 +3,7 @@
 //! # Model
 //!
 //! Every host runs the same command, `elector run --election NAME -- CMD ARGS...`. elector
-//! campaigns in election NAME on the configured backend (the peer backends raft and bully
+//! campaigns in election NAME on the configured backend (the peer backends raft, bully and paxos
 //! through the local `elector agent`, which hosts this host's member; the lease backends
 //! redis, etcd, zookeeper and postgres directly), and only the
 //! leader runs CMD, with `ELECTOR_EPOCH`, `ELECTOR_ELECTION`, `ELECTOR_NODE_ID` and

@@ -1,7 +1,7 @@
-//! Three `elector agent` processes forming a cluster of a peer backend (raft, bully) on
+//! Three `elector agent` processes forming a cluster of a peer backend (raft, bully, paxos) on
 //! loopback, with `elector run` on each host going through its local agent. Every
 //! scenario runs once per peer backend.
-#![cfg(any(feature = "raft", feature = "bully"))]
+#![cfg(any(feature = "raft", feature = "bully", feature = "paxos"))]
 
 mod common;
 
@@ -27,6 +27,9 @@ fn peer_timing(kind: &str) -> &'static str {
             "heartbeat = \"100ms\"\nelection_timeout_min = \"2s\"\nelection_timeout_max = \"4s\"\n"
         }
         "bully" => "heartbeat = \"100ms\"\nfailure_timeout = \"2s\"\nanswer_timeout = \"500ms\"\n",
+        "paxos" => {
+            "lease = \"2s\"\nrenew = \"100ms\"\nround_timeout = \"500ms\"\nbackoff = \"100ms\"\n"
+        }
         other => panic!("{other} is not a peer backend"),
     }
 }
@@ -482,5 +485,28 @@ mod bully {
     #[test]
     fn a_stopped_agent_does_not_hand_over_inside_the_kill_grace() {
         super::a_stopped_agent_does_not_hand_over_inside_the_kill_grace("bully");
+    }
+}
+
+#[cfg(feature = "paxos")]
+mod paxos {
+    #[test]
+    fn three_cron_runs_at_once_run_once() {
+        super::three_cron_runs_at_once_run_once("paxos");
+    }
+
+    #[test]
+    fn supervised_child_moves_when_the_leading_agent_is_killed() {
+        super::supervised_child_moves_when_the_leading_agent_is_killed("paxos");
+    }
+
+    #[test]
+    fn a_stopped_caller_leaves_no_child_past_its_deadline() {
+        super::a_stopped_caller_leaves_no_child_past_its_deadline("paxos");
+    }
+
+    #[test]
+    fn a_stopped_agent_does_not_hand_over_inside_the_kill_grace() {
+        super::a_stopped_agent_does_not_hand_over_inside_the_kill_grace("paxos");
     }
 }

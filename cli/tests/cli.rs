@@ -58,7 +58,10 @@ fn an_unknown_backend_is_refused_listing_the_known_ones() {
         t.contains("backend.kind") && t.contains("\"consul\""),
         "{t}"
     );
-    assert!(t.contains("raft, bully, redis, etcd, zookeeper"), "{t}");
+    assert!(
+        t.contains("raft, bully, paxos, redis, etcd, zookeeper"),
+        "{t}"
+    );
     assert!(t.contains(&file.display().to_string()), "{t}");
 }
 

@@ -1,4 +1,4 @@
-//! `elector agent`: hosts the backend (required for the peer backends raft and bully,
+//! `elector agent`: hosts the backend (required for the peer backends raft, bully and paxos,
 //! whose members live in this process) and serves its HTTP API in two places: everything
 //! on its Unix socket (`agent.socket`, mode 0600 in a 0700 directory, or 0660/0750 for
 //! `agent.socket_group`: the kernel decides who may connect), and only what cannot change

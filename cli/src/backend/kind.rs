@@ -10,6 +10,8 @@ pub(crate) enum Kind {
     Raft,
     /// Bully among the agents (`election-bully`).
     Bully,
+    /// PaxosLease among the agents (`election-paxos`).
+    Paxos,
     /// A lease in Redis (`election-redis`).
     Redis,
     /// A lease in etcd (`election-etcd`).
@@ -22,9 +24,10 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Every kind, in the order error messages list them.
-    pub(crate) const ALL: [Kind; 6] = [
+    pub(crate) const ALL: [Kind; 7] = [
         Kind::Raft,
         Kind::Bully,
+        Kind::Paxos,
         Kind::Redis,
         Kind::Etcd,
         Kind::ZooKeeper,
@@ -36,6 +39,7 @@ impl Kind {
         match self {
             Kind::Raft => "raft",
             Kind::Bully => "bully",
+            Kind::Paxos => "paxos",
             Kind::Redis => "redis",
             Kind::Etcd => "etcd",
             Kind::ZooKeeper => "zookeeper",
@@ -46,7 +50,7 @@ impl Kind {
     /// Whether this host's member lives in `elector agent` (the peer backends), so that
     /// `elector run` and `status` reach it through the agent rather than directly.
     pub(crate) const fn is_hosted_by_agent(self) -> bool {
-        matches!(self, Kind::Raft | Kind::Bully)
+        matches!(self, Kind::Raft | Kind::Bully | Kind::Paxos)
     }
 
     /// Whether this binary was built with the kind's cargo feature.
@@ -54,6 +58,7 @@ impl Kind {
         match self {
             Kind::Raft => cfg!(feature = "raft"),
             Kind::Bully => cfg!(feature = "bully"),
+            Kind::Paxos => cfg!(feature = "paxos"),
             Kind::Redis => cfg!(feature = "redis"),
             Kind::Etcd => cfg!(feature = "etcd"),
             Kind::ZooKeeper => cfg!(feature = "zookeeper"),
@@ -102,7 +107,7 @@ mod tests {
         }
         assert_eq!(
             Kind::all_names(),
-            "raft, bully, redis, etcd, zookeeper, postgres"
+            "raft, bully, paxos, redis, etcd, zookeeper, postgres"
         );
     }
 
@@ -112,6 +117,6 @@ mod tests {
             .into_iter()
             .filter(|k| k.is_hosted_by_agent())
             .collect();
-        assert_eq!(hosted, [Kind::Raft, Kind::Bully]);
+        assert_eq!(hosted, [Kind::Raft, Kind::Bully, Kind::Paxos]);
     }
 }

@@ -4,8 +4,9 @@
 //! that knows every backend: adding a kind means one variant in [`Kind`], one in
 //! [`BackendConfig`] and one arm in each match below.
 //!
-//! Lease backends (redis, etcd, zookeeper, postgres) are opened directly; peer backends (raft,
-//! bully) are opened only inside `elector agent`, whose callers reach them through it.
+//! Lease backends (redis, etcd, zookeeper, postgres) are opened directly; peer backends
+//! (raft, bully, paxos) are opened only inside `elector agent`, whose callers reach them
+//! through it.
 
 mod kind;
 
@@ -22,13 +23,14 @@ pub(crate) use kind::Kind;
 #[cfg(not(any(
     feature = "raft",
     feature = "bully",
+    feature = "paxos",
     feature = "redis",
     feature = "etcd",
     feature = "zookeeper",
     feature = "postgres"
 )))]
 compile_error!(
-    "elector needs at least one backend feature: raft, bully, redis, etcd, zookeeper or postgres"
+    "elector needs at least one backend feature: raft, bully, paxos, redis, etcd, zookeeper or postgres"
 );
 
 /// The kind `[backend] kind` selects, checked against the known and compiled-in kinds.
@@ -81,6 +83,9 @@ pub(crate) enum BackendConfig {
     /// `[backend.bully]`.
     #[cfg(feature = "bully")]
     Bully(election_bully::BullyConfig),
+    /// `[backend.paxos]`.
+    #[cfg(feature = "paxos")]
+    Paxos(election_paxos::PaxosConfig),
     /// `[backend.redis]`.
     #[cfg(feature = "redis")]
     Redis(election_redis::RedisConfig),
@@ -123,6 +128,12 @@ impl BackendConfig {
                 default_node_id(&mut c.node_id, loaded)?;
                 Self::Bully(c)
             }
+            #[cfg(feature = "paxos")]
+            Kind::Paxos => {
+                let mut c: election_paxos::PaxosConfig = loaded.backend_settings(key)?;
+                default_node_id(&mut c.node_id, loaded)?;
+                Self::Paxos(c)
+            }
             #[cfg(feature = "redis")]
             Kind::Redis => Self::Redis(loaded.backend_settings(key)?),
             #[cfg(feature = "etcd")]
@@ -146,6 +157,8 @@ impl BackendConfig {
             Self::Raft(c) => c.validate(),
             #[cfg(feature = "bully")]
             Self::Bully(c) => c.validate(),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => c.validate(),
             #[cfg(feature = "redis")]
             Self::Redis(c) => c.validate(&loaded.settings.timing),
             #[cfg(feature = "etcd")]
@@ -165,6 +178,8 @@ impl BackendConfig {
             Self::Raft(_) => Kind::Raft,
             #[cfg(feature = "bully")]
             Self::Bully(_) => Kind::Bully,
+            #[cfg(feature = "paxos")]
+            Self::Paxos(_) => Kind::Paxos,
             #[cfg(feature = "redis")]
             Self::Redis(_) => Kind::Redis,
             #[cfg(feature = "etcd")]
@@ -195,6 +210,8 @@ impl BackendConfig {
             Self::Raft(c) => (c.kill_grace, "backend.raft.kill_grace"),
             #[cfg(feature = "bully")]
             Self::Bully(c) => (c.kill_grace, "backend.bully.kill_grace"),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => (c.kill_grace, "backend.paxos.kill_grace"),
             #[cfg(feature = "redis")]
             Self::Redis(_) => (loaded.settings.timing.kill_grace, "timing.kill_grace"),
             #[cfg(feature = "etcd")]
@@ -233,6 +250,8 @@ impl BackendConfig {
             Self::Raft(c) => serde_json::to_value(c),
             #[cfg(feature = "bully")]
             Self::Bully(c) => serde_json::to_value(c),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => serde_json::to_value(c),
             #[cfg(feature = "redis")]
             Self::Redis(c) => serde_json::to_value(c),
             #[cfg(feature = "etcd")]
@@ -260,6 +279,10 @@ impl BackendConfig {
                 .map(|b| Arc::new(b) as _),
             #[cfg(feature = "bully")]
             Self::Bully(c) => election_bully::BullyNode::start(c)
+                .await
+                .map(|b| Arc::new(b) as _),
+            #[cfg(feature = "paxos")]
+            Self::Paxos(c) => election_paxos::PaxosNode::start(c)
                 .await
                 .map(|b| Arc::new(b) as _),
             #[cfg(feature = "redis")]
@@ -300,7 +323,7 @@ pub(crate) fn checked(loaded: &Loaded) -> Result<BackendConfig, Failure> {
 }
 
 /// A peer backend's `node_id`, defaulted from the top-level one.
-#[cfg(any(feature = "raft", feature = "bully"))]
+#[cfg(any(feature = "raft", feature = "bully", feature = "paxos"))]
 fn default_node_id(
     slot: &mut Option<election_core::NodeId>,
     loaded: &Loaded,

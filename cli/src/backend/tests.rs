@@ -17,7 +17,7 @@ fn an_unknown_backend_is_refused_listing_the_known_ones() {
     let msg = format!("{:#}", e.error);
     assert!(msg.contains("backend.kind"), "{msg}");
     assert!(
-        msg.contains("raft, bully, redis, etcd, zookeeper, postgres"),
+        msg.contains("raft, bully, paxos, redis, etcd, zookeeper, postgres"),
         "{msg}"
     );
     assert!(msg.contains(&f.path().display().to_string()), "{msg}");

@@ -29,7 +29,7 @@ pub(crate) struct Settings {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct BackendSection {
-    /// `raft`, `bully`, `redis`, `etcd`, `zookeeper` or `postgres`. No default.
+    /// `raft`, `bully`, `paxos`, `redis`, `etcd`, `zookeeper` or `postgres`. No default.
     pub(crate) kind: Option<String>,
     /// `[backend.raft]`: `election_raft::RaftConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -37,6 +37,9 @@ pub(crate) struct BackendSection {
     /// `[backend.bully]`: `election_bully::BullyConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) bully: Option<Value>,
+    /// `[backend.paxos]`: `election_paxos::PaxosConfig`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) paxos: Option<Value>,
     /// `[backend.redis]`: `election_redis::RedisConfig`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redis: Option<Value>,

@@ -1,0 +1,100 @@
+//! The messages PaxosLease nodes exchange. Every message names its election; one step's
+//! messages to one peer travel together in one batch, so the renewals of every election a
+//! node leads share one packet per peer.
+
+use election_core::ElectionName;
+
+/// An epoch as carried on the wire (the raw value of [`election_core::Epoch`]): the ballot
+/// of the round that started a leadership.
+pub type EpochNo = u64;
+
+/// A ballot (proposal number): `counter * 64 + member index`, so that two members never use
+/// the same one and every member can pick one above any it has seen.
+pub type Ballot = u64;
+
+/// What an acceptor holds open, as it answers a prepare request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Open {
+    /// No accepted proposal is open.
+    None,
+    /// The asking proposer's own proposal is open for this much longer (µs).
+    Yours(u64),
+    /// Another proposer's proposal is open for this much longer (µs).
+    Other(u64),
+}
+
+/// One protocol message between two members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Phase 1 request: "promise to reject any ballot below `ballot`, and tell me what you
+    /// hold open."
+    Prepare {
+        /// The election.
+        election: ElectionName,
+        /// The round's ballot.
+        ballot: Ballot,
+        /// The proposer's run; the answer echoes it.
+        incarnation: u64,
+    },
+    /// Phase 1 answer.
+    PrepareAck {
+        /// The election.
+        election: ElectionName,
+        /// The ballot answered.
+        ballot: Ballot,
+        /// The incarnation the request carried.
+        incarnation: u64,
+        /// Whether the acceptor promised `ballot`.
+        promised: bool,
+        /// The acceptor's highest promised ballot or fencing floor, whichever is higher.
+        seen: Ballot,
+        /// What the acceptor holds open.
+        open: Open,
+    },
+    /// Phase 2 request: "accept me as the lease owner at `ballot`, for one lease time from
+    /// when you accept." `epoch` is the leadership's epoch: `ballot` for a new leadership,
+    /// the first round's ballot for a renewal.
+    Propose {
+        /// The election.
+        election: ElectionName,
+        /// The round's ballot.
+        ballot: Ballot,
+        /// The leadership's epoch.
+        epoch: EpochNo,
+        /// The proposer's run; the answer echoes it.
+        incarnation: u64,
+    },
+    /// Phase 2 answer.
+    ProposeAck {
+        /// The election.
+        election: ElectionName,
+        /// The ballot answered.
+        ballot: Ballot,
+        /// The incarnation the request carried.
+        incarnation: u64,
+        /// Whether the acceptor accepted it.
+        accepted: bool,
+        /// The acceptor's highest promised ballot or fencing floor.
+        seen: Ballot,
+    },
+    /// The sender gives up its lease of `election` at `epoch` (a resign, or a round that
+    /// failed before it was granted): acceptors holding that proposal open drop it at once.
+    Release {
+        /// The election.
+        election: ElectionName,
+        /// The leadership's epoch.
+        epoch: EpochNo,
+        /// The proposer's run that proposed it (a ballot, hence an epoch, may be used again
+        /// by a later run of the same node, for a round that was never granted).
+        incarnation: u64,
+    },
+}
+
+/// Everything one step produced for one peer, to be sent together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The peer.
+    pub to: election_core::NodeId,
+    /// The messages, in order.
+    pub messages: Vec<Message>,
+}

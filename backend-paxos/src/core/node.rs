@@ -1,0 +1,1331 @@
+//! [`Node`]: one member's PaxosLease state (acceptor and proposer) for every election,
+//! driven by inputs and polled for outputs.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use election_core::{ElectionName, Error, LossReason, NodeId, Result};
+use election_peer::{CoreEvent, Forget};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::election::{Accepted, Election, Lead, Phase, Round, bit};
+use super::{Ballot, CoreStats, EpochNo, HardState, Message, NodeConfig, Open, Transmit};
+
+/// Ballots are `counter * MEMBER_SLOTS + member index`.
+const MEMBER_SLOTS: u64 = 64;
+
+/// One member's PaxosLease state for any number of elections (partitioned leadership):
+/// every member is an acceptor, and every member that is not voters-only a proposer.
+///
+/// Sans-IO: no clock, no sockets, no tasks, no RNG calls beyond a ChaCha RNG seeded from
+/// [`NodeConfig::seed`]. Given the same config, persisted state and inputs it produces the
+/// same outputs.
+///
+/// # Call order
+///
+/// After every input ([`handle_message`](Self::handle_message),
+/// [`handle_timeout`](Self::handle_timeout), [`campaign`](Self::campaign),
+/// [`withdraw`](Self::withdraw), [`resign`](Self::resign), [`expire`](Self::expire)) the
+/// driver must, in this order:
+///
+/// 1. drain [`poll_persist`](Self::poll_persist) and [`poll_forget`](Self::poll_forget) and
+///    make them durable **before** sending anything: an acceptance raises the acceptor's
+///    fencing floor, which must survive a crash of every node at once;
+/// 2. drain [`poll_event`](Self::poll_event) (leader changes, grants, lease extensions,
+///    losses) and act on them, before sending, so that a lost leadership ends locally
+///    before any peer can act on this step's messages;
+/// 3. drain [`poll_transmit`](Self::poll_transmit) and send each batch to its peer (one
+///    batch per peer per step: many elections share one packet);
+/// 4. call [`poll_timeout`](Self::poll_timeout) and arrange for
+///    [`handle_timeout`](Self::handle_timeout) to be called at that instant (or earlier;
+///    spurious calls are harmless).
+///
+/// Inputs given while handling events add to the same outputs; drain `poll_persist` again
+/// before step 3.
+#[derive(Debug)]
+pub struct Node {
+    cfg: NodeConfig,
+    rng: ChaCha8Rng,
+    members: Vec<NodeId>,
+    index: HashMap<NodeId, usize>,
+    me: usize,
+    quorum: usize,
+    can_propose: bool,
+    booted: Instant,
+    budget: Duration,
+    /// Election slots; forgotten ones are reused (`free`).
+    elections: Vec<Election>,
+    by_name: HashMap<ElectionName, usize>,
+    free: Vec<usize>,
+    /// The highest fencing floor of every election this node forgot (persisted): an
+    /// election it does not hold starts with this floor.
+    floor: EpochNo,
+    /// Forgotten since the last `poll_forget`.
+    forgotten: Vec<ElectionName>,
+    /// When idle elections are looked for next.
+    next_sweep: Option<Instant>,
+    /// Elections this node leads (granted).
+    led: BTreeSet<usize>,
+    /// When the next renewal rounds of every led election start.
+    next_renew: Option<Instant>,
+    /// The timer table: each held election's next deadline (`armed`, by slot) and a heap of
+    /// them, stale entries skipped (an entry counts only while it matches `armed`). Only
+    /// the elections an input touched are looked at again, so a step costs the same with
+    /// one election as with 20,000.
+    armed: Vec<Option<Instant>>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    // --- Outputs. ---
+    outbox: BTreeMap<usize, Vec<Message>>,
+    events: VecDeque<CoreEvent>,
+    dirty: BTreeSet<usize>,
+    stats: CoreStats,
+}
+
+impl Node {
+    /// A node starting at `now` from its persisted `state` (empty on first start).
+    ///
+    /// For one lease time after `now` the node answers no prepare or propose request and
+    /// proposes nothing: its acceptor may have accepted a proposal just before it
+    /// restarted, and forgot it (PaxosLease's restart rule).
+    pub fn new(
+        cfg: NodeConfig,
+        now: Instant,
+        state: impl IntoIterator<Item = (ElectionName, HardState)>,
+    ) -> Result<Node> {
+        Node::restore(cfg, now, state, 0)
+    }
+
+    /// As [`new`](Self::new), with the persisted `floor`: the highest fencing floor of
+    /// every election this node forgot ([`poll_forget`](Self::poll_forget)).
+    pub fn restore(
+        cfg: NodeConfig,
+        now: Instant,
+        state: impl IntoIterator<Item = (ElectionName, HardState)>,
+        floor: EpochNo,
+    ) -> Result<Node> {
+        if cfg.max_elections == 0 {
+            return Err(Error::config(
+                "paxos.max_elections",
+                "must be greater than zero",
+            ));
+        }
+        if !cfg.members.contains(&cfg.me) {
+            return Err(Error::config(
+                "paxos.peers",
+                format!("this node ({}) must be listed among the members", cfg.me),
+            ));
+        }
+        if cfg.members.len() as u64 > MEMBER_SLOTS {
+            return Err(Error::config(
+                "paxos.peers",
+                format!(
+                    "{} members; at most {MEMBER_SLOTS} are supported",
+                    cfg.members.len()
+                ),
+            ));
+        }
+        let members: Vec<NodeId> = cfg.members.iter().cloned().collect();
+        let index: HashMap<NodeId, usize> = members
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        let me = index[&cfg.me];
+        let mut node = Node {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            quorum: members.len() / 2 + 1,
+            can_propose: !cfg.voters_only.contains(&cfg.me),
+            booted: now,
+            budget: cfg.lease_budget(),
+            members,
+            index,
+            me,
+            elections: Vec::new(),
+            by_name: HashMap::new(),
+            free: Vec::new(),
+            floor,
+            forgotten: Vec::new(),
+            next_sweep: None,
+            led: BTreeSet::new(),
+            next_renew: None,
+            armed: Vec::new(),
+            timers: BinaryHeap::new(),
+            outbox: BTreeMap::new(),
+            events: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            stats: CoreStats::default(),
+            cfg,
+        };
+        for (name, hard) in state {
+            let i = node.create(&name, now);
+            let e = &mut node.elections[i];
+            e.floor = e.floor.max(hard.epoch);
+            e.floor_owner = hard.leader;
+            e.seen = e.seen.max(e.floor);
+        }
+        for i in 0..node.elections.len() {
+            node.reschedule(i);
+        }
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &NodeId {
+        &self.cfg.me
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    /// Counters of refused input.
+    pub fn stats(&self) -> CoreStats {
+        self.stats
+    }
+
+    /// The epoch of the leadership this node knows in `election` (its own, or the one its
+    /// acceptor holds open), else its fencing floor there.
+    pub fn epoch(&self, election: &ElectionName) -> EpochNo {
+        let Some(&i) = self.by_name.get(election) else {
+            return self.floor;
+        };
+        let e = &self.elections[i];
+        e.known.map_or(e.floor, |(_, epoch)| epoch)
+    }
+
+    /// The highest ballot this node has seen in `election`.
+    pub fn ballot(&self, election: &ElectionName) -> Ballot {
+        self.by_name
+            .get(election)
+            .map_or(0, |&i| self.elections[i].seen)
+    }
+
+    /// The leader of `election` as this node knows it: itself while it leads, else the
+    /// proposer of the proposal its acceptor holds open.
+    pub fn leader(&self, election: &ElectionName) -> Option<(NodeId, EpochNo)> {
+        let i = *self.by_name.get(election)?;
+        self.elections[i]
+            .known
+            .map(|(l, e)| (self.members[l].clone(), e))
+    }
+
+    /// The lease deadline of this node's granted leadership of `election`, if it leads.
+    pub fn lease_until(&self, election: &ElectionName) -> Option<Instant> {
+        let i = *self.by_name.get(election)?;
+        self.elections[i].lead.map(|l| l.lease)
+    }
+
+    /// Whether this node campaigns in `election`.
+    pub fn is_campaigning(&self, election: &ElectionName) -> bool {
+        self.by_name
+            .get(election)
+            .is_some_and(|&i| self.elections[i].campaigning)
+    }
+
+    // ------------------------------------------------------------------ inputs
+
+    /// Starts campaigning in `election`: a round starts soon (after a short random delay,
+    /// and not before one lease time after this node started). A round that finds another
+    /// proposer's lease open at a majority waits until enough of them run out. Returns
+    /// `false` if this node is voters-only, or if `election` is new and this node already
+    /// holds `max_elections` ([`refuses_new`](Self::refuses_new) tells which).
+    pub fn campaign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let r = self.campaign_inner(now, election);
+        self.reschedule_name(election);
+        r
+    }
+
+    fn campaign_inner(&mut self, now: Instant, election: &ElectionName) -> bool {
+        if !self.can_propose {
+            return false;
+        }
+        let Some(i) = self.election(election, now) else {
+            return false;
+        };
+        if self.elections[i].campaigning {
+            return true;
+        }
+        let jitter = self.random_below(self.cfg.backoff / 2);
+        let e = &mut self.elections[i];
+        e.campaigning = true;
+        if e.lead.is_none() && e.round.is_none() {
+            e.next_round = now + jitter;
+        }
+        true
+    }
+
+    /// Stops campaigning in `election`. A round not yet granted is abandoned (and its
+    /// proposal released); a granted leadership is unaffected (use
+    /// [`resign`](Self::resign)).
+    pub fn withdraw(&mut self, now: Instant, election: &ElectionName) {
+        self.withdraw_inner(now, election);
+        self.reschedule_name(election);
+    }
+
+    fn withdraw_inner(&mut self, now: Instant, election: &ElectionName) {
+        let Some(&i) = self.by_name.get(election) else {
+            return;
+        };
+        if !self.elections[i].campaigning {
+            return;
+        }
+        self.elections[i].campaigning = false;
+        if self.elections[i].lead.is_none() {
+            self.abandon(i, now);
+        }
+    }
+
+    /// Resigns the leadership of `election`: steps down at once (reporting
+    /// [`CoreEvent::Lost`] with `Resigned`), stops campaigning there and sends RELEASE to
+    /// every acceptor, which drop the lease at once; campaigning peers then start a round
+    /// after a short random delay, so the next proposer wins within about one round trip.
+    /// This node does not propose there for one lease time. Returns whether this node led.
+    pub fn resign(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let r = self.resign_inner(now, election);
+        self.reschedule_name(election);
+        r
+    }
+
+    fn resign_inner(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let Some(&i) = self.by_name.get(election) else {
+            return false;
+        };
+        let Some(lead) = self.elections[i].lead else {
+            return false;
+        };
+        self.elections[i].campaigning = false;
+        self.step_down(i, now, LossReason::Resigned);
+        self.elections[i].quiet_until = Some(now + self.cfg.lease);
+        tracing::debug!(node = %self.cfg.me, %election, epoch = lead.epoch, "resigned; releasing");
+        self.release(i, now, lead.epoch);
+        true
+    }
+
+    /// The holder's deadline for `election` passed before the core extended it (the driver
+    /// could not keep up): steps down *without* RELEASE. The acceptors keep the lease open
+    /// until it runs out on their own clocks, one kill grace and the drift bound after the
+    /// holder's deadline, and this node cannot win it back meanwhile (its own lease, open
+    /// at the acceptors, blocks it like anyone else's): the handover rule. Returns whether
+    /// this node led.
+    pub fn expire(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let r = self.expire_inner(now, election);
+        self.reschedule_name(election);
+        r
+    }
+
+    fn expire_inner(&mut self, now: Instant, election: &ElectionName) -> bool {
+        let Some(&i) = self.by_name.get(election) else {
+            return false;
+        };
+        if self.elections[i].lead.is_none() {
+            return false;
+        }
+        self.elections[i].campaigning = false;
+        self.step_down(i, now, LossReason::Expired);
+        true
+    }
+
+    /// Handles one message from `from`. Returns `false` (and counts it) when `from` is not
+    /// a member; such messages change nothing.
+    pub fn handle_message(&mut self, now: Instant, from: &NodeId, msg: Message) -> bool {
+        let Some(&p) = self.index.get(from) else {
+            self.stats.unknown_sender += 1;
+            return false;
+        };
+        if p == self.me {
+            self.stats.unknown_sender += 1;
+            return false;
+        }
+        let name = match &msg {
+            Message::Prepare { election, .. }
+            | Message::PrepareAck { election, .. }
+            | Message::Propose { election, .. }
+            | Message::ProposeAck { election, .. }
+            | Message::Release { election, .. } => election.clone(),
+        };
+        self.dispatch(now, p, msg);
+        self.reschedule_name(&name);
+        true
+    }
+
+    fn dispatch(&mut self, now: Instant, p: usize, msg: Message) {
+        match msg {
+            Message::Prepare {
+                election,
+                ballot,
+                incarnation,
+            } => {
+                let Some(i) = self.election(&election, now) else {
+                    self.stats.ignored_elections += 1;
+                    return;
+                };
+                if let Some(ack) = self.on_prepare(i, now, p, ballot, incarnation) {
+                    self.send(p, ack);
+                }
+            }
+            Message::Propose {
+                election,
+                ballot,
+                epoch,
+                incarnation,
+            } => {
+                let Some(i) = self.election(&election, now) else {
+                    self.stats.ignored_elections += 1;
+                    return;
+                };
+                if let Some(ack) = self.on_propose(i, now, p, ballot, epoch, incarnation) {
+                    self.send(p, ack);
+                }
+            }
+            Message::PrepareAck {
+                election,
+                ballot,
+                incarnation,
+                promised,
+                seen,
+                open,
+            } => {
+                if incarnation != self.cfg.incarnation {
+                    return;
+                }
+                if let Some(&i) = self.by_name.get(&election) {
+                    self.on_prepare_ack(i, now, p, ballot, promised, seen, open);
+                }
+            }
+            Message::ProposeAck {
+                election,
+                ballot,
+                incarnation,
+                accepted,
+                seen,
+            } => {
+                if incarnation != self.cfg.incarnation {
+                    return;
+                }
+                if let Some(&i) = self.by_name.get(&election) {
+                    self.on_propose_ack(i, now, p, ballot, accepted, seen);
+                }
+            }
+            Message::Release {
+                election,
+                epoch,
+                incarnation,
+            } => {
+                if let Some(&i) = self.by_name.get(&election) {
+                    self.on_release(i, now, p, epoch, incarnation);
+                }
+            }
+        }
+    }
+
+    /// Fires every timer due at `now`: renewal rounds, round deadlines, acceptors' lease
+    /// expiry, the leader's own deadline, retries.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.sweep(now);
+        }
+        let mut due = Vec::new();
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if self.armed.get(i) == Some(&Some(t)) && self.is_live(i) {
+                self.armed[i] = None;
+                due.push(i);
+            }
+        }
+        for i in due {
+            // The leader's own deadline first: nothing after it may extend the lease.
+            if self.elections[i].lead.is_some_and(|l| l.lease <= now) {
+                self.step_down(i, now, LossReason::QuorumLost);
+            }
+            if self.elections[i].accepted.is_some_and(|a| a.expires <= now) {
+                self.elections[i].accepted = None;
+                self.refresh_view(i);
+            }
+            if self.elections[i]
+                .round
+                .as_ref()
+                .is_some_and(|r| r.deadline <= now)
+            {
+                self.fail_round(i, now);
+            }
+            if self.start_due(i).is_some_and(|t| t <= now) {
+                self.start_round(i, now, false);
+            }
+            self.reschedule(i);
+        }
+        if self.next_renew.is_some_and(|t| t <= now) {
+            self.renew_all(now);
+        }
+    }
+
+    // ----------------------------------------------------------------- outputs
+
+    /// Fencing floors to make durable before sending the next transmits; `None` when
+    /// nothing changed.
+    #[must_use]
+    pub fn poll_persist(&mut self) -> Option<Vec<(ElectionName, HardState)>> {
+        if self.dirty.is_empty() {
+            return None;
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        Some(
+            dirty
+                .into_iter()
+                .filter(|&i| self.is_live(i))
+                .map(|i| {
+                    let e = &self.elections[i];
+                    (
+                        e.name.clone(),
+                        HardState {
+                            epoch: e.floor,
+                            leader: e.floor_owner.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Elections forgotten since the last call, with the floor to persist: remove them from
+    /// the state file and record the floor, atomically, before sending the next transmits.
+    #[must_use]
+    pub fn poll_forget(&mut self) -> Option<Forget> {
+        if self.forgotten.is_empty() {
+            return None;
+        }
+        Some(Forget {
+            floor: self.floor,
+            elections: std::mem::take(&mut self.forgotten),
+        })
+    }
+
+    /// How many elections this node holds state for.
+    pub fn tracked(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// `Some(max_elections)` when `election` is not held and this node already holds
+    /// `max_elections` elections: a campaign there is refused.
+    pub fn refuses_new(&self, election: &ElectionName) -> Option<usize> {
+        (!self.by_name.contains_key(election) && self.by_name.len() >= self.cfg.max_elections)
+            .then_some(self.cfg.max_elections)
+    }
+
+    /// The highest fencing floor of every election this node forgot.
+    pub fn floor(&self) -> EpochNo {
+        self.floor
+    }
+
+    /// The elections this node holds state for.
+    pub fn elections(&self) -> impl Iterator<Item = &ElectionName> {
+        self.live().map(|i| &self.elections[i].name)
+    }
+
+    /// The next batch of messages for one peer.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let (p, messages) = self.outbox.pop_first()?;
+        Some(Transmit {
+            to: self.members[p].clone(),
+            messages,
+        })
+    }
+
+    /// The next event. Epochs are the ballots of the rounds that started each leadership.
+    /// [`CoreEvent::Elected`] comes once per leadership and clears this node's candidacy
+    /// there; extensions come per election ([`CoreEvent::LeaseExtended`]);
+    /// [`CoreEvent::Lost`] says `QuorumLost` (the lease ran out unrenewed), `Expired`
+    /// ([`expire`](Self::expire)) or `Resigned`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    /// The instant at which [`handle_timeout`](Self::handle_timeout) must be called next.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, i))) = self.timers.peek() {
+            if self.armed.get(i) == Some(&Some(t)) && self.is_live(i) {
+                break;
+            }
+            self.timers.pop();
+        }
+        let election = self.timers.peek().map(|Reverse((t, _))| *t);
+        [self.next_renew, self.next_sweep, election]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Re-arms election `i`'s entry in the timer table after a change.
+    fn reschedule(&mut self, i: usize) {
+        if i >= self.armed.len() {
+            self.armed.resize(self.elections.len(), None);
+        }
+        let d = if self.is_live(i) {
+            self.deadline(i)
+        } else {
+            None
+        };
+        if self.armed[i] != d {
+            self.armed[i] = d;
+            if let Some(t) = d {
+                self.timers.push(Reverse((t, i)));
+            }
+        }
+    }
+
+    fn reschedule_name(&mut self, election: &ElectionName) {
+        if let Some(&i) = self.by_name.get(election) {
+            self.reschedule(i);
+        }
+    }
+
+    // ------------------------------------------------------------ the acceptor
+
+    fn restarting(&self, now: Instant) -> bool {
+        now < self.booted + self.cfg.lease
+    }
+
+    /// Drops the accepted proposal of election `i` if its lease time has passed.
+    fn expire_accepted(&mut self, i: usize, now: Instant) {
+        if self.elections[i].accepted.is_some_and(|a| a.expires <= now) {
+            self.elections[i].accepted = None;
+            self.refresh_view(i);
+        }
+    }
+
+    /// A prepare request of `p` at `ballot`: PaxosLease's acceptor, phase 1. No answer at
+    /// all for one lease time after a restart. A proposal of another proposer held open is
+    /// reported, without promising (so that probing candidates do not disturb a live
+    /// lease's renewals); otherwise `ballot` is promised if it is at least the highest
+    /// promise and above the fencing floor.
+    fn on_prepare(
+        &mut self,
+        i: usize,
+        now: Instant,
+        p: usize,
+        ballot: Ballot,
+        incarnation: u64,
+    ) -> Option<Message> {
+        if self.restarting(now) {
+            self.stats.ignored_restarting += 1;
+            return None;
+        }
+        self.expire_accepted(i, now);
+        let e = &mut self.elections[i];
+        let open = match e.accepted {
+            None => Open::None,
+            Some(a) => {
+                let left = a.expires.saturating_duration_since(now).as_micros() as u64;
+                if a.owner == p {
+                    Open::Yours(left)
+                } else {
+                    Open::Other(left)
+                }
+            }
+        };
+        let promised = !matches!(open, Open::Other(_)) && ballot >= e.promised && ballot > e.floor;
+        if promised {
+            e.promised = ballot;
+        } else if !matches!(open, Open::Other(_)) {
+            self.stats.rejected += 1;
+        }
+        let e = &self.elections[i];
+        Some(Message::PrepareAck {
+            election: e.name.clone(),
+            ballot,
+            incarnation,
+            promised,
+            seen: e.promised.max(e.floor),
+            open,
+        })
+    }
+
+    /// A propose request of `p` at `ballot` for its leadership `epoch`: PaxosLease's
+    /// acceptor, phase 2. Accepted if `ballot` is at least the highest promise and `epoch`
+    /// is not below the fencing floor; the proposal stays open for one lease time from now.
+    /// A new leadership's epoch raises the floor, made durable before the answer leaves.
+    fn on_propose(
+        &mut self,
+        i: usize,
+        now: Instant,
+        p: usize,
+        ballot: Ballot,
+        epoch: EpochNo,
+        incarnation: u64,
+    ) -> Option<Message> {
+        if self.restarting(now) {
+            self.stats.ignored_restarting += 1;
+            return None;
+        }
+        self.expire_accepted(i, now);
+        let lease = self.cfg.lease;
+        let e = &mut self.elections[i];
+        let accepted = ballot >= e.promised
+            && epoch <= ballot
+            && epoch > 0
+            && e.released != Some((p, epoch, incarnation));
+        if accepted {
+            e.promised = ballot;
+            e.accepted = Some(Accepted {
+                owner: p,
+                ballot,
+                epoch,
+                incarnation,
+                expires: now + lease,
+            });
+            if epoch > e.floor {
+                e.floor = epoch;
+                e.floor_owner = Some(self.members[p].clone());
+                self.dirty.insert(i);
+            }
+            self.refresh_view(i);
+        } else {
+            self.stats.rejected += 1;
+        }
+        let e = &self.elections[i];
+        Some(Message::ProposeAck {
+            election: e.name.clone(),
+            ballot,
+            incarnation,
+            accepted,
+            seen: e.promised.max(e.floor),
+        })
+    }
+
+    /// RELEASE from `p`: drop its proposal at `epoch` (of that run of `p`) if it is the one
+    /// held open; a
+    /// campaigning node then starts a round after a short random delay.
+    fn on_release(&mut self, i: usize, now: Instant, p: usize, epoch: EpochNo, incarnation: u64) {
+        let e = &mut self.elections[i];
+        e.released = Some((p, epoch, incarnation));
+        if e.accepted
+            .is_some_and(|a| a.owner == p && a.epoch == epoch && a.incarnation == incarnation)
+        {
+            e.accepted = None;
+            self.refresh_view(i);
+        }
+        // The members after the releasing one take turns, a quarter of the back-off apart,
+        // so that the next one usually wins in one round instead of colliding with the rest.
+        let n = self.members.len();
+        let slot = ((self.me + n - p - 1) % n) as u32;
+        let jitter = self.random_below(self.cfg.backoff / 64);
+        let delay = self.cfg.backoff / 4 * slot + jitter;
+        let e = &mut self.elections[i];
+        if e.campaigning && e.lead.is_none() {
+            // A probe still preparing was answered (or will be) with the released lease
+            // open: start over rather than wait for that lease to run out. Nothing was
+            // proposed yet, so nothing needs releasing.
+            if e.round
+                .as_ref()
+                .is_some_and(|r| !r.renewal && matches!(r.phase, Phase::Prepare { .. }))
+            {
+                e.round = None;
+            }
+            if e.round.is_none() {
+                e.next_round = now + delay;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ the proposer
+
+    /// When a campaigning node with no round and no leadership starts its next round.
+    fn start_due(&self, i: usize) -> Option<Instant> {
+        let e = &self.elections[i];
+        if !e.campaigning || !self.can_propose || e.lead.is_some() || e.round.is_some() {
+            return None;
+        }
+        let mut t = e.next_round.max(self.booted + self.cfg.lease);
+        if let Some(q) = e.quiet_until {
+            t = t.max(q);
+        }
+        Some(t)
+    }
+
+    /// The smallest ballot of this node above `above`.
+    fn next_ballot(&self, above: Ballot) -> Option<Ballot> {
+        let me = self.me as u64;
+        let base = above - above % MEMBER_SLOTS;
+        let b = base.checked_add(me)?;
+        if b > above {
+            Some(b)
+        } else {
+            b.checked_add(MEMBER_SLOTS)
+        }
+    }
+
+    /// Starts a round in election `i`: a ballot above every ballot and floor seen, prepare
+    /// requests to every acceptor (this node's own answers at once).
+    fn start_round(&mut self, i: usize, now: Instant, renewal: bool) {
+        let e = &self.elections[i];
+        let above = e.seen.max(e.promised).max(e.floor);
+        let Some(ballot) = self.next_ballot(above) else {
+            // Only a peer announcing an absurd ballot can get us here: refuse to propose
+            // rather than wrap around.
+            tracing::error!(node = %self.cfg.me, election = %e.name, above, "no ballot left; not proposing");
+            let e = &mut self.elections[i];
+            e.campaigning = false;
+            return;
+        };
+        self.stats.rounds += 1;
+        let deadline = now + self.phase_timeout(renewal);
+        let e = &mut self.elections[i];
+        e.seen = ballot;
+        e.round = Some(Round {
+            ballot,
+            renewal,
+            phase: Phase::Prepare {
+                answered: 0,
+                free: 0,
+                blocked: Vec::new(),
+                collided: false,
+            },
+            deadline,
+        });
+        let msg = Message::Prepare {
+            election: e.name.clone(),
+            ballot,
+            incarnation: self.cfg.incarnation,
+        };
+        self.broadcast(&msg);
+        if let Some(Message::PrepareAck {
+            promised,
+            seen,
+            open,
+            ..
+        }) = self.on_prepare(i, now, self.me, ballot, self.cfg.incarnation)
+        {
+            self.on_prepare_ack(i, now, self.me, ballot, promised, seen, open);
+        }
+    }
+
+    /// How long one phase waits for a majority: `round_timeout`, and for a renewal at most
+    /// until the next renewal tick, so that a lost renewal is retried while the lease runs.
+    fn phase_timeout(&self, renewal: bool) -> Duration {
+        if renewal {
+            self.cfg.round_timeout.min(self.cfg.renew)
+        } else {
+            self.cfg.round_timeout
+        }
+    }
+
+    /// Starts a renewal round for every led election without one running.
+    fn renew_all(&mut self, now: Instant) {
+        let led: Vec<usize> = self.led.iter().copied().collect();
+        for i in led {
+            if self.elections[i].round.is_none() {
+                self.start_round(i, now, true);
+            }
+            self.reschedule(i);
+        }
+        self.next_renew = (!self.led.is_empty()).then(|| now + self.cfg.renew);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_prepare_ack(
+        &mut self,
+        i: usize,
+        now: Instant,
+        p: usize,
+        ballot: Ballot,
+        promised: bool,
+        seen: Ballot,
+        open: Open,
+    ) {
+        let leading = self.elections[i].lead.is_some();
+        let e = &mut self.elections[i];
+        e.seen = e.seen.max(seen);
+        let Some(Round {
+            ballot: b,
+            phase:
+                Phase::Prepare {
+                    answered,
+                    free,
+                    blocked,
+                    collided,
+                },
+            ..
+        }) = &mut e.round
+        else {
+            return;
+        };
+        if *b != ballot || *answered & bit(p) != 0 {
+            return;
+        }
+        *answered |= bit(p);
+        match open {
+            // PaxosLease: a proposer may propose itself only if a majority hold nothing
+            // open; a lease owner extending its lease may ignore its own open proposal.
+            Open::None if promised => *free |= bit(p),
+            Open::Yours(_) if promised && leading => *free |= bit(p),
+            Open::Yours(left) | Open::Other(left) => {
+                blocked.push(Duration::from_micros(left));
+            }
+            Open::None => *collided = true,
+        }
+        self.check_prepare(i, now);
+    }
+
+    /// Moves a round on once a majority is free (propose), or fails it once that can no
+    /// longer happen.
+    fn check_prepare(&mut self, i: usize, now: Instant) {
+        let n = self.members.len();
+        let Some(Round {
+            ballot,
+            renewal,
+            phase: Phase::Prepare { answered, free, .. },
+            ..
+        }) = &self.elections[i].round
+        else {
+            return;
+        };
+        let (ballot, renewal) = (*ballot, *renewal);
+        let free_n = free.count_ones() as usize;
+        let unanswered = n - answered.count_ones() as usize;
+        if free_n >= self.quorum {
+            let epoch = match (renewal, self.elections[i].lead) {
+                (true, Some(l)) => l.epoch,
+                (true, None) => {
+                    // The leadership ended while its renewal was preparing.
+                    self.elections[i].round = None;
+                    return;
+                }
+                (false, _) => ballot,
+            };
+            let deadline = now + self.phase_timeout(renewal).min(self.budget);
+            let e = &mut self.elections[i];
+            e.round = Some(Round {
+                ballot,
+                renewal,
+                phase: Phase::Propose {
+                    epoch,
+                    sent: now,
+                    answered: 0,
+                    accepted: 0,
+                },
+                deadline,
+            });
+            let msg = Message::Propose {
+                election: e.name.clone(),
+                ballot,
+                epoch,
+                incarnation: self.cfg.incarnation,
+            };
+            self.broadcast(&msg);
+            if let Some(Message::ProposeAck { accepted, seen, .. }) =
+                self.on_propose(i, now, self.me, ballot, epoch, self.cfg.incarnation)
+            {
+                self.on_propose_ack(i, now, self.me, ballot, accepted, seen);
+            }
+        } else if free_n + unanswered < self.quorum {
+            self.fail_round(i, now);
+        }
+    }
+
+    fn on_propose_ack(
+        &mut self,
+        i: usize,
+        now: Instant,
+        p: usize,
+        ballot: Ballot,
+        ok: bool,
+        seen: Ballot,
+    ) {
+        let e = &mut self.elections[i];
+        e.seen = e.seen.max(seen);
+        let Some(Round {
+            ballot: b,
+            phase: Phase::Propose {
+                answered, accepted, ..
+            },
+            ..
+        }) = &mut e.round
+        else {
+            return;
+        };
+        if *b != ballot || *answered & bit(p) != 0 {
+            return;
+        }
+        *answered |= bit(p);
+        if ok {
+            *accepted |= bit(p);
+        }
+        self.check_propose(i, now);
+    }
+
+    /// Grants or extends the lease once a majority accepted; fails the round once that can
+    /// no longer happen.
+    fn check_propose(&mut self, i: usize, now: Instant) {
+        let n = self.members.len();
+        let Some(Round {
+            renewal,
+            phase:
+                Phase::Propose {
+                    epoch,
+                    sent,
+                    answered,
+                    accepted,
+                },
+            ..
+        }) = &self.elections[i].round
+        else {
+            return;
+        };
+        let (renewal, epoch, sent) = (*renewal, *epoch, *sent);
+        let acc = accepted.count_ones() as usize;
+        let unanswered = n - answered.count_ones() as usize;
+        if acc >= self.quorum {
+            // The lease counts from the send time of the propose requests: every acceptor
+            // of the majority accepted later, and keeps the proposal open for one lease
+            // time on its own clock.
+            let until = sent + self.budget;
+            self.elections[i].round = None;
+            if until <= now {
+                // Accepted too late to be of use; the next round (or renewal) retries.
+                self.retry_later(i, now);
+                return;
+            }
+            if renewal {
+                if let Some(l) = &mut self.elections[i].lead
+                    && l.epoch == epoch
+                    && until > l.lease
+                {
+                    l.lease = until;
+                    self.events.push_back(CoreEvent::LeaseExtended {
+                        election: self.elections[i].name.clone(),
+                        epoch,
+                        until,
+                    });
+                }
+            } else {
+                self.become_leader(i, now, epoch, until);
+            }
+        } else if acc + unanswered < self.quorum {
+            self.fail_round(i, now);
+        }
+    }
+
+    /// A round failed (a majority refused, or did not answer in time). A new leadership's
+    /// proposal is released (nobody was granted it); the proposer retries after a random
+    /// back-off, or once the leases that blocked it have run out.
+    fn fail_round(&mut self, i: usize, now: Instant) {
+        let Some(round) = self.elections[i].round.take() else {
+            return;
+        };
+        let mut wait = Duration::ZERO;
+        match round.phase {
+            Phase::Prepare {
+                free, mut blocked, ..
+            } => {
+                let need = self.quorum.saturating_sub(free.count_ones() as usize);
+                blocked.sort_unstable();
+                if need > 0 && blocked.len() >= need {
+                    wait = blocked[need - 1];
+                }
+            }
+            Phase::Propose { epoch, .. } => {
+                if !round.renewal {
+                    self.release(i, now, epoch);
+                }
+            }
+        }
+        tracing::trace!(node = %self.cfg.me, election = %self.elections[i].name, ballot = round.ballot, "round failed");
+        if round.renewal {
+            if self.elections[i].lead.is_some() {
+                // Retry soon: the lease is still running.
+                let jitter = self.random_below(self.cfg.backoff / 4);
+                let t = now + jitter;
+                self.renew_at(i, t);
+            }
+        } else {
+            let jitter = self.random_below(self.cfg.backoff);
+            self.elections[i].next_round = now + wait + jitter;
+        }
+    }
+
+    /// Schedules the next ordinary round after a random back-off.
+    fn retry_later(&mut self, i: usize, now: Instant) {
+        let jitter = self.random_below(self.cfg.backoff);
+        self.elections[i].next_round = now + jitter;
+    }
+
+    /// Starts a renewal of election `i` at `t` at the latest (the node-wide renewal tick
+    /// moves earlier if needed).
+    fn renew_at(&mut self, _i: usize, t: Instant) {
+        self.next_renew = Some(self.next_renew.map_or(t, |r| r.min(t)));
+    }
+
+    /// Abandons the round of election `i` (a withdrawal): a proposal of a new leadership
+    /// that may have been accepted is released.
+    fn abandon(&mut self, i: usize, now: Instant) {
+        if let Some(round) = self.elections[i].round.take()
+            && let Phase::Propose { epoch, .. } = round.phase
+            && !round.renewal
+        {
+            self.release(i, now, epoch);
+        }
+    }
+
+    /// RELEASE of this node's proposal at `epoch` to every acceptor, this node's own
+    /// included.
+    fn release(&mut self, i: usize, now: Instant, epoch: EpochNo) {
+        let inc = self.cfg.incarnation;
+        let e = &mut self.elections[i];
+        e.released = Some((self.me, epoch, inc));
+        if e.accepted
+            .is_some_and(|a| a.owner == self.me && a.epoch == epoch && a.incarnation == inc)
+        {
+            e.accepted = None;
+        }
+        let msg = Message::Release {
+            election: e.name.clone(),
+            epoch,
+            incarnation: inc,
+        };
+        self.broadcast(&msg);
+        self.refresh_view(i);
+        let _ = now;
+    }
+
+    // ------------------------------------------------------------ transitions
+
+    /// This node leads election `i` at `epoch`, guaranteed until `lease`.
+    fn become_leader(&mut self, i: usize, now: Instant, epoch: EpochNo, lease: Instant) {
+        let e = &mut self.elections[i];
+        e.lead = Some(Lead { epoch, lease });
+        e.campaigning = false;
+        self.led.insert(i);
+        tracing::info!(node = %self.cfg.me, election = %e.name, epoch, "became leader");
+        self.events.push_back(CoreEvent::Elected {
+            election: e.name.clone(),
+            epoch,
+            lease_until: lease,
+        });
+        self.refresh_view(i);
+        let t = now + self.cfg.renew;
+        self.renew_at(i, t);
+    }
+
+    /// Ends this node's leadership of election `i`, reporting [`CoreEvent::Lost`]. A
+    /// renewal running is abandoned; nothing is released (only a resign releases).
+    fn step_down(&mut self, i: usize, now: Instant, reason: LossReason) {
+        let e = &mut self.elections[i];
+        let Some(lead) = e.lead.take() else {
+            return;
+        };
+        if e.round.as_ref().is_some_and(|r| r.renewal) {
+            e.round = None;
+        }
+        e.next_round = now + self.cfg.backoff;
+        self.led.remove(&i);
+        if self.led.is_empty() {
+            self.next_renew = None;
+        }
+        tracing::info!(node = %self.cfg.me, election = %e.name, epoch = lead.epoch, ?reason, "stepped down");
+        self.events.push_back(CoreEvent::Lost {
+            election: e.name.clone(),
+            epoch: lead.epoch,
+            reason,
+        });
+        self.refresh_view(i);
+    }
+
+    /// Reports a change of the leader this node knows in election `i`: itself while it
+    /// leads, else the proposer of the proposal its acceptor holds open.
+    fn refresh_view(&mut self, i: usize) {
+        let e = &mut self.elections[i];
+        let view = match (e.lead, e.accepted) {
+            (Some(l), _) => Some((self.me, l.epoch)),
+            (None, Some(a)) => Some((a.owner, a.epoch)),
+            (None, None) => None,
+        };
+        if e.known == view {
+            return;
+        }
+        e.known = view;
+        self.events.push_back(CoreEvent::LeaderChanged {
+            election: e.name.clone(),
+            leader: view.map(|(l, t)| (self.members[l].clone(), t)),
+        });
+    }
+
+    // ------------------------------------------------------------- helpers
+
+    /// When election `i`'s next timer fires, if one runs.
+    fn deadline(&self, i: usize) -> Option<Instant> {
+        let e = &self.elections[i];
+        [
+            e.lead.map(|l| l.lease),
+            e.accepted.map(|a| a.expires),
+            e.round.as_ref().map(|r| r.deadline),
+            self.start_due(i),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The slot of `name`, created if new and fewer than `max_elections` are held; `None`
+    /// when full. A mention counts as activity.
+    fn election(&mut self, name: &ElectionName, now: Instant) -> Option<usize> {
+        if let Some(&i) = self.by_name.get(name) {
+            self.elections[i].last_active = now;
+            return Some(i);
+        }
+        if self.by_name.len() >= self.cfg.max_elections {
+            return None;
+        }
+        Some(self.create(name, now))
+    }
+
+    /// Creates election `name` whatever the limit, with the node's floor as its fencing
+    /// floor: no ballot at or below the floor of a forgotten election is promised there.
+    fn create(&mut self, name: &ElectionName, now: Instant) -> usize {
+        let e = Election::new(name.clone(), now, self.floor);
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.elections[i] = e;
+                i
+            }
+            None => {
+                self.elections.push(e);
+                self.armed.push(None);
+                self.elections.len() - 1
+            }
+        };
+        self.armed[i] = None;
+        self.by_name.insert(name.clone(), i);
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now + self.sweep_every());
+        }
+        i
+    }
+
+    fn is_live(&self, i: usize) -> bool {
+        self.by_name.get(&self.elections[i].name) == Some(&i)
+    }
+
+    /// The slots of held elections, in slot order.
+    fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.elections.len()).filter(|&i| self.is_live(i))
+    }
+
+    /// How often idle elections are looked for: an eighth of `forget_after`.
+    fn sweep_every(&self) -> Duration {
+        (self.cfg.forget_after / 8).max(Duration::from_millis(1))
+    }
+
+    /// Whether election `i` must be kept whatever its age.
+    fn busy(&self, i: usize, now: Instant) -> bool {
+        let e = &self.elections[i];
+        e.campaigning
+            || e.lead.is_some()
+            || e.round.is_some()
+            || e.accepted.is_some()
+            || e.known.is_some()
+            || e.quiet_until.is_some_and(|q| now < q)
+            || self.dirty.contains(&i)
+    }
+
+    /// Forgets every election idle for `forget_after`; its fencing floor raises the node's.
+    fn sweep(&mut self, now: Instant) {
+        let every = self.sweep_every();
+        let live: Vec<usize> = self.live().collect();
+        for i in live {
+            if self.busy(i, now) {
+                self.elections[i].last_active = now;
+                continue;
+            }
+            if now < self.elections[i].last_active + self.cfg.forget_after + every {
+                continue;
+            }
+            let e = &self.elections[i];
+            // The promise is volatile anyway; the floor is what must survive forgetting.
+            self.floor = self.floor.max(e.floor).max(e.promised);
+            let name = e.name.clone();
+            self.by_name.remove(&name);
+            self.free.push(i);
+            self.forgotten.push(name);
+            self.stats.forgotten += 1;
+        }
+        if self.by_name.is_empty() {
+            self.elections.clear();
+            self.free.clear();
+            self.armed.clear();
+            self.timers.clear();
+        }
+        self.next_sweep = (!self.by_name.is_empty()).then(|| now + every);
+    }
+
+    fn send(&mut self, p: usize, msg: Message) {
+        self.outbox.entry(p).or_default().push(msg);
+    }
+
+    fn broadcast(&mut self, msg: &Message) {
+        for p in 0..self.members.len() {
+            if p != self.me {
+                self.send(p, msg.clone());
+            }
+        }
+    }
+
+    fn random_below(&mut self, d: Duration) -> Duration {
+        let nanos = d.as_nanos().min(u64::MAX as u128) as u64;
+        if nanos == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_nanos(self.rng.random_range(0..nanos))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(me: usize, n: usize) -> NodeConfig {
+        NodeConfig {
+            me: NodeId::new(format!("n{}", me + 1)).unwrap(),
+            members: (0..n)
+                .map(|i| NodeId::new(format!("n{}", i + 1)).unwrap())
+                .collect(),
+            voters_only: BTreeSet::new(),
+            lease: Duration::from_millis(150),
+            renew: Duration::from_millis(25),
+            round_timeout: Duration::from_millis(50),
+            backoff: Duration::from_millis(20),
+            clock_drift: Duration::from_millis(25),
+            kill_grace: Duration::from_millis(50),
+            seed: 1,
+            incarnation: 1,
+            max_elections: 10,
+            forget_after: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn ballots_are_unique_per_member_and_above_what_was_seen() {
+        let t = Instant::now();
+        let a = Node::new(cfg(0, 3), t, []).unwrap();
+        let b = Node::new(cfg(2, 3), t, []).unwrap();
+        assert_eq!(a.next_ballot(0), Some(64));
+        assert_eq!(b.next_ballot(0), Some(2));
+        assert_eq!(b.next_ballot(2), Some(66));
+        assert_eq!(a.next_ballot(66), Some(128));
+        assert_eq!(a.next_ballot(u64::MAX - 3), None);
+        for x in [0, 1, 63, 64, 65, 1000] {
+            let ba = a.next_ballot(x).unwrap();
+            let bb = b.next_ballot(x).unwrap();
+            assert!(ba > x && bb > x && ba != bb);
+            assert_eq!(ba % 64, 0);
+            assert_eq!(bb % 64, 2);
+        }
+    }
+}
