@@ -78,6 +78,7 @@
 pub mod conformance;
 mod core;
 mod driver;
+mod forward;
 mod node;
 mod persist;
 mod settings;
@@ -88,6 +89,13 @@ pub mod test_support;
 pub mod wire;
 
 pub use crate::core::{CoreEvent, ElectionCore, Forget};
+
+/// What the forwarding macros name, from the caller's crate.
+#[doc(hidden)]
+pub mod __private {
+    pub use bytes::Bytes;
+    pub use election_core;
+}
 pub use driver::EXTEND_EVERY_ROUND_UP_TO;
 pub use node::{PeerNode, PeerNodeConfig, PeerStats, Stall};
 pub use persist::{PersistedState, StateFile, StateFormat};

@@ -427,3 +427,57 @@ macro_rules! __codec_tests {
 
 #[doc(inline)]
 pub use crate::__codec_tests as codec_tests;
+
+/// Writes the two tests of a peer backend's state file: a saved state survives a reopen
+/// (and the file starts with the format's header), and a corrupt line is refused naming
+/// the line and the data-dir setting, never reset.
+///
+/// ```ignore
+/// election_peer::test_support::state_file_tests! {
+///     hard_state: HardState,
+///     sample: HardState { epoch: 7, leader: Some(NodeId::new("n2").unwrap()) },
+///     corrupt_line: "backup seven -",
+/// }
+/// ```
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __state_file_tests {
+    (hard_state: $hard:ty, sample: $sample:expr, corrupt_line: $line:expr $(,)?) => {
+        #[test]
+        fn saved_state_survives_a_reopen() {
+            use $crate::PersistedState as _;
+            let format = <$hard>::FORMAT;
+            let dir = tempfile::tempdir().unwrap();
+            let mut f = $crate::StateFile::<$hard>::open(dir.path()).unwrap();
+            let e = $crate::__private::election_core::ElectionName::new("backup").unwrap();
+            let sample: $hard = $sample;
+            f.save(vec![(e.clone(), sample.clone())]).unwrap();
+            let again = $crate::StateFile::<$hard>::open(dir.path()).unwrap();
+            assert_eq!(again.state()[&e], sample);
+            let text = std::fs::read_to_string(dir.path().join(format.file)).unwrap();
+            assert!(text.starts_with(&format!("{}\n", format.header)), "{text}");
+        }
+
+        #[test]
+        fn a_corrupt_file_is_refused_not_reset() {
+            use $crate::PersistedState as _;
+            let format = <$hard>::FORMAT;
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join(format.file),
+                format!("{}\n{}\n", format.header, $line),
+            )
+            .unwrap();
+            let err = $crate::StateFile::<$hard>::open(dir.path())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("corrupt") && err.contains("line 2") && err.contains(format.setting),
+                "{err}"
+            );
+        }
+    };
+}
+
+#[doc(inline)]
+pub use crate::__state_file_tests as state_file_tests;
