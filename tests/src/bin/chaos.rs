@@ -19,13 +19,14 @@ USAGE:
           [--elector PATH] [--out DIR]
 
 OPTIONS:
-    --backend NAME    redis, etcd, zookeeper, raft or bully (required)
+    --backend NAME    redis, etcd, zookeeper, zookeeper-ensemble, postgres, raft, bully or
+                      paxos (required)
     --seconds N       inject faults for N seconds (default 60, unless --faults is given)
     --faults N        stop after N faults injected (with --seconds: whichever comes first)
     --seed S          seed of the fault schedule (default: from the clock; printed)
     --classes LIST    comma-separated fault classes to draw from (default: all that
                       apply): kill-run, kill-agent, pause-host, pause-server, pause-run,
-                      pause-agent, blackhole, reset, restart-server
+                      pause-agent, blackhole, reset, restart-server, isolate-member
     --timing KEY=MS   override a timing, in milliseconds (repeatable): ttl, renew, retry,
                       clock_drift, kill_grace, heartbeat, election_timeout, write_every,
                       term_work (defaults: 2000, 300, 100, 100, 300, 100, 2000, 20, 250)
@@ -36,7 +37,7 @@ OPTIONS:
     -h, --help        this text
 
 EXIT STATUS: 0 no violations, 1 violations found, 2 the run could not be made.
-The servers (redis-server, etcd, zookeeperd) come from scripts/install-deps.sh.";
+The servers (redis-server, etcd, zookeeperd, postgresql) come from scripts/install-deps.sh.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -59,7 +59,9 @@ pub(crate) fn lease_host(backend: Backend, node: &str, via: SocketAddr, t: &Timi
             crate::launch::POSTGRES_USER,
             crate::launch::POSTGRES_PASSWORD
         ),
-        Backend::Raft | Backend::Bully => unreachable!("{backend} is a peer backend"),
+        Backend::Raft | Backend::Bully | Backend::Paxos => {
+            unreachable!("{backend} is a peer backend")
+        }
     };
     let kind = backend.kind();
     format!(
@@ -81,6 +83,12 @@ pub(crate) fn peer_host(backend: Backend, node: &str, h: &PeerHost<'_>, t: &Timi
             "heartbeat = {}\nfailure_timeout = {}\nanswer_timeout = {}\n",
             d(t.heartbeat),
             d(t.election_timeout),
+            d(t.election_timeout / 4)
+        ),
+        Backend::Paxos => format!(
+            "lease = {}\nrenew = {}\nround_timeout = {}\n",
+            d(t.election_timeout),
+            d(t.heartbeat),
             d(t.election_timeout / 4)
         ),
         _ => unreachable!("{backend} is a lease backend"),

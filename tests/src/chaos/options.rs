@@ -30,11 +30,13 @@ pub enum Backend {
     Raft,
     /// Three `elector agent`s running Bully among themselves.
     Bully,
+    /// PaxosLease among three agents.
+    Paxos,
 }
 
 impl Backend {
     /// Every backend, in the order runs and reports list them.
-    pub const ALL: [Backend; 7] = [
+    pub const ALL: [Backend; 8] = [
         Backend::Redis,
         Backend::Etcd,
         Backend::ZooKeeper,
@@ -42,6 +44,7 @@ impl Backend {
         Backend::Postgres,
         Backend::Raft,
         Backend::Bully,
+        Backend::Paxos,
     ];
 
     /// The name `--backend` uses: `redis`, `etcd`, `zookeeper`, `zookeeper-ensemble`, `postgres`,
@@ -63,12 +66,13 @@ impl Backend {
             Backend::Postgres => "postgres",
             Backend::Raft => "raft",
             Backend::Bully => "bully",
+            Backend::Paxos => "paxos",
         }
     }
 
     /// Whether the backend is a peer backend (hosted by `elector agent`, no server).
     pub fn is_peer(self) -> bool {
-        matches!(self, Backend::Raft | Backend::Bully)
+        matches!(self, Backend::Raft | Backend::Bully | Backend::Paxos)
     }
 }
 
@@ -88,7 +92,7 @@ impl FromStr for Backend {
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "unknown backend {s:?}: use one of redis, etcd, zookeeper, zookeeper-ensemble, postgres, \
-                     raft, bully"
+                     raft, bully, paxos"
                 ))
             })
     }

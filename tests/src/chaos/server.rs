@@ -39,7 +39,7 @@ impl Server {
                 ZooKeeperEnsemble::start(3).map(Server::ZooKeeperEnsemble)
             }
             Backend::Postgres => PostgresServer::start().map(Server::Postgres),
-            Backend::Raft | Backend::Bully => {
+            Backend::Raft | Backend::Bully | Backend::Paxos => {
                 return Err(Error::Usage(format!("{backend} has no server")));
             }
         }
