@@ -8,7 +8,7 @@ set -euo pipefail
 if [ "${1:-}" = "--build-only" ]; then
   packages=(protobuf-compiler libprotobuf-dev)
 else
-  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler libprotobuf-dev iproute2 procps systemd chromium)
+  packages=(redis-server redis-tools etcd-server etcd-client zookeeperd protobuf-compiler libprotobuf-dev iproute2 procps systemd chromium python3-kazoo)
 fi
 
 # PostgreSQL for election-postgres (its tests run initdb + postgres from it, as nobody).

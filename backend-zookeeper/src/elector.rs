@@ -11,8 +11,8 @@ use zookeeper_client::{self as zk, CreateMode};
 
 use crate::conn::{Conn, KIND, Session, is_transient};
 use crate::holder::{Candidacy, confirm, hold};
-use crate::observe::{candidates, current_leader, epoch_of, observe, since_of};
-use crate::paths::candidate_base;
+use crate::observe::{current_leader, epoch_of, observe, since_of};
+use crate::paths::{candidate_base, parse_children};
 
 /// The elector handed out by [`ZooKeeperBackend`](crate::ZooKeeperBackend).
 pub(crate) struct ZkElector {
@@ -128,7 +128,7 @@ impl ZkElector {
                 }
                 Err(e) => return Err(self.error("reading the candidates", e)),
             };
-            let children = candidates(&self.conn, &self.name, &self.dir, names)?;
+            let children = parse_children(names);
             let Some(pos) = children.iter().position(|ch| ch.seq == c.seq) else {
                 tracing::debug!(election = %self.name, path = %c.path, "our znode is gone; campaigning again");
                 return Ok(Turn::Restart);
@@ -246,7 +246,7 @@ impl LeaderElector for ZkElector {
         // Leave the election alone if anyone is queued already.
         match self.conn.timed(client.list_children(&self.dir)).await {
             Ok(names) => {
-                if !candidates(&self.conn, &self.name, &self.dir, names)?.is_empty() {
+                if !parse_children(names).is_empty() {
                     return Ok(None);
                 }
             }
@@ -259,7 +259,7 @@ impl LeaderElector for ZkElector {
             .timed(client.list_children(&self.dir))
             .await
             .map_err(|e| self.error("reading the candidates", e))?;
-        let children = candidates(&self.conn, &self.name, &self.dir, names)?;
+        let children = parse_children(names);
         if children.first().is_some_and(|ch| ch.seq == candidacy.seq) {
             return match self.confirm_lead(&candidacy).await? {
                 Some(anchor) => self.elected(candidacy, &stat, anchor).map(Some),

@@ -27,11 +27,21 @@
 //!
 //! Election `NAME` is the znode `<prefix>/NAME` (prefix `/elector` by default; it and its
 //! parents are created as persistent znodes when needed). Each candidate creates an
-//! EPHEMERAL_SEQUENTIAL child `<prefix>/NAME/n_` (ZooKeeper appends a 10-digit sequence
-//! number) holding its node id. The candidate with the **lowest sequence leads**; every
-//! other candidate sets a watch only on the candidate just before it (no herd effect, no
-//! polling) and reads the children again when that watch fires. This is the "Leader
-//! Election" recipe of the ZooKeeper documentation.
+//! EPHEMERAL_SEQUENTIAL child `<prefix>/NAME/<random hex>__lock__` (ZooKeeper appends a
+//! 10-digit sequence number) holding its node id. The candidate with the **lowest sequence
+//! leads**; every other candidate sets a watch only on the candidate just before it (no
+//! herd effect, no polling) and reads the children again when that watch fires. This is
+//! the "Leader Election" recipe of the ZooKeeper documentation.
+//!
+//! **Shared with kazoo.** The names are those of kazoo's `Lock` recipe, which its
+//! `Election` uses, and the queue is ordered as kazoo orders it (by the sequence after
+//! `__lock__`, other children ignored). So `kazoo.Election(client, "/elector/NAME", "id")`
+//! and `elector run --election NAME` on the same ZooKeeper share one election: one leader
+//! among all, each side seeing the other's (`contenders()` lists our node ids; our
+//! `leader()` reports a kazoo contender by its identifier, made a valid node id, or
+//! `kazoo-<sequence>` without one). Candidates named `n_<sequence>`, as this backend's
+//! earlier versions wrote them, are still queued, but kazoo does not see them: upgrade every
+//! elector of an election before kazoo joins it.
 //!
 //! All elections of one [`ZooKeeperBackend`] share one ZooKeeper session; its ephemeral
 //! znodes live as long as the session. The session timeout is asked for as `timing.ttl`
@@ -150,8 +160,9 @@
 //!   for znodes of its own session that no candidacy holds and deletes them, but a second
 //!   elector of the same node id in the same election on the same backend, creating at
 //!   that very moment, could have its fresh znode removed (it then queues again).
-//! - Anything else writing under the prefix (a child not named `n_<digits>`, or data that
-//!   is not a node id) is refused with a `Protocol` error rather than interpreted.
+//! - A child of an election's znode that is not a candidate (neither `…__lock__<10 digits>`
+//!   nor `n_<digits>`) is not in the queue, as kazoo ignores it too. A kazoo contender
+//!   leads by its place in the queue like ours; its epoch is its znode's czxid as well.
 //!
 //! # Settings
 //!
@@ -170,7 +181,7 @@
 //!
 //! Every call returns [`election_core::Error`], naming `zookeeper`, the connect string and
 //! the election: `Unavailable` when ZooKeeper does not answer in time (retry), `Protocol`
-//! when it refuses us (credentials, ACLs) or something foreign lives under the prefix,
+//! when it refuses us (credentials, ACLs),
 //! `Config` for invalid settings or a negotiated session timeout that breaks the timing
 //! rules.
 

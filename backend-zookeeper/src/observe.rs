@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use zookeeper_client::{self as zk, OneshotWatcher, Stat};
 
 use crate::conn::{Conn, KIND, Session};
-use crate::paths::{Child, node_from_data, parse_children};
+use crate::paths::{Child, contender, parse_children};
 
 /// The epoch of a candidate znode: its czxid (the zxid of the transaction that created
 /// it). `None` for a value ZooKeeper never hands out (zxids start at 1).
@@ -21,27 +21,6 @@ pub(crate) fn epoch_of(stat: &Stat) -> Option<Epoch> {
 pub(crate) fn since_of(stat: &Stat) -> SystemTime {
     let ms = u64::try_from(stat.ctime).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-/// Parses the election's children, refusing znodes this backend did not create.
-pub(crate) fn candidates(
-    conn: &Conn,
-    election: &ElectionName,
-    dir: &str,
-    names: Vec<String>,
-) -> Result<Vec<Child>> {
-    parse_children(names).map_err(|name| {
-        Error::protocol(
-            KIND,
-            &conn.address,
-            Some(election),
-            format!(
-                "znode {dir}/{name} is not a candidate of this backend (expected \
-                 n_<sequence>): something else writes under zookeeper.prefix; remove it or \
-                 choose another prefix"
-            ),
-        )
-    })
 }
 
 /// The leader described by candidate `child`: its data (the node id) and stat (czxid is
@@ -67,7 +46,8 @@ pub(crate) async fn leader_of(
             format!("znode {path} {what}: it was not written by this backend"),
         )
     };
-    let node = node_from_data(&data).ok_or_else(|| foreign("holds no valid node id"))?;
+    // Ours hold our node id; a kazoo contender holds its identifier, whatever it is.
+    let node = contender(&data, child.seq);
     let epoch = epoch_of(&stat).ok_or_else(|| foreign("has no valid czxid"))?;
     Ok(Some(LeaderInfo {
         node,
@@ -114,7 +94,7 @@ pub(crate) async fn current_leader(
             }
             Err(e) => return Err(conn.error(Some(election), "reading the candidates", e)),
         };
-        let children = candidates(conn, election, dir, names)?;
+        let children = parse_children(names);
         let Some(first) = children.first() else {
             return Ok((None, watcher));
         };

@@ -51,16 +51,8 @@ async fn remove(conn: &Conn, session: &Session, dir: &str, me: &NodeId) -> ZkRes
         Err(zk::Error::NoNode) => return Ok(0),
         Err(e) => return Err(e),
     };
-    // Foreign children are reported by the electors; here they are simply skipped.
-    let children = parse_children(names.clone()).unwrap_or_else(|_| {
-        let mut ok: Vec<_> = names
-            .into_iter()
-            .filter_map(|n| parse_children(vec![n]).ok())
-            .flatten()
-            .collect();
-        ok.sort();
-        ok
-    });
+    // Only candidates (ours, and kazoo's, which fail the owner check below).
+    let children = parse_children(names);
     let mut removed = 0;
     for child in children {
         let path = child.path(dir);

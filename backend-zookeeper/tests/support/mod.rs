@@ -148,14 +148,15 @@ pub(crate) async fn raw(connect_string: &str) -> Client {
         .expect("raw client")
 }
 
-/// The candidate znodes of an election, sorted by name (= by sequence): (name, data).
+/// The candidate znodes of an election in queue order (by the sequence ZooKeeper appended,
+/// the last ten characters of the name): (name, data).
 pub(crate) async fn candidates(client: &Client, dir: &str) -> Vec<(String, String)> {
     let mut names = match client.list_children(dir).await {
         Ok(names) => names,
         Err(zookeeper_client::Error::NoNode) => return Vec::new(),
         Err(e) => panic!("listing {dir}: {e}"),
     };
-    names.sort();
+    names.sort_by_key(|n| n[n.len().saturating_sub(10)..].to_owned());
     let mut out = Vec::new();
     for n in names {
         if let Ok((data, _)) = client.get_data(&format!("{dir}/{n}")).await {
