@@ -5,13 +5,8 @@
 
 use std::time::Duration;
 
-use election_core::{Backend, Candidate, ElectionName, Error, ErrorKind};
-use election_paxos::{PaxosConfig, PaxosNode};
-use tokio::time::Instant;
-
-fn name(i: usize) -> ElectionName {
-    ElectionName::new(format!("job-{i}")).unwrap()
-}
+use election_paxos::PaxosConfig;
+use election_peer::test_support::{FloorCheck, bounded_node_forgets_idle_elections};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_elections_campaigns_are_refused_and_idle_ones_leave_the_state_file() {
@@ -34,71 +29,5 @@ async fn past_max_elections_campaigns_are_refused_and_idle_ones_leave_the_state_
         kill_grace: Duration::from_millis(100),
         ..PaxosConfig::default()
     };
-    let node = PaxosNode::start(config.clone()).await.unwrap();
-    let campaigns: Vec<_> = (0..MAX)
-        .map(|i| {
-            let el = node.election(&name(i), Candidate::new(me.clone())).unwrap();
-            tokio::spawn(async move { el.campaign().await })
-        })
-        .collect();
-    let mut held = Vec::new();
-    for c in campaigns {
-        held.push(c.await.unwrap().unwrap());
-    }
-    let first_epoch = held[0].epoch();
-    assert!(
-        held.iter().all(|l| l.is_held()),
-        "a lease lapsed: the machine is too slow even for these timings"
-    );
-    let extra = node
-        .election(&name(MAX), Candidate::new(me.clone()))
-        .unwrap();
-    let err = extra.campaign().await.unwrap_err();
-    assert!(
-        matches!(err, Error::TooManyElections { limit: MAX, .. }),
-        "{err}"
-    );
-    assert_eq!(err.kind(), ErrorKind::Unavailable);
-    println!("refused: {err}");
-    drop(extra);
-    assert_eq!(node.stats().elections, MAX as u64);
-    let text = std::fs::read_to_string(dir.path().join("paxos-state")).unwrap();
-    assert_eq!(text.lines().count(), MAX + 1, "{text}");
-    for l in held {
-        l.resign().await.unwrap();
-    }
-    // Resigned: quiet for one lease time, then idle; forgotten once idle for
-    // forget_after (checked every eighth of it). Generous deadline for a busy machine.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while node.stats().elections > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{} still held",
-            node.stats().elections
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(node.observed_elections(), 0);
-    let text = std::fs::read_to_string(dir.path().join("paxos-state")).unwrap();
-    // Only the floor is left: at least every epoch granted (renewal ballots raise it).
-    let floor: u64 = text
-        .strip_prefix("elector-paxos-state v1\n#floor ")
-        .and_then(|r| r.trim_end().parse().ok())
-        .unwrap_or_else(|| panic!("{text}"));
-    assert!(
-        floor >= first_epoch.0,
-        "floor {floor} below {first_epoch:?}"
-    );
-    // Room again; the epoch rises above the forgotten one, also after a restart.
-    node.shutdown().await;
-    let node = PaxosNode::start(config).await.unwrap();
-    let el = node.election(&name(0), Candidate::new(me.clone())).unwrap();
-    let l = el.campaign().await.unwrap();
-    assert!(
-        l.epoch() > first_epoch,
-        "{:?} after {first_epoch:?}",
-        l.epoch()
-    );
-    l.resign().await.unwrap();
-    node.shutdown().await;
+    bounded_node_forgets_idle_elections(config, me, dir.path(), MAX, FloorCheck::AtLeast).await;
 }

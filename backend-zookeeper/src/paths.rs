@@ -150,7 +150,10 @@ mod tests {
     fn our_candidates_are_named_like_kazoos_and_each_differently() {
         let a = candidate_base("/elector/job");
         let b = candidate_base("/elector/job");
-        assert!(a.starts_with("/elector/job/") && a.ends_with("__lock__"), "{a}");
+        assert!(
+            a.starts_with("/elector/job/") && a.ends_with("__lock__"),
+            "{a}"
+        );
         assert_ne!(a, b);
         assert!(sequence(&format!("{}0000000042", &a["/elector/job/".len()..])) == Some(42));
     }

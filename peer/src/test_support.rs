@@ -481,3 +481,100 @@ macro_rules! __state_file_tests {
 
 #[doc(inline)]
 pub use crate::__state_file_tests as state_file_tests;
+
+/// How [`bounded_node_forgets_idle_elections`] checks the state file once everything was
+/// forgotten.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FloorCheck {
+    /// The floor is exactly the first leadership's epoch (raft's term, bully's epoch).
+    Exact,
+    /// The floor is at least it (paxos: renewal ballots raise it).
+    AtLeast,
+}
+
+/// Issue 14, item 2, through the real node (driver, state file, handle), for any peer
+/// backend: `max` campaigns lead; one more fails with `TooManyElections`; once resigned,
+/// the elections are forgotten after `forget_after` (set in `config`, as `max_elections`
+/// = `max`), in memory, in the published leader entries and in the state file, which keeps
+/// only the floor; started again, even after a restart, an election leads at a higher
+/// epoch. `config` is a one-node cluster named `me`, with its data in a directory of its own
+/// (`data_dir`).
+pub async fn bounded_node_forgets_idle_elections<K>(
+    config: K,
+    me: NodeId,
+    data_dir: &std::path::Path,
+    max: usize,
+    floor_check: FloorCheck,
+) where
+    K: crate::PeerNodeConfig + Clone,
+{
+    use crate::PersistedState as _;
+    let format = <<K::Core as crate::ElectionCore>::HardState>::FORMAT;
+    let name = |i: usize| ElectionName::new(format!("job-{i}")).unwrap();
+    let node = crate::PeerNode::start(config.clone()).await.unwrap();
+    let campaigns: Vec<_> = (0..max)
+        .map(|i| {
+            let el = node.election(&name(i), Candidate::new(me.clone())).unwrap();
+            tokio::spawn(async move { el.campaign().await })
+        })
+        .collect();
+    let mut held = Vec::new();
+    for c in campaigns {
+        held.push(c.await.unwrap().unwrap());
+    }
+    let first_epoch = held[0].epoch();
+    assert!(
+        held.iter().all(Leadership::is_held),
+        "a lease lapsed: the machine is too slow even for these timings"
+    );
+    let extra = node
+        .election(&name(max), Candidate::new(me.clone()))
+        .unwrap();
+    let err = extra.campaign().await.unwrap_err();
+    assert!(
+        matches!(err, election_core::Error::TooManyElections { limit, .. } if limit == max),
+        "{err}"
+    );
+    assert_eq!(err.kind(), election_core::ErrorKind::Unavailable);
+    println!("refused: {err}");
+    drop(extra);
+    assert_eq!(node.stats().elections, max as u64);
+    let text = std::fs::read_to_string(data_dir.join(format.file)).unwrap();
+    assert_eq!(text.lines().count(), max + 1, "{text}");
+    for l in held {
+        l.resign().await.unwrap();
+    }
+    // Resigned: quiet for a while, then idle; forgotten once idle for forget_after
+    // (checked every eighth of it). Generous deadline for a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.stats().elections > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} still held",
+            node.stats().elections
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(node.observed_elections(), 0);
+    let text = std::fs::read_to_string(data_dir.join(format.file)).unwrap();
+    let floor: u64 = text
+        .strip_prefix(&format!("{}\n#floor ", format.header))
+        .and_then(|r| r.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("only the floor should be left: {text}"));
+    match floor_check {
+        FloorCheck::Exact => assert_eq!(floor, first_epoch.0, "{text}"),
+        FloorCheck::AtLeast => assert!(floor >= first_epoch.0, "{text}"),
+    }
+    // Room again; the epoch rises above the forgotten one, also after a restart.
+    node.shutdown().await;
+    let node = crate::PeerNode::start(config).await.unwrap();
+    let el = node.election(&name(0), Candidate::new(me.clone())).unwrap();
+    let l = el.campaign().await.unwrap();
+    assert!(
+        l.epoch() > first_epoch,
+        "{:?} after {first_epoch:?}",
+        l.epoch()
+    );
+    l.resign().await.unwrap();
+    node.shutdown().await;
+}
