@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use election_core::{ErrorKind, LeaderElector, LossReason};
+use election_core::{LeaderElector, LossReason};
 use election_zookeeper::{ZooKeeperBackend, ZooKeeperConfig};
 use support::*;
 use tokio::time::Instant;
