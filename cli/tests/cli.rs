@@ -59,7 +59,7 @@ fn an_unknown_backend_is_refused_listing_the_known_ones() {
         "{t}"
     );
     assert!(
-        t.contains("raft, bully, paxos, redis, etcd, zookeeper"),
+        t.contains("raft, bully, paxos, redis, etcd, zookeeper, postgres"),
         "{t}"
     );
     assert!(t.contains(&file.display().to_string()), "{t}");

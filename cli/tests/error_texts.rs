@@ -32,19 +32,19 @@ const CASES: &[Case] = &[
         file: None,
         args: &["--node-id", "n1", "run", "-e", "x", "--", "true"],
         code: 78,
-        stderr: "elector: error: invalid configuration: missing key backend.kind: choose one of raft, bully, paxos, redis, etcd, zookeeper in [backend] of /etc/elector/elector.toml (or --config FILE), ELECTOR_BACKEND__KIND, or --backend",
+        stderr: "elector: error: invalid configuration: missing key backend.kind: choose one of raft, bully, paxos, redis, etcd, zookeeper, postgres in [backend] of /etc/elector/elector.toml (or --config FILE), ELECTOR_BACKEND__KIND, or --backend",
     },
     Case {
         file: None,
         args: &["--node-id", "n1", "status", "x"],
         code: 78,
-        stderr: "elector: error: invalid configuration: missing key backend.kind: choose one of raft, bully, paxos, redis, etcd, zookeeper in [backend] of /etc/elector/elector.toml (or --config FILE), ELECTOR_BACKEND__KIND, or --backend",
+        stderr: "elector: error: invalid configuration: missing key backend.kind: choose one of raft, bully, paxos, redis, etcd, zookeeper, postgres in [backend] of /etc/elector/elector.toml (or --config FILE), ELECTOR_BACKEND__KIND, or --backend",
     },
     Case {
         file: Some("[backend]\nkind = \"consul\"\n"),
         args: &["--node-id", "n1", "run", "-e", "x", "--", "true"],
         code: 78,
-        stderr: "elector: error: invalid configuration: backend.kind (from file {file}): unknown backend \"consul\"; known backends: raft, bully, paxos, redis, etcd, zookeeper",
+        stderr: "elector: error: invalid configuration: backend.kind (from file {file}): unknown backend \"consul\"; known backends: raft, bully, paxos, redis, etcd, zookeeper, postgres",
     },
     Case {
         file: None,
@@ -57,7 +57,7 @@ const CASES: &[Case] = &[
             "--check",
         ],
         code: 78,
-        stderr: "elector: error: invalid configuration: backend.kind (from command-line flag): the memory backend is not available to elector: it lives inside one process and coordinates nothing between hosts, so every host would run the job; choose one of raft, bully, paxos, redis, etcd, zookeeper",
+        stderr: "elector: error: invalid configuration: backend.kind (from command-line flag): the memory backend is not available to elector: it lives inside one process and coordinates nothing between hosts, so every host would run the job; choose one of raft, bully, paxos, redis, etcd, zookeeper, postgres",
     },
     Case {
         file: Some("[timing]\nttl = \"ten seconds\"\n"),
@@ -75,7 +75,7 @@ const CASES: &[Case] = &[
         file: Some("[backend.memory]\n"),
         args: &["config"],
         code: 78,
-        stderr: "elector: error: invalid configuration: unknown field: found `memory`, expected `one of `kind`, `raft`, `bully`, `paxos`, `redis`, `etcd`, `zookeeper`` for key \"default.backend.memory\" in {file} TOML file",
+        stderr: "elector: error: invalid configuration: unknown field: found `memory`, expected `one of `kind`, `raft`, `bully`, `paxos`, `redis`, `etcd`, `zookeeper`, `postgres`` for key \"default.backend.memory\" in {file} TOML file",
     },
     Case {
         file: None,
