@@ -75,11 +75,7 @@ impl Drop for TlsEtcd {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    election_tests::launch::free_port().expect("a free loopback port")
 }
 
 fn start_tls_etcd(dir: &Path, pki: &Pki) -> TlsEtcd {

@@ -166,13 +166,10 @@ impl Drop for Procs {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, outside the ephemeral range (see
+/// [`election_tests::launch::free_port`]).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    election_tests::launch::free_port().expect("a free loopback port")
 }
 
 /// Writes `DIR/elector.toml` for a one-node raft agent (a quorum of one) with its API on a

@@ -39,10 +39,43 @@ pub fn server_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
     builder.tempdir()
 }
 
-/// A free port on 127.0.0.1, as the kernel hands out for port 0.
-pub(crate) fn free_port() -> io::Result<u16> {
+/// Where [`free_port`] picks from: below Linux's default ephemeral range (32768–60999).
+const SERVER_PORTS: std::ops::Range<u16> = 12_000..32_768;
+
+/// A port on 127.0.0.1 that was free a moment ago, for a server to bind.
+///
+/// Picked at random *outside* the kernel's ephemeral range (read from
+/// `/proc/sys/net/ipv4/ip_local_port_range`), not by binding port 0: a port the kernel
+/// hands out for port 0 is an ephemeral one, which the kernel may give to any outgoing
+/// connection (a client, a proxy's upstream) in the window before the server binds it.
+/// That is how a ZooKeeper member once lost its election port and exited (code 14).
+/// Outside the range only another test's pick can clash, and the launchers' retry on a
+/// port clash covers that.
+pub fn free_port() -> io::Result<u16> {
+    use std::hash::{BuildHasher, RandomState};
+    let (low, high) = ephemeral_range().unwrap_or((32_768, 60_999));
+    // Randomly seeded per process and per call: concurrent test processes pick apart.
+    let span = u64::from(SERVER_PORTS.end - SERVER_PORTS.start);
+    for attempt in 0..200u64 {
+        let random = RandomState::new().hash_one(attempt);
+        let port = SERVER_PORTS.start + (random % span) as u16;
+        if (low..=high).contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            return Ok(listener.local_addr()?.port());
+        }
+    }
+    // The range is configured over ours, or it is full: let the kernel choose.
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The kernel's ephemeral port range, as `(low, high)` inclusive.
+fn ephemeral_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+    Some((bounds.next()?.ok()?, bounds.next()?.ok()?))
 }
 
 /// The loopback address with `port`.
@@ -373,7 +406,11 @@ impl Drop for ServerProcess {
 /// server's bind (worth retrying on fresh ports).
 pub(crate) fn is_port_clash(err: &io::Error) -> bool {
     let msg = err.to_string().to_ascii_lowercase();
-    msg.contains("address already in use") || msg.contains("bindexception")
+    msg.contains("address already in use")
+        || msg.contains("bindexception")
+        // ZooKeeper's last words when its election port stayed taken: the
+        // BindException itself may have scrolled out of the log tail by then.
+        || msg.contains("electionportbindretry")
 }
 
 /// Whether every thread of `pid` is in the stopped state (`T`) per `/proc`.

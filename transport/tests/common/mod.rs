@@ -30,15 +30,17 @@ pub fn secret(s: &str) -> Secret {
     Secret::new(format!("{s:0>16}").into_bytes()).unwrap()
 }
 
-/// Free loopback ports, reserved by binding port 0 and released for the caller.
+/// `n` distinct loopback ports that were free a moment ago, outside the ephemeral range
+/// (see [`election_tests::launch::free_port`]).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
+    let mut ports: Vec<u16> = Vec::with_capacity(n);
+    while ports.len() < n {
+        let port = election_tests::launch::free_port().expect("a free loopback port");
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 /// Configurations for nodes `names` on free loopback ports, all with `auth(name)`.
@@ -114,8 +116,8 @@ pub async fn recv(inbox: &mut election_transport::Inbox, what: &str) -> (NodeId,
         .unwrap_or_else(|| panic!("inbox closed while waiting for {what}"))
 }
 
-/// Sends `payload` to `to` until `inbox` yields a message (a connection may still be
-/// forming: earlier copies may be queued or lost), then returns what arrived.
+/// Sends `payload` to `to` until `inbox` yields that payload (a connection may still be
+/// forming: earlier copies may be queued or lost), then returns it with its sender.
 pub async fn send_until_received(
     from: &Transport,
     to: &NodeId,
@@ -125,8 +127,14 @@ pub async fn send_until_received(
     let start = Instant::now();
     loop {
         assert!(from.send(to, Bytes::from_static(payload)));
-        if let Ok(got) = tokio::time::timeout(Duration::from_millis(100), inbox.recv()).await {
-            return got.expect("inbox open");
+        // Only this payload counts: an earlier call's retries may still be in the inbox,
+        // and taking one of those for this message would end the wait before it arrived.
+        let retry_at = Instant::now() + Duration::from_millis(100);
+        while let Ok(got) = tokio::time::timeout_at(retry_at.into(), inbox.recv()).await {
+            let got = got.expect("inbox open");
+            if got.1 == payload {
+                return got;
+            }
         }
         assert!(start.elapsed() < DEADLINE, "no message reached {to}");
     }
