@@ -1,6 +1,7 @@
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -68,13 +69,8 @@ struct Hold {
 }
 
 impl Hold {
-    /// The loss as of `now`, if any: an explicit loss, the deadline having passed, or a
-    /// suspend of the host since the grant.
-    fn loss_at(&self, now: Instant) -> Option<LossReason> {
-        self.loss_given(now, boot_clock::suspended_ns())
-    }
-
-    /// [`loss_at`](Self::loss_at) with the host's suspended time read as `suspended_now`.
+    /// The loss as of `now`, with the host's suspended time read as `suspended_now`: an
+    /// explicit loss, the deadline having passed, or a suspend of the host since the grant.
     fn loss_given(&self, now: Instant, suspended_now: i64) -> Option<LossReason> {
         let suspended = boot_clock::suspended_between(self.suspended_at_grant, suspended_now);
         self.lost
@@ -122,6 +118,101 @@ pub trait LeadershipControl: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct LeaseKeeper {
     tx: Arc<watch::Sender<Hold>>,
+    elsewhere: Option<Arc<Elsewhere>>,
+}
+
+/// A deadline kept outside this process as well, read only when it matters.
+///
+/// A backend whose deadlines are extended *somewhere else* (another process storing each
+/// extension into memory shared with this one, as `elector agent` does for its local
+/// callers) grants with [`LeaseKeeper::grant_with_source`]: no task of this process then
+/// wakes per extension. The source is consulted only once the keeper's own deadline has
+/// passed; a later deadline it vouches for keeps the leadership, and the first time it
+/// does not, the leadership is over for good (it is never revived, whatever the source
+/// says later).
+pub trait DeadlineSource: fmt::Debug + Send + Sync + 'static {
+    /// The latest deadline the source vouches for now, if any.
+    fn deadline(&self) -> Option<Instant>;
+
+    /// The same deadline as nanoseconds on `CLOCK_BOOTTIME` (see [`boot_now_ns`]), in
+    /// memory that a process forked after this call keeps sharing (a `MAP_SHARED`
+    /// mapping), for a guard process that must keep the deadline even if this one stops.
+    /// `None` (the default) if the source has no such word.
+    ///
+    /// [`boot_now_ns`]: crate::boot_now_ns
+    fn shared_boot_ns(&self) -> Option<&AtomicI64> {
+        None
+    }
+}
+
+/// A keeper's [`DeadlineSource`], and whether a reader saw its deadline pass.
+#[derive(Debug)]
+struct Elsewhere {
+    source: Arc<dyn DeadlineSource>,
+    /// Set by the first reader that found both deadlines passed: latched, so that a
+    /// leadership seen lost stays lost for every reader.
+    lapsed: AtomicBool,
+    /// The source's deadline that reader found passed: the leadership's last deadline.
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Elsewhere {
+    /// Whether the source keeps the leadership beyond `now` (the keeper's own deadline
+    /// having passed). Latches the answer `false`.
+    fn keeps(&self, now: Instant) -> bool {
+        if self.lapsed.load(Ordering::Acquire) {
+            return false;
+        }
+        let deadline = self.source.deadline();
+        if deadline.is_some_and(|d| d > now) {
+            return true;
+        }
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !self.lapsed.swap(true, Ordering::AcqRel) {
+            *last = deadline;
+        }
+        false
+    }
+
+    /// The source's deadline; once lapsed, the one that passed.
+    fn deadline(&self) -> Option<Instant> {
+        if self.lapsed.load(Ordering::Acquire) {
+            *self
+                .last
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        } else {
+            self.source.deadline()
+        }
+    }
+}
+
+/// The loss as of `now` of `hold`, whose deadline may also be kept `elsewhere`.
+fn loss_at(hold: &Hold, elsewhere: Option<&Elsewhere>, now: Instant) -> Option<LossReason> {
+    let suspended_now = boot_clock::suspended_ns();
+    match hold.loss_given(now, suspended_now) {
+        // Only the keeper's own deadline passed (no explicit loss, no suspend): the
+        // source may vouch for a later one.
+        Some(LossReason::Expired)
+            if hold.lost.is_none()
+                && !boot_clock::suspended_between(hold.suspended_at_grant, suspended_now)
+                && elsewhere.is_some_and(|e| e.keeps(now)) =>
+        {
+            None
+        }
+        loss => loss,
+    }
+}
+
+/// The later of `hold`'s deadline and the one kept `elsewhere`.
+fn deadline_of(hold: &Hold, elsewhere: Option<&Elsewhere>) -> Instant {
+    match elsewhere.and_then(Elsewhere::deadline) {
+        Some(d) if d > hold.deadline => d,
+        _ => hold.deadline,
+    }
 }
 
 impl LeaseKeeper {
@@ -132,15 +223,44 @@ impl LeaseKeeper {
         deadline: Instant,
         control: Arc<dyn LeadershipControl>,
     ) -> (LeaseKeeper, Leadership) {
-        let (tx, rx) = watch::channel(Hold {
+        Self::grant_inner(info, deadline, control, None)
+    }
+
+    /// As [`grant`](Self::grant), for a leadership whose deadline is also extended
+    /// elsewhere: `source` (see [`DeadlineSource`]) keeps it beyond the keeper's own
+    /// deadline for as long as it vouches for a later one.
+    pub fn grant_with_source(
+        info: LeaderInfo,
+        deadline: Instant,
+        control: Arc<dyn LeadershipControl>,
+        source: Arc<dyn DeadlineSource>,
+    ) -> (LeaseKeeper, Leadership) {
+        let elsewhere = Elsewhere {
+            source,
+            lapsed: AtomicBool::new(false),
+            last: std::sync::Mutex::new(None),
+        };
+        Self::grant_inner(info, deadline, control, Some(Arc::new(elsewhere)))
+    }
+
+    fn grant_inner(
+        info: LeaderInfo,
+        deadline: Instant,
+        control: Arc<dyn LeadershipControl>,
+        elsewhere: Option<Arc<Elsewhere>>,
+    ) -> (LeaseKeeper, Leadership) {
+        let (tx, _) = watch::channel(Hold {
             deadline,
             lost: None,
             suspended_at_grant: boot_clock::suspended_baseline(),
         });
-        let keeper = LeaseKeeper { tx: Arc::new(tx) };
+        let keeper = LeaseKeeper {
+            tx: Arc::new(tx),
+            elsewhere,
+        };
         let leadership = Leadership {
             info,
-            watch: LossWatch { rx },
+            watch: keeper.watch(),
             keeper: keeper.clone(),
             control: Some(control),
         };
@@ -152,10 +272,11 @@ impl LeaseKeeper {
     /// passed when this was called): a lapsed leadership is never revived.
     pub fn extend_to(&self, deadline: Instant) -> bool {
         let mut extended = false;
+        let elsewhere = self.elsewhere.as_deref();
         self.tx.send_if_modified(|hold| {
             // `now` is read under the lock, so no reader can have seen the deadline pass
             // before this check while this call still extends it.
-            if hold.loss_at(Instant::now()).is_some() {
+            if loss_at(hold, elsewhere, Instant::now()).is_some() {
                 return false;
             }
             extended = true;
@@ -172,12 +293,13 @@ impl LeaseKeeper {
     /// Ends the leadership for `reason`, unless it has already ended. Returns whether this
     /// call ended it.
     pub fn end(&self, reason: LossReason) -> bool {
+        let elsewhere = self.elsewhere.as_deref();
         self.tx.send_if_modified(|hold| {
             if hold.lost.is_some() {
                 return false;
             }
             // A lapsed deadline already ended it as `Expired`; record that, not `reason`.
-            hold.lost = Some(hold.loss_at(Instant::now()).unwrap_or(reason));
+            hold.lost = Some(loss_at(hold, elsewhere, Instant::now()).unwrap_or(reason));
             true
         })
     }
@@ -186,17 +308,18 @@ impl LeaseKeeper {
     pub fn watch(&self) -> LossWatch {
         LossWatch {
             rx: self.tx.subscribe(),
+            elsewhere: self.elsewhere.clone(),
         }
     }
 
     /// Whether leadership still holds (as [`Leadership::is_held`]).
     pub fn is_held(&self) -> bool {
-        self.tx.borrow().loss_at(Instant::now()).is_none()
+        loss_at(&self.tx.borrow(), self.elsewhere.as_deref(), Instant::now()).is_none()
     }
 
-    /// The current deadline.
+    /// The current deadline (the later of the keeper's own and its source's, if any).
     pub fn deadline(&self) -> Instant {
-        self.tx.borrow().deadline
+        deadline_of(&self.tx.borrow(), self.elsewhere.as_deref())
     }
 }
 
@@ -205,6 +328,7 @@ impl LeaseKeeper {
 #[derive(Clone, Debug)]
 pub struct LossWatch {
     rx: watch::Receiver<Hold>,
+    elsewhere: Option<Arc<Elsewhere>>,
 }
 
 impl LossWatch {
@@ -219,23 +343,59 @@ impl LossWatch {
         let mut rx = self.rx.clone();
         let mut boot = BootTimer::new();
         let mut keepers_gone = false;
+        let elsewhere = self.elsewhere.as_deref();
         loop {
             let hold = *rx.borrow_and_update();
-            if let Some(reason) = hold.loss_at(Instant::now()) {
+            if let Some(reason) = loss_at(&hold, elsewhere, Instant::now()) {
                 return reason;
             }
+            // With a source, this wakes about once per lease (to read it), not per renewal.
+            let deadline = deadline_of(&hold, elsewhere);
             let boot_timer = async {
                 match boot.as_mut() {
-                    Some(timer) => timer.sleep_until(hold.deadline).await,
+                    Some(timer) => timer.sleep_until(deadline).await,
                     None => std::future::pending().await,
                 }
             };
-            // Loop to re-check after each: a renewal may have moved the deadline meanwhile.
+            let sleep = tokio::time::sleep_until(deadline);
+            tokio::pin!(boot_timer, sleep);
+            // A renewal that only moves the deadline later leaves the timers armed (no
+            // system call per renewal): they fire at the old deadline, and the outer loop
+            // re-checks and re-arms then. An end, or an earlier deadline, re-checks at once.
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    () = &mut boot_timer => break,
+                    // Once every keeper is gone nothing can extend the deadline any more;
+                    // the timers resolve it at the deadline.
+                    changed = rx.changed(), if !keepers_gone => {
+                        keepers_gone = changed.is_err();
+                        let now = *rx.borrow_and_update();
+                        if now.lost.is_some() || deadline_of(&now, elsewhere) < deadline {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolves once the leadership has ended, like [`lost`](Self::lost), but notices an
+    /// end by its deadline only at the next check, one `period` after the last: an
+    /// explicit end (the backend's, a resign) still at once. For a holder whose deadline
+    /// is also enforced by someone who does not wait on this (elector's guard process,
+    /// which reads the [`DeadlineSource`] by itself), so that waiting costs one wake-up
+    /// per `period` instead of one per lease. Cancel-safe.
+    pub async fn lost_checking_every(&self, period: Duration) -> LossReason {
+        let mut rx = self.rx.clone();
+        let mut keepers_gone = false;
+        loop {
+            rx.borrow_and_update();
+            if let Some(reason) = self.loss() {
+                return reason;
+            }
             tokio::select! {
-                () = tokio::time::sleep_until(hold.deadline) => {}
-                () = boot_timer => {}
-                // Once every keeper is gone nothing can extend the deadline any more; the
-                // loop resolves at the deadline.
+                () = tokio::time::sleep(period) => {}
                 changed = rx.changed(), if !keepers_gone => keepers_gone = changed.is_err(),
             }
         }
@@ -243,17 +403,27 @@ impl LossWatch {
 
     /// `false` from the moment [`lost`](Self::lost) would resolve.
     pub fn is_held(&self) -> bool {
-        self.rx.borrow().loss_at(Instant::now()).is_none()
+        self.loss().is_none()
     }
 
     /// Why leadership ended, or `None` while it holds.
     pub fn loss(&self) -> Option<LossReason> {
-        self.rx.borrow().loss_at(Instant::now())
+        loss_at(&self.rx.borrow(), self.elsewhere.as_deref(), Instant::now())
     }
 
-    /// The instant until which leadership is guaranteed without a further renewal.
+    /// The instant until which leadership is guaranteed without a further renewal (the
+    /// later of the keeper's own deadline and its source's, if any).
     pub fn deadline(&self) -> Instant {
-        self.rx.borrow().deadline
+        deadline_of(&self.rx.borrow(), self.elsewhere.as_deref())
+    }
+
+    /// The source this leadership's deadline is also kept in (see [`DeadlineSource`]),
+    /// unless it has lapsed.
+    pub fn deadline_source(&self) -> Option<&Arc<dyn DeadlineSource>> {
+        self.elsewhere
+            .as_deref()
+            .filter(|e| !e.lapsed.load(Ordering::Acquire))
+            .map(|e| &e.source)
     }
 
     /// Waits until the deadline moves or the leadership ends, whichever comes first, and
@@ -391,5 +561,140 @@ mod tests {
             ..hold(now + Duration::from_secs(60))
         };
         assert_eq!(h.loss_given(now, 9 * SECOND), Some(LossReason::Resigned));
+    }
+
+    /// A deadline kept elsewhere, moved by the test.
+    #[derive(Debug, Default)]
+    struct Source(std::sync::Mutex<Option<Instant>>);
+
+    impl Source {
+        fn set(&self, at: Instant) {
+            *self.0.lock().unwrap() = Some(at);
+        }
+    }
+
+    impl DeadlineSource for Source {
+        fn deadline(&self) -> Option<Instant> {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    struct NoControl;
+
+    #[async_trait]
+    impl LeadershipControl for NoControl {
+        async fn resign(&self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn info() -> LeaderInfo {
+        LeaderInfo {
+            node: NodeId::new("n1").unwrap(),
+            epoch: Epoch(1),
+            since: SystemTime::now(),
+        }
+    }
+
+    fn with_source(deadline: Instant) -> (Arc<Source>, LeaseKeeper, Leadership) {
+        let source = Arc::new(Source::default());
+        let (keeper, leadership) =
+            LeaseKeeper::grant_with_source(info(), deadline, Arc::new(NoControl), source.clone());
+        (source, keeper, leadership)
+    }
+
+    #[tokio::test]
+    async fn a_source_keeps_a_leadership_past_the_keepers_own_deadline() {
+        let start = Instant::now();
+        let (source, keeper, leadership) = with_source(start);
+        source.set(start + Duration::from_secs(60));
+        assert!(leadership.is_held());
+        assert!(keeper.is_held());
+        assert_eq!(leadership.deadline(), start + Duration::from_secs(60));
+        assert!(leadership.loss_watch().deadline_source().is_some());
+        // The keeper's own extensions still count, and never move the deadline back.
+        assert!(keeper.extend_to(start + Duration::from_secs(1)));
+        assert_eq!(leadership.deadline(), start + Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn once_seen_lapsed_a_source_cannot_revive_the_leadership() {
+        let start = Instant::now();
+        let (source, keeper, leadership) = with_source(start);
+        source.set(start);
+        assert_eq!(leadership.loss_watch().loss(), Some(LossReason::Expired));
+        // The source moves on (a store that arrived late): the leadership stays lost.
+        source.set(Instant::now() + Duration::from_secs(60));
+        assert!(!leadership.is_held());
+        assert!(!keeper.extend_to(Instant::now() + Duration::from_secs(60)));
+        assert!(leadership.loss_watch().deadline_source().is_none());
+        assert_eq!(leadership.lost().await, LossReason::Expired);
+    }
+
+    #[tokio::test]
+    async fn an_explicit_loss_ends_a_leadership_whatever_the_source_says() {
+        let start = Instant::now();
+        let (source, keeper, leadership) = with_source(start + Duration::from_secs(60));
+        source.set(start + Duration::from_secs(120));
+        keeper.end(LossReason::Revoked);
+        assert_eq!(leadership.lost().await, LossReason::Revoked);
+    }
+
+    #[tokio::test]
+    async fn lost_resolves_once_the_source_stops_moving_and_not_before() {
+        let start = Instant::now();
+        let step = Duration::from_millis(20);
+        let (source, _keeper, leadership) = with_source(start + step);
+        source.set(start + 2 * step);
+        // Another "process" moves the source on, ten times, then stops.
+        let mover = {
+            let source = source.clone();
+            tokio::spawn(async move {
+                let mut last = start + 2 * step;
+                for _ in 0..10 {
+                    tokio::time::sleep(step).await;
+                    last = Instant::now() + 2 * step;
+                    source.set(last);
+                }
+                last
+            })
+        };
+        let reason = leadership.lost().await;
+        let lost_at = Instant::now();
+        let last = mover.await.unwrap();
+        assert_eq!(reason, LossReason::Expired);
+        assert!(
+            lost_at >= last,
+            "lost {:?} before the source's last deadline",
+            last - lost_at
+        );
+    }
+
+    #[tokio::test]
+    async fn checking_every_period_notices_an_explicit_end_at_once_and_an_expiry_after_it() {
+        let period = Duration::from_secs(30);
+        let start = Instant::now();
+        let (_source, keeper, leadership) = with_source(start + Duration::from_secs(60));
+        let watch = leadership.loss_watch();
+        let waiting = tokio::spawn(async move { watch.lost_checking_every(period).await });
+        tokio::task::yield_now().await;
+        keeper.end(LossReason::Revoked);
+        let reason = tokio::time::timeout(period / 2, waiting)
+            .await
+            .expect("an explicit end waited for the next check")
+            .unwrap();
+        assert_eq!(reason, LossReason::Revoked);
+        // An expiry: noticed at a check, never before the deadline.
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let (_source, _keeper, leadership) = with_source(deadline);
+        let reason = leadership
+            .loss_watch()
+            .lost_checking_every(Duration::from_millis(20))
+            .await;
+        assert_eq!(reason, LossReason::Expired);
+        assert!(
+            Instant::now() >= deadline,
+            "noticed an expiry before the deadline"
+        );
     }
 }

@@ -90,7 +90,7 @@ pub use epoch::Epoch;
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use fence::Fence;
 pub use leadership::{
-    LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, LossWatch,
+    DeadlineSource, LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, LossWatch,
 };
 pub use memory::{MemoryBackend, MemoryServer};
 pub use names::{Candidate, ElectionName, MAX_ELECTION_NAME_LEN, MAX_NODE_ID_LEN, NodeId};
