@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # CPU an idle supervised `elector run` costs through its agent, on three raft agents with
-# raft's defaults on loopback: the caller (`elector run`), its guard, and the leading
-# agent with and without the hold (the difference is the hold protocol's share; the rest
-# is raft's heartbeats). Time on CPU comes from /proc/PID/task/*/schedstat (nanoseconds).
+# raft's defaults on loopback: the caller (`elector run`), its guard, the leading agent
+# (raft's heartbeats for the election included: an election nobody campaigns in has no
+# leader and costs nothing) and a following agent (which only answers heartbeats). Time on
+# CPU comes from /proc/PID/task/*/schedstat (nanoseconds). Then, unless STRACE=0, system
+# calls per second of the caller, its guard and the leading agent over 5 s (`strace -c
+# -f`): a count that a busy machine does not blur.
 #
 #   cargo build --release -p elector && bash cli/bench/idle-cpu.sh [SECONDS]
 #
@@ -17,7 +20,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$DIR"
+  [ -n "${KEEP:-}" ] && cp -r "$DIR" "$KEEP"; rm -rf "$DIR"
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
@@ -54,9 +57,7 @@ cpu_ns() { # total time on CPU of every thread of $1, in ns
   echo "$t"
 }
 percent() { python3 -c "print(f'{$1 / ($SECS * 1e9) * 100:.3f}')"; }
-sleep 3
-a0=$(cpu_ns "$AGENT1"); sleep "$SECS"; a1=$(cpu_ns "$AGENT1")
-idle=$((a1 - a0))
+AGENT2=${PIDS[1]}
 RUST_LOG=warn "$ELECTOR" --config "$DIR/n1.toml" run -e job --supervise -- sleep 100000 2>"$DIR/run.log" &
 RUN=$!
 PIDS+=($RUN)
@@ -65,9 +66,9 @@ sleep 3
 GUARD=$(pgrep -P "$RUN" | head -1)
 epoch() { curl -sf "http://127.0.0.1:${apis[0]}/v1/leader/job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader"]["epoch"])' 2>/dev/null || echo none; }
 e0=$(epoch)
-a0=$(cpu_ns "$AGENT1"); r0=$(cpu_ns "$RUN"); g0=$(cpu_ns "$GUARD")
+a0=$(cpu_ns "$AGENT1"); r0=$(cpu_ns "$RUN"); g0=$(cpu_ns "$GUARD"); f0=$(cpu_ns "$AGENT2")
 sleep "$SECS"
-a1=$(cpu_ns "$AGENT1"); r1=$(cpu_ns "$RUN"); g1=$(cpu_ns "$GUARD")
+a1=$(cpu_ns "$AGENT1"); r1=$(cpu_ns "$RUN"); g1=$(cpu_ns "$GUARD"); f1=$(cpu_ns "$AGENT2")
 e1=$(epoch)
 if [ "$e0" != "$e1" ] || [ ! -d "/proc/$GUARD" ]; then
   # A loaded machine can make raft's 75 ms lease lapse: the child is restarted under a
@@ -79,6 +80,16 @@ echo "binary: $ELECTOR (hold protocol: $([ "$has_socket" = 1 ] && echo "socket, 
 echo "over ${SECS}s, % of one core:"
 echo "  elector run (caller)         $(percent $((r1 - r0)))"
 echo "  its guard                    $(percent $((g1 - g0)))"
-echo "  leading agent, holding       $(percent "$held")"
-echo "  leading agent, no hold       $(percent "$idle")"
-echo "  hold protocol in the agent   $(percent $((held - idle)))"
+echo "  leading agent (n1)           $(percent "$held")"
+echo "  following agent (n2)         $(percent $((f1 - f0)))"
+if [ "${STRACE:-1}" != 0 ] && command -v strace >/dev/null; then
+  calls() { # system calls per second of every thread of $1 over 5 s
+    timeout -s INT 5 strace -c -f -p "$1" -o "$DIR/strace-$1" >/dev/null 2>&1 || true
+    [ -n "${VERBOSE:-}" ] && cat "$DIR/strace-$1" >&2
+    awk '$NF == "total" { print int($4 / 5) }' "$DIR/strace-$1"
+  }
+  echo "system calls per second (strace -c -f, 5 s each):"
+  echo "  elector run (caller)         $(calls "$RUN")"
+  echo "  its guard                    $(calls "$GUARD")"
+  echo "  leading agent (n1)           $(calls "$AGENT1")"
+fi

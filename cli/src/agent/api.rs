@@ -24,6 +24,13 @@ pub(crate) use super::history::{Change, Why};
 /// otherwise. The caller renews, rather than the agent pushing by itself, so that a
 /// stopped caller stops extending its hold: the agent resigns once the last deadline it
 /// gave plus the kill grace and `timing.clock_drift` has passed.
+///
+/// With a deadline page ([`Granted::deadline_page`], decision 126) the agent also stores
+/// every new deadline there while the caller is alive (a `renew` within
+/// `caller_timeout_ms`), and the caller's keeper and guard read it when their own
+/// deadline comes: the caller then renews only every third of the caller timeout, and the
+/// answers serve as acknowledgements. A caller that cannot map the page renews at a third
+/// of the lease and takes its deadlines from the answers, as without one.
 pub(crate) const HOLD_PROTOCOL: &str = "elector-hold/1";
 
 /// The longest line either side sends on a hold connection.
@@ -40,6 +47,14 @@ pub(crate) struct Granted {
     pub(crate) deadline_ns: i64,
     /// The agent's boot clock when it wrote this line.
     pub(crate) now_ns: i64,
+    /// The hold's deadline page (see [`super::deadline_page`]), if the agent made one:
+    /// the caller that maps it needs to `renew` only every third of `caller_timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) deadline_page: Option<std::path::PathBuf>,
+    /// With a page: the agent stops storing deadlines into it once the caller's last
+    /// `renew` is this old.
+    #[serde(default)]
+    pub(crate) caller_timeout_ms: u64,
 }
 
 /// A later line of a hold, from the agent.

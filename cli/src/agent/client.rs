@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::api::{Granted, HOLD_PROTOCOL, HoldEnd, HoldUpdate, LeaderAnswer, Status};
+use super::deadline_page::PageReader;
 use super::session::lines;
 use crate::backend::{BackendConfig, Kind};
 use crate::clock;
@@ -275,11 +276,29 @@ impl AgentElector {
                  its deadlines cannot be kept here; run elector and its agent in one",
             ));
         }
-        tracing::debug!(hold = %granted.hold, "granted through the agent");
+        let page = granted.deadline_page.as_deref().and_then(|path| {
+            PageReader::open(path)
+                .inspect_err(|e| {
+                    tracing::warn!(hold = %granted.hold, page = %path.display(), error = %e, "cannot map the hold's deadline page; renewing at a third of the lease instead");
+                })
+                .ok()
+        });
+        tracing::debug!(hold = %granted.hold, page = page.is_some(), "granted through the agent");
         let (resigns, requests) = mpsc::channel(1);
         let control = Arc::new(AgentControl { resigns });
         let deadline = clock::from_boot_ns(granted.deadline_ns);
-        let (keeper, leadership) = LeaseKeeper::grant(granted.info, deadline, control);
+        let (keeper, leadership, pace) = match page {
+            Some(page) => {
+                let (keeper, leadership) =
+                    LeaseKeeper::grant_with_source(granted.info, deadline, control, Arc::new(page));
+                let every = Duration::from_millis(granted.caller_timeout_ms) / 3;
+                (keeper, leadership, Pace::Alive(every.max(MIN_RENEW_PACE)))
+            }
+            None => {
+                let (keeper, leadership) = LeaseKeeper::grant(granted.info, deadline, control);
+                (keeper, leadership, Pace::Lease(self.backend.timing))
+            }
+        };
         tokio::spawn(renew(
             Renewal {
                 lines,
@@ -287,7 +306,7 @@ impl AgentElector {
                 requests,
             },
             keeper,
-            self.backend.timing,
+            pace,
             granted.hold,
         ));
         Ok(leadership)
@@ -386,19 +405,39 @@ struct Renewal {
     requests: mpsc::Receiver<oneshot::Sender<()>>,
 }
 
+/// The shortest pause between two renewals of a hold.
+const MIN_RENEW_PACE: Duration = Duration::from_millis(10);
+
+/// How often a caller renews its hold.
+#[derive(Clone, Copy, Debug)]
+enum Pace {
+    /// With a deadline page: only to show it is alive, at this interval (a third of the
+    /// agent's caller timeout); the page carries the deadlines.
+    Alive(Duration),
+    /// Without: every third of the lease left (at most `renew_interval`), each answer
+    /// extending the deadline.
+    Lease(LeaseTiming),
+}
+
+impl Pace {
+    /// The pause before the next renewal, with the hold's deadline at `deadline`.
+    fn after(self, deadline: Instant) -> Duration {
+        match self {
+            Pace::Alive(every) => every,
+            Pace::Lease(timing) => {
+                let budget = deadline.saturating_duration_since(Instant::now()) / 3;
+                timing.renew_interval.min(budget).max(MIN_RENEW_PACE)
+            }
+        }
+    }
+}
+
 /// Renews a hold until it ends, then waits for the holder to resign (after its command is
 /// gone) and passes that on. Renewals pause while one is unanswered.
-async fn renew(mut hold: Renewal, keeper: LeaseKeeper, timing: LeaseTiming, id: String) {
+async fn renew(mut hold: Renewal, keeper: LeaseKeeper, pace: Pace, id: String) {
     let watch = keeper.watch();
-    let pace = |deadline: Instant| {
-        let budget = deadline.saturating_duration_since(Instant::now()) / 3;
-        timing
-            .renew_interval
-            .min(budget)
-            .max(Duration::from_millis(10))
-    };
     let mut renewing = true;
-    let mut next = Instant::now() + pace(keeper.deadline());
+    let mut next = Instant::now() + pace.after(keeper.deadline());
     let mut asked: Option<Instant> = None;
     let mut rtt: Option<Duration> = None;
     // One wait for the whole hold, not one per renewal (each arms a boot-clock timer).
@@ -432,14 +471,16 @@ async fn renew(mut hold: Renewal, keeper: LeaseKeeper, timing: LeaseTiming, id: 
                             continue;
                         }
                         let deadline = clock::from_boot_ns(deadline_ns);
-                        if !keeper.extend_to(deadline) {
+                        // With a page the answer only acknowledges: the keeper reads the
+                        // page when its deadline comes, and nothing wakes meanwhile.
+                        if matches!(pace, Pace::Lease(_)) && !keeper.extend_to(deadline) {
                             // The deadline passed while we waited: never revive it, and
                             // leave the hand-over to the holder's drop (the handover rule).
                             renewing = false;
                             continue;
                         }
                         tracing::trace!(hold = %id, rtt_us = rtt.map(|r| r.as_micros() as u64), "renewed through the agent");
-                        next = Instant::now() + pace(deadline);
+                        next = Instant::now() + pace.after(deadline);
                     }
                     Ok(HoldUpdate::Extended { .. }) => {}
                     Ok(HoldUpdate::Ended { reason }) => {
@@ -455,8 +496,11 @@ async fn renew(mut hold: Renewal, keeper: LeaseKeeper, timing: LeaseTiming, id: 
                 }
             }
             // Lapsed: stop renewing, and nothing more (the handover rule). The holder's
-            // resign, once its command is gone, goes out on this connection.
-            _ = &mut lost, if renewing => renewing = false,
+            // resign, once its command is gone, goes out on this connection. (With a page
+            // the renewals only show this process is alive, and this wait would wake at
+            // every deadline: the holder notices the lapse, the agent stops storing once
+            // the holder resigned or stopped.)
+            _ = &mut lost, if renewing && matches!(pace, Pace::Lease(_)) => renewing = false,
             request = hold.requests.recv() => {
                 let Some(done) = request else {
                     return;

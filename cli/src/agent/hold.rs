@@ -8,8 +8,13 @@ use election_core::{ElectionName, Leadership, LossReason, LossWatch};
 use tokio::sync::{OwnedMutexGuard, watch};
 use tokio::time::Instant;
 
+use super::deadline_page::PageWriter;
 use super::metrics::Metrics;
 use super::server::{Agent, HoldId, lock};
+
+/// The shortest caller timeout: how long the agent keeps storing deadlines into a hold's
+/// page after the caller's last `renew` (a lease, if that is longer).
+pub(super) const CALLER_TIMEOUT_MIN: Duration = Duration::from_secs(1);
 
 /// A leadership held on behalf of a local caller.
 pub(super) struct Hold {
@@ -25,6 +30,12 @@ pub(super) struct Hold {
     pub(super) revoked: watch::Sender<bool>,
     /// The caller resigned (`resign` on its hold connection): its command is gone.
     pub(super) released: watch::Sender<bool>,
+    /// The deadline page shared with the caller, if one could be made.
+    pub(super) page: Option<PageWriter>,
+    /// When the caller last sent `renew`: it is alive for `caller_timeout` after.
+    pub(super) alive_at: Mutex<Instant>,
+    /// See [`CALLER_TIMEOUT_MIN`].
+    pub(super) caller_timeout: Duration,
     pub(super) _local: OwnedMutexGuard<()>,
 }
 
@@ -33,6 +44,28 @@ impl Hold {
     pub(super) fn caller_deadline(&self) -> Instant {
         let (at, left) = *lock(&self.last_renewed);
         at + left
+    }
+
+    /// Whether the caller sent `renew` within the caller timeout.
+    pub(super) fn caller_alive(&self) -> bool {
+        lock(&self.alive_at).elapsed() < self.caller_timeout
+    }
+
+    /// Passes the leadership's current deadline on to the caller: first as the caller's
+    /// deadline here (so that [`keep`] never resigns before a deadline the caller's guard
+    /// may have read), then into the page. `None`, and nothing passed on, once the
+    /// leadership ended or the hold was revoked.
+    pub(super) fn pass_on(&self) -> Option<Instant> {
+        if !self.watch.is_held() || *self.revoked.borrow() {
+            return None;
+        }
+        let now = Instant::now();
+        let deadline = self.watch.deadline();
+        *lock(&self.last_renewed) = (now, deadline.saturating_duration_since(now));
+        if let Some(page) = &self.page {
+            page.store(deadline);
+        }
+        Some(deadline)
     }
 }
 

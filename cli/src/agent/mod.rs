@@ -45,6 +45,7 @@
 
 pub(crate) mod api;
 pub(crate) mod client;
+pub(crate) mod deadline_page;
 mod history;
 mod hold;
 mod http;

@@ -19,8 +19,9 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::api::{ElectionStatus, Status};
+use super::deadline_page::{self, PageWriter};
 use super::history::History;
-use super::hold::{Hold, keep};
+use super::hold::{CALLER_TIMEOUT_MIN, Hold, keep};
 use super::http;
 use super::metrics::Metrics;
 use super::socket;
@@ -86,6 +87,8 @@ pub(crate) struct Agent {
     /// The longest a caller may take to kill its command after its deadline: the agent
     /// never resigns on its own before a caller's deadline plus this.
     pub(super) kill_grace: Duration,
+    /// Where holds' deadline pages go (none: callers renew at a third of the lease).
+    pub(super) pages: std::sync::OnceLock<PageDir>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -118,6 +121,16 @@ pub(super) struct Grant {
     pub(super) id: HoldId,
     pub(super) info: LeaderInfo,
     pub(super) deadline: Instant,
+    /// Its deadline page, if the agent could make one.
+    pub(super) page: Option<std::path::PathBuf>,
+    /// How often the caller must `renew` to be counted alive: within this.
+    pub(super) caller_timeout: Duration,
+}
+
+/// Where the agent makes its holds' deadline pages.
+pub(super) struct PageDir {
+    pub(super) dir: std::path::PathBuf,
+    pub(super) group: Option<nix::unistd::Gid>,
 }
 
 impl Agent {
@@ -142,6 +155,7 @@ impl Agent {
             history: History::default(),
             closing: watch::channel(false).0,
             kill_grace,
+            pages: std::sync::OnceLock::new(),
         })
     }
 
@@ -310,22 +324,41 @@ impl Agent {
         let watch = leadership.loss_watch();
         let deadline = watch.deadline();
         let now = Instant::now();
+        let lease = deadline.saturating_duration_since(now);
+        let page = self.pages.get().and_then(|p| {
+            PageWriter::create(&p.dir, &id, p.group, deadline)
+                .inspect_err(|e| {
+                    tracing::warn!(election = %name, dir = %p.dir.display(), error = %e, "no deadline page for this hold (its caller renews at a third of the lease instead)");
+                })
+                .ok()
+        });
         let hold = Arc::new(Hold {
             election: name.clone(),
             watch,
             leadership: Mutex::new(Some(leadership)),
-            last_renewed: Mutex::new((now, deadline.saturating_duration_since(now))),
+            last_renewed: Mutex::new((now, lease)),
             revoked: watch::channel(false).0,
             released: watch::channel(false).0,
+            page,
+            alive_at: Mutex::new(now),
+            caller_timeout: lease.max(CALLER_TIMEOUT_MIN),
             _local: local,
         });
+        let page = hold.page.as_ref().map(|p| p.path().to_owned());
+        let caller_timeout = hold.caller_timeout;
         lock(&self.holds).insert(id.clone(), hold.clone());
         *lock(&election.hold) = Some(id.clone());
         let labels = Metrics::labels(name.as_str());
         self.metrics.is_leader.get_or_create(&labels).set(1);
         tracing::info!(election = %name, epoch = %info.epoch, hold = %id, "elected on behalf of a local caller");
         tokio::spawn(keep(self.clone(), id.clone(), hold));
-        Ok(Some(Grant { id, info, deadline }))
+        Ok(Some(Grant {
+            id,
+            info,
+            deadline,
+            page,
+            caller_timeout,
+        }))
     }
 
     /// The hold `id`, if it exists.
@@ -337,12 +370,8 @@ impl Agent {
     /// revoked. The caller's deadline becomes that deadline.
     pub(super) fn renew(&self, id: &str, rtt: Option<Duration>) -> Option<Instant> {
         let hold = self.hold(id)?;
-        if !hold.watch.is_held() || *hold.revoked.borrow() {
-            return None;
-        }
-        let now = Instant::now();
-        let deadline = hold.watch.deadline();
-        *lock(&hold.last_renewed) = (now, deadline.saturating_duration_since(now));
+        *lock(&hold.alive_at) = Instant::now();
+        let deadline = hold.pass_on()?;
         if let Some(rtt) = rtt {
             self.metrics
                 .renew_latency
@@ -552,6 +581,15 @@ pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure
     let backend = config.open(loaded).await?;
     let kind = backend.kind();
     let agent = Agent::new(backend, node, loaded.settings.timing, kill_grace, limits);
+    let pages = deadline_page::dir_for(&socket_path);
+    match deadline_page::prepare_dir(&pages, group) {
+        Ok(()) => {
+            let _ = agent.pages.set(PageDir { dir: pages, group });
+        }
+        Err(e) => {
+            tracing::warn!(dir = %pages.display(), error = %e, "no deadline pages: local callers renew at a third of the lease");
+        }
+    }
     for name in &configured {
         agent.election(name)?;
     }

@@ -64,6 +64,8 @@ where
         info: grant.info,
         deadline_ns: clock::to_boot_ns(grant.deadline),
         now_ns: clock::boot_now_ns(),
+        deadline_page: grant.page,
+        caller_timeout_ms: u64::try_from(grant.caller_timeout.as_millis()).unwrap_or(u64::MAX),
     };
     if write.write_all(&json_line(&first)).await.is_err() {
         return;
@@ -73,8 +75,16 @@ where
     // One wait for the whole hold, not one per renewal (each arms a boot-clock timer).
     let lost = hold.watch.lost();
     tokio::pin!(lost);
+    // Each extension of the leadership goes into the page while the caller is alive.
+    let mut extensions = hold.watch.clone();
     loop {
         let end = tokio::select! {
+            _ = extensions.changed(), if hold.page.is_some() => {
+                if hold.caller_alive() {
+                    let _ = hold.pass_on();
+                }
+                continue;
+            }
             line = lines.recv() => {
                 let Some(line) = line else {
                     tracing::debug!(hold = %id, "the caller's hold connection closed");

@@ -84,7 +84,13 @@ async fn guarded_job(
         (election_core::env::BACKEND, kind.to_owned()),
     ];
     let mut child = Launcher::guarded()
-        .spawn(&job, &env, leadership.deadline(), Duration::from_secs(1))
+        .spawn(
+            &job,
+            &env,
+            leadership.deadline(),
+            None,
+            Duration::from_secs(1),
+        )
         .context("starting the demo job")
         .map_err(|e| Failure::new(exit::SOFTWARE, e))?;
     let exit = step(

@@ -19,8 +19,14 @@
 //!   SIGTERM to the group, and SIGKILL to the group (itself included) one kill grace later
 //!   unless the group is empty by then; from that moment it takes no new deadline. So a
 //!   stopped, blocked or deadlocked elector cannot leave the command running past its
-//!   lease. elector does the same first when it is healthy, by sending a deadline of "now"
+//!   lease. elector does the same first when it is healthy, by sending [`KILL_NOW`]
 //!   (one SIGTERM, from the guard).
+//! - **The deadline page** (decision 126). Through the agent, the leadership's deadlines
+//!   are also stored by the agent into a page of shared memory that elector mapped before
+//!   the fork. When its deadline passes, the guard first loads the page: a later deadline
+//!   there becomes its deadline (one load, no message, nobody woken per extension); only
+//!   a page that has not moved past now ends the command. [`KILL_NOW`] stops it from
+//!   consulting the page.
 //! - SIGCHLD → reap every exited child; once CMD has exited, exit with its code (128 + N
 //!   when killed by signal N), at once if the deadline has not fired, else once no other
 //!   member of the group is left.
@@ -40,10 +46,14 @@
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use nix::sys::signal::Signal;
 
 use super::cgroup::{self, Cgroup, Fds};
+
+/// The pipe message that ends the command now, whatever the deadline page says.
+pub(crate) const KILL_NOW: i64 = i64::MIN;
 
 const SIGNALS: [Signal; 6] = [
     Signal::SIGCHLD,
@@ -75,6 +85,9 @@ pub(crate) struct Prepared {
     deadlines: libc::c_int,
     /// The first deadline, nanoseconds on `CLOCK_BOOTTIME`.
     deadline: i64,
+    /// The deadline page's word (null without one); mapped shared, so the forked guard
+    /// reads what the agent stores.
+    page: *const AtomicI64,
     /// SIGTERM-to-SIGKILL grace, nanoseconds.
     grace: i64,
     /// The command's cgroup, if it has one ([`super::cgroup`]).
@@ -111,6 +124,9 @@ pub(crate) struct Guarding<'a> {
     pub(crate) deadlines: libc::c_int,
     /// The first deadline, nanoseconds on `CLOCK_BOOTTIME` (see [`crate::clock`]).
     pub(crate) deadline: i64,
+    /// A word of shared memory holding later deadlines (see the module doc), read when the
+    /// deadline passes; it must stay mapped until the fork.
+    pub(crate) page: Option<&'a AtomicI64>,
     /// Between SIGTERM and SIGKILL.
     pub(crate) grace: std::time::Duration,
     /// The command's own cgroup, if it has one.
@@ -132,6 +148,7 @@ impl Prepared {
         let Guarding {
             deadlines,
             deadline,
+            page,
             grace,
             cgroup,
         } = guarding;
@@ -170,6 +187,7 @@ impl Prepared {
         Ok(Prepared {
             deadlines,
             deadline,
+            page: page.map_or(std::ptr::null(), std::ptr::from_ref),
             grace: i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX),
             cgroup: cgroup.map_or(Fds::NONE, Cgroup::fds),
             cgroup_dir: cgroup.and_then(Cgroup::dir_c),
@@ -256,6 +274,7 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
         let group = libc::getpid();
         let mut phase = Phase::Guarding(command.deadline);
         let mut deadlines = command.deadlines;
+        let mut page = command.page;
         // Bytes of a deadline message not read whole yet.
         let mut partial = [0u8; 8];
         let mut have = 0usize;
@@ -265,8 +284,18 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
             if let Phase::Guarding(deadline) = phase
                 && now >= deadline
             {
+                // The page may hold a later deadline: one atomic load of shared memory.
+                let stored = if page.is_null() {
+                    i64::MIN
+                } else {
+                    (*page).load(Ordering::Acquire)
+                };
+                if stored > now {
+                    phase = Phase::Guarding(stored);
+                    continue;
+                }
                 libc::kill(0, libc::SIGTERM);
-                phase = Phase::Killing(deadline.saturating_add(command.grace));
+                phase = Phase::Killing(deadline.max(stored).saturating_add(command.grace));
             }
             if let Phase::Killing(at) = phase
                 && now >= at
@@ -312,7 +341,13 @@ pub(crate) unsafe fn run_in_child(command: &Prepared, parent: libc::pid_t) -> ! 
                         if have == partial.len() {
                             have = 0;
                             if let Phase::Guarding(_) = phase {
-                                phase = Phase::Guarding(i64::from_le_bytes(partial));
+                                let mut next = i64::from_le_bytes(partial);
+                                if next == KILL_NOW {
+                                    // Now, and no page can keep it.
+                                    page = std::ptr::null();
+                                    next = crate::clock::boot_now_ns();
+                                }
+                                phase = Phase::Guarding(next);
                             }
                         }
                     }

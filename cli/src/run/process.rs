@@ -37,6 +37,7 @@ use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -171,12 +172,15 @@ impl Launcher {
 
     /// Starts `job` in a new process group with `env` added to its environment. With the
     /// guard, the group is killed at `deadline` (SIGTERM, SIGKILL `grace` later) unless a
-    /// later deadline arrives through [`Child::deadline_link`].
+    /// later deadline arrives through [`Child::deadline_link`], or is found in `page` when
+    /// the deadline comes (a word of shared memory the agent stores deadlines into; see
+    /// `agent::deadline_page`).
     pub(crate) fn spawn(
         &self,
         job: &Job,
         env: &[(&str, String)],
         deadline: Instant,
+        page: Option<&AtomicI64>,
         grace: Duration,
     ) -> io::Result<Child> {
         become_subreaper();
@@ -198,6 +202,7 @@ impl Launcher {
                 super::guard::Guarding {
                     deadlines: read.as_raw_fd(),
                     deadline: crate::clock::to_boot_ns(deadline),
+                    page,
                     grace,
                     cgroup: cgroup.as_ref(),
                 },
@@ -256,11 +261,21 @@ impl DeadlineLink {
     /// Tells the guard the group may run until `deadline` (earlier or later than before;
     /// a guard whose deadline already fired ignores it). Never blocks.
     pub(crate) fn set(&self, deadline: Instant) {
+        self.send(crate::clock::to_boot_ns(deadline));
+    }
+
+    /// Tells the guard to end the group now (SIGTERM now, SIGKILL one grace later),
+    /// whatever its deadline page says. Never blocks.
+    pub(crate) fn kill_now(&self) {
+        self.send(super::guard::KILL_NOW);
+    }
+
+    fn send(&self, boot_ns: i64) {
         let Some(fd) = &self.0 else {
             return;
         };
         // One 8-byte write on a pipe is atomic: the guard never reads half a deadline.
-        match nix::unistd::write(fd, &crate::clock::to_boot_ns(deadline).to_le_bytes()) {
+        match nix::unistd::write(fd, &boot_ns.to_le_bytes()) {
             Ok(_) => {}
             // The guard has exited (the group is ending anyway).
             Err(Errno::EPIPE) => {}
@@ -269,7 +284,7 @@ impl DeadlineLink {
     }
 
     /// Whether a guard receives the deadlines.
-    fn is_guarded(&self) -> bool {
+    pub(crate) fn is_guarded(&self) -> bool {
         self.0.is_some()
     }
 }
@@ -363,7 +378,7 @@ impl Child {
         if self.exit.is_none() && first == Signal::SIGTERM && self.link.is_guarded() {
             // The guard's deadline, moved to now: one SIGTERM (from the guard), and the
             // guard's own SIGKILL after the grace even if this process stops meanwhile.
-            self.link.set(now);
+            self.link.kill_now();
         } else if self.exit.is_none() || self.alive() {
             self.signal_group(first);
         }

@@ -123,11 +123,14 @@ fn spawn(
     elector: &dyn LeaderElector,
     leadership: &Leadership,
 ) -> Result<Child, Failure> {
+    let watch = leadership.loss_watch();
+    let page = watch.deadline_source().and_then(|s| s.shared_boot_ns());
     plan.launcher
         .spawn(
             &plan.job,
             &child_env(plan, elector, leadership.epoch()),
             leadership.deadline(),
+            page,
             plan.kill_grace,
         )
         .map_err(|e| {
@@ -173,18 +176,38 @@ async fn hold_child(
 ) -> Result<Held, Failure> {
     let mut child = spawn(plan, elector, leadership)?;
     let link = child.deadline_link();
+    let watch = leadership.loss_watch();
+    // With a deadline page the guard ends the group at the deadline by itself, reading
+    // the page (decision 126): this process need not wake at every deadline to learn of
+    // an expiry, only now and then; explicit losses still arrive at once.
+    let lazily = link.is_guarded() && watch.deadline_source().is_some();
+    let lost = async {
+        if lazily {
+            watch.lost_checking_every(LAZY_LOSS_CHECK).await
+        } else {
+            watch.lost().await
+        }
+    };
     Ok(tokio::select! {
         () = keep_deadline(link, leadership.loss_watch()) => unreachable!("keep_deadline never returns"),
-        exit = child.wait() => {
-            child.clean_up(plan.kill_grace).await;
-            Held::Exited(exit)
-        }
-        reason = leadership.lost() => {
+        exit = child.wait() => match watch.loss() {
+            // Ended at the deadline by the guard (or just then by itself): a loss.
+            Some(reason) => Held::Lost(reason, child.terminate(Signal::SIGTERM, plan.kill_grace).await),
+            None => {
+                child.clean_up(plan.kill_grace).await;
+                Held::Exited(exit)
+            }
+        },
+        reason = lost => {
             Held::Lost(reason, child.terminate(Signal::SIGTERM, plan.kill_grace).await)
         }
         signal = stopped(stop) => Held::Stopped(signal, child.terminate(signal, plan.kill_grace).await),
     })
 }
+
+/// How often a holder whose guard reads a deadline page checks whether its leadership
+/// expired (see [`hold_child`]): the guard has already ended the command by then.
+const LAZY_LOSS_CHECK: Duration = Duration::from_millis(250);
 
 async fn resign(leadership: Leadership, name: &str) {
     let epoch = leadership.epoch();

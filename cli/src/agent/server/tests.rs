@@ -33,6 +33,17 @@ struct Running {
 }
 
 async fn start(server: &MemoryServer, node: &str, timing: LeaseTiming) -> Running {
+    start_with(server, node, timing, true).await
+}
+
+/// An agent with deadline pages (as `elector agent` runs) or without (the fallback: its
+/// callers renew at a third of the lease and take deadlines from the answers).
+async fn start_with(
+    server: &MemoryServer,
+    node: &str,
+    timing: LeaseTiming,
+    pages: bool,
+) -> Running {
     let agent = Agent::new(
         Arc::new(server.connect()),
         NodeId::new(node).unwrap(),
@@ -43,6 +54,14 @@ async fn start(server: &MemoryServer, node: &str, timing: LeaseTiming) -> Runnin
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("agent.sock");
     let control = super::socket::bind(&socket, None).unwrap();
+    if pages {
+        let pages = deadline_page::dir_for(&socket);
+        deadline_page::prepare_dir(&pages, None).unwrap();
+        let _ = agent.pages.set(PageDir {
+            dir: pages,
+            group: None,
+        });
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(serve_on(
@@ -136,9 +155,23 @@ async fn leader_health_is_200_only_on_the_node_that_leads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_agent_still_makes_lost_fire_by_the_callers_deadline() {
+    a_vanished_agent_makes_lost_fire_by_the_callers_deadline(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_deadline_page_a_vanished_agent_still_makes_lost_fire_in_time() {
+    a_vanished_agent_makes_lost_fire_by_the_callers_deadline(false).await;
+}
+
+async fn a_vanished_agent_makes_lost_fire_by_the_callers_deadline(pages: bool) {
     let server = MemoryServer::new(timing()).unwrap();
-    let a = start(&server, "a", timing()).await;
+    let a = start_with(&server, "a", timing(), pages).await;
     let held = client(&a, timing()).campaign().await.unwrap();
+    assert_eq!(
+        held.loss_watch().deadline_source().is_some(),
+        pages,
+        "the caller did not take the deadline page it was offered (or took one it was not)"
+    );
     // Renewals through the agent keep it for longer than a lease.
     assert!(
         tokio::time::timeout(timing().ttl * 2, held.lost())

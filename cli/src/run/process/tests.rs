@@ -7,6 +7,8 @@ use nix::sys::signal::Signal;
 use tokio::time::Instant;
 
 use super::{Exit, Job, Launcher};
+use crate::agent::deadline_page::{PageReader, PageWriter};
+use election_core::DeadlineSource as _;
 
 /// Bound on how late an action may come on a loaded machine (assertions on orderings use
 /// no slack).
@@ -24,7 +26,13 @@ async fn the_guard_kills_a_group_that_ignores_sigterm_one_grace_after_the_deadli
     let deadline = Instant::now() + Duration::from_millis(300);
     let grace = Duration::from_millis(200);
     let mut child = Launcher::guarded()
-        .spawn(&sh("trap '' TERM; exec sleep 100"), &[], deadline, grace)
+        .spawn(
+            &sh("trap '' TERM; exec sleep 100"),
+            &[],
+            deadline,
+            None,
+            grace,
+        )
         .unwrap();
     let exit = tokio::time::timeout_at(deadline + grace + LATE, child.wait())
         .await
@@ -46,6 +54,7 @@ async fn the_guard_sends_sigterm_at_the_deadline() {
             &sh("exec sleep 100"),
             &[],
             deadline,
+            None,
             Duration::from_secs(30),
         )
         .unwrap();
@@ -60,7 +69,13 @@ async fn the_guard_sends_sigterm_at_the_deadline() {
 async fn a_later_deadline_from_elector_keeps_the_command_running() {
     let first = Instant::now() + Duration::from_millis(300);
     let mut child = Launcher::guarded()
-        .spawn(&sh("exec sleep 100"), &[], first, Duration::from_secs(30))
+        .spawn(
+            &sh("exec sleep 100"),
+            &[],
+            first,
+            None,
+            Duration::from_secs(30),
+        )
         .unwrap();
     let later = first + Duration::from_millis(900);
     child.deadline_link().set(later);
@@ -92,6 +107,7 @@ async fn terminate_sends_one_sigterm_and_the_command_gets_its_grace() {
             &sh(&script),
             &[],
             Instant::now() + Duration::from_secs(60),
+            None,
             Duration::from_secs(5),
         )
         .unwrap();
@@ -102,4 +118,67 @@ async fn terminate_sends_one_sigterm_and_the_command_gets_its_grace() {
     assert_eq!(exit, Exit::Code(3), "the command did not finish its work");
     let text = std::fs::read_to_string(&terms).unwrap();
     assert_eq!(text.lines().count(), 1, "SIGTERMs received: {text:?}");
+}
+
+/// A deadline page as the agent makes one: the writer's side moves it, the guard reads it
+/// through the mapping it inherited.
+fn page(dir: &std::path::Path, deadline: Instant) -> (PageWriter, PageReader) {
+    let writer = PageWriter::create(dir, "hold", None, deadline).unwrap();
+    let reader = PageReader::open(writer.path()).unwrap();
+    (writer, reader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_follows_the_deadline_page_and_ends_the_command_once_it_stops_moving() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = Duration::from_millis(100);
+    let first = Instant::now() + step;
+    let (writer, reader) = page(dir.path(), first);
+    let mut child = Launcher::guarded()
+        .spawn(
+            &sh("exec sleep 100"),
+            &[],
+            first,
+            reader.shared_boot_ns(),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    // The agent moves the page on, ten times, and never tells the guard (a second ahead:
+    // margin for a slow test runtime).
+    let mut last = first;
+    for _ in 0..10 {
+        last = Instant::now() + Duration::from_secs(1);
+        writer.store(last);
+        let early = tokio::time::timeout(step, child.wait()).await;
+        assert!(early.is_err(), "ended while the page moved on: {early:?}");
+    }
+    // Then it stops (a stopped agent, or a caller no longer alive): SIGTERM at the last one.
+    let exit = tokio::time::timeout_at(last + LATE, child.wait())
+        .await
+        .expect("the guard did not act once the page stopped moving");
+    assert!(Instant::now() >= last, "ended before the page's deadline");
+    assert_eq!(exit, Exit::Code(128 + Signal::SIGTERM as i32));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_ends_the_command_whatever_the_deadline_page_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let far = Instant::now() + Duration::from_secs(60);
+    let (_writer, reader) = page(dir.path(), far);
+    let mut child = Launcher::guarded()
+        .spawn(
+            &sh("exec sleep 100"),
+            &[],
+            Instant::now() + Duration::from_millis(10),
+            reader.shared_boot_ns(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    let exit = tokio::time::timeout(
+        LATE,
+        child.terminate(Signal::SIGTERM, Duration::from_secs(5)),
+    )
+    .await
+    .expect("terminate did not end the command");
+    assert_eq!(exit, Exit::Code(128 + Signal::SIGTERM as i32));
 }
