@@ -14,11 +14,12 @@ use anyhow::{Context as _, anyhow};
 use election_core::{
     Backend, Candidate, ElectionName, LeaderElector, LeaderInfo, LeaseTiming, NodeId,
 };
+use election_peer::Membership;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::api::{ElectionStatus, Status};
+use super::api::{ElectionStatus, MemberStatus, Status};
 use super::history::History;
 use super::hold::{Hold, keep};
 use super::http;
@@ -70,6 +71,8 @@ impl Default for Limits {
 /// The agent's state.
 pub(crate) struct Agent {
     pub(super) backend: Arc<dyn Backend>,
+    /// A peer backend's view of its members (`None` for a lease backend).
+    pub(super) members: Option<Arc<dyn Membership>>,
     pub(super) kind: &'static str,
     pub(super) node: NodeId,
     pub(super) timing: LeaseTiming,
@@ -121,9 +124,11 @@ pub(super) struct Grant {
 }
 
 impl Agent {
-    /// An agent over `backend` (its kind names it in `/v1/status` and errors).
+    /// An agent over `backend` (its kind names it in `/v1/status` and errors), with a
+    /// peer backend's `members`.
     pub(crate) fn new(
         backend: Arc<dyn Backend>,
+        members: Option<Arc<dyn Membership>>,
         node: NodeId,
         timing: LeaseTiming,
         kill_grace: Duration,
@@ -132,6 +137,7 @@ impl Agent {
         Arc::new(Agent {
             kind: backend.kind(),
             backend,
+            members,
             node,
             timing,
             limits,
@@ -241,6 +247,10 @@ impl Agent {
             backend: self.kind.to_owned(),
             elections,
             history: self.history.changes(),
+            members: self
+                .members
+                .as_ref()
+                .map(|m| m.members().members.iter().map(MemberStatus::from).collect()),
         }
     }
 
@@ -549,9 +559,16 @@ pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure
         })
         .map_err(|e| Failure::new(exit::UNAVAILABLE, e))?;
     let _socket_file = socket::Removed(socket_path.clone());
-    let backend = config.open(loaded).await?;
-    let kind = backend.kind();
-    let agent = Agent::new(backend, node, loaded.settings.timing, kill_grace, limits);
+    let opened = config.open_hosted(loaded).await?;
+    let kind = opened.backend.kind();
+    let agent = Agent::new(
+        opened.backend,
+        opened.members,
+        node,
+        loaded.settings.timing,
+        kill_grace,
+        limits,
+    );
     for name in &configured {
         agent.election(name)?;
     }

@@ -35,6 +35,7 @@ struct Running {
 async fn start(server: &MemoryServer, node: &str, timing: LeaseTiming) -> Running {
     let agent = Agent::new(
         Arc::new(server.connect()),
+        None,
         NodeId::new(node).unwrap(),
         timing,
         timing.kill_grace,
@@ -365,6 +366,7 @@ async fn elections_stay_bounded_and_idle_ones_are_forgotten() {
     };
     let agent = Agent::new(
         Arc::new(server.connect()),
+        None,
         NodeId::new("a").unwrap(),
         timing(),
         timing().kill_grace,
