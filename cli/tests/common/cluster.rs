@@ -74,6 +74,20 @@ pub fn agent(h: &Host) -> Child {
     c.spawn().unwrap()
 }
 
+/// `elector run -e job --supervise -- bash -c SCRIPT` through `h`'s agent, logging to
+/// `nK.run.log`.
+pub fn supervise(h: &Host, script: &str) -> Child {
+    let log = std::fs::File::create(h.config.with_extension("run.log")).unwrap();
+    let mut c = elector();
+    c.arg("--config")
+        .arg(&h.config)
+        .args(["run", "-e", "job", "--supervise", "--", "bash", "-c"])
+        .arg(script)
+        .stdout(Stdio::null())
+        .stderr(log);
+    c.spawn().unwrap()
+}
+
 /// A three-agent cluster of `kind` in `dir`, every agent answering `/health`.
 pub fn agents_up(dir: &Path, kind: &str) -> (Vec<Host>, Procs) {
     let hosts = cluster(dir, kind);
