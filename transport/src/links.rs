@@ -7,10 +7,10 @@ use std::time::Duration;
 use election_core::NodeId;
 use tokio::time::Instant;
 
-/// How long a connection may carry nothing before its dialer writes a keepalive (an empty
-/// data frame, authenticated like any other and not delivered to the [`Inbox`]
-/// (crate::Inbox)). So every running peer is heard from at least this often, also where
-/// the protocol above has nothing to say (two Raft followers).
+/// How long a connection may carry nothing before its dialer writes a keepalive: an empty
+/// data frame, authenticated like any other and not delivered to the
+/// [`Inbox`](crate::Inbox). So every running peer is heard from at least this often, also
+/// where the protocol above has nothing to say (two Raft followers).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A peer is [reachable](PeerLink::reachable) while an authenticated connection from it is
