@@ -148,7 +148,10 @@ async fn idle_peers_stay_reachable_through_keepalives_and_a_gone_one_does_not() 
     assert_eq!(a.stats().frames_received, 0, "keepalives are not delivered");
     let received = a.stats().keepalives_received;
     assert!(b.stats().keepalives_sent >= received);
-    assert!(!a.send(&id("b"), Bytes::new()), "an empty payload is refused");
+    assert!(
+        !a.send(&id("b"), Bytes::new()),
+        "an empty payload is refused"
+    );
 
     b.shutdown().await;
     drop(b_inbox);
