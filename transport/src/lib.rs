@@ -99,7 +99,8 @@
 //! trips) out; a flood from one address cannot touch other addresses at all
 //! ([`TransportStats::handshakes_displaced`], [`TransportStats::handshake_timeouts`]).
 //!
-//! Fixed: handshake frames are limited to 1 KiB (so an unauthenticated peer cannot make a node buffer a large frame); a
+//! Fixed: a keepalive after [`KEEPALIVE_INTERVAL`] (1 s) of silence and the [`REACHABLE_WITHIN`]
+//! window (3 s), see above; handshake frames are limited to 1 KiB (so an unauthenticated peer cannot make a node buffer a large frame); a
 //! write stalled for 5 s drops the connection; the inbox holds
 //! [`INBOX_LEN`] messages; [`Transport::shutdown`] drains queues for up to
 //! [`SHUTDOWN_GRACE`].
