@@ -81,6 +81,11 @@
 //! hold starts above it; a leader at or below that floor is refused there once, steps down
 //! and is elected again higher.
 //!
+//! - **Members.** [`BullyNode`] is a [`Membership`]: [`Membership::members`] lists every
+//!   configured member with its address, whether it is reachable now (an authenticated
+//!   connection from it is open and it was heard from within the last 3 s) and how long ago
+//!   it was last heard from (see `election_peer`'s crate documentation).
+//!
 //! # What is not guaranteed
 //!
 //! Process pauses break every timing rule (that is what epochs and fences are for).
@@ -154,7 +159,7 @@ pub use adapter::BullyNode;
 pub use codec::{WIRE_VERSION, decode, encode};
 pub use config::{BullyConfig, DEFAULT_FORGET_AFTER, DEFAULT_MAX_ELECTIONS};
 pub use election_peer::wire::DecodeError;
-pub use election_peer::{PeerStats, Stall, TlsConfig};
+pub use election_peer::{Member, Members, Membership, PeerStats, Stall, TlsConfig};
 
 /// The backend kind, as in [`Backend::kind`](election_core::Backend::kind).
 const KIND: &str = "bully";

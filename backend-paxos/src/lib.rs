@@ -69,6 +69,11 @@
 //! forgotten once idle for `forget_after`, state file included; its floor raises the node's
 //! persisted floor, with which every election it does not hold starts.
 //!
+//! - **Members.** [`PaxosNode`] is a [`Membership`]: [`Membership::members`] lists every
+//!   configured member with its address, whether it is reachable now (an authenticated
+//!   connection from it is open and it was heard from within the last 3 s) and how long ago
+//!   it was last heard from (see `election_peer`'s crate documentation).
+//!
 //! # What is not guaranteed
 //!
 //! Process pauses break every timing rule (that is what epochs and fences are for).
@@ -137,7 +142,7 @@ pub use adapter::PaxosNode;
 pub use codec::{WIRE_VERSION, decode, encode};
 pub use config::{DEFAULT_FORGET_AFTER, DEFAULT_MAX_ELECTIONS, PaxosConfig};
 pub use election_peer::wire::DecodeError;
-pub use election_peer::{PeerStats, Stall, TlsConfig};
+pub use election_peer::{Member, Members, Membership, PeerStats, Stall, TlsConfig};
 
 /// The backend kind, as in [`Backend::kind`](election_core::Backend::kind).
 const KIND: &str = "paxos";

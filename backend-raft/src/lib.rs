@@ -71,6 +71,11 @@
 //!   (the highest term it may have voted in there) and every election it does not hold
 //!   starts above it.
 //!
+//! - **Members.** [`RaftNode`] is a [`Membership`]: [`Membership::members`] lists every
+//!   configured member with its address, whether it is reachable now (an authenticated
+//!   connection from it is open and it was heard from within the last 3 s) and how long ago
+//!   it was last heard from (see `election_peer`'s crate documentation).
+//!
 //! # What is not guaranteed
 //!
 //! - Liveness needs a majority of members up and connected. A minority side never elects.
@@ -160,7 +165,7 @@ pub use adapter::RaftNode;
 pub use codec::{WIRE_VERSION, decode, encode};
 pub use config::{DEFAULT_FORGET_AFTER, DEFAULT_MAX_ELECTIONS, RaftConfig};
 pub use election_peer::wire::DecodeError;
-pub use election_peer::{PeerStats, Stall, TlsConfig};
+pub use election_peer::{Member, Members, Membership, PeerStats, Stall, TlsConfig};
 
 /// The backend kind, as in [`Backend::kind`](election_core::Backend::kind).
 const KIND: &str = "raft";

@@ -41,6 +41,17 @@
 //! - Unauthenticated frames never reach the core: the transport drops them. Undecodable
 //!   payloads are counted ([`PeerStats::decode_errors`]) and dropped.
 //!
+//! # Members
+//!
+//! Every [`PeerNode`] is a [`Membership`]: [`Membership::members`] lists the configured
+//! members, this node included, each with its address, whether it is reachable now and
+//! how long ago it was last heard from. Reachable means, precisely: an authenticated
+//! connection from that peer is open and an authenticated frame (a message or the
+//! transport's keepalive, sent after 1 s of silence) arrived on it within
+//! [`REACHABLE_WITHIN`] (3 s). So a killed member shows unreachable as soon as its
+//! connection closes, a stopped, hung or partitioned one within 3 s, and one that comes
+//! back as soon as it has reconnected. It is this node's view: two members may disagree.
+//!
 //! # What is not guaranteed
 //!
 //! Everything about the election itself (safety, liveness, timing) is the core's. Process
@@ -79,6 +90,7 @@ pub mod conformance;
 mod core;
 mod driver;
 mod forward;
+mod members;
 mod node;
 mod persist;
 mod settings;
@@ -97,6 +109,7 @@ pub mod __private {
     pub use election_core;
 }
 pub use driver::EXTEND_EVERY_ROUND_UP_TO;
+pub use members::{KEEPALIVE_INTERVAL, Member, Members, Membership, REACHABLE_WITHIN};
 pub use node::{PeerNode, PeerNodeConfig, PeerStats, Stall};
 pub use persist::{PersistedState, StateFile, StateFormat};
 pub use settings::{PeerSettings, TlsConfig, check_auth, check_membership};

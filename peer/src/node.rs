@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::core::ElectionCore;
 use crate::driver::{Command, Driver};
+use crate::members::{Members, Membership};
 use crate::persist::StateFile;
 use crate::settings::PeerSettings;
 
@@ -196,6 +197,8 @@ pub struct PeerNode<C: ElectionCore> {
     task: JoinHandle<()>,
     transport: Transport,
     local_addr: SocketAddr,
+    /// This node's address in [`Members`]: its own `peers` entry, else `local_addr`.
+    my_address: String,
     _core: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -259,6 +262,11 @@ impl<C: ElectionCore> PeerNode<C> {
             other => Error::config(kind, format!("{other} (listen {listen})")),
         })?;
         let local_addr = transport.local_addr();
+        let my_address = settings
+            .peers
+            .get(&me)
+            .cloned()
+            .unwrap_or_else(|| local_addr.to_string());
         let core = make_core(state.state(), state.floor())?;
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -291,6 +299,7 @@ impl<C: ElectionCore> PeerNode<C> {
             task,
             transport,
             local_addr,
+            my_address,
             _core: std::marker::PhantomData,
         })
     }
@@ -363,6 +372,18 @@ impl<C: ElectionCore> Drop for PeerNode<C> {
         // After shutdown or crash the task has ended and this does nothing.
         self.inner.closed.store(true, Ordering::SeqCst);
         self.task.abort();
+    }
+}
+
+impl<C: ElectionCore> Membership for PeerNode<C> {
+    /// Every configured member, this node included, from the transport's view of each
+    /// peer ([`Transport::peers`]).
+    fn members(&self) -> Members {
+        Members::new(
+            &self.inner.me,
+            self.my_address.clone(),
+            self.transport.peers(),
+        )
     }
 }
 

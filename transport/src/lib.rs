@@ -55,6 +55,19 @@
 //! - Per connection, messages arrive in the order sent, each at most once.
 //! - [`Transport::send`] never blocks, also when the peer is down.
 //!
+//! # Keepalives and reachability
+//!
+//! A dialer that wrote nothing for [`KEEPALIVE_INTERVAL`] (1 s) writes a keepalive: an
+//! empty data frame, sealed or sent inside TLS like any other, counted in
+//! [`TransportStats::keepalives_sent`] and never delivered (so [`Transport::send`] refuses
+//! an empty payload). Every running peer is therefore heard from at least once a second,
+//! whatever the protocol above sends. [`Transport::peers`] reports, per configured peer,
+//! when it was last heard from and a [`PeerLink::reachable`] flag: an authenticated
+//! connection from it is open and a frame arrived on it within [`REACHABLE_WITHIN`]
+//! (3 s). A killed peer turns unreachable when its connection closes; a stopped or
+//! partitioned one within 3 s. A node of an older version delivers a keepalive to its
+//! protocol as an empty payload, which fails to decode and is dropped.
+//!
 //! # What is not guaranteed
 //!
 //! Delivery. Messages queued or in flight when a connection breaks are lost; a full queue
@@ -86,7 +99,8 @@
 //! trips) out; a flood from one address cannot touch other addresses at all
 //! ([`TransportStats::handshakes_displaced`], [`TransportStats::handshake_timeouts`]).
 //!
-//! Fixed: handshake frames are limited to 1 KiB (so an unauthenticated peer cannot make a node buffer a large frame); a
+//! Fixed: a keepalive after [`KEEPALIVE_INTERVAL`] (1 s) of silence and the [`REACHABLE_WITHIN`]
+//! window (3 s), see above; handshake frames are limited to 1 KiB (so an unauthenticated peer cannot make a node buffer a large frame); a
 //! write stalled for 5 s drops the connection; the inbox holds
 //! [`INBOX_LEN`] messages; [`Transport::shutdown`] drains queues for up to
 //! [`SHUTDOWN_GRACE`].
@@ -99,6 +113,7 @@ mod codec;
 mod config;
 mod conn;
 mod error;
+mod links;
 mod mac;
 mod queue;
 mod stats;
@@ -116,6 +131,7 @@ pub use config::{
 };
 pub use election_core::NodeId;
 pub use error::{Error, Result};
+pub use links::{KEEPALIVE_INTERVAL, PeerLink, REACHABLE_WITHIN};
 pub use mac::{FrameMac, Transcript};
 pub use stats::TransportStats;
 pub use transport::{INBOX_LEN, Inbox, SHUTDOWN_GRACE, Transport};

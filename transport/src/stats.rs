@@ -35,6 +35,11 @@ counters! {
     frames_received,
     /// Payload bytes in those frames.
     bytes_received,
+    /// Keepalives written: empty data frames sent on a connection idle for
+    /// [`KEEPALIVE_INTERVAL`](crate::KEEPALIVE_INTERVAL) (not counted in `frames_sent`).
+    keepalives_sent,
+    /// Keepalives received, authenticated (not counted in `frames_received`, not delivered).
+    keepalives_received,
     /// Messages dropped from a full send queue (the oldest one goes; see
     /// [`TransportConfig::send_queue_len`](crate::TransportConfig::send_queue_len)).
     queue_drops,

@@ -17,6 +17,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use crate::backoff::Backoff;
 use crate::codec::{FrameDecoder, FrameError};
 use crate::conn::{self, AuthContext, ConnContext, Outgoing};
+use crate::links::{KEEPALIVE_INTERVAL, Link, PeerLink};
 use crate::queue::SendQueue;
 use crate::stats::Counters;
 use crate::{Auth, Error, Result, TransportConfig, TransportStats, tls};
@@ -41,6 +42,10 @@ struct Shared {
     /// Per peer, a count of its authenticated incoming connections: the newest one wins and
     /// older ones (left half-open by a restart or a network blip) are closed.
     generations: BTreeMap<NodeId, watch::Sender<u64>>,
+    /// Per peer, when it was last heard from and which connections are up.
+    links: BTreeMap<NodeId, Link>,
+    /// When the transport started: the origin of the times in `links`.
+    started: tokio::time::Instant,
     stats: Counters,
     shutdown: watch::Sender<bool>,
     max_payload_len: usize,
@@ -253,6 +258,11 @@ impl Transport {
                 .remote_peers()
                 .map(|(id, _)| (id.clone(), watch::channel(0).0))
                 .collect(),
+            links: config
+                .remote_peers()
+                .map(|(id, addr)| (id.clone(), Link::new(addr.clone())))
+                .collect(),
+            started: tokio::time::Instant::now(),
             stats: Counters::default(),
             shutdown: watch::channel(false).0,
             max_payload_len: config.max_payload_len(),
@@ -291,8 +301,9 @@ impl Transport {
     /// Queues `payload` for peer `to`. Never blocks.
     ///
     /// Returns `false`, and counts it in `sends_refused`, when the payload is not queued:
-    /// `to` is not a configured peer (or is this node), the payload exceeds
-    /// [`TransportConfig::max_payload_len`], or the transport is shutting down. Returns
+    /// `to` is not a configured peer (or is this node), the payload is empty (an empty
+    /// data frame is a keepalive) or exceeds [`TransportConfig::max_payload_len`], or the
+    /// transport is shutting down. Returns
     /// `true` when queued; if the queue was full, the *oldest* queued message was dropped to
     /// make room (counted in `queue_drops`). A queued message is delivered at most once and
     /// may still be lost with its connection: the protocol above must tolerate loss.
@@ -300,7 +311,11 @@ impl Transport {
         let shared = &self.handle.shared;
         let queue = shared.queues.get(to);
         match queue {
-            Some(queue) if payload.len() <= shared.max_payload_len && !shared.is_shut_down() => {
+            Some(queue)
+                if !payload.is_empty()
+                    && payload.len() <= shared.max_payload_len
+                    && !shared.is_shut_down() =>
+            {
                 if queue.push(payload) {
                     Counters::add(&shared.stats.queue_drops, 1);
                 }
@@ -316,6 +331,18 @@ impl Transport {
     /// The counters since the transport started.
     pub fn stats(&self) -> TransportStats {
         self.handle.shared.stats.snapshot()
+    }
+
+    /// Every configured peer (not this node), by id, as seen now: whether it is
+    /// [reachable](PeerLink::reachable), when it was last heard from, which connections
+    /// are up. Cheap: a few atomic loads per peer.
+    pub fn peers(&self) -> Vec<PeerLink> {
+        let shared = &self.handle.shared;
+        shared
+            .links
+            .iter()
+            .map(|(id, link)| link.snapshot(id, shared.started))
+            .collect()
     }
 
     /// Stops the transport for every clone: stops listening and reading at once, lets
@@ -437,6 +464,9 @@ async fn serve(
     Counters::add(&shared.stats.connections_accepted, 1);
     tracing::debug!(node = %shared.ctx.me, peer = %incoming.peer, %addr, "accepted peer connection");
     let mut shutdown = shared.shutdown.subscribe();
+    let link = &shared.links[&incoming.peer];
+    let _open = link.incoming();
+    link.heard(shared.started);
     let generations = &shared.generations[&incoming.peer];
     let mut mine = 0;
     generations.send_modify(|g| {
@@ -459,6 +489,11 @@ async fn serve(
                 continue;
             }
         };
+        link.heard(shared.started);
+        if payload.is_empty() {
+            Counters::add(&shared.stats.keepalives_received, 1);
+            continue;
+        }
         Counters::add(&shared.stats.frames_received, 1);
         Counters::add(&shared.stats.bytes_received, payload.len() as u64);
         if inbox.send((incoming.peer.clone(), payload)).await.is_err() {
@@ -509,7 +544,11 @@ async fn dial_loop(shared: Arc<Shared>, peer: NodeId, addr: String, queue: Arc<S
                 let since = tokio::time::Instant::now();
                 Counters::add(&shared.stats.connections_established, 1);
                 tracing::debug!(node = %shared.ctx.me, %peer, %addr, "connected to peer");
-                match pump(&shared, outgoing, &queue, &mut shutdown).await {
+                let link = &shared.links[&peer];
+                link.set_outgoing(true);
+                let pumped = pump(&shared, outgoing, &queue, &mut shutdown).await;
+                link.set_outgoing(false);
+                match pumped {
                     Ok(()) => return,
                     Err(e) => shared.record(&e, false),
                 }
@@ -545,7 +584,8 @@ async fn dial_loop(shared: Arc<Shared>, peer: NodeId, addr: String, queue: Arc<S
 }
 
 /// Writes queued messages into the connection until it fails (`Err`) or the transport shuts
-/// down and the queue is empty (`Ok`).
+/// down and the queue is empty (`Ok`); writes a keepalive (an empty data frame) when
+/// nothing was written for [`KEEPALIVE_INTERVAL`].
 async fn pump(
     shared: &Shared,
     mut conn: Outgoing,
@@ -554,8 +594,10 @@ async fn pump(
 ) -> Result<()> {
     let mut batch = Vec::new();
     let mut out = BytesMut::new();
+    let mut keepalive_at = tokio::time::Instant::now() + KEEPALIVE_INTERVAL;
     loop {
         queue.drain_into(&mut batch, MAX_BATCH_ITEMS, MAX_BATCH_BYTES);
+        let mut keepalive = false;
         if batch.is_empty() {
             if *shutdown.borrow() {
                 conn.io.close().await;
@@ -565,8 +607,12 @@ async fn pump(
                 () = queue.ready() => {}
                 e = conn.io.closed() => return Err(e),
                 () = stopped(shutdown) => {}
+                () = tokio::time::sleep_until(keepalive_at) => keepalive = true,
             }
-            continue;
+            if !keepalive {
+                continue;
+            }
+            batch.push(Bytes::new());
         }
         out.clear();
         let mut bytes = 0;
@@ -587,7 +633,12 @@ async fn pump(
                 });
             }
         }
-        Counters::add(&shared.stats.frames_sent, frames);
-        Counters::add(&shared.stats.bytes_sent, bytes);
+        keepalive_at = tokio::time::Instant::now() + KEEPALIVE_INTERVAL;
+        if keepalive {
+            Counters::add(&shared.stats.keepalives_sent, 1);
+        } else {
+            Counters::add(&shared.stats.frames_sent, frames);
+            Counters::add(&shared.stats.bytes_sent, bytes);
+        }
     }
 }

@@ -121,3 +121,53 @@ async fn a_newer_connection_from_a_peer_closes_its_older_one() {
     );
     assert_eq!(b.stats().auth_failures, 0);
 }
+
+/// Reachability: two idle peers (nothing sent above the transport) stay reachable through
+/// keepalives; a peer that goes away turns unreachable at once (its connection closed);
+/// a restarted one is reachable again, and the last-heard time is short throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_peers_stay_reachable_through_keepalives_and_a_gone_one_does_not() {
+    let mut cs = configs(&["a", "b"], |_| Auth::SharedSecret(secret("k")));
+    let b_config = cs.pop().unwrap();
+    let (a, _a_inbox) = Transport::bind(cs.pop().unwrap()).await.unwrap();
+    let (b, b_inbox) = Transport::bind(b_config.clone()).await.unwrap();
+    let b_from_a = |a: &Transport| a.peers().into_iter().find(|p| p.id == id("b")).unwrap();
+    wait_until("b reachable from a", || b_from_a(&a).reachable).await;
+    let link = b_from_a(&a);
+    assert_eq!(link.addr, b_config.listen.to_string());
+    assert!(link.connected_in && link.connected_out, "{link:?}");
+    // Three keepalive intervals of silence above: still reachable, heard recently.
+    wait_stats(&a, "keepalives from b", |s| s.keepalives_received >= 3).await;
+    let link = b_from_a(&a);
+    assert!(link.reachable, "{link:?}");
+    assert!(
+        link.last_heard
+            .is_some_and(|d| d < election_transport::REACHABLE_WITHIN),
+        "{link:?}"
+    );
+    assert_eq!(a.stats().frames_received, 0, "keepalives are not delivered");
+    let received = a.stats().keepalives_received;
+    assert!(b.stats().keepalives_sent >= received);
+    assert!(
+        !a.send(&id("b"), Bytes::new()),
+        "an empty payload is refused"
+    );
+
+    b.shutdown().await;
+    drop(b_inbox);
+    wait_until("b unreachable from a", || !b_from_a(&a).reachable).await;
+    assert!(!b_from_a(&a).connected_in);
+
+    let (b, _b_inbox) = loop {
+        match Transport::bind(b_config.clone()).await {
+            Ok(t) => break t,
+            Err(e) => {
+                eprintln!("rebinding b: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    wait_until("a restarted b reachable from a", || b_from_a(&a).reachable).await;
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -107,6 +107,59 @@ pub(crate) struct ElectionStatus {
     pub(crate) lease_left_ms: Option<u64>,
 }
 
+/// One member of a peer backend's cluster in `/v1/status`, as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MemberStatus {
+    /// Its node id.
+    pub(crate) id: String,
+    /// Its `host:port` for peers.
+    pub(crate) address: String,
+    /// Whether it is this node.
+    #[serde(default)]
+    pub(crate) me: bool,
+    /// Reachable now: this node; a peer with an authenticated connection to this node open
+    /// and heard from within the last 3 s.
+    pub(crate) reachable: bool,
+    /// Milliseconds since it was last heard from; `None` for this node and for a peer never
+    /// heard from since the agent started.
+    pub(crate) last_heard_ms: Option<u64>,
+}
+
+impl From<&election_peer::Member> for MemberStatus {
+    fn from(m: &election_peer::Member) -> Self {
+        MemberStatus {
+            id: m.id.to_string(),
+            address: m.address.clone(),
+            me: m.is_me,
+            reachable: m.reachable,
+            last_heard_ms: m
+                .last_heard
+                .map(|d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+impl MemberStatus {
+    /// One line: id, address, and whether it is reachable.
+    pub(crate) fn describe(&self) -> String {
+        let state = if self.me {
+            "this node".to_owned()
+        } else {
+            let heard = match self.last_heard_ms {
+                Some(ms) => format!("last heard {:.1} s ago", ms as f64 / 1000.0),
+                None => "never heard from".to_owned(),
+            };
+            let reach = if self.reachable {
+                "reachable"
+            } else {
+                "UNREACHABLE"
+            };
+            format!("{reach}, {heard}")
+        };
+        format!("{} {}: {state}", self.id, self.address)
+    }
+}
+
 /// How many of the last changes `elector status` prints.
 const RECENT: usize = 5;
 
@@ -144,6 +197,10 @@ pub(crate) struct Status {
     /// The last leader changes, oldest first (absent from agents before the status page).
     #[serde(default)]
     pub(crate) history: Vec<Change>,
+    /// A peer backend's members, this node included, ordered by id; absent for a lease
+    /// backend (and from agents before the members view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) members: Option<Vec<MemberStatus>>,
 }
 
 impl Status {
@@ -207,6 +264,13 @@ impl Status {
             out.push_str(&line);
             out.push('\n');
         }
+        if let Some(members) = &status.members {
+            let up = members.iter().filter(|m| m.reachable).count();
+            out.push_str(&format!("members ({up} of {} reachable):\n", members.len()));
+            for m in members {
+                out.push_str(&format!("  {}\n", m.describe()));
+            }
+        }
         let recent = status.history.len().saturating_sub(RECENT);
         if recent < status.history.len() {
             out.push_str("recent changes:\n");
@@ -245,6 +309,7 @@ mod tests {
             backend: "raft".into(),
             elections,
             history: Vec::new(),
+            members: None,
         }
     }
 
@@ -260,6 +325,40 @@ mod tests {
             "leading job at epoch 7; following n2 in backup; 1 without a leader"
         );
         assert_eq!(status(vec![]).summary(), "raft node n1: no elections yet");
+    }
+
+    #[test]
+    fn the_text_lists_the_members_and_which_are_unreachable() {
+        let member = |id: &str, me, reachable, last_heard_ms| MemberStatus {
+            id: id.into(),
+            address: format!("10.0.0.{}:7000", &id[1..]),
+            me,
+            reachable,
+            last_heard_ms,
+        };
+        let mut s = status(vec![election("job", Some("n2"), false)]);
+        assert!(!s.render().contains("members"), "a lease backend has none");
+        s.members = Some(vec![
+            member("n1", true, true, None),
+            member("n2", false, true, Some(250)),
+            member("n3", false, false, Some(12_400)),
+        ]);
+        assert_eq!(
+            s.render(),
+            "node n1 (raft)\n\
+             job: led by n2 at epoch 7\n\
+             members (2 of 3 reachable):\n  \
+             n1 10.0.0.1:7000: this node\n  \
+             n2 10.0.0.2:7000: reachable, last heard 0.2 s ago\n  \
+             n3 10.0.0.3:7000: UNREACHABLE, last heard 12.4 s ago\n"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            json["members"][2],
+            serde_json::json!({"id": "n3", "address": "10.0.0.3:7000", "me": false, "reachable": false, "last_heard_ms": 12400})
+        );
+        s.members = None;
+        assert!(serde_json::to_value(&s).unwrap().get("members").is_none());
     }
 
     #[test]

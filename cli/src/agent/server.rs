@@ -14,11 +14,12 @@ use anyhow::{Context as _, anyhow};
 use election_core::{
     Backend, Candidate, ElectionName, LeaderElector, LeaderInfo, LeaseTiming, NodeId,
 };
+use election_peer::Membership;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::api::{ElectionStatus, Status};
+use super::api::{ElectionStatus, MemberStatus, Status};
 use super::deadline_page::{self, PageWriter};
 use super::history::History;
 use super::hold::{CALLER_TIMEOUT_MIN, Hold, keep};
@@ -71,6 +72,8 @@ impl Default for Limits {
 /// The agent's state.
 pub(crate) struct Agent {
     pub(super) backend: Arc<dyn Backend>,
+    /// A peer backend's view of its members (`None` for a lease backend).
+    pub(super) members: Option<Arc<dyn Membership>>,
     pub(super) kind: &'static str,
     pub(super) node: NodeId,
     pub(super) timing: LeaseTiming,
@@ -134,9 +137,11 @@ pub(super) struct PageDir {
 }
 
 impl Agent {
-    /// An agent over `backend` (its kind names it in `/v1/status` and errors).
+    /// An agent over `backend` (its kind names it in `/v1/status` and errors), with a
+    /// peer backend's `members`.
     pub(crate) fn new(
         backend: Arc<dyn Backend>,
+        members: Option<Arc<dyn Membership>>,
         node: NodeId,
         timing: LeaseTiming,
         kill_grace: Duration,
@@ -145,6 +150,7 @@ impl Agent {
         Arc::new(Agent {
             kind: backend.kind(),
             backend,
+            members,
             node,
             timing,
             limits,
@@ -255,6 +261,10 @@ impl Agent {
             backend: self.kind.to_owned(),
             elections,
             history: self.history.changes(),
+            members: self
+                .members
+                .as_ref()
+                .map(|m| m.members().members.iter().map(MemberStatus::from).collect()),
         }
     }
 
@@ -578,9 +588,16 @@ pub(crate) async fn serve(loaded: &Loaded, mut stop: Stop) -> Result<u8, Failure
         })
         .map_err(|e| Failure::new(exit::UNAVAILABLE, e))?;
     let _socket_file = socket::Removed(socket_path.clone());
-    let backend = config.open(loaded).await?;
-    let kind = backend.kind();
-    let agent = Agent::new(backend, node, loaded.settings.timing, kill_grace, limits);
+    let opened = config.open_hosted(loaded).await?;
+    let kind = opened.backend.kind();
+    let agent = Agent::new(
+        opened.backend,
+        opened.members,
+        node,
+        loaded.settings.timing,
+        kill_grace,
+        limits,
+    );
     let pages = deadline_page::dir_for(&socket_path);
     match deadline_page::prepare_dir(&pages, group) {
         Ok(()) => {

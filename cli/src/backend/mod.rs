@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use election_core::Backend;
+use election_peer::Membership;
 
 use crate::config::{BackendEntries, DEFAULT_CONFIG_FILE, Loaded};
 use crate::exit::Failure;
@@ -272,44 +273,74 @@ impl BackendConfig {
     /// Opens the backend in this process: connects a lease backend's client, or starts
     /// this host's member of a peer backend (in the agent).
     pub(crate) async fn open(&self, loaded: &Loaded) -> Result<Arc<dyn Backend>, Failure> {
-        let opened: election_core::Result<Arc<dyn Backend>> = match self.clone() {
+        Ok(self.open_hosted(loaded).await?.backend)
+    }
+
+    /// [`open`](Self::open), and for a peer backend its view of the members too (the
+    /// agent's status shows it).
+    pub(crate) async fn open_hosted(&self, loaded: &Loaded) -> Result<Opened, Failure> {
+        /// A peer node, both as the backend and as its members' view.
+        #[cfg(any(feature = "raft", feature = "bully", feature = "paxos"))]
+        fn peer<N: Backend + Membership + 'static>(node: N) -> Opened {
+            let node = Arc::new(node);
+            Opened {
+                backend: node.clone(),
+                members: Some(node),
+            }
+        }
+        /// A lease backend: no members.
+        #[cfg(any(
+            feature = "redis",
+            feature = "etcd",
+            feature = "zookeeper",
+            feature = "postgres"
+        ))]
+        fn lease<B: Backend + 'static>(backend: B) -> Opened {
+            Opened {
+                backend: Arc::new(backend),
+                members: None,
+            }
+        }
+        let opened: election_core::Result<Opened> = match self.clone() {
             #[cfg(feature = "raft")]
-            Self::Raft(c) => election_raft::RaftNode::start(c)
-                .await
-                .map(|b| Arc::new(b) as _),
+            Self::Raft(c) => election_raft::RaftNode::start(c).await.map(peer),
             #[cfg(feature = "bully")]
-            Self::Bully(c) => election_bully::BullyNode::start(c)
-                .await
-                .map(|b| Arc::new(b) as _),
+            Self::Bully(c) => election_bully::BullyNode::start(c).await.map(peer),
             #[cfg(feature = "paxos")]
-            Self::Paxos(c) => election_paxos::PaxosNode::start(c)
-                .await
-                .map(|b| Arc::new(b) as _),
+            Self::Paxos(c) => election_paxos::PaxosNode::start(c).await.map(peer),
             #[cfg(feature = "redis")]
             Self::Redis(c) => election_redis::RedisBackend::connect(c, loaded.settings.timing)
                 .await
-                .map(|b| Arc::new(b) as _),
+                .map(lease),
             #[cfg(feature = "etcd")]
             Self::Etcd(c) => election_etcd::EtcdBackend::connect(c, loaded.settings.timing)
                 .await
-                .map(|b| Arc::new(b) as _),
+                .map(lease),
             #[cfg(feature = "zookeeper")]
             Self::ZooKeeper(c) => {
                 election_zookeeper::ZooKeeperBackend::connect(c, loaded.settings.timing)
                     .await
-                    .map(|b| Arc::new(b) as _)
+                    .map(lease)
             }
             #[cfg(feature = "postgres")]
             Self::Postgres(c) => {
                 election_postgres::PostgresBackend::connect(c, loaded.settings.timing)
                     .await
-                    .map(|b| Arc::new(b) as _)
+                    .map(lease)
             }
         };
         // A configuration error found while opening (a secret file that cannot be read):
         // name the key as written.
         opened.map_err(|e| config_error(loaded, e))
     }
+}
+
+/// An opened backend ([`BackendConfig::open_hosted`]).
+pub(crate) struct Opened {
+    /// The backend.
+    pub(crate) backend: Arc<dyn Backend>,
+    /// A peer backend's members, as this node sees them; `None` for a lease backend.
+    pub(crate) members: Option<Arc<dyn Membership>>,
 }
 
 /// Every check that needs no connection, for the commands that use the backend (`run`,

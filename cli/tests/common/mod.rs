@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub, reason = "each test file uses a subset")]
 
 pub mod browser;
+pub mod cluster;
 pub mod scenarios;
 pub mod stamps;
 

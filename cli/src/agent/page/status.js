@@ -59,6 +59,28 @@ function drawElections(status) {
   }
 }
 
+// Peer backends only: lease backends have no members (the section stays hidden).
+function drawMembers(status) {
+  const ms = status.members;
+  $("members-section").hidden = !ms;
+  if (!ms) return;
+  const body = $("members").tBodies[0];
+  body.replaceChildren();
+  $("reach").textContent = `(${ms.filter((m) => m.reachable).length} of ${ms.length} reachable)`;
+  for (const m of ms) {
+    const state = m.me ? "this node" : m.reachable ? "reachable" : "unreachable";
+    const heard = m.last_heard_ms == null ? (m.me ? "" : "never") : (m.last_heard_ms / 1000).toFixed(1) + " s ago";
+    const row = el("tr", { "data-member": m.id, "data-reachable": String(m.reachable), class: m.me ? "mine" : "" });
+    row.append(
+      el("td", {}, m.id),
+      el("td", {}, m.address),
+      el("td", { class: "state " + (m.reachable ? "up" : "down") }, state),
+      el("td", { class: "heard" }, heard),
+    );
+    body.append(row);
+  }
+}
+
 function drawTimeline(status) {
   const svg = $("timeline");
   svg.replaceChildren();
@@ -123,6 +145,7 @@ async function refresh() {
     $("node").textContent = `node ${status.node} (${status.backend})`;
     status.history = status.history || [];
     drawElections(status);
+    drawMembers(status);
     drawTimeline(status);
     drawChanges(status);
     $("conn").textContent = "live";

@@ -46,6 +46,7 @@ async fn start_with(
 ) -> Running {
     let agent = Agent::new(
         Arc::new(server.connect()),
+        None,
         NodeId::new(node).unwrap(),
         timing,
         timing.kill_grace,
@@ -127,6 +128,10 @@ async fn leader_health_is_200_only_on_the_node_that_leads() {
     assert_eq!(code, 200);
     let status: Status = serde_json::from_str(&body).unwrap();
     assert!(status.elections[0].is_leader, "{body}");
+    assert!(
+        !body.contains("\"members\""),
+        "a lease backend has no members: {body}"
+    );
     assert_eq!(get(a.addr, "/health").await.0, 200);
     let (code, metrics) = get(a.addr, "/metrics").await;
     assert_eq!(code, 200);
@@ -398,6 +403,7 @@ async fn elections_stay_bounded_and_idle_ones_are_forgotten() {
     };
     let agent = Agent::new(
         Arc::new(server.connect()),
+        None,
         NodeId::new("a").unwrap(),
         timing(),
         timing().kill_grace,
