@@ -5,76 +5,17 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use common::cluster::{Host, agents_up, http_get, supervise};
 use common::stamps::Stamps;
 use common::*;
 use nix::sys::signal::Signal;
 
-struct Host {
-    config: PathBuf,
-    api: u16,
-}
-
-/// `[backend.KIND]` timing for tests on a busy machine: seconds to notice a dead member,
-/// a 300 ms kill grace.
-fn peer_timing(kind: &str) -> &'static str {
-    match kind {
-        "raft" => {
-            "heartbeat = \"100ms\"\nelection_timeout_min = \"2s\"\nelection_timeout_max = \"4s\"\n"
-        }
-        "bully" => "heartbeat = \"100ms\"\nfailure_timeout = \"2s\"\nanswer_timeout = \"500ms\"\n",
-        "paxos" => {
-            "lease = \"2s\"\nrenew = \"100ms\"\nround_timeout = \"500ms\"\nbackoff = \"100ms\"\n"
-        }
-        other => panic!("{other} is not a peer backend"),
-    }
-}
-
-fn cluster(dir: &Path, kind: &str) -> Vec<Host> {
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peers: String = (0..3)
-        .map(|i| format!("n{} = \"127.0.0.1:{}\"\n", i + 1, ports[i]))
-        .collect();
-    (0..3)
-        .map(|i| {
-            let api = free_port();
-            let config = dir.join(format!("n{}.toml", i + 1));
-            let text = format!(
-                "node_id = \"n{n}\"\n[backend]\nkind = \"{kind}\"\n[backend.{kind}]\nlisten = \"127.0.0.1:{port}\"\n\
-                 data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\n{timing}\
-                 clock_drift = \"100ms\"\nkill_grace = \"300ms\"\n[backend.{kind}.peers]\n{peers}[timing]\n\
-                 renew_interval = \"300ms\"\nretry_interval = \"100ms\"\nttl = \"2s\"\nkill_grace = \"300ms\"\n\
-                 clock_drift = \"100ms\"\n[agent]\nlisten = \"127.0.0.1:{api}\"\nsocket = \"{socket}\"\n\
-                 elections = [\"job\"]\n",
-                n = i + 1,
-                socket = dir.join(format!("n{}.sock", i + 1)).display(),
-                port = ports[i],
-                data = dir.join(format!("data-n{}", i + 1)).display(),
-                timing = peer_timing(kind),
-            );
-            std::fs::write(&config, text).unwrap();
-            Host { config, api }
-        })
-        .collect()
-}
-
 fn log_file(h: &Host, what: &str) -> std::fs::File {
     std::fs::File::create(h.config.with_extension(format!("{what}.log"))).unwrap()
-}
-
-fn agent(h: &Host) -> Child {
-    let mut c = elector();
-    c.env("RUST_LOG", "info,elector=debug")
-        .arg("--config")
-        .arg(&h.config)
-        .arg("agent")
-        .stdout(Stdio::null())
-        .stderr(log_file(h, "agent"));
-    c.spawn().unwrap()
 }
 
 /// Every log of the test, for failure messages.
@@ -94,42 +35,6 @@ fn logs(dir: &Path) -> String {
         );
     }
     out
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let code = raw.split(' ').nth(1)?.parse().ok()?;
-    Some((code, raw.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
-fn supervise(h: &Host, script: &str) -> Child {
-    let mut c = elector();
-    c.arg("--config")
-        .arg(&h.config)
-        .args(["run", "-e", "job", "--supervise", "--", "bash", "-c"])
-        .arg(script)
-        .stdout(Stdio::null())
-        .stderr(log_file(h, "run"));
-    c.spawn().unwrap()
-}
-
-/// A three-agent cluster of `kind` in `dir`, every agent answering `/health`.
-fn agents_up(dir: &Path, kind: &str) -> (Vec<Host>, Procs) {
-    let hosts = cluster(dir, kind);
-    let agents = Procs(hosts.iter().map(agent).collect());
-    for h in &hosts {
-        wait_until("the agent to answer /health", || {
-            http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
-        });
-    }
-    (hosts, agents)
 }
 
 /// SIGTERM to every runner and agent, then waits for each.

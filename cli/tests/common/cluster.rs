@@ -15,7 +15,8 @@ pub struct Host {
     pub api: u16,
 }
 
-/// `[backend.KIND]` timing for tests on a busy machine: seconds to notice a dead member.
+/// `[backend.KIND]` timing for tests on a busy machine: seconds to notice a dead member,
+/// a 300 ms kill grace.
 fn peer_timing(kind: &str) -> &'static str {
     match kind {
         "raft" => {
@@ -30,7 +31,7 @@ fn peer_timing(kind: &str) -> &'static str {
 }
 
 /// Config files for members n1, n2, n3 of `kind` in `dir`, each agent keeping election
-/// `job`.
+/// `job`, with `[timing]` for a busy machine (a 2 s TTL, renewals every 300 ms).
 pub fn cluster(dir: &Path, kind: &str) -> Vec<Host> {
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let peers: String = (0..3)
@@ -43,8 +44,10 @@ pub fn cluster(dir: &Path, kind: &str) -> Vec<Host> {
             let text = format!(
                 "node_id = \"n{n}\"\n[backend]\nkind = \"{kind}\"\n[backend.{kind}]\nlisten = \"127.0.0.1:{port}\"\n\
                  data_dir = \"{data}\"\nsecret = \"a-test-secret-of-32-bytes-length\"\n{timing}\
-                 clock_drift = \"100ms\"\nkill_grace = \"300ms\"\n[backend.{kind}.peers]\n{peers}\
-                 [agent]\nlisten = \"127.0.0.1:{api}\"\nsocket = \"{socket}\"\nelections = [\"job\"]\n",
+                 clock_drift = \"100ms\"\nkill_grace = \"300ms\"\n[backend.{kind}.peers]\n{peers}[timing]\n\
+                 renew_interval = \"300ms\"\nretry_interval = \"100ms\"\nttl = \"2s\"\nkill_grace = \"300ms\"\n\
+                 clock_drift = \"100ms\"\n[agent]\nlisten = \"127.0.0.1:{api}\"\nsocket = \"{socket}\"\n\
+                 elections = [\"job\"]\n",
                 n = i + 1,
                 socket = dir.join(format!("n{}.sock", i + 1)).display(),
                 port = ports[i],

@@ -12,7 +12,7 @@
 //! peer link; a link carries the strongest fault of its two hosts (reset over blackhole
 //! over pass), so ending one host's fault never lifts the other's.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -178,9 +178,10 @@ impl Cluster {
         rt: &Runtime,
     ) -> Result<(Vec<PathBuf>, Vec<Agent>)> {
         // Hold each agent's port until the proxies have theirs (port 0), so that no proxy
-        // is given an agent's port.
+        // is given an agent's port. Picked outside the ephemeral range, which the chaos
+        // runs' many connections churn through (three agents once found theirs taken).
         let reserved: Vec<TcpListener> = (0..HOSTS)
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            .map(|_| crate::launch::reserve_port())
             .collect::<std::io::Result<_>>()
             .map_err(Error::io("reserving agent ports"))?;
         let listen: Vec<SocketAddr> = reserved
@@ -189,7 +190,7 @@ impl Cluster {
             .collect::<std::io::Result<_>>()
             .map_err(Error::io("reserving agent ports"))?;
         let apis: Vec<TcpListener> = (0..HOSTS)
-            .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+            .map(|_| crate::launch::reserve_port())
             .collect::<std::io::Result<_>>()
             .map_err(Error::io("reserving agent API ports"))?;
         for i in 0..HOSTS {

@@ -33,7 +33,7 @@ mod zookeeper;
 
 pub use etcd::{EtcdCluster, EtcdServer};
 pub use postgres::{POSTGRES_BIN, POSTGRES_PASSWORD, POSTGRES_USER, PostgresServer, postgres_bin};
-pub use process::{free_port, server_dir};
+pub use process::{free_port, reserve_port, server_dir};
 pub use redis::RedisServer;
 pub use zookeeper::{
     ENSEMBLE_SYNC_LIMIT, ENSEMBLE_TICK, Mode, ZooKeeperEnsemble, ZooKeeperMember, ZooKeeperServer,

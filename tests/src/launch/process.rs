@@ -52,6 +52,12 @@ const SERVER_PORTS: std::ops::Range<u16> = 12_000..32_768;
 /// Outside the range only another test's pick can clash, and the launchers' retry on a
 /// port clash covers that.
 pub fn free_port() -> io::Result<u16> {
+    Ok(reserve_port()?.local_addr()?.port())
+}
+
+/// A listener on 127.0.0.1, on a port picked as [`free_port`] picks it: hold it until the
+/// process that is to bind the port is about to, so that no other test picks it meanwhile.
+pub fn reserve_port() -> io::Result<TcpListener> {
     use std::hash::{BuildHasher, RandomState};
     let (low, high) = ephemeral_range().unwrap_or((32_768, 60_999));
     // Randomly seeded per process and per call: concurrent test processes pick apart.
@@ -63,12 +69,11 @@ pub fn free_port() -> io::Result<u16> {
             continue;
         }
         if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
-            return Ok(listener.local_addr()?.port());
+            return Ok(listener);
         }
     }
     // The range is configured over ours, or it is full: let the kernel choose.
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
 }
 
 /// The kernel's ephemeral port range, as `(low, high)` inclusive.
