@@ -530,7 +530,9 @@ impl Node {
     /// when the first heartbeat round of the term is acknowledged by a quorum, and clears
     /// this node's candidacy there; extensions cover every leadership at once
     /// ([`CoreEvent::AllLeasesExtended`], never `LeaseExtended`); [`CoreEvent::Lost`] says
-    /// `QuorumLost` (lease lapsed), `Revoked` (higher term seen) or `Resigned`.
+    /// `QuorumLost` (lease lapsed), `Revoked` (higher term seen), `Resigned`, `Expired`
+    /// (see [`expire`](Self::expire)) or `Yielded` (stepped down for a campaigning member of
+    /// higher priority, decision record 134).
     #[must_use]
     pub fn poll_event(&mut self) -> Option<CoreEvent> {
         self.events.pop_front()
