@@ -243,3 +243,55 @@ fn the_preferred_agent_takes_leadership_back_once_after_it_restarts() {
         let _ = c.wait();
     }
 }
+
+/// `elector config` shows the knobs and where they came from; `--check` refuses a stable
+/// period shorter than the rule and a `priority` on a backend that has none (decision 136).
+#[test]
+fn elector_config_shows_the_priority_and_refuses_it_where_it_cannot_work() {
+    let d = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = d.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let raft = write(
+        "raft.toml",
+        "node_id = \"n1\"\n[backend]\nkind = \"raft\"\n[backend.raft]\n\
+         secret = \"0123456789abcdef0123\"\npriority = 10\n",
+    );
+    let mut c = elector();
+    c.arg("--config").arg(&raft).arg("config");
+    let o = output(c);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("backend.raft.priority = 10"), "{}", text(&o));
+    assert!(
+        out.contains("backend.raft.priority_stable = \"5s\""),
+        "{}",
+        text(&o)
+    );
+
+    let short = write(
+        "short.toml",
+        "node_id = \"n1\"\n[backend]\nkind = \"raft\"\n[backend.raft]\n\
+         secret = \"0123456789abcdef0123\"\npriority_stable = \"100ms\"\n",
+    );
+    let mut c = elector();
+    c.arg("--config").arg(&short).args(["config", "--check"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(
+        text(&o).contains("backend.raft.priority_stable"),
+        "{}",
+        text(&o)
+    );
+
+    let redis = write(
+        "redis.toml",
+        "node_id = \"n1\"\n[backend]\nkind = \"redis\"\n[backend.redis]\npriority = 10\n",
+    );
+    let mut c = elector();
+    c.arg("--config").arg(&redis).args(["config", "--check"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(78), "{}", text(&o));
+    assert!(text(&o).contains("priority"), "{}", text(&o));
+}
