@@ -112,6 +112,8 @@
 //! | `secret` / `secret_file` / `tls` | one required | peer authentication |
 //! | `max_elections` | 20,000 | most elections held at once (memory and state file) |
 //! | `forget_after` | 10 min | an idle election is forgotten after this long |
+//! | `priority` | 0 | this member's priority as a candidate; higher is preferred (decision 134) |
+//! | `priority_stable` | 5 s | how long a member of higher priority must be healthy before the leader steps down for it; at least 2 x `election_timeout_max` |
 //!
 //! The transport's reconnect backoff is capped at `election_timeout_max`, so a member that
 //! comes back can vote within an election or two.
