@@ -245,3 +245,40 @@ fn a_preferred_voter_that_does_not_campaign_is_not_handed_leadership() {
     assert_eq!(sim.lease_holder(&election(0)), Some(other));
     assert_eq!(yields(&sim), 0);
 }
+
+#[test]
+fn the_step_down_bypasses_no_lease_no_timeout_now_no_forced_vote() {
+    use election_raft::core::Message;
+    let mut sim = cluster(11);
+    sim.keep_log = true;
+    let other = led_by_another(&mut sim);
+    sim.restart(0);
+    sim.campaign(0, &election(0)).unwrap();
+    let from = sim.sent.len();
+    sim.run_for(STABLE + Duration::from_secs(2)).unwrap();
+    assert_eq!(sim.lease_holder(&election(0)), Some(0));
+    let sent = &sim.sent[from..];
+    assert!(
+        sent.iter()
+            .any(|(f, t, m)| *f == other && *t == 0 && matches!(m, Message::Prefer { .. })),
+        "the old leader sent Prefer to n1"
+    );
+    for (f, t, m) in sent {
+        assert!(
+            !matches!(
+                m,
+                Message::TimeoutNow { .. }
+                    | Message::Vote { force: true, .. }
+                    | Message::PreVote { force: true, .. }
+            ),
+            "n{} -> n{}: {m:?}: a preferred transfer must not bypass the lease",
+            f + 1,
+            t + 1
+        );
+    }
+    // n1 campaigned with pre-vote, as after any leader's departure.
+    assert!(
+        sent.iter()
+            .any(|(f, _, m)| *f == 0 && matches!(m, Message::PreVote { force: false, .. }))
+    );
+}
