@@ -88,6 +88,15 @@ pub struct BullyConfig {
     /// a forgotten acceptance is never given twice at one epoch.
     #[serde(with = "humantime_serde")]
     pub forget_after: Duration,
+    /// Members' priorities as candidates, by id (a member not listed has priority 0).
+    /// The Bully order is by (priority, id): the highest campaigning member wins an
+    /// election. Give every member the same map (like `peers`): members that disagree on
+    /// the order disagree on who should win, which costs failed election rounds, not
+    /// safety (epochs, the majority rule and the leases do not depend on the order).
+    /// Bully never preempts a live leader, so a member of higher priority that comes back
+    /// waits for the next election (the leader's failure or resign): no flapping, and no
+    /// anti-flap period to set. See decision record 135. Default: empty.
+    pub priorities: BTreeMap<NodeId, u32>,
 }
 
 impl Default for BullyConfig {
@@ -110,6 +119,7 @@ impl Default for BullyConfig {
             tls: None,
             max_elections: DEFAULT_MAX_ELECTIONS,
             forget_after: DEFAULT_FORGET_AFTER,
+            priorities: BTreeMap::new(),
         }
     }
 }
@@ -203,6 +213,13 @@ impl BullyConfig {
                 h(self.failure_timeout)
             ),
         )?;
+        let members = self.members();
+        if let Some(unknown) = self.priorities.keys().find(|k| !members.contains(*k)) {
+            return Err(Error::config(
+                "bully.priorities",
+                format!("{unknown} is not a member (node_id or a key of peers)"),
+            ));
+        }
         check_auth(
             "bully",
             self.secret.is_some(),
@@ -251,6 +268,7 @@ impl BullyConfig {
             incarnation,
             max_elections: self.max_elections,
             forget_after: self.forget_after,
+            priorities: self.priorities.clone(),
         })
     }
 }
@@ -339,6 +357,16 @@ mod tests {
             ..valid()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn priorities_must_name_members() {
+        let mut c = valid();
+        c.priorities = [(NodeId::new("a").unwrap(), 3)].into();
+        c.validate().unwrap();
+        c.priorities = [(NodeId::new("zz").unwrap(), 3)].into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("bully.priorities"), "{err}");
     }
 
     #[test]

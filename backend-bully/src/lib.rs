@@ -4,8 +4,11 @@
 //!
 //! # Model
 //!
-//! A static set of members, ranked by id (byte order: the greatest id is the "highest"
-//! node). Each member runs a [`BullyNode`]: a sans-IO state machine ([`core::Node`]) driven
+//! A static set of members, ranked by (priority, id): `priorities` gives members a
+//! priority (default 0), and among equal priorities the greatest id (byte order) is the
+//! "highest" node. Bully never preempts a live leader, priorities included: a member of
+//! higher priority that comes back leads after the next election (decision record 135).
+//! Each member runs a [`BullyNode`]: a sans-IO state machine ([`core::Node`]) driven
 //! by a tokio task over `election-transport` (one authenticated connection per peer; many
 //! elections multiplexed over it, their messages batched per peer). The exchange, per
 //! election:
@@ -119,6 +122,7 @@
 //! | `secret` / `secret_file` / `tls` | one required | peer authentication (HMAC-SHA256 or mutual TLS) |
 //! | `max_elections` | 20,000 | most elections held at once (memory and state file) |
 //! | `forget_after` | 10 min | an idle election is forgotten after this long |
+//! | `priorities` | empty | member id → priority (default 0); the rank is (priority, id); the same map on every member |
 //!
 //! Unauthenticated frames never reach the core: the transport drops them, so an
 //! unauthenticated VICTORY is never seen. Dials to an unreachable peer back off up to

@@ -42,7 +42,20 @@ fn run_schedule(seed: u64, keep_log: bool) -> Result<Sim, (Sim, String)> {
         vec![]
     };
     let quorum = rng.random_bool(0.75);
-    let mut sim = Sim::new_with(seed, n, &voters_only, quorum);
+    // A third of the schedules rank the members by random priorities first (drawn from
+    // their own RNG: the other schedules are those of the releases before priorities).
+    let mut prio_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0070_7269_6f72);
+    let mut sim = if prio_rng.random_bool(1.0 / 3.0) {
+        let priorities: std::collections::BTreeMap<_, u32> = (0..n)
+            .map(|i| (common::id(i), prio_rng.random_range(0..=2)))
+            .collect();
+        Sim::new_configured(seed, n, &voters_only, |c| {
+            c.quorum = quorum;
+            c.priorities = priorities.clone();
+        })
+    } else {
+        Sim::new_with(seed, n, &voters_only, quorum)
+    };
     sim.keep_log = keep_log;
     sim.recampaign = true;
     sim.drop_rate = [0.0, 0.02, 0.1, 0.3][rng.random_range(0..4)];
@@ -96,7 +109,15 @@ fn chaos(
         ));
     }
     // Whenever an election is held on the healed network, the highest candidate wins.
-    let highest = *campaigners.iter().max().expect("at least one candidate");
+    // The highest by (priority, id): the schedules with priorities rank by them first.
+    let rank = |n: usize| {
+        let me = common::id(n);
+        (cfg.priorities.get(&me).copied().unwrap_or(0), me)
+    };
+    let highest = *campaigners
+        .iter()
+        .max_by_key(|&&n| rank(n))
+        .expect("at least one candidate");
     for e in elections {
         let holder = sim.lease_holder(e).expect("settled");
         if holder == highest {

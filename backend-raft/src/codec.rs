@@ -13,8 +13,13 @@
 //! 5 Vote          name term:u64 force:u8
 //! 6 VoteResp      name term:u64 granted:u8
 //! 7 TimeoutNow    name term:u64
-//! 8 Candidacy     name term:u64 campaigning:u8
+//! 8 Candidacy     name term:u64 campaigning:u8          (priority 0)
+//! 9 Candidacy     name term:u64 campaigning:u8 priority:u32 (priority not 0)
+//! 10 Prefer       name term:u64
 //! ```
+//! Tags 9 and 10 are only sent where priorities are configured, so a cluster whose members
+//! all have priority 0 speaks the encoding of the releases before priorities (decision
+//! record 134): set priorities once every member runs a release that knows them.
 //! Integers are big-endian. Anything else (another version, an unknown tag, a truncated or
 //! over-long payload, an invalid name, a boolean other than 0 or 1) is a [`DecodeError`].
 //! Decoding is fuzzed (`fuzz/fuzz_targets/raft_codec.rs`: never a panic, and what decodes
@@ -101,7 +106,18 @@ fn encode_message(m: &Message, buf: &mut BytesMut) {
             election,
             term,
             campaigning,
+            priority: 0,
         } => per_election(buf, 8, election, *term, Some(*campaigning)),
+        Message::Candidacy {
+            election,
+            term,
+            campaigning,
+            priority,
+        } => {
+            per_election(buf, 9, election, *term, Some(*campaigning));
+            buf.put_u32(*priority);
+        }
+        Message::Prefer { election, term } => per_election(buf, 10, election, *term, None),
     }
 }
 
@@ -177,6 +193,17 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
             election: r.name()?,
             term: r.u64()?,
             campaigning: r.bool()?,
+            priority: 0,
+        },
+        9 => Message::Candidacy {
+            election: r.name()?,
+            term: r.u64()?,
+            campaigning: r.bool()?,
+            priority: r.u32()?,
+        },
+        10 => Message::Prefer {
+            election: r.name()?,
+            term: r.u64()?,
         },
         t => return Err(r.unknown_tag(t)),
     })
@@ -201,7 +228,7 @@ mod tests {
                 .map(|i| (name(i), rng.random()))
                 .collect::<Vec<_>>()
         };
-        match rng.random_range(0..8) {
+        match rng.random_range(0..9) {
             0 => Message::Heartbeat {
                 round: rng.random(),
                 incarnation: rng.random(),
@@ -246,10 +273,19 @@ mod tests {
                 election: e,
                 term: t,
             },
-            _ => Message::Candidacy {
+            7 => Message::Candidacy {
                 election: e,
                 term: t,
                 campaigning: b,
+                priority: if rng.random_bool(0.5) {
+                    0
+                } else {
+                    rng.random()
+                },
+            },
+            _ => Message::Prefer {
+                election: e,
+                term: t,
             },
         }
     }

@@ -80,6 +80,21 @@ pub struct RaftConfig {
     /// forgotten vote is never cast twice.
     #[serde(with = "humantime_serde")]
     pub forget_after: Duration,
+    /// This node's priority as a candidate: higher is preferred. Where a campaigning member
+    /// of higher priority than the leader has been caught up and answering every
+    /// heartbeat for `priority_stable`, the leader steps down for it (its child is
+    /// stopped, as on any loss, and the target is elected once the old lease and its kill
+    /// grace have run out). Equal priorities never move leadership. Default 0, the least
+    /// preferred: only members given a priority above 0 are ever handed leadership this
+    /// way. See decision record 134.
+    pub priority: u32,
+    /// How long a candidate of higher priority must have been healthy (answering every
+    /// heartbeat, no restart, no gap longer than `election_timeout_min`) before the leader
+    /// steps down for it: the anti-flap period. A preferred member that comes back takes
+    /// leadership back once, after this long; one that flaps faster never does. Default
+    /// 5 s; at least 2 x `election_timeout_max`.
+    #[serde(with = "humantime_serde")]
+    pub priority_stable: Duration,
 }
 
 impl Default for RaftConfig {
@@ -101,6 +116,8 @@ impl Default for RaftConfig {
             tls: None,
             max_elections: DEFAULT_MAX_ELECTIONS,
             forget_after: DEFAULT_FORGET_AFTER,
+            priority: 0,
+            priority_stable: DEFAULT_PRIORITY_STABLE,
         }
     }
 }
@@ -109,6 +126,8 @@ impl Default for RaftConfig {
 pub const DEFAULT_MAX_ELECTIONS: usize = 20_000;
 /// The default of [`RaftConfig::forget_after`]: 10 minutes.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(600);
+/// The default of [`RaftConfig::priority_stable`]: 5 seconds.
+pub const DEFAULT_PRIORITY_STABLE: Duration = Duration::from_secs(5);
 
 impl RaftConfig {
     /// How long one quorum-acknowledged heartbeat round lets a leader lead:
@@ -196,6 +215,17 @@ impl RaftConfig {
                 h(self.election_timeout_max)
             ),
         )?;
+        rule(
+            "priority_stable",
+            self.priority_stable >= self.election_timeout_max * 2,
+            format!(
+                "priority_stable ({}) must be at least 2 x election_timeout_max ({}): a \
+                 preferred member must be seen healthy over several election timeouts before \
+                 leadership moves to it, or a flapping member would move it on every blip",
+                h(self.priority_stable),
+                h(self.election_timeout_max)
+            ),
+        )?;
         check_auth(
             "raft",
             self.secret.is_some(),
@@ -243,6 +273,8 @@ impl RaftConfig {
             incarnation,
             max_elections: self.max_elections,
             forget_after: self.forget_after,
+            priority: self.priority,
+            priority_stable: self.priority_stable,
         })
     }
 }
@@ -369,6 +401,24 @@ mod tests {
             (c.max_elections, c.forget_after),
             (5, Duration::from_secs(60))
         );
+    }
+
+    #[test]
+    fn priority_defaults_to_0_and_a_short_stable_period_is_refused() {
+        assert_eq!(valid().priority, 0);
+        assert_eq!(valid().priority_stable, Duration::from_secs(5));
+        let c: RaftConfig = serde_json::from_str(
+            r#"{"node_id":"a","secret":"0123456789abcdef","priority":3,"priority_stable":"2s"}"#,
+        )
+        .unwrap();
+        assert_eq!((c.priority, c.priority_stable), (3, Duration::from_secs(2)));
+        c.validate().unwrap();
+        let c = RaftConfig {
+            priority_stable: Duration::from_millis(500),
+            ..valid()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("raft.priority_stable"), "{err}");
     }
 
     #[test]

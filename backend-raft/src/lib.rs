@@ -26,6 +26,15 @@
 //!   TimeoutNow to the campaigning follower that acknowledged its latest round; that
 //!   follower campaigns without pre-vote and past the lease; the resigning node does not
 //!   campaign there again for `election_timeout_max`;
+//! - **preferred leaders** (`priority`, `priority_stable`; decision record 134): a
+//!   campaigning follower of higher priority than the leader that has been caught up and
+//!   has answered every heartbeat round, with no restart and no gap longer than
+//!   `election_timeout_min`, for `priority_stable` (default 5 s) gets the leadership: the
+//!   leader steps down (`lost()` = `Yielded`) *without* TimeoutNow, so its followers'
+//!   promises run out on their own and its child keeps its kill grace, and the target
+//!   campaigns as soon as they have (about one `election_timeout_min` later). A member
+//!   that restarts or flaps starts its stable period again, so leadership moves to it
+//!   once, after the period, and at most once per period;
 //! - **voters that never campaign** (`voters_only`);
 //! - **term and vote persisted** per election in one state file (appended and fsynced;
 //!   compacted by write, fsync, rename, fsync of the directory), batched per driver step,
@@ -108,6 +117,8 @@
 //! | `secret` / `secret_file` / `tls` | one required | peer authentication |
 //! | `max_elections` | 20,000 | most elections held at once (memory and state file) |
 //! | `forget_after` | 10 min | an idle election is forgotten after this long |
+//! | `priority` | 0 | this member's priority as a candidate; higher is preferred (decision 134) |
+//! | `priority_stable` | 5 s | how long a member of higher priority must be healthy before the leader steps down for it; at least 2 x `election_timeout_max` |
 //!
 //! The transport's reconnect backoff is capped at `election_timeout_max`, so a member that
 //! comes back can vote within an election or two.
@@ -163,7 +174,9 @@ pub mod core;
 
 pub use adapter::RaftNode;
 pub use codec::{WIRE_VERSION, decode, encode};
-pub use config::{DEFAULT_FORGET_AFTER, DEFAULT_MAX_ELECTIONS, RaftConfig};
+pub use config::{
+    DEFAULT_FORGET_AFTER, DEFAULT_MAX_ELECTIONS, DEFAULT_PRIORITY_STABLE, RaftConfig,
+};
 pub use election_peer::wire::DecodeError;
 pub use election_peer::{Member, Members, Membership, PeerStats, Stall, TlsConfig};
 

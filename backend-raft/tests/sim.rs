@@ -29,6 +29,9 @@ fn ms(v: u64) -> Duration {
 
 /// How long each schedule injects faults (virtual time).
 const CHAOS: Duration = Duration::from_millis(3000);
+/// The stable period of the schedules with priorities: short, so that a member can qualify
+/// several times during the chaos.
+const PRIORITY_STABLE: Duration = Duration::from_millis(400);
 
 /// One random schedule; `Err` describes the violated invariant.
 #[allow(clippy::result_large_err)]
@@ -40,7 +43,21 @@ fn run_schedule(seed: u64, keep_log: bool) -> Result<Sim, (Sim, String)> {
     } else {
         vec![]
     };
-    let mut sim = Sim::new(seed, n, &voters_only);
+    // A third of the schedules give the members random priorities with a short stable
+    // period, so that leaders step down for preferred members during the chaos (drawn from
+    // their own RNG: the other schedules are those of the releases before priorities).
+    let mut prio_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0070_7269_6f72);
+    let priorities: Option<Vec<u32>> = prio_rng
+        .random_bool(1.0 / 3.0)
+        .then(|| (0..n).map(|_| prio_rng.random_range(0..=2)).collect());
+    let mut sim = match &priorities {
+        None => Sim::new(seed, n, &voters_only),
+        Some(p) => Sim::new_configured(seed, n, &voters_only, |c| {
+            let i = (0..n).find(|&i| common::id(i) == c.me).unwrap();
+            c.priority = p[i];
+            c.priority_stable = PRIORITY_STABLE;
+        }),
+    };
     sim.keep_log = keep_log;
     sim.recampaign = true;
     sim.drop_rate = [0.0, 0.02, 0.1, 0.3][rng.random_range(0..4)];
@@ -85,6 +102,36 @@ fn chaos(
             "leadership did not settle again after in-flight messages drained:\n{}",
             sim.dump(elections)
         ));
+    }
+    if cfg.priority_stable == PRIORITY_STABLE {
+        // Let the preferred members take over (a stable period and an election), then
+        // check that nobody of higher priority than the leader still campaigns.
+        sim.run_for(PRIORITY_STABLE * 2 + cfg.election_timeout_max * 2)?;
+        if !sim.run_until_cond(bound, |s| s.settled(elections))? {
+            return Err(format!(
+                "leadership did not settle after the preferred members took over:\n{}",
+                sim.dump(elections)
+            ));
+        }
+        for e in elections {
+            let h = sim.lease_holder(e).expect("settled");
+            let mine = sim.configs[h].priority;
+            for (i, n) in sim.nodes.iter().enumerate() {
+                if let Some(n) = n
+                    && n.is_campaigning(e)
+                    && sim.configs[i].priority > mine
+                {
+                    return Err(format!(
+                        "{e}: n{} (priority {mine}) leads while n{} (priority {}) campaigns on \
+                         a healthy network:\n{}",
+                        h + 1,
+                        i + 1,
+                        sim.configs[i].priority,
+                        sim.dump(elections)
+                    ));
+                }
+            }
+        }
     }
     let leaders: Vec<_> = elections.iter().map(|e| sim.lease_holder(e)).collect();
     sim.run_for(cfg.election_timeout_max * 4)?;
@@ -132,4 +179,33 @@ fn sim_schedules_part_3() {
 #[test]
 fn sim_replay() {
     SCHEDULES.replay();
+}
+
+/// The schedules with priorities do exercise the step-down for a preferred member: over
+/// 300 schedules, leaders yield (and the invariants above held for each).
+#[test]
+fn sim_schedules_with_priorities_yield() {
+    let (mut yields, mut with) = (0, 0);
+    for seed in 0..300 {
+        let sim = run_schedule(seed, false).unwrap_or_else(|(_, why)| {
+            panic!(
+                "schedule with seed {seed} failed: {why}\nreplay: {}",
+                SCHEDULES.replay_command(seed)
+            )
+        });
+        if sim.configs[0].priority_stable == PRIORITY_STABLE {
+            with += 1;
+            yields += sim
+                .leases
+                .values()
+                .flatten()
+                .filter(|l| l.reason == Some(election_core::LossReason::Yielded))
+                .count();
+        }
+    }
+    eprintln!("{with} schedules with priorities, {yields} step-downs for a preferred member");
+    assert!(
+        with > 50 && yields > with / 2,
+        "{with} schedules, {yields} yields"
+    );
 }

@@ -41,6 +41,10 @@ pub enum LossReason {
     Resigned,
     /// The elector or its backend connection shut down.
     Shutdown,
+    /// This node stepped down so that a healthy candidate of higher priority can lead. It
+    /// did not hand over early: the next leader is granted only after this leadership's
+    /// lease and its kill grace have passed, as after [`Expired`](Self::Expired).
+    Yielded,
 }
 
 impl fmt::Display for LossReason {
@@ -51,6 +55,7 @@ impl fmt::Display for LossReason {
             LossReason::QuorumLost => "contact with a majority of peers was lost",
             LossReason::Resigned => "this node resigned",
             LossReason::Shutdown => "the elector shut down",
+            LossReason::Yielded => "this node stepped down for a candidate of higher priority",
         })
     }
 }

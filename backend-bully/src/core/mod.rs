@@ -5,7 +5,7 @@ mod election;
 mod message;
 mod node;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use election_core::NodeId;
@@ -20,8 +20,12 @@ pub struct NodeConfig {
     /// This node.
     pub me: NodeId,
     /// Every member, including `me`. Static: messages from anyone else are refused. The
-    /// order of ids is the Bully order: the greatest id is the highest node.
+    /// Bully order is by (priority, id): of two members of equal priority the greater id is
+    /// the higher node.
     pub members: BTreeSet<NodeId>,
+    /// The members' priorities (absent: 0). Every member must be given the same map: it
+    /// is the Bully order (see [`BullyConfig::priorities`](crate::BullyConfig::priorities)).
+    pub priorities: BTreeMap<NodeId, u32>,
     /// Members that acknowledge but never campaign.
     pub voters_only: BTreeSet<NodeId>,
     /// Interval between a leader's heartbeat rounds.

@@ -126,7 +126,9 @@ impl Node {
                 format!("{} members; at most 64 are supported", cfg.members.len()),
             ));
         }
-        let members: Vec<NodeId> = cfg.members.iter().cloned().collect();
+        // The Bully order: member indices ascend by (priority, id).
+        let mut members: Vec<NodeId> = cfg.members.iter().cloned().collect();
+        members.sort_by_key(|m| (cfg.priorities.get(m).copied().unwrap_or(0), m.clone()));
         let index: HashMap<NodeId, usize> = members
             .iter()
             .enumerate()

@@ -34,6 +34,7 @@ pub fn default_config(me: &NodeId, members: &BTreeSet<NodeId>, seed: u64) -> Nod
         incarnation: 1,
         max_elections: d.max_elections,
         forget_after: d.forget_after,
+        priorities: d.priorities,
     }
 }
 

@@ -67,6 +67,9 @@ pub(super) struct Election {
     pub(super) claims: Vec<(usize, Term)>,
     /// The last time this election was mentioned or seen busy (see `Node::sweep`).
     pub(super) last_active: Instant,
+    /// The old leader stepped down for this node (`Message::Prefer`): campaign as soon as
+    /// the promises to it have run out, not after a random timeout.
+    pub(super) preferred: bool,
 }
 
 impl Election {
@@ -85,6 +88,7 @@ impl Election {
             quiet_until: None,
             claims: Vec::new(),
             last_active: now,
+            preferred: false,
         }
     }
 

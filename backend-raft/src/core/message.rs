@@ -93,6 +93,19 @@ pub enum Message {
         term: Term,
         /// Whether the sender campaigns.
         campaigning: bool,
+        /// The sender's priority as a candidate (0 unless configured). The leader steps
+        /// down for a healthy campaigning follower of higher priority.
+        priority: u32,
+    },
+    /// The leader at `term` stepped down so that the receiver, a candidate of higher
+    /// priority, leads: campaign as soon as the promises made to the old leader have run
+    /// out. Unlike [`Message::TimeoutNow`] it bypasses no lease: the old leader's child
+    /// keeps its kill grace (the handover rule).
+    Prefer {
+        /// The election.
+        election: ElectionName,
+        /// The old leader's term.
+        term: Term,
     },
 }
 

@@ -44,6 +44,14 @@ pub struct NodeConfig {
     /// An idle election is forgotten after this long (see
     /// [`RaftConfig::forget_after`](crate::RaftConfig::forget_after)).
     pub forget_after: Duration,
+    /// This node's priority as a candidate: where several campaigning members are healthy,
+    /// the leader steps down for one of higher priority (see
+    /// [`RaftConfig::priority`](crate::RaftConfig::priority)). Default 0.
+    pub priority: u32,
+    /// How long a candidate of higher priority must have been caught up and answering
+    /// every heartbeat before the leader steps down for it (see
+    /// [`RaftConfig::priority_stable`](crate::RaftConfig::priority_stable)).
+    pub priority_stable: Duration,
 }
 
 impl NodeConfig {

@@ -23,6 +23,12 @@ const FULL_SET_EVERY: u64 = 4;
 pub const TIMER_SLACK: Duration = Duration::from_millis(1);
 /// Changes to the led set remembered for deltas; a peer further behind gets the full set.
 const MAX_CHANGES: usize = 1 << 16;
+/// A campaigning follower with a priority above 0 tells its leader again that it campaigns
+/// every this many heartbeat rounds: a lost Candidacy would otherwise keep a preferred
+/// member from ever being handed leadership. (A leader only steps down for a member of
+/// higher priority than its own, so above 0: members at the default never repeat, and a
+/// cluster without priorities sends nothing more.)
+const CANDIDACY_EVERY: u64 = 32;
 
 /// A heartbeat round this node sent as a leader.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +60,14 @@ struct Peer {
     acked_version: Option<u64>,
     /// The version and round at which we last sent it the full set.
     full_sent: Option<(u64, u64)>,
+    // --- The peer as a candidate where this node leads (preferred leaders). ---
+    /// Its priority as a candidate, from its last Candidacy (0 until one arrives).
+    priority: u32,
+    /// When its last acknowledgement holding our led set arrived.
+    last_ack: Option<Instant>,
+    /// Since when it has acknowledged holding our led set with no gap longer than the
+    /// minimum election timeout and no restart (`None`: it does not hold the set now).
+    steady_since: Option<Instant>,
 }
 
 /// One member's Raft election state for any number of elections (partitioned leadership).
@@ -270,6 +284,7 @@ impl Node {
                         election: election.clone(),
                         term,
                         campaigning: true,
+                        priority: self.cfg.priority,
                     },
                 );
             }
@@ -309,6 +324,7 @@ impl Node {
                     election: election.clone(),
                     term,
                     campaigning: false,
+                    priority: self.cfg.priority,
                 },
             );
         }
@@ -414,7 +430,9 @@ impl Node {
                 election,
                 term,
                 campaigning,
-            } => self.on_candidacy(p, &election, term, campaigning),
+                priority,
+            } => self.on_candidacy(p, &election, term, campaigning, priority),
+            Message::Prefer { election, term } => self.on_prefer(&election, term),
         }
         true
     }
@@ -426,6 +444,7 @@ impl Node {
     pub fn handle_timeout(&mut self, now: Instant) {
         let due = now + TIMER_SLACK;
         if self.next_heartbeat.is_some_and(|t| t <= due) {
+            self.yield_to_preferred(now);
             self.send_round(now);
         }
         if self.next_sweep.is_some_and(|t| t <= due) {
@@ -511,7 +530,9 @@ impl Node {
     /// when the first heartbeat round of the term is acknowledged by a quorum, and clears
     /// this node's candidacy there; extensions cover every leadership at once
     /// ([`CoreEvent::AllLeasesExtended`], never `LeaseExtended`); [`CoreEvent::Lost`] says
-    /// `QuorumLost` (lease lapsed), `Revoked` (higher term seen) or `Resigned`.
+    /// `QuorumLost` (lease lapsed), `Revoked` (higher term seen), `Resigned`, `Expired`
+    /// (see [`expire`](Self::expire)) or `Yielded` (stepped down for a campaigning member of
+    /// higher priority, decision record 134).
     #[must_use]
     pub fn poll_event(&mut self) -> Option<CoreEvent> {
         self.events.pop_front()
@@ -625,6 +646,7 @@ impl Node {
         self.clear_leader(i);
         let timeout = self.random_timeout();
         let e = &mut self.elections[i];
+        e.preferred = false;
         e.role = Role::PreCandidate {
             granted: bit(self.me),
             deadline: now + timeout,
@@ -767,6 +789,7 @@ impl Node {
         let e = &mut self.elections[i];
         e.term = term;
         e.vote = None;
+        e.preferred = false;
         e.role = Role::Follower;
         e.timer_base = now;
         e.timeout = timeout;
@@ -810,6 +833,9 @@ impl Node {
             let blind = now + self.cfg.election_timeout_min;
             self.blind_until = Some(self.blind_until.map_or(blind, |b| b.max(blind)));
         }
+        if !need_full && self.cfg.priority != 0 && round % CANDIDACY_EVERY == 0 {
+            self.repeat_candidacy(p);
+        }
         let rejects = if need_full {
             Vec::new()
         } else {
@@ -829,6 +855,28 @@ impl Node {
                 rejects,
             },
         );
+    }
+
+    /// Tells peer `p` again that this node campaigns (with its priority) in every election
+    /// `p` leads here.
+    fn repeat_candidacy(&mut self, p: usize) {
+        let claimed: Vec<(usize, Term)> = self.peers[p]
+            .claimed
+            .iter()
+            .map(|(&i, &t)| (i, t))
+            .collect();
+        for (i, t) in claimed {
+            let e = &self.elections[i];
+            if e.campaigning && e.leader == Some((p, t)) {
+                let msg = Message::Candidacy {
+                    election: e.name.clone(),
+                    term: t,
+                    campaigning: true,
+                    priority: self.cfg.priority,
+                };
+                self.send(p, msg);
+            }
+        }
     }
 
     /// §5.2: "While waiting for votes, a candidate may receive an AppendEntries RPC from
@@ -960,6 +1008,7 @@ impl Node {
             Role::Follower => {}
         }
         if e.leader != Some((p, t)) {
+            e.preferred = false;
             e.timer_base = now;
             let timeout = self.random_timeout();
             self.elections[i].timeout = timeout;
@@ -970,6 +1019,7 @@ impl Node {
                     election: e.name.clone(),
                     term: t,
                     campaigning: true,
+                    priority: self.cfg.priority,
                 };
                 self.send(p, msg);
             }
@@ -996,7 +1046,18 @@ impl Node {
                 self.adopt_term(i, t, now);
             }
         }
+        let gap = self.cfg.election_timeout_min;
         let peer = &mut self.peers[p];
+        if need_full {
+            // It does not hold our set: restarted, or too far behind.
+            peer.steady_since = None;
+            peer.last_ack = None;
+        } else {
+            if peer.steady_since.is_none() || peer.last_ack.is_none_or(|t| now > t + gap) {
+                peer.steady_since = Some(now);
+            }
+            peer.last_ack = Some(peer.last_ack.map_or(now, |t| t.max(now)));
+        }
         if need_full {
             peer.acked_version = None;
             peer.full_sent = None;
@@ -1169,7 +1230,31 @@ impl Node {
         }
     }
 
-    fn on_candidacy(&mut self, p: usize, election: &ElectionName, term: Term, campaigning: bool) {
+    /// The leader at `term` stepped down for this node (a candidate of higher priority):
+    /// campaign as soon as the promises this node and the others made to it have run out,
+    /// instead of after a random election timeout. Nothing is bypassed: pre-vote and the
+    /// leader lease apply as after any leader's departure.
+    fn on_prefer(&mut self, election: &ElectionName, term: Term) {
+        let Some(&i) = self.by_name.get(election) else {
+            return;
+        };
+        let e = &mut self.elections[i];
+        if e.term == term && e.campaigning && self.can_campaign && !e.is_leader() {
+            tracing::debug!(node = %self.cfg.me, %election, term, "preferred by the leader: campaigning once its lease ends");
+            e.preferred = true;
+            self.touch(i);
+        }
+    }
+
+    fn on_candidacy(
+        &mut self,
+        p: usize,
+        election: &ElectionName,
+        term: Term,
+        campaigning: bool,
+        priority: u32,
+    ) {
+        self.peers[p].priority = priority;
         let Some(&i) = self.by_name.get(election) else {
             return;
         };
@@ -1186,6 +1271,80 @@ impl Node {
     }
 
     // ----------------------------------------------------------- leader side
+
+    /// Steps down, just before a heartbeat round, in every granted leadership where a
+    /// campaigning follower of higher priority is ready: it acknowledged the last round
+    /// holding the current led set (caught up), and has done so with no gap longer than the
+    /// minimum election timeout and no restart for `priority_stable` (healthy, so a
+    /// flapping node never qualifies). The round that follows tells every follower the
+    /// leadership is given up, and the target gets [`Message::Prefer`].
+    ///
+    /// This is not a resign: the holder's child has not stopped yet. So, as after
+    /// [`expire`](Self::expire), nothing is handed over early: no TimeoutNow, and this node
+    /// and its followers refuse other candidates until the lease plus `clock_drift +
+    /// kill_grace` has passed (the handover rule). The holder sees
+    /// [`LossReason::Yielded`] at once, so its child is dead before the target can win.
+    /// This node then keeps quiet for `election_timeout_min + election_timeout_max`, so
+    /// the target's campaign, which starts as soon as the promises allow, comes first.
+    fn yield_to_preferred(&mut self, now: Instant) {
+        if self.led.is_empty() {
+            return;
+        }
+        let gap = self.cfg.election_timeout_min;
+        let mut ready: super::election::Members = 0;
+        for (p, peer) in self.peers.iter().enumerate() {
+            if p != self.me
+                && peer.priority > self.cfg.priority
+                && peer.acked_version == Some(self.version)
+                && peer.acked_round + 1 >= self.round
+                && peer.last_ack.is_some_and(|t| now < t + gap)
+                && peer
+                    .steady_since
+                    .is_some_and(|s| now >= s + self.cfg.priority_stable)
+            {
+                ready |= bit(p);
+            }
+        }
+        if ready == 0 {
+            return;
+        }
+        let led: Vec<usize> = self.led.iter().copied().collect();
+        for i in led {
+            let Role::Leader {
+                granted: true,
+                candidates,
+                ..
+            } = self.elections[i].role
+            else {
+                continue;
+            };
+            let Some(p) = (0..self.members.len())
+                .filter(|&p| ready & candidates & bit(p) != 0)
+                .max_by_key(|&p| {
+                    (
+                        self.peers[p].priority,
+                        self.peers[p].acked_round,
+                        std::cmp::Reverse(p),
+                    )
+                })
+            else {
+                continue;
+            };
+            let term = self.elections[i].term;
+            tracing::info!(node = %self.cfg.me, election = %self.elections[i].name, term,
+                to = %self.members[p], priority = self.peers[p].priority,
+                "stepping down for a candidate of higher priority");
+            self.step_down(i, now, LossReason::Yielded);
+            let quiet = now + self.cfg.election_timeout_min + self.cfg.election_timeout_max;
+            let e = &mut self.elections[i];
+            e.quiet_until = Some(e.quiet_until.map_or(quiet, |q| q.max(quiet)));
+            let msg = Message::Prefer {
+                election: e.name.clone(),
+                term,
+            };
+            self.send(p, msg);
+        }
+    }
 
     /// Sends one heartbeat round to every peer; the full led set goes to peers that may
     /// not hold its current version.
@@ -1371,7 +1530,15 @@ impl Node {
                 // held could have ended (with its margin): boot + election_timeout_min.
                 // Nor does any node campaign (vote for itself) while it would refuse to vote
                 // for another.
-                let d = (base + e.timeout)
+                // Preferred by the old leader: as soon as the promises allow, with the drift
+                // bound as margin for the other voters' promises to end too.
+                let wait = if e.preferred && e.leader.is_none() {
+                    e.hold_until
+                        .map_or(base, |h| (h + self.cfg.clock_drift).max(base))
+                } else {
+                    base + e.timeout
+                };
+                let d = wait
                     .max(self.booted + self.cfg.election_timeout_min)
                     .max(e.hold_until.unwrap_or(base))
                     .max(e.quiet_until.unwrap_or(base));

@@ -33,6 +33,8 @@ pub fn default_config(me: &NodeId, members: &BTreeSet<NodeId>, seed: u64) -> Nod
         incarnation: 1,
         max_elections: d.max_elections,
         forget_after: d.forget_after,
+        priority: d.priority,
+        priority_stable: d.priority_stable,
     }
 }
 
