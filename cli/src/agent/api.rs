@@ -180,6 +180,7 @@ impl Change {
             Why::Expired => format!("{who}'s lease expired{epoch}"),
             Why::Revoked => format!("{who}'s lease was revoked{epoch}"),
             Why::QuorumLost => format!("{who} lost its quorum{epoch}"),
+            Why::Yielded => format!("{who} stepped down for a preferred leader{epoch}"),
         };
         format!("{at} {}: {what}", self.election)
     }

@@ -5,7 +5,7 @@
 //! for those a change says who leads now ([`Why::Elected`]) or that nobody does
 //! ([`Why::NoLeader`]); why the previous leader went (it resigned, crashed or was cut off)
 //! is known only where this node was the leader ([`Why::Resigned`], [`Why::Expired`],
-//! [`Why::Revoked`], [`Why::QuorumLost`]).
+//! [`Why::Revoked`], [`Why::QuorumLost`], [`Why::Yielded`]).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -33,6 +33,8 @@ pub(crate) enum Why {
     Revoked,
     /// This node lost contact with a majority of its peers.
     QuorumLost,
+    /// This node stepped down for a candidate of higher priority (a preferred leader).
+    Yielded,
 }
 
 impl Why {
@@ -41,6 +43,7 @@ impl Why {
             LossReason::Resigned | LossReason::Shutdown => Why::Resigned,
             LossReason::Expired => Why::Expired,
             LossReason::QuorumLost => Why::QuorumLost,
+            LossReason::Yielded => Why::Yielded,
             _ => Why::Revoked,
         }
     }
@@ -163,5 +166,16 @@ mod tests {
         h.forget("job");
         assert_eq!(h.changes().len(), 1);
         assert_eq!(h.changes()[0].election, "other");
+    }
+
+    #[test]
+    fn a_step_down_for_a_preferred_leader_is_told_apart_from_a_revocation() {
+        assert_eq!(Why::from_loss(LossReason::Yielded), Why::Yielded);
+        assert_eq!(Why::from_loss(LossReason::Revoked), Why::Revoked);
+        let text = serde_json::to_string(&Why::Yielded).unwrap();
+        assert_eq!(
+            text, "\"yielded\"",
+            "the page's label is keyed by this name"
+        );
     }
 }

@@ -36,6 +36,7 @@ const WHY = {
   expired: (c) => `${c.node}'s lease expired (epoch ${c.epoch})`,
   revoked: (c) => `${c.node}'s lease was revoked (epoch ${c.epoch})`,
   quorum_lost: (c) => `${c.node} lost its quorum (epoch ${c.epoch})`,
+  yielded: (c) => `${c.node} stepped down for a preferred leader (epoch ${c.epoch})`,
 };
 
 function drawElections(status) {
@@ -98,7 +99,7 @@ function drawTimeline(status) {
   names.forEach((name, i) => {
     const y = top + i * rowH;
     svg.append(el("text", { x: 0, y: y + 15 }, name));
-    const changes = status.history.filter((c) => c.election === name && c.why !== "resigned" && c.why !== "expired" && c.why !== "revoked" && c.why !== "quorum_lost");
+    const changes = status.history.filter((c) => c.election === name && c.why !== "resigned" && c.why !== "expired" && c.why !== "revoked" && c.why !== "quorum_lost" && c.why !== "yielded");
     // Each change starts a segment that lasts until the next one (or now).
     changes.forEach((c, j) => {
       const end = j + 1 < changes.length ? changes[j + 1].at_ms : now;
