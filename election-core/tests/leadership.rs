@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use election_core::{
-    Epoch, LeaderInfo, LeadershipControl, LeaseKeeper, LeaseTiming, LossReason, NodeId, Result,
+    DeadlineSource, Epoch, LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LeaseTiming,
+    LossReason, NodeId, Result,
 };
 use tokio::time::Instant;
 
@@ -126,4 +127,128 @@ async fn dropping_a_leadership_resigns_it() {
         tokio::task::yield_now().await;
     }
     assert_eq!(control.resigns.load(Ordering::SeqCst), 1);
+}
+
+// ---- A deadline kept elsewhere (DeadlineSource, decision 126), on real time ----
+
+/// A deadline kept elsewhere, moved by the test.
+#[derive(Debug, Default)]
+struct Source(std::sync::Mutex<Option<Instant>>);
+
+impl Source {
+    fn set(&self, at: Instant) {
+        *self.0.lock().unwrap() = Some(at);
+    }
+}
+
+impl DeadlineSource for Source {
+    fn deadline(&self) -> Option<Instant> {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn with_source(deadline: Instant) -> (Arc<Source>, LeaseKeeper, Leadership) {
+    let source = Arc::new(Source::default());
+    let (keeper, leadership) = LeaseKeeper::grant_with_source(
+        info(),
+        deadline,
+        Arc::new(CountingControl::default()),
+        source.clone(),
+    );
+    (source, keeper, leadership)
+}
+
+#[tokio::test]
+async fn a_source_keeps_a_leadership_past_the_keepers_own_deadline() {
+    let start = Instant::now();
+    let (source, keeper, leadership) = with_source(start);
+    source.set(start + Duration::from_secs(60));
+    assert!(leadership.is_held());
+    assert!(keeper.is_held());
+    assert_eq!(leadership.deadline(), start + Duration::from_secs(60));
+    assert!(leadership.loss_watch().deadline_source().is_some());
+    // The keeper's own extensions still count, and never move the deadline back.
+    assert!(keeper.extend_to(start + Duration::from_secs(1)));
+    assert_eq!(leadership.deadline(), start + Duration::from_secs(60));
+}
+
+#[tokio::test]
+async fn once_seen_lapsed_a_source_cannot_revive_the_leadership() {
+    let start = Instant::now();
+    let (source, keeper, leadership) = with_source(start);
+    source.set(start);
+    assert_eq!(leadership.loss_watch().loss(), Some(LossReason::Expired));
+    // The source moves on (a store that arrived late): the leadership stays lost.
+    source.set(Instant::now() + Duration::from_secs(60));
+    assert!(!leadership.is_held());
+    assert!(!keeper.extend_to(Instant::now() + Duration::from_secs(60)));
+    assert!(leadership.loss_watch().deadline_source().is_none());
+    assert_eq!(leadership.lost().await, LossReason::Expired);
+}
+
+#[tokio::test]
+async fn an_explicit_loss_ends_a_leadership_whatever_the_source_says() {
+    let start = Instant::now();
+    let (source, keeper, leadership) = with_source(start + Duration::from_secs(60));
+    source.set(start + Duration::from_secs(120));
+    keeper.end(LossReason::Revoked);
+    assert_eq!(leadership.lost().await, LossReason::Revoked);
+}
+
+#[tokio::test]
+async fn lost_resolves_once_the_source_stops_moving_and_not_before() {
+    let start = Instant::now();
+    let step = Duration::from_millis(20);
+    let (source, _keeper, leadership) = with_source(start + step);
+    source.set(start + 2 * step);
+    // Another "process" moves the source on, ten times, then stops.
+    let mover = {
+        let source = source.clone();
+        tokio::spawn(async move {
+            let mut last = start + 2 * step;
+            for _ in 0..10 {
+                tokio::time::sleep(step).await;
+                last = Instant::now() + 2 * step;
+                source.set(last);
+            }
+            last
+        })
+    };
+    let reason = leadership.lost().await;
+    let lost_at = Instant::now();
+    let last = mover.await.unwrap();
+    assert_eq!(reason, LossReason::Expired);
+    assert!(
+        lost_at >= last,
+        "lost {:?} before the source's last deadline",
+        last - lost_at
+    );
+}
+
+#[tokio::test]
+async fn checking_every_period_notices_an_explicit_end_at_once_and_an_expiry_after_it() {
+    let period = Duration::from_secs(30);
+    let start = Instant::now();
+    let (_source, keeper, leadership) = with_source(start + Duration::from_secs(60));
+    let watch = leadership.loss_watch();
+    let waiting = tokio::spawn(async move { watch.lost_checking_every(period).await });
+    tokio::task::yield_now().await;
+    keeper.end(LossReason::Revoked);
+    let reason = tokio::time::timeout(period / 2, waiting)
+        .await
+        .expect("an explicit end waited for the next check")
+        .unwrap();
+    assert_eq!(reason, LossReason::Revoked);
+    // An expiry: noticed at a check, never before the deadline.
+    let deadline = Instant::now() + Duration::from_millis(50);
+    let (_source, _keeper, leadership) = with_source(deadline);
+    let reason = leadership
+        .loss_watch()
+        .lost_checking_every(Duration::from_millis(20))
+        .await;
+    assert_eq!(reason, LossReason::Expired);
+    assert!(
+        Instant::now() >= deadline,
+        "noticed an expiry before the deadline"
+    );
 }
