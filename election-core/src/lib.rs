@@ -49,6 +49,15 @@
 //!   releases early, so resign or drop a lost `Leadership` only once its work has stopped
 //!   (`elector run` waits for the child's process group to be gone).
 //!
+//! # Deadlines kept elsewhere
+//!
+//! A backend whose leadership is extended in another process (`elector agent` for its
+//! local callers) grants with [`LeaseKeeper::grant_with_source`]: a [`DeadlineSource`],
+//! such as a word of memory shared with that process, is read only when the keeper's own
+//! deadline has passed, and the first lapse any reader sees is final. Nothing then wakes
+//! per extension; [`LossWatch::lost_checking_every`] lets a holder whose deadline is also
+//! enforced by a guard process check for an expiry only now and then.
+//!
 //! # What it does not guarantee
 //!
 //! Fairness among waiting candidates depends on the backend. A single Redis server is not
