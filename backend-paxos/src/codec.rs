@@ -1,7 +1,7 @@
 //! The versioned binary encoding of [`Message`]s inside one transport payload.
 //!
 //! ```text
-//! payload  = version:u8 (= 1) count:u32 message*count
+//! payload  = version:u8 (= 2) count:u32 message*count
 //! message  = tag:u8 body
 //! name     = len:u8 bytes          (an ElectionName, validated on decode)
 //! open     = 0 | 1 left:u64 | 2 left:u64   (none, yours, other; µs left)
@@ -10,7 +10,9 @@
 //! 3 Propose     name ballot:u64 epoch:u64 incarnation:u64
 //! 4 ProposeAck  name ballot:u64 incarnation:u64 accepted:u8 seen:u64
 //! 5 Release     name epoch:u64 incarnation:u64
+//! 6 Handoff     name epoch:u64 incarnation:u64 ballot:u64 candidate:u64
 //! ```
+//! Version 2 added `Handoff` (decision record 130); a version-1 payload is refused.
 //! Integers are big-endian. Anything else (another version, an unknown tag or open kind, a
 //! truncated or over-long payload, an invalid name, a boolean other than 0 or 1) is a
 //! [`DecodeError`]. Decoding is fuzzed (`fuzz/fuzz_targets/paxos_codec.rs`: never a panic,
@@ -23,7 +25,7 @@ use crate::KIND;
 use crate::core::{Message, Open};
 
 /// The encoding's version byte.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Encodes `messages` into as few payloads as possible, each at most `max_len` bytes (a
 /// single message longer than that still gets its own payload, which the transport will
@@ -110,6 +112,20 @@ fn encode_message(m: &Message, buf: &mut BytesMut) {
             buf.put_u64(*epoch);
             buf.put_u64(*incarnation);
         }
+        Message::Handoff {
+            election,
+            epoch,
+            incarnation,
+            ballot,
+            candidate,
+        } => {
+            buf.put_u8(6);
+            put_name(buf, election);
+            buf.put_u64(*epoch);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*ballot);
+            buf.put_u64(*candidate);
+        }
     }
 }
 
@@ -167,6 +183,13 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
             epoch: r.u64()?,
             incarnation: r.u64()?,
         },
+        6 => Message::Handoff {
+            election: r.name()?,
+            epoch: r.u64()?,
+            incarnation: r.u64()?,
+            ballot: r.u64()?,
+            candidate: r.u64()?,
+        },
         t => return Err(r.unknown_tag(t)),
     })
 }
@@ -190,7 +213,7 @@ mod tests {
             1 => Open::Yours(rng.random()),
             _ => Open::Other(rng.random()),
         };
-        match rng.random_range(0..5) {
+        match rng.random_range(0..6) {
             0 => Message::Prepare {
                 election,
                 ballot: rng.random(),
@@ -217,10 +240,17 @@ mod tests {
                 accepted: rng.random_bool(0.5),
                 seen: rng.random(),
             },
-            _ => Message::Release {
+            4 => Message::Release {
                 election,
                 epoch: rng.random(),
                 incarnation: rng.random(),
+            },
+            _ => Message::Handoff {
+                election,
+                epoch: rng.random(),
+                incarnation: rng.random(),
+                ballot: rng.random(),
+                candidate: rng.random(),
             },
         }
     }

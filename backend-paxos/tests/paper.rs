@@ -462,33 +462,99 @@ fn a_lapsed_leadership_is_not_released_and_no_one_leads_before_the_acceptors_let
 }
 
 #[test]
-fn resign_releases_at_once_and_the_next_proposer_wins_within_one_round_trip() {
-    // PaxosLease's release: the owner tells the acceptors to drop its proposal, so the
-    // lease need not run out; here the next candidate's round follows the RELEASE.
+fn resign_hands_over_to_the_waiting_candidate_before_any_timer_fires() {
+    // PaxosLease's release ("the owner may release the lease early; acceptors holding its
+    // proposal drop it"), with this backend's handoff (decision record 130): the resigning
+    // owner's acceptor promises the waiting candidate's next ballot in the release, so the
+    // candidate proposes on receipt. Ordering, not timing: from the resign to the grant
+    // no timer fires and virtual time does not move.
     let mut net = Net::new(3);
     let e = election(0);
     let first = net.elect(0, &e);
     net.campaign(1, &e);
     net.fire(1);
     net.pump();
+    assert!(net.elected().iter().all(|(who, ..)| *who == 0), "n2 waits");
     let now = net.now;
     assert!(net.node(0).resign(now, &e));
     net.flush(0);
-    net.pump();
-    // n2's retry is due within an eighth of the back-off.
-    let backoff = net.node(1).config().backoff;
-    let due = net.node(1).poll_timeout().unwrap();
+    let release = net.take_wire();
     assert!(
-        due <= now + backoff / 8,
-        "retry {:?} after the release",
-        due - now
+        release
+            .iter()
+            .any(|(_, to, m)| *to == 1 && matches!(m, Message::Handoff { .. })),
+        "{release:?}"
     );
-    net.fire(1);
-    net.pump();
+    // The candidate proposes in the step that handles the handoff: its own promise and
+    // the handoff's are a majority, so it waits for no other promise (its prepare goes
+    // out too, for the acceptors a larger cluster would need).
+    net.deliver_once(release);
+    let answer = net.take_wire();
+    assert!(
+        answer
+            .iter()
+            .any(|(from, _, m)| *from == 1 && matches!(m, Message::Propose { .. })),
+        "{answer:?}"
+    );
+    net.deliver(answer);
     let (who, epoch, _) = *net.elected().last().unwrap();
     assert_eq!(who, 1);
     assert!(epoch > first);
-    assert!(net.now - now <= backoff / 8);
+    assert_eq!(net.now, now, "granted without a timer");
+    // Every acceptor knows the new leader; epochs still come from ballots.
+    for i in 0..3 {
+        assert_eq!(net.node(i).leader(&e), Some((id(1), epoch)));
+    }
+}
+
+#[test]
+fn a_release_starts_the_next_members_round_in_the_same_step() {
+    // When the owner does not know of a waiting candidate (its prepare never reached the
+    // owner), the plain RELEASE still starts the next member's round at once: the round
+    // does not wait for a timer.
+    let mut net = Net::new(3);
+    let e = election(0);
+    let first = net.elect(0, &e);
+    net.campaign(1, &e);
+    net.fire(1);
+    net.pump_if(|from, to, _| !(from == 1 && to == 0));
+    let now = net.now;
+    assert!(net.node(0).resign(now, &e));
+    net.flush(0);
+    let release = net.take_wire();
+    assert!(
+        release
+            .iter()
+            .all(|(_, _, m)| matches!(m, Message::Release { .. })),
+        "{release:?}"
+    );
+    net.deliver(release);
+    let (who, epoch, _) = *net.elected().last().unwrap();
+    assert_eq!(who, 1);
+    assert!(epoch > first);
+    assert_eq!(net.now, now, "granted without a timer");
+}
+
+#[test]
+fn a_handoff_is_only_a_release_to_a_node_that_no_longer_campaigns() {
+    // The promise in a handoff is used only by a candidate still campaigning; otherwise
+    // the message does what RELEASE does, and the next member's turn follows.
+    let mut net = Net::new(3);
+    let e = election(0);
+    net.elect(0, &e);
+    net.campaign(1, &e);
+    net.fire(1);
+    net.pump();
+    let now = net.now;
+    net.node(1).withdraw(now, &e);
+    net.flush(1);
+    net.pump();
+    assert!(net.node(0).resign(now, &e));
+    net.flush(0);
+    net.pump();
+    assert_eq!(net.node(1).leader(&e), None);
+    assert_eq!(net.node(2).leader(&e), None);
+    assert!(net.elected().iter().all(|(who, ..)| *who == 0));
 }
 
 #[test]

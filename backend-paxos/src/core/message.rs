@@ -88,6 +88,25 @@ pub enum Message {
         /// by a later run of the same node, for a round that was never granted).
         incarnation: u64,
     },
+    /// A resigning lease owner's RELEASE to the one candidate it knows to be waiting for
+    /// its lease, with a promise: "I gave up `epoch`, hold nothing open, and promised you
+    /// `ballot`". The candidate does what a RELEASE asks, then starts its round at
+    /// `ballot` on the spot and counts the sender's promise, so the next lease needs only
+    /// the propose phase (decision record 130).
+    Handoff {
+        /// The election.
+        election: ElectionName,
+        /// The released leadership's epoch.
+        epoch: EpochNo,
+        /// The releasing proposer's run (as in [`Message::Release`]).
+        incarnation: u64,
+        /// The ballot promised: one of the candidate's own (`counter * 64 + its index`),
+        /// above everything the sender has seen.
+        ballot: Ballot,
+        /// The candidate's run, as its last request carried it: another run of the
+        /// candidate takes only the release.
+        candidate: u64,
+    },
 }
 
 /// Everything one step produced for one peer, to be sent together.

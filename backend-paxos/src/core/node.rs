@@ -51,6 +51,9 @@ pub struct Node {
     members: Vec<NodeId>,
     index: HashMap<NodeId, usize>,
     me: usize,
+    /// Each member's run, as its last request carried it (0: none seen yet): a handoff
+    /// promise names the run it is for.
+    incarnations: Vec<u64>,
     quorum: usize,
     can_propose: bool,
     booted: Instant,
@@ -136,6 +139,7 @@ impl Node {
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             quorum: members.len() / 2 + 1,
+            incarnations: vec![0; members.len()],
             can_propose: !cfg.voters_only.contains(&cfg.me),
             booted: now,
             budget: cfg.lease_budget(),
@@ -300,7 +304,8 @@ impl Node {
         self.step_down(i, now, LossReason::Resigned);
         self.elections[i].quiet_until = Some(now + self.cfg.lease);
         tracing::debug!(node = %self.cfg.me, %election, epoch = lead.epoch, "resigned; releasing");
-        self.release(i, now, lead.epoch);
+        let to = self.successor(i);
+        self.release_to(i, now, lead.epoch, to);
         true
     }
 
@@ -344,7 +349,8 @@ impl Node {
             | Message::PrepareAck { election, .. }
             | Message::Propose { election, .. }
             | Message::ProposeAck { election, .. }
-            | Message::Release { election, .. } => election.clone(),
+            | Message::Release { election, .. }
+            | Message::Handoff { election, .. } => election.clone(),
         };
         self.dispatch(now, p, msg);
         self.reschedule_name(&name);
@@ -358,6 +364,7 @@ impl Node {
                 ballot,
                 incarnation,
             } => {
+                self.incarnations[p] = incarnation;
                 let Some(i) = self.election(&election, now) else {
                     self.stats.ignored_elections += 1;
                     return;
@@ -416,6 +423,17 @@ impl Node {
             } => {
                 if let Some(&i) = self.by_name.get(&election) {
                     self.on_release(i, now, p, epoch, incarnation);
+                }
+            }
+            Message::Handoff {
+                election,
+                epoch,
+                incarnation,
+                ballot,
+                candidate,
+            } => {
+                if let Some(&i) = self.by_name.get(&election) {
+                    self.on_handoff(i, now, p, epoch, incarnation, ballot, candidate);
                 }
             }
         }
@@ -631,6 +649,11 @@ impl Node {
                 }
             }
         };
+        if matches!(open, Open::Other(_)) && p != self.me {
+            e.waiting |= bit(p);
+            // A handoff's ballot must be above the candidates' own (decision record 130).
+            e.asked = e.asked.max(ballot);
+        }
         let promised = !matches!(open, Open::Other(_)) && ballot >= e.promised && ballot > e.floor;
         if promised {
             e.promised = ballot;
@@ -674,6 +697,7 @@ impl Node {
             && e.released != Some((p, epoch, incarnation));
         if accepted {
             e.promised = ballot;
+            e.waiting &= !bit(p);
             e.accepted = Some(Accepted {
                 owner: p,
                 ballot,
@@ -704,20 +728,17 @@ impl Node {
     /// held open; a
     /// campaigning node then starts a round after a short random delay.
     fn on_release(&mut self, i: usize, now: Instant, p: usize, epoch: EpochNo, incarnation: u64) {
-        let e = &mut self.elections[i];
-        e.released = Some((p, epoch, incarnation));
-        if e.accepted
-            .is_some_and(|a| a.owner == p && a.epoch == epoch && a.incarnation == incarnation)
-        {
-            e.accepted = None;
-            self.refresh_view(i);
-        }
+        self.drop_released(i, p, epoch, incarnation);
         // The members after the releasing one take turns, a quarter of the back-off apart,
-        // so that the next one usually wins in one round instead of colliding with the rest.
+        // so that the next one usually wins in one round instead of colliding with the rest;
+        // the first starts in this step (no timer between the release and its round).
         let n = self.members.len();
         let slot = ((self.me + n - p - 1) % n) as u32;
-        let jitter = self.random_below(self.cfg.backoff / 64);
-        let delay = self.cfg.backoff / 4 * slot + jitter;
+        let delay = if slot == 0 {
+            Duration::ZERO
+        } else {
+            self.cfg.backoff / 4 * slot + self.random_below(self.cfg.backoff / 64)
+        };
         let e = &mut self.elections[i];
         if e.campaigning && e.lead.is_none() {
             // A probe still preparing was answered (or will be) with the released lease
@@ -733,6 +754,64 @@ impl Node {
                 e.next_round = now + delay;
             }
         }
+        if self.start_due(i).is_some_and(|t| t <= now) {
+            self.start_round(i, now, false);
+        }
+    }
+
+    /// The acceptor's part of RELEASE from `p`: drop its proposal at `epoch` (of that run
+    /// of `p`) if it is the one held open, and refuse it from now on.
+    fn drop_released(&mut self, i: usize, p: usize, epoch: EpochNo, incarnation: u64) {
+        let e = &mut self.elections[i];
+        e.released = Some((p, epoch, incarnation));
+        e.waiting &= !bit(p);
+        if e.accepted
+            .is_some_and(|a| a.owner == p && a.epoch == epoch && a.incarnation == incarnation)
+        {
+            e.accepted = None;
+            self.refresh_view(i);
+        }
+    }
+
+    /// HANDOFF from `p`: its RELEASE, and its acceptor's promise of `ballot` to this node's
+    /// run `candidate`. A campaigning node starts its round at `ballot` at once, counting
+    /// the promise as `p`'s answer (nothing open), so that with a majority of promises it
+    /// proposes in this very step. Anything else (not campaigning, another run, a ballot
+    /// that is not this node's or not above what it has seen) takes it as a plain RELEASE.
+    #[allow(clippy::too_many_arguments)]
+    fn on_handoff(
+        &mut self,
+        i: usize,
+        now: Instant,
+        p: usize,
+        epoch: EpochNo,
+        incarnation: u64,
+        ballot: Ballot,
+        candidate: u64,
+    ) {
+        let e = &self.elections[i];
+        let above = e.seen.max(e.promised).max(e.floor);
+        let usable = candidate == self.cfg.incarnation
+            && ballot % MEMBER_SLOTS == self.me as u64
+            && ballot > above
+            && e.campaigning
+            && e.lead.is_none()
+            && !e
+                .round
+                .as_ref()
+                .is_some_and(|r| r.renewal || matches!(r.phase, Phase::Propose { .. }))
+            && self.can_propose
+            && !self.restarting(now)
+            && e.quiet_until.is_none_or(|q| q <= now);
+        if !usable {
+            self.on_release(i, now, p, epoch, incarnation);
+            return;
+        }
+        self.drop_released(i, p, epoch, incarnation);
+        // A probe still preparing is started over at the promised ballot.
+        self.elections[i].round = None;
+        self.start_round_at(i, now, false, ballot);
+        self.on_prepare_ack(i, now, p, ballot, true, ballot, Open::None);
     }
 
     // ------------------------------------------------------------ the proposer
@@ -752,14 +831,7 @@ impl Node {
 
     /// The smallest ballot of this node above `above`.
     fn next_ballot(&self, above: Ballot) -> Option<Ballot> {
-        let me = self.me as u64;
-        let base = above - above % MEMBER_SLOTS;
-        let b = base.checked_add(me)?;
-        if b > above {
-            Some(b)
-        } else {
-            b.checked_add(MEMBER_SLOTS)
-        }
+        ballot_of(self.me, above)
     }
 
     /// Starts a round in election `i`: a ballot above every ballot and floor seen, prepare
@@ -775,6 +847,12 @@ impl Node {
             e.campaigning = false;
             return;
         };
+        self.start_round_at(i, now, renewal, ballot);
+    }
+
+    /// Starts a round in election `i` at `ballot`, one of this node's, above every ballot
+    /// it has seen.
+    fn start_round_at(&mut self, i: usize, now: Instant, renewal: bool, ballot: Ballot) {
         self.stats.rounds += 1;
         let deadline = now + self.phase_timeout(renewal);
         let e = &mut self.elections[i];
@@ -1077,6 +1155,26 @@ impl Node {
     /// RELEASE of this node's proposal at `epoch` to every acceptor, this node's own
     /// included.
     fn release(&mut self, i: usize, now: Instant, epoch: EpochNo) {
+        self.release_to(i, now, epoch, None);
+    }
+
+    /// The candidate a resigning owner of election `i` hands over to: the first member
+    /// after this one, in member order (the order RELEASE's turns follow), that this
+    /// acceptor saw waiting for the lease, with a known run.
+    fn successor(&self, i: usize) -> Option<usize> {
+        let n = self.members.len();
+        let waiting = self.elections[i].waiting;
+        (1..n)
+            .map(|k| (self.me + k) % n)
+            .find(|&s| waiting & bit(s) != 0 && self.incarnations[s] != 0)
+    }
+
+    /// RELEASE of this node's proposal at `epoch` to every acceptor, this node's own
+    /// included; to the candidate `to`, a HANDOFF instead: the release with this
+    /// acceptor's promise of the candidate's next ballot, so that its round can propose
+    /// at once (decision record 130). The promise follows the acceptor's rules: nothing
+    /// is open here any more, and the ballot is above every promise and the floor.
+    fn release_to(&mut self, i: usize, now: Instant, epoch: EpochNo, to: Option<usize>) {
         let inc = self.cfg.incarnation;
         let e = &mut self.elections[i];
         e.released = Some((self.me, epoch, inc));
@@ -1085,12 +1183,42 @@ impl Node {
         {
             e.accepted = None;
         }
-        let msg = Message::Release {
+        let above = e.seen.max(e.promised).max(e.floor).max(e.asked);
+        let handoff = match to {
+            Some(s) if e.accepted.is_none() => ballot_of(s, above).map(|b| (s, b)),
+            _ => None,
+        };
+        if let Some((s, ballot)) = handoff {
+            e.promised = ballot;
+            e.seen = ballot;
+            e.waiting &= !bit(s);
+        }
+        let release = Message::Release {
             election: e.name.clone(),
             epoch,
             incarnation: inc,
         };
-        self.broadcast(&msg);
+        let handoff = handoff.map(|(s, ballot)| {
+            (
+                s,
+                Message::Handoff {
+                    election: e.name.clone(),
+                    epoch,
+                    incarnation: inc,
+                    ballot,
+                    candidate: self.incarnations[s],
+                },
+            )
+        });
+        for p in 0..self.members.len() {
+            if p == self.me {
+                continue;
+            }
+            match &handoff {
+                Some((s, h)) if *s == p => self.send(p, h.clone()),
+                _ => self.send(p, release.clone()),
+            }
+        }
         self.refresh_view(i);
         let _ = now;
     }
@@ -1283,6 +1411,18 @@ impl Node {
             return Duration::ZERO;
         }
         Duration::from_nanos(self.rng.random_range(0..nanos))
+    }
+}
+
+/// The smallest ballot of `member` above `above`.
+fn ballot_of(member: usize, above: Ballot) -> Option<Ballot> {
+    let member = member as u64;
+    let base = above - above % MEMBER_SLOTS;
+    let b = base.checked_add(member)?;
+    if b > above {
+        Some(b)
+    } else {
+        b.checked_add(MEMBER_SLOTS)
     }
 }
 

@@ -260,5 +260,11 @@ pub fn describe(m: &Message) -> Option<String> {
         Message::Release {
             election, epoch, ..
         } => format!("RELEASE {election} epoch {epoch}"),
+        Message::Handoff {
+            election,
+            epoch,
+            ballot,
+            ..
+        } => format!("HANDOFF {election} epoch {epoch}, PROMISE ballot {ballot} (nothing open)"),
     })
 }
