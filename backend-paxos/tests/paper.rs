@@ -371,27 +371,107 @@ fn a_restarted_acceptor_takes_no_part_for_one_maximum_lease_time() {
 }
 
 #[test]
-fn the_lease_owner_extends_its_lease_by_running_a_new_round_that_ignores_its_own_open_proposal() {
+fn the_lease_owner_extends_its_leases_in_one_phase_batch_at_the_ballot_a_majority_accepted() {
+    // This backend's renewal (decision record 131): the owner proposes the ballot a
+    // majority last accepted again, for every lease it holds in one EXTEND per peer; an
+    // acceptor applies the propose rule to each and answers once, listing refusals only.
+    let mut net = Net::new(3);
+    let e = election(0);
+    let f = election(1);
+    let epoch = net.elect(0, &e);
+    let epoch_f = net.elect(0, &f);
+    let first = net.node(0).lease_until(&e).unwrap();
+    net.events.clear();
+    let mut ticks = 0;
+    while ticks < 6 {
+        net.fire(0);
+        let wire = net.take_wire();
+        if wire.is_empty() {
+            // A timer of an earlier deadline, which renewals moved later.
+            continue;
+        }
+        ticks += 1;
+        assert!(
+            wire.iter()
+                .all(|(_, _, m)| matches!(m, Message::Extend { .. })),
+            "renewals are extensions only: {wire:?}"
+        );
+        // One request per peer carries both leases.
+        assert_eq!(wire.len(), 2);
+        net.deliver(wire);
+    }
+    let later = net.node(0).lease_until(&e).unwrap();
+    assert!(later > first);
+    assert_eq!(net.node(0).lease_until(&f), Some(later));
+    // Same leadership, same epoch, same ballot: nothing to persist, ballots do not climb.
+    assert_eq!(net.node(1).leader(&e), Some((id(0), epoch)));
+    assert_eq!(net.node(2).leader(&f), Some((id(0), epoch_f)));
+    assert_eq!(net.node(0).ballot(&f), epoch_f);
+    assert!(
+        net.events
+            .iter()
+            .any(|(i, ev)| *i == 0 && matches!(ev, CoreEvent::AllLeasesExtended { .. }))
+    );
+}
+
+#[test]
+fn an_extension_no_majority_accepted_is_retried_as_a_full_round_that_ignores_its_own_open_proposal()
+{
     // The owner extends its lease by running PaxosLease again before it expires; in that
     // round it may treat an acceptor holding its own proposal open as holding nothing.
+    // This is the fallback of an extension no majority accepted.
     let mut net = Net::new(3);
     let e = election(0);
     let epoch = net.elect(0, &e);
     let first = net.node(0).lease_until(&e).unwrap();
-    for _ in 0..10 {
+    net.fire(0);
+    let lost = net.take_wire();
+    assert!(
+        lost.iter()
+            .all(|(_, _, m)| matches!(m, Message::Extend { .. }))
+    );
+    // The extension is lost; at its deadline a full round runs.
+    net.events.clear();
+    for _ in 0..4 {
         net.fire(0);
         net.pump();
     }
     let later = net.node(0).lease_until(&e).unwrap();
     assert!(later > first);
-    // Same leadership, same epoch; every renewal used a higher ballot.
     assert_eq!(net.node(1).leader(&e), Some((id(0), epoch)));
-    assert!(net.node(0).ballot(&e) > epoch);
+    assert!(
+        net.node(0).ballot(&e) > epoch,
+        "the full round used a higher ballot"
+    );
     assert!(
         net.events
             .iter()
             .any(|(i, ev)| *i == 0 && matches!(ev, CoreEvent::LeaseExtended { .. }))
     );
+}
+
+#[test]
+fn a_late_extension_does_not_replace_a_lease_granted_meanwhile() {
+    // A late extension must not replace a lease granted meanwhile: an acceptor refuses it
+    // (it holds another proposer's proposal open, and has promised a higher ballot).
+    let mut net = Net::new(3);
+    let e = election(0);
+    net.elect(0, &e);
+    net.fire(0);
+    let late: Vec<_> = net.take_wire();
+    // n1 crashes with its extension in flight; n3 restarts and forgets everything; once
+    // the leases ran out n2 is elected with n3.
+    net.crash(0);
+    net.crash(2);
+    net.restart(2);
+    net.advance(ms(200));
+    net.elect(1, &e);
+    let now = net.now;
+    let refused_before = net.node(2).stats().rejected;
+    net.deliver_once(late.into_iter().filter(|(_, to, _)| *to == 2).collect());
+    assert_eq!(net.node(2).leader(&e).map(|(l, _)| l), Some(id(1)));
+    assert_eq!(net.node(2).stats().rejected, refused_before + 1);
+    assert_eq!(net.now, now);
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub(super) struct Lead {
     /// The lease deadline: the send time of the latest round a majority accepted plus the
     /// lease budget.
     pub(super) lease: Instant,
+    /// The ballot of the latest round a majority accepted: one-phase extensions propose it
+    /// again (decision record 131).
+    pub(super) ballot: Ballot,
 }
 
 /// One election.

@@ -16,6 +16,32 @@ use super::{Ballot, CoreStats, EpochNo, HardState, Message, NodeConfig, Open, Tr
 /// Ballots are `counter * MEMBER_SLOTS + member index`.
 const MEMBER_SLOTS: u64 = 64;
 
+/// An [`Message::Extend`] holds entries up to about this many encoded bytes, so that it
+/// fits the smallest frame the transport allows (1 KiB).
+const EXTEND_BYTES: usize = 900;
+
+/// One renewal tick's one-phase extensions of every lease this node leads (decision
+/// record 131).
+#[derive(Debug)]
+struct Extension {
+    /// The tick's number, echoed by the answers.
+    round: u64,
+    /// When the requests went out: the leases count from here.
+    sent: Instant,
+    /// Entries not accepted by a majority by then get a full round.
+    deadline: Instant,
+    /// `(election slot, ballot, epoch)`.
+    entries: Vec<(usize, Ballot, EpochNo)>,
+    /// Acceptances per entry, this node's own included.
+    acks: Vec<u8>,
+    /// Entries accepted by a majority.
+    done: usize,
+    /// Entries accepted by a majority whose extension is not applied and reported yet.
+    unreported: Vec<usize>,
+    /// Each request's `(first entry, entries, members that answered)`.
+    chunks: Vec<(u32, u32, super::election::Members)>,
+}
+
 /// One member's PaxosLease state for any number of elections (partitioned leadership):
 /// every member is an acceptor, and every member that is not voters-only a proposer.
 ///
@@ -73,6 +99,14 @@ pub struct Node {
     led: BTreeSet<usize>,
     /// When the next renewal rounds of every led election start.
     next_renew: Option<Instant>,
+    /// The renewal tick's extensions still collecting answers.
+    extension: Option<Extension>,
+    /// The number of the last renewal tick.
+    ticks: u64,
+    /// Led elections whose extension some acceptor refused: it promised a higher ballot
+    /// (or does not know the election), so the next renewal is a full round, which brings
+    /// it back (decision record 131).
+    resync: BTreeSet<usize>,
     /// The timer table: each held election's next deadline (`armed`, by slot) and a heap of
     /// them, stale entries skipped (an entry counts only while it matches `armed`). Only
     /// the elections an input touched are looked at again, so a step costs the same with
@@ -154,6 +188,9 @@ impl Node {
             next_sweep: None,
             led: BTreeSet::new(),
             next_renew: None,
+            extension: None,
+            ticks: 0,
+            resync: BTreeSet::new(),
             armed: Vec::new(),
             timers: BinaryHeap::new(),
             outbox: BTreeMap::new(),
@@ -350,10 +387,14 @@ impl Node {
             | Message::Propose { election, .. }
             | Message::ProposeAck { election, .. }
             | Message::Release { election, .. }
-            | Message::Handoff { election, .. } => election.clone(),
+            | Message::Handoff { election, .. } => Some(election.clone()),
+            // Re-arm the elections they touch themselves.
+            Message::Extend { .. } | Message::ExtendAck { .. } => None,
         };
         self.dispatch(now, p, msg);
-        self.reschedule_name(&name);
+        if let Some(name) = name {
+            self.reschedule_name(&name);
+        }
         true
     }
 
@@ -436,6 +477,26 @@ impl Node {
                     self.on_handoff(i, now, p, epoch, incarnation, ballot, candidate);
                 }
             }
+            Message::Extend {
+                incarnation,
+                round,
+                first,
+                entries,
+            } => {
+                self.incarnations[p] = incarnation;
+                self.on_extend(now, p, incarnation, round, first, entries);
+            }
+            Message::ExtendAck {
+                incarnation,
+                round,
+                first,
+                count,
+                refused,
+            } => {
+                if incarnation == self.cfg.incarnation {
+                    self.on_extend_ack(now, p, round, first, count, &refused);
+                }
+            }
         }
     }
 
@@ -476,6 +537,9 @@ impl Node {
                 self.start_round(i, now, false);
             }
             self.reschedule(i);
+        }
+        if self.extension.as_ref().is_some_and(|x| x.deadline <= now) {
+            self.finish_extension(now);
         }
         if self.next_renew.is_some_and(|t| t <= now) {
             self.renew_all(now);
@@ -575,7 +639,8 @@ impl Node {
             self.timers.pop();
         }
         let election = self.timers.peek().map(|Reverse((t, _))| *t);
-        [self.next_renew, self.next_sweep, election]
+        let extension = self.extension.as_ref().map(|x| x.deadline);
+        [self.next_renew, self.next_sweep, election, extension]
             .into_iter()
             .flatten()
             .min()
@@ -591,6 +656,14 @@ impl Node {
         } else {
             None
         };
+        if let (Some(armed), Some(d)) = (self.armed[i], d)
+            && armed <= d
+        {
+            // A deadline that moved later (a renewed lease, most often) keeps its earlier
+            // entry: it fires early, finds nothing due and re-arms. One heap entry per
+            // election per lease time instead of one per renewal.
+            return;
+        }
         if self.armed[i] != d {
             self.armed[i] = d;
             if let Some(t) = d {
@@ -895,16 +968,280 @@ impl Node {
         }
     }
 
-    /// Starts a renewal round for every led election without one running.
+    /// Renews every led election without a round running: one-phase extensions, in one
+    /// batch per peer (decision record 131). The previous tick's extensions that no
+    /// majority accepted get full rounds.
     fn renew_all(&mut self, now: Instant) {
-        let led: Vec<usize> = self.led.iter().copied().collect();
-        for i in led {
-            if self.elections[i].round.is_none() {
+        self.finish_extension(now);
+        for i in std::mem::take(&mut self.resync) {
+            let e = &self.elections[i];
+            if self.is_live(i) && e.lead.is_some() && e.round.is_none() {
                 self.start_round(i, now, true);
+                self.reschedule(i);
             }
-            self.reschedule(i);
+        }
+        let entries: Vec<(usize, Ballot, EpochNo)> = self
+            .led
+            .iter()
+            .filter_map(|&i| {
+                let e = &self.elections[i];
+                match (e.round.is_none(), e.lead) {
+                    (true, Some(l)) => Some((i, l.ballot, l.epoch)),
+                    _ => None,
+                }
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.start_extension(now, entries);
         }
         self.next_renew = (!self.led.is_empty()).then(|| now + self.cfg.renew);
+    }
+
+    /// Sends this tick's extensions, and accepts them at this node's own acceptor.
+    fn start_extension(&mut self, now: Instant, entries: Vec<(usize, Ballot, EpochNo)>) {
+        self.ticks += 1;
+        let round = self.ticks;
+        let inc = self.cfg.incarnation;
+        let mut acks = Vec::with_capacity(entries.len());
+        for &(i, ballot, epoch) in &entries {
+            let ok = matches!(
+                self.on_propose(i, now, self.me, ballot, epoch, inc),
+                Some(Message::ProposeAck { accepted: true, .. })
+            );
+            acks.push(u8::from(ok));
+            self.reschedule(i);
+        }
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < entries.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < entries.len() && (end == start || bytes < EXTEND_BYTES) {
+                bytes += 17 + self.elections[entries[end].0].name.as_str().len();
+                end += 1;
+            }
+            let msg = Message::Extend {
+                incarnation: inc,
+                round,
+                first: start as u32,
+                entries: entries[start..end]
+                    .iter()
+                    .map(|&(i, b, ep)| (self.elections[i].name.clone(), b, ep))
+                    .collect(),
+            };
+            self.broadcast(&msg);
+            chunks.push((start as u32, (end - start) as u32, 0));
+            start = end;
+        }
+        let done = acks.iter().filter(|&&a| a as usize >= self.quorum).count();
+        let deadline = now + self.phase_timeout(true).min(self.budget);
+        self.extension = Some(Extension {
+            round,
+            sent: now,
+            deadline,
+            entries,
+            acks,
+            done,
+            unreported: Vec::new(),
+            chunks,
+        });
+        if self.quorum == 1 {
+            // A one-member cluster: its own acceptance is the majority.
+            let n = self.extension.as_ref().map_or(0, |x| x.entries.len());
+            for k in 0..n {
+                self.extended(k);
+            }
+            self.report_extensions(now, true);
+        }
+    }
+
+    /// The acceptor's side of [`Message::Extend`]: PaxosLease's propose rule for each
+    /// entry, one answer listing the refusals. No answer at all for one lease time after
+    /// a restart.
+    fn on_extend(
+        &mut self,
+        now: Instant,
+        p: usize,
+        incarnation: u64,
+        round: u64,
+        first: u32,
+        entries: Vec<(ElectionName, Ballot, EpochNo)>,
+    ) {
+        if self.restarting(now) {
+            self.stats.ignored_restarting += 1;
+            return;
+        }
+        let count = entries.len() as u32;
+        let mut refused = Vec::new();
+        for (name, ballot, epoch) in entries {
+            let Some(&i) = self.by_name.get(&name) else {
+                // Unknown here (a full round will bring it in).
+                refused.push(name);
+                continue;
+            };
+            self.elections[i].last_active = now;
+            // Never over another proposer's open lease: a prepare would have found it
+            // (the propose rule alone would let a late extension at an old ballot replace
+            // a lease granted meanwhile by acceptors that restarted).
+            self.expire_accepted(i, now);
+            if self.elections[i].accepted.is_some_and(|a| a.owner != p) {
+                self.stats.rejected += 1;
+                refused.push(name);
+                continue;
+            }
+            let ok = matches!(
+                self.on_propose(i, now, p, ballot, epoch, incarnation),
+                Some(Message::ProposeAck { accepted: true, .. })
+            );
+            self.reschedule(i);
+            if !ok {
+                refused.push(name);
+            }
+        }
+        self.send(
+            p,
+            Message::ExtendAck {
+                incarnation,
+                round,
+                first,
+                count,
+                refused,
+            },
+        );
+    }
+
+    /// An answer to this node's extensions: every entry of the request but the refused
+    /// ones gains an acceptance; those reaching a majority are extended.
+    fn on_extend_ack(
+        &mut self,
+        now: Instant,
+        p: usize,
+        round: u64,
+        first: u32,
+        count: u32,
+        refused: &[ElectionName],
+    ) {
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
+        if x.round != round {
+            return;
+        }
+        let Some(chunk) = x
+            .chunks
+            .iter_mut()
+            .find(|(f, c, _)| *f == first && *c == count)
+        else {
+            return;
+        };
+        if chunk.2 & bit(p) != 0 {
+            return;
+        }
+        chunk.2 |= bit(p);
+        let refused: BTreeSet<usize> = refused
+            .iter()
+            .filter_map(|n| self.by_name.get(n).copied())
+            .collect();
+        let end = (first as usize + count as usize).min(x.entries.len());
+        let mut reached = Vec::new();
+        for k in first as usize..end {
+            if refused.contains(&x.entries[k].0) {
+                self.resync.insert(x.entries[k].0);
+                continue;
+            }
+            x.acks[k] = x.acks[k].saturating_add(1);
+            if x.acks[k] as usize == self.quorum {
+                reached.push(k);
+            }
+        }
+        for k in reached {
+            self.extended(k);
+        }
+        self.report_extensions(now, false);
+    }
+
+    /// Entry `k` of the extension was accepted by a majority: its lease may run from the
+    /// extension's send time, once applied ([`report_extensions`](Self::report_extensions)).
+    fn extended(&mut self, k: usize) {
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
+        x.done += 1;
+        x.unreported.push(k);
+    }
+
+    /// Applies and reports the extensions accepted so far, once every entry is done (or
+    /// when `finish`, at the next tick): as one [`CoreEvent::AllLeasesExtended`] if they
+    /// are every lease this node leads, else one [`CoreEvent::LeaseExtended`] each. The
+    /// core's deadline moves only when the driver is told, so the two never disagree;
+    /// waiting for the batch only shortens the leases meanwhile. A lease that ran out
+    /// before is not extended (its step-down is due).
+    fn report_extensions(&mut self, now: Instant, finish: bool) {
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
+        let complete = x.done >= x.entries.len();
+        if !complete && !finish {
+            return;
+        }
+        let until = x.sent + self.budget;
+        let unreported = std::mem::take(&mut x.unreported);
+        let entries = std::mem::take(&mut x.entries);
+        let mut applied = Vec::with_capacity(unreported.len());
+        for k in unreported {
+            let (i, _, epoch) = entries[k];
+            if let Some(l) = &mut self.elections[i].lead
+                && l.epoch == epoch
+                && l.lease > now
+                && until > l.lease
+            {
+                l.lease = until;
+                applied.push(i);
+            }
+        }
+        if let Some(x) = self.extension.as_mut() {
+            x.entries = entries;
+        }
+        if complete && applied.len() == self.led.len() {
+            self.events
+                .push_back(CoreEvent::AllLeasesExtended { until });
+        } else {
+            for i in applied {
+                if let Some(l) = self.elections[i].lead {
+                    self.events.push_back(CoreEvent::LeaseExtended {
+                        election: self.elections[i].name.clone(),
+                        epoch: l.epoch,
+                        until: l.lease,
+                    });
+                }
+            }
+        }
+        if complete {
+            self.extension = None;
+        }
+    }
+
+    /// Ends the extension still out: what was extended is reported, and every led
+    /// election whose extension no majority accepted gets a full round (which also brings
+    /// acceptors that promised a higher ballot meanwhile back: decision record 131).
+    fn finish_extension(&mut self, now: Instant) {
+        if self.extension.is_none() {
+            return;
+        }
+        self.report_extensions(now, true);
+        let Some(x) = self.extension.take() else {
+            return;
+        };
+        for (k, &(i, _, epoch)) in x.entries.iter().enumerate() {
+            let e = &self.elections[i];
+            if (x.acks[k] as usize) < self.quorum
+                && e.round.is_none()
+                && e.lead.is_some_and(|l| l.epoch == epoch)
+            {
+                self.start_round(i, now, true);
+                self.reschedule(i);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1044,6 +1381,7 @@ impl Node {
     fn check_propose(&mut self, i: usize, now: Instant) {
         let n = self.members.len();
         let Some(Round {
+            ballot,
             renewal,
             phase:
                 Phase::Propose {
@@ -1057,7 +1395,7 @@ impl Node {
         else {
             return;
         };
-        let (renewal, epoch, sent) = (*renewal, *epoch, *sent);
+        let (ballot, renewal, epoch, sent) = (*ballot, *renewal, *epoch, *sent);
         let acc = accepted.count_ones() as usize;
         let unanswered = n - answered.count_ones() as usize;
         if acc >= self.quorum {
@@ -1072,6 +1410,11 @@ impl Node {
                 return;
             }
             if renewal {
+                if let Some(l) = &mut self.elections[i].lead
+                    && l.epoch == epoch
+                {
+                    l.ballot = l.ballot.max(ballot);
+                }
                 if let Some(l) = &mut self.elections[i].lead
                     && l.epoch == epoch
                     && until > l.lease
@@ -1228,7 +1571,11 @@ impl Node {
     /// This node leads election `i` at `epoch`, guaranteed until `lease`.
     fn become_leader(&mut self, i: usize, now: Instant, epoch: EpochNo, lease: Instant) {
         let e = &mut self.elections[i];
-        e.lead = Some(Lead { epoch, lease });
+        e.lead = Some(Lead {
+            epoch,
+            lease,
+            ballot: epoch,
+        });
         e.campaigning = false;
         self.led.insert(i);
         tracing::info!(node = %self.cfg.me, election = %e.name, epoch, "became leader");
