@@ -737,3 +737,34 @@ fn the_state_file_holds_only_the_fencing_floor() {
     }
     let _ = net.t0;
 }
+
+#[test]
+fn many_leases_are_extended_in_several_requests_and_stay_held() {
+    // Extensions are split into requests of about 900 bytes; every one is answered, and
+    // every lease stays held across many lease times.
+    let mut net = Net::new(3);
+    let names: Vec<_> = (0..300).map(election).collect();
+    for (k, e) in names.iter().enumerate() {
+        net.elect(k % 3, e);
+    }
+    let start = net.now;
+    let lease = net.node(0).config().lease;
+    while net.now < start + lease * 4 {
+        let next = (0..3)
+            .filter_map(|i| net.node(i).poll_timeout())
+            .min()
+            .unwrap();
+        net.now = net.now.max(next);
+        for i in 0..3 {
+            net.tick(i);
+        }
+        net.pump();
+    }
+    for (k, e) in names.iter().enumerate() {
+        assert!(
+            net.node(k % 3).lease_until(e).is_some_and(|t| t > net.now),
+            "{e} lost"
+        );
+    }
+    assert!(net.lost().is_empty(), "{:?}", net.lost());
+}

@@ -972,6 +972,13 @@ impl Node {
     /// batch per peer (decision record 131). The previous tick's extensions that no
     /// majority accepted get full rounds.
     fn renew_all(&mut self, now: Instant) {
+        self.next_renew = (!self.led.is_empty()).then(|| now + self.cfg.renew);
+        if self.extension.as_ref().is_some_and(|x| x.deadline > now) {
+            // The last tick's extensions are still collecting answers (a slow peer, a
+            // busy node): let them finish rather than pile a second batch, and full
+            // rounds, onto an overloaded peer. They are due before the leases run out.
+            return;
+        }
         self.finish_extension(now);
         for i in std::mem::take(&mut self.resync) {
             let e = &self.elections[i];
@@ -994,7 +1001,6 @@ impl Node {
         if !entries.is_empty() {
             self.start_extension(now, entries);
         }
-        self.next_renew = (!self.led.is_empty()).then(|| now + self.cfg.renew);
     }
 
     /// Sends this tick's extensions, and accepts them at this node's own acceptor.
@@ -1034,7 +1040,9 @@ impl Node {
             start = end;
         }
         let done = acks.iter().filter(|&&a| a as usize >= self.quorum).count();
-        let deadline = now + self.phase_timeout(true).min(self.budget);
+        // 37.5 ms by default: past the next tick, yet leaving a full round time before
+        // the leases (extended at least one tick ago) run out.
+        let deadline = now + self.cfg.round_timeout.min(self.budget / 2);
         self.extension = Some(Extension {
             round,
             sent: now,
