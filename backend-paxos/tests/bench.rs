@@ -151,7 +151,11 @@ async fn bench_idle_cost_of_10000_elections_on_3_nodes() {
                 grants.fetch_add(1, Ordering::SeqCst);
                 let why = l.lost().await;
                 led.fetch_sub(1, Ordering::SeqCst);
-                *losses.lock().unwrap().entry(format!("{why:?}")).or_default() += 1;
+                *losses
+                    .lock()
+                    .unwrap()
+                    .entry(format!("{why:?}"))
+                    .or_default() += 1;
             }
         });
     }
