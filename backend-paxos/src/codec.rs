@@ -1,7 +1,7 @@
 //! The versioned binary encoding of [`Message`]s inside one transport payload.
 //!
 //! ```text
-//! payload  = version:u8 (= 1) count:u32 message*count
+//! payload  = version:u8 (= 2) count:u32 message*count
 //! message  = tag:u8 body
 //! name     = len:u8 bytes          (an ElectionName, validated on decode)
 //! open     = 0 | 1 left:u64 | 2 left:u64   (none, yours, other; µs left)
@@ -10,7 +10,12 @@
 //! 3 Propose     name ballot:u64 epoch:u64 incarnation:u64
 //! 4 ProposeAck  name ballot:u64 incarnation:u64 accepted:u8 seen:u64
 //! 5 Release     name epoch:u64 incarnation:u64
+//! 6 Handoff     name epoch:u64 incarnation:u64 ballot:u64 candidate:u64
+//! 7 Extend      incarnation:u64 round:u64 first:u32 n:u32 (name ballot:u64 epoch:u64)*n
+//! 8 ExtendAck   incarnation:u64 round:u64 first:u32 count:u32 n:u32 name*n
 //! ```
+//! Version 2 added `Handoff`, `Extend` and `ExtendAck` (decision records 130 and 131); a
+//! version-1 payload is refused.
 //! Integers are big-endian. Anything else (another version, an unknown tag or open kind, a
 //! truncated or over-long payload, an invalid name, a boolean other than 0 or 1) is a
 //! [`DecodeError`]. Decoding is fuzzed (`fuzz/fuzz_targets/paxos_codec.rs`: never a panic,
@@ -23,7 +28,7 @@ use crate::KIND;
 use crate::core::{Message, Open};
 
 /// The encoding's version byte.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Encodes `messages` into as few payloads as possible, each at most `max_len` bytes (a
 /// single message longer than that still gets its own payload, which the transport will
@@ -110,6 +115,54 @@ fn encode_message(m: &Message, buf: &mut BytesMut) {
             buf.put_u64(*epoch);
             buf.put_u64(*incarnation);
         }
+        Message::Handoff {
+            election,
+            epoch,
+            incarnation,
+            ballot,
+            candidate,
+        } => {
+            buf.put_u8(6);
+            put_name(buf, election);
+            buf.put_u64(*epoch);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*ballot);
+            buf.put_u64(*candidate);
+        }
+        Message::Extend {
+            incarnation,
+            round,
+            first,
+            entries,
+        } => {
+            buf.put_u8(7);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*round);
+            buf.put_u32(*first);
+            buf.put_u32(entries.len() as u32);
+            for (name, ballot, epoch) in entries {
+                put_name(buf, name);
+                buf.put_u64(*ballot);
+                buf.put_u64(*epoch);
+            }
+        }
+        Message::ExtendAck {
+            incarnation,
+            round,
+            first,
+            count,
+            refused,
+        } => {
+            buf.put_u8(8);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*round);
+            buf.put_u32(*first);
+            buf.put_u32(*count);
+            buf.put_u32(refused.len() as u32);
+            for name in refused {
+                put_name(buf, name);
+            }
+        }
     }
 }
 
@@ -167,6 +220,48 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
             epoch: r.u64()?,
             incarnation: r.u64()?,
         },
+        6 => Message::Handoff {
+            election: r.name()?,
+            epoch: r.u64()?,
+            incarnation: r.u64()?,
+            ballot: r.u64()?,
+            candidate: r.u64()?,
+        },
+        7 => {
+            let incarnation = r.u64()?;
+            let round = r.u64()?;
+            let first = r.u32()?;
+            let n = r.u32()?;
+            // Every entry takes at least 17 bytes: do not trust `n` for an allocation.
+            let mut entries = Vec::with_capacity((n as usize).min(4096));
+            for _ in 0..n {
+                entries.push((r.name()?, r.u64()?, r.u64()?));
+            }
+            Message::Extend {
+                incarnation,
+                round,
+                first,
+                entries,
+            }
+        }
+        8 => {
+            let incarnation = r.u64()?;
+            let round = r.u64()?;
+            let first = r.u32()?;
+            let count = r.u32()?;
+            let n = r.u32()?;
+            let mut refused = Vec::with_capacity((n as usize).min(4096));
+            for _ in 0..n {
+                refused.push(r.name()?);
+            }
+            Message::ExtendAck {
+                incarnation,
+                round,
+                first,
+                count,
+                refused,
+            }
+        }
         t => return Err(r.unknown_tag(t)),
     })
 }
@@ -190,7 +285,7 @@ mod tests {
             1 => Open::Yours(rng.random()),
             _ => Open::Other(rng.random()),
         };
-        match rng.random_range(0..5) {
+        match rng.random_range(0..8) {
             0 => Message::Prepare {
                 election,
                 ballot: rng.random(),
@@ -217,10 +312,32 @@ mod tests {
                 accepted: rng.random_bool(0.5),
                 seen: rng.random(),
             },
-            _ => Message::Release {
+            4 => Message::Release {
                 election,
                 epoch: rng.random(),
                 incarnation: rng.random(),
+            },
+            6 => Message::Extend {
+                incarnation: rng.random(),
+                round: rng.random(),
+                first: rng.random(),
+                entries: (0..rng.random_range(0..4))
+                    .map(|k| (name(k), rng.random(), rng.random()))
+                    .collect(),
+            },
+            7 => Message::ExtendAck {
+                incarnation: rng.random(),
+                round: rng.random(),
+                first: rng.random(),
+                count: rng.random(),
+                refused: (0..rng.random_range(0..3)).map(name).collect(),
+            },
+            _ => Message::Handoff {
+                election,
+                epoch: rng.random(),
+                incarnation: rng.random(),
+                ballot: rng.random(),
+                candidate: rng.random(),
             },
         }
     }

@@ -8,7 +8,7 @@
 //! voters-only a **proposer**. Each runs a [`PaxosNode`]: a sans-IO state machine
 //! ([`core::Node`]) driven by a tokio task over `election-transport` (one authenticated
 //! connection per peer; many elections multiplexed over it, one step's messages batched
-//! per peer). Per election:
+//! per peer; wire format version 2). Per election:
 //!
 //! - **Prepare.** A campaigning proposer picks a ballot above every ballot it has seen
 //!   (`counter * 64 + member index`: unique per member) and sends PREPARE to every
@@ -22,20 +22,26 @@
 //!   the proposal open for one lease time `T` from when it accepted it, on its own clock.
 //!   Once a majority accepted, the proposer leads until `send time + T - clock_drift -
 //!   kill_grace`, on its own clock.
-//! - **Renew.** The leader runs a new round every `renew` (one round for every election it
-//!   leads, in one batch per peer), each extending its lease from that round's send time.
-//!   A leader that cannot renew steps down at its deadline.
+//! - **Renew.** Every `renew` the leader extends every lease it holds in one phase, in one
+//!   batch per peer: EXTEND lists `(election, ballot, epoch)` with the ballot a majority last
+//!   accepted in that leadership, each acceptor applies the propose rule to each entry
+//!   (never over another proposer's open lease) and answers once, listing only refusals.
+//!   Each extended lease counts from the batch's send time. An entry refused by some
+//!   acceptor, or not accepted by a majority within half the lease budget, gets a full
+//!   round (decision record 131). A leader that cannot renew steps down at its deadline.
 //! - **Collisions.** A round refused by a higher promise, or not answered by a majority
 //!   within `round_timeout`, is retried after a random back-off below `backoff` with a
 //!   higher ballot; a round blocked by another proposer's open lease is retried once
 //!   enough of those leases have run out. A new leadership's proposal that failed is
 //!   released at once (nobody was granted it).
 //! - **Release.** [`Leadership::resign`](election_core::Leadership::resign) ends the
-//!   leadership locally, then sends RELEASE: acceptors drop the lease at once and
-//!   campaigning peers start a round, taking turns a quarter of `backoff` apart in member
-//!   order after the resigning one (the first at once), so the next proposer wins within
-//!   about one round trip instead of colliding with the others. The resigning node does not propose for one lease
-//!   time.
+//!   leadership locally, then sends RELEASE: acceptors drop the lease at once. To the first
+//!   member after it that its acceptor saw waiting for the lease it sends a HANDOFF instead:
+//!   the release with its acceptor's promise of that candidate's next ballot, so the
+//!   candidate proposes on receipt, three one-way messages in all (decision record 130).
+//!   Other campaigning peers take turns a quarter of `backoff` apart in member order after
+//!   the resigning one (the first in the step that handles the RELEASE). The resigning node
+//!   does not propose for one lease time.
 //! - **Restarts.** Acceptors keep their promises and accepted proposals in memory only. A
 //!   node that starts answers no PREPARE or PROPOSE, and proposes nothing, for one lease
 //!   time: whatever it accepted before it crashed has run out by then.

@@ -25,9 +25,10 @@ fn scripted(n: usize) -> Sim {
     s
 }
 
-/// The trace without the renewal rounds of a live leader (a PREPARE/PROPOSE pair every
-/// 25 ms), which say nothing new: the lines of every ballot that proposed a renewal (its
-/// ballot is not its epoch).
+/// The trace without the renewals of a live leader (an EXTEND batch every 25 ms, or a
+/// full PREPARE/PROPOSE round where an extension failed), which say nothing new: the
+/// EXTEND/EXTENDED lines and those of every ballot that proposed a renewal (its ballot is
+/// not its epoch).
 fn trace(s: &Sim) -> String {
     let renewals: BTreeSet<u64> = s
         .sent
@@ -45,7 +46,7 @@ fn trace(s: &Sim) -> String {
                 .nth(1)
                 .and_then(|r| r.split([' ', ')']).next())
                 .and_then(|v| v.parse::<u64>().ok());
-            !ballot.is_some_and(|b| renewals.contains(&b))
+            !ballot.is_some_and(|b| renewals.contains(&b)) && !l.contains("EXTEND")
         })
         .cloned()
         .collect::<Vec<_>>()

@@ -90,6 +90,8 @@ pub struct Cluster<B: ClusterBackend> {
     pub dirs: Vec<TempDir>,
     timing: fn(&mut B::Config),
     voters_only: Vec<usize>,
+    /// The nodes dial each other directly, not through the proxies (benchmarks).
+    direct: bool,
 }
 
 impl<B: ClusterBackend> Cluster<B> {
@@ -99,11 +101,29 @@ impl<B: ClusterBackend> Cluster<B> {
         Self::start_with(n, timing, &[]).await
     }
 
+    /// Starts `n` candidates that dial each other directly, without the fault proxies
+    /// between them: for benchmarks, whose figures then compare with a deployment's (a
+    /// proxy adds a relay, two loopback hops, to every message).
+    pub async fn start_direct(n: usize, timing: fn(&mut B::Config)) -> Cluster<B> {
+        let mut c = Self::start_inner(n, timing, &[], true).await;
+        c.proxies.clear();
+        c
+    }
+
     /// Starts `n` nodes; those at `voters_only` never campaign.
     pub async fn start_with(
         n: usize,
         timing: fn(&mut B::Config),
         voters_only: &[usize],
+    ) -> Cluster<B> {
+        Self::start_inner(n, timing, voters_only, false).await
+    }
+
+    async fn start_inner(
+        n: usize,
+        timing: fn(&mut B::Config),
+        voters_only: &[usize],
+        direct: bool,
     ) -> Cluster<B> {
         let ids: Vec<NodeId> = (1..=n)
             .map(|i| NodeId::new(format!("node-{i}")).unwrap())
@@ -130,6 +150,7 @@ impl<B: ClusterBackend> Cluster<B> {
             dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
             timing,
             voters_only: voters_only.to_vec(),
+            direct,
         };
         for (i, port) in reserved.into_iter().enumerate() {
             drop(port);
@@ -150,7 +171,7 @@ impl<B: ClusterBackend> Cluster<B> {
             listen: self.listen[i],
             peers: (0..self.n())
                 .map(|j| {
-                    let addr = if i == j {
+                    let addr = if i == j || self.direct {
                         self.listen[j]
                     } else {
                         self.proxies[&(i, j)].addr()

@@ -68,6 +68,9 @@ pub(super) struct Lead {
     /// The lease deadline: the send time of the latest round a majority accepted plus the
     /// lease budget.
     pub(super) lease: Instant,
+    /// The ballot of the latest round a majority accepted: one-phase extensions propose it
+    /// again (decision record 131).
+    pub(super) ballot: Ballot,
 }
 
 /// One election.
@@ -84,6 +87,12 @@ pub(super) struct Election {
     /// The last leadership released here (proposer, epoch, the proposer's incarnation): a
     /// propose request of it that arrives after its RELEASE (it was in flight) is refused.
     pub(super) released: Option<(usize, EpochNo, u64)>,
+    /// Members whose prepare requests this acceptor answered while it held another
+    /// proposer's lease open: candidates waiting for that lease. A resigning owner hands
+    /// over to one of them (decision record 130).
+    pub(super) waiting: Members,
+    /// The highest ballot those candidates asked for.
+    pub(super) asked: Ballot,
     // --- Proposer. ---
     /// The highest ballot this node has seen (its own included).
     pub(super) seen: Ballot,
@@ -112,6 +121,8 @@ impl Election {
             promised: 0,
             accepted: None,
             released: None,
+            waiting: 0,
+            asked: 0,
             seen: floor,
             campaigning: false,
             next_round: now,

@@ -88,6 +88,53 @@ pub enum Message {
         /// by a later run of the same node, for a round that was never granted).
         incarnation: u64,
     },
+    /// A resigning lease owner's RELEASE to the one candidate it knows to be waiting for
+    /// its lease, with a promise: "I gave up `epoch`, hold nothing open, and promised you
+    /// `ballot`". The candidate does what a RELEASE asks, then starts its round at
+    /// `ballot` on the spot and counts the sender's promise, so the next lease needs only
+    /// the propose phase (decision record 130).
+    Handoff {
+        /// The election.
+        election: ElectionName,
+        /// The released leadership's epoch.
+        epoch: EpochNo,
+        /// The releasing proposer's run (as in [`Message::Release`]).
+        incarnation: u64,
+        /// The ballot promised: one of the candidate's own (`counter * 64 + its index`),
+        /// above everything the sender has seen.
+        ballot: Ballot,
+        /// The candidate's run, as its last request carried it: another run of the
+        /// candidate takes only the release.
+        candidate: u64,
+    },
+    /// A leader's renewal of many leases at once, one phase (decision record 131): "accept
+    /// my proposal at `ballot` again, for one lease time from now", for each entry
+    /// `(election, ballot, epoch)`, where `ballot` is the one a majority last accepted in
+    /// that leadership. The acceptor applies its propose rule to each entry and answers
+    /// with one [`Message::ExtendAck`] listing only the refusals.
+    Extend {
+        /// The proposer's run; the answer echoes it.
+        incarnation: u64,
+        /// The renewal tick, echoed.
+        round: u64,
+        /// The index of the first entry within the tick's renewals, echoed.
+        first: u32,
+        /// The leases to extend.
+        entries: Vec<(ElectionName, Ballot, EpochNo)>,
+    },
+    /// The answer to [`Message::Extend`]: every entry but `refused` was accepted.
+    ExtendAck {
+        /// The incarnation the request carried.
+        incarnation: u64,
+        /// The renewal tick.
+        round: u64,
+        /// The index of the request's first entry.
+        first: u32,
+        /// How many entries the request held.
+        count: u32,
+        /// The elections whose entry was refused (or is unknown here).
+        refused: Vec<ElectionName>,
+    },
 }
 
 /// Everything one step produced for one peer, to be sent together.

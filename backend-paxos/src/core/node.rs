@@ -16,6 +16,32 @@ use super::{Ballot, CoreStats, EpochNo, HardState, Message, NodeConfig, Open, Tr
 /// Ballots are `counter * MEMBER_SLOTS + member index`.
 const MEMBER_SLOTS: u64 = 64;
 
+/// An [`Message::Extend`] holds entries up to about this many encoded bytes, so that it
+/// fits the smallest frame the transport allows (1 KiB).
+const EXTEND_BYTES: usize = 900;
+
+/// One renewal tick's one-phase extensions of every lease this node leads (decision
+/// record 131).
+#[derive(Debug)]
+struct Extension {
+    /// The tick's number, echoed by the answers.
+    round: u64,
+    /// When the requests went out: the leases count from here.
+    sent: Instant,
+    /// Entries not accepted by a majority by then get a full round.
+    deadline: Instant,
+    /// `(election slot, ballot, epoch)`.
+    entries: Vec<(usize, Ballot, EpochNo)>,
+    /// Acceptances per entry, this node's own included.
+    acks: Vec<u8>,
+    /// Entries accepted by a majority.
+    done: usize,
+    /// Entries accepted by a majority whose extension is not applied and reported yet.
+    unreported: Vec<usize>,
+    /// Each request's `(first entry, entries, members that answered)`.
+    chunks: Vec<(u32, u32, super::election::Members)>,
+}
+
 /// One member's PaxosLease state for any number of elections (partitioned leadership):
 /// every member is an acceptor, and every member that is not voters-only a proposer.
 ///
@@ -51,6 +77,9 @@ pub struct Node {
     members: Vec<NodeId>,
     index: HashMap<NodeId, usize>,
     me: usize,
+    /// Each member's run, as its last request carried it (0: none seen yet): a handoff
+    /// promise names the run it is for.
+    incarnations: Vec<u64>,
     quorum: usize,
     can_propose: bool,
     booted: Instant,
@@ -70,6 +99,14 @@ pub struct Node {
     led: BTreeSet<usize>,
     /// When the next renewal rounds of every led election start.
     next_renew: Option<Instant>,
+    /// The renewal tick's extensions still collecting answers.
+    extension: Option<Extension>,
+    /// The number of the last renewal tick.
+    ticks: u64,
+    /// Led elections whose extension some acceptor refused: it promised a higher ballot
+    /// (or does not know the election), so the next renewal is a full round, which brings
+    /// it back (decision record 131).
+    resync: BTreeSet<usize>,
     /// The timer table: each held election's next deadline (`armed`, by slot) and a heap of
     /// them, stale entries skipped (an entry counts only while it matches `armed`). Only
     /// the elections an input touched are looked at again, so a step costs the same with
@@ -136,6 +173,7 @@ impl Node {
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             quorum: members.len() / 2 + 1,
+            incarnations: vec![0; members.len()],
             can_propose: !cfg.voters_only.contains(&cfg.me),
             booted: now,
             budget: cfg.lease_budget(),
@@ -150,6 +188,9 @@ impl Node {
             next_sweep: None,
             led: BTreeSet::new(),
             next_renew: None,
+            extension: None,
+            ticks: 0,
+            resync: BTreeSet::new(),
             armed: Vec::new(),
             timers: BinaryHeap::new(),
             outbox: BTreeMap::new(),
@@ -300,7 +341,8 @@ impl Node {
         self.step_down(i, now, LossReason::Resigned);
         self.elections[i].quiet_until = Some(now + self.cfg.lease);
         tracing::debug!(node = %self.cfg.me, %election, epoch = lead.epoch, "resigned; releasing");
-        self.release(i, now, lead.epoch);
+        let to = self.successor(i);
+        self.release_to(i, now, lead.epoch, to);
         true
     }
 
@@ -344,10 +386,15 @@ impl Node {
             | Message::PrepareAck { election, .. }
             | Message::Propose { election, .. }
             | Message::ProposeAck { election, .. }
-            | Message::Release { election, .. } => election.clone(),
+            | Message::Release { election, .. }
+            | Message::Handoff { election, .. } => Some(election.clone()),
+            // Re-arm the elections they touch themselves.
+            Message::Extend { .. } | Message::ExtendAck { .. } => None,
         };
         self.dispatch(now, p, msg);
-        self.reschedule_name(&name);
+        if let Some(name) = name {
+            self.reschedule_name(&name);
+        }
         true
     }
 
@@ -358,6 +405,7 @@ impl Node {
                 ballot,
                 incarnation,
             } => {
+                self.incarnations[p] = incarnation;
                 let Some(i) = self.election(&election, now) else {
                     self.stats.ignored_elections += 1;
                     return;
@@ -418,6 +466,37 @@ impl Node {
                     self.on_release(i, now, p, epoch, incarnation);
                 }
             }
+            Message::Handoff {
+                election,
+                epoch,
+                incarnation,
+                ballot,
+                candidate,
+            } => {
+                if let Some(&i) = self.by_name.get(&election) {
+                    self.on_handoff(i, now, p, epoch, incarnation, ballot, candidate);
+                }
+            }
+            Message::Extend {
+                incarnation,
+                round,
+                first,
+                entries,
+            } => {
+                self.incarnations[p] = incarnation;
+                self.on_extend(now, p, incarnation, round, first, entries);
+            }
+            Message::ExtendAck {
+                incarnation,
+                round,
+                first,
+                count,
+                refused,
+            } => {
+                if incarnation == self.cfg.incarnation {
+                    self.on_extend_ack(now, p, round, first, count, &refused);
+                }
+            }
         }
     }
 
@@ -458,6 +537,9 @@ impl Node {
                 self.start_round(i, now, false);
             }
             self.reschedule(i);
+        }
+        if self.extension.as_ref().is_some_and(|x| x.deadline <= now) {
+            self.finish_extension(now);
         }
         if self.next_renew.is_some_and(|t| t <= now) {
             self.renew_all(now);
@@ -557,7 +639,8 @@ impl Node {
             self.timers.pop();
         }
         let election = self.timers.peek().map(|Reverse((t, _))| *t);
-        [self.next_renew, self.next_sweep, election]
+        let extension = self.extension.as_ref().map(|x| x.deadline);
+        [self.next_renew, self.next_sweep, election, extension]
             .into_iter()
             .flatten()
             .min()
@@ -573,6 +656,14 @@ impl Node {
         } else {
             None
         };
+        if let (Some(armed), Some(d)) = (self.armed[i], d)
+            && armed <= d
+        {
+            // A deadline that moved later (a renewed lease, most often) keeps its earlier
+            // entry: it fires early, finds nothing due and re-arms. One heap entry per
+            // election per lease time instead of one per renewal.
+            return;
+        }
         if self.armed[i] != d {
             self.armed[i] = d;
             if let Some(t) = d {
@@ -631,6 +722,11 @@ impl Node {
                 }
             }
         };
+        if matches!(open, Open::Other(_)) && p != self.me {
+            e.waiting |= bit(p);
+            // A handoff's ballot must be above the candidates' own (decision record 130).
+            e.asked = e.asked.max(ballot);
+        }
         let promised = !matches!(open, Open::Other(_)) && ballot >= e.promised && ballot > e.floor;
         if promised {
             e.promised = ballot;
@@ -674,6 +770,7 @@ impl Node {
             && e.released != Some((p, epoch, incarnation));
         if accepted {
             e.promised = ballot;
+            e.waiting &= !bit(p);
             e.accepted = Some(Accepted {
                 owner: p,
                 ballot,
@@ -704,20 +801,17 @@ impl Node {
     /// held open; a
     /// campaigning node then starts a round after a short random delay.
     fn on_release(&mut self, i: usize, now: Instant, p: usize, epoch: EpochNo, incarnation: u64) {
-        let e = &mut self.elections[i];
-        e.released = Some((p, epoch, incarnation));
-        if e.accepted
-            .is_some_and(|a| a.owner == p && a.epoch == epoch && a.incarnation == incarnation)
-        {
-            e.accepted = None;
-            self.refresh_view(i);
-        }
+        self.drop_released(i, p, epoch, incarnation);
         // The members after the releasing one take turns, a quarter of the back-off apart,
-        // so that the next one usually wins in one round instead of colliding with the rest.
+        // so that the next one usually wins in one round instead of colliding with the rest;
+        // the first starts in this step (no timer between the release and its round).
         let n = self.members.len();
         let slot = ((self.me + n - p - 1) % n) as u32;
-        let jitter = self.random_below(self.cfg.backoff / 64);
-        let delay = self.cfg.backoff / 4 * slot + jitter;
+        let delay = if slot == 0 {
+            Duration::ZERO
+        } else {
+            self.cfg.backoff / 4 * slot + self.random_below(self.cfg.backoff / 64)
+        };
         let e = &mut self.elections[i];
         if e.campaigning && e.lead.is_none() {
             // A probe still preparing was answered (or will be) with the released lease
@@ -733,6 +827,64 @@ impl Node {
                 e.next_round = now + delay;
             }
         }
+        if self.start_due(i).is_some_and(|t| t <= now) {
+            self.start_round(i, now, false);
+        }
+    }
+
+    /// The acceptor's part of RELEASE from `p`: drop its proposal at `epoch` (of that run
+    /// of `p`) if it is the one held open, and refuse it from now on.
+    fn drop_released(&mut self, i: usize, p: usize, epoch: EpochNo, incarnation: u64) {
+        let e = &mut self.elections[i];
+        e.released = Some((p, epoch, incarnation));
+        e.waiting &= !bit(p);
+        if e.accepted
+            .is_some_and(|a| a.owner == p && a.epoch == epoch && a.incarnation == incarnation)
+        {
+            e.accepted = None;
+            self.refresh_view(i);
+        }
+    }
+
+    /// HANDOFF from `p`: its RELEASE, and its acceptor's promise of `ballot` to this node's
+    /// run `candidate`. A campaigning node starts its round at `ballot` at once, counting
+    /// the promise as `p`'s answer (nothing open), so that with a majority of promises it
+    /// proposes in this very step. Anything else (not campaigning, another run, a ballot
+    /// that is not this node's or not above what it has seen) takes it as a plain RELEASE.
+    #[allow(clippy::too_many_arguments)]
+    fn on_handoff(
+        &mut self,
+        i: usize,
+        now: Instant,
+        p: usize,
+        epoch: EpochNo,
+        incarnation: u64,
+        ballot: Ballot,
+        candidate: u64,
+    ) {
+        let e = &self.elections[i];
+        let above = e.seen.max(e.promised).max(e.floor);
+        let usable = candidate == self.cfg.incarnation
+            && ballot % MEMBER_SLOTS == self.me as u64
+            && ballot > above
+            && e.campaigning
+            && e.lead.is_none()
+            && !e
+                .round
+                .as_ref()
+                .is_some_and(|r| r.renewal || matches!(r.phase, Phase::Propose { .. }))
+            && self.can_propose
+            && !self.restarting(now)
+            && e.quiet_until.is_none_or(|q| q <= now);
+        if !usable {
+            self.on_release(i, now, p, epoch, incarnation);
+            return;
+        }
+        self.drop_released(i, p, epoch, incarnation);
+        // A probe still preparing is started over at the promised ballot.
+        self.elections[i].round = None;
+        self.start_round_at(i, now, false, ballot);
+        self.on_prepare_ack(i, now, p, ballot, true, ballot, Open::None);
     }
 
     // ------------------------------------------------------------ the proposer
@@ -752,14 +904,7 @@ impl Node {
 
     /// The smallest ballot of this node above `above`.
     fn next_ballot(&self, above: Ballot) -> Option<Ballot> {
-        let me = self.me as u64;
-        let base = above - above % MEMBER_SLOTS;
-        let b = base.checked_add(me)?;
-        if b > above {
-            Some(b)
-        } else {
-            b.checked_add(MEMBER_SLOTS)
-        }
+        ballot_of(self.me, above)
     }
 
     /// Starts a round in election `i`: a ballot above every ballot and floor seen, prepare
@@ -775,6 +920,12 @@ impl Node {
             e.campaigning = false;
             return;
         };
+        self.start_round_at(i, now, renewal, ballot);
+    }
+
+    /// Starts a round in election `i` at `ballot`, one of this node's, above every ballot
+    /// it has seen.
+    fn start_round_at(&mut self, i: usize, now: Instant, renewal: bool, ballot: Ballot) {
         self.stats.rounds += 1;
         let deadline = now + self.phase_timeout(renewal);
         let e = &mut self.elections[i];
@@ -817,16 +968,288 @@ impl Node {
         }
     }
 
-    /// Starts a renewal round for every led election without one running.
+    /// Renews every led election without a round running: one-phase extensions, in one
+    /// batch per peer (decision record 131). The previous tick's extensions that no
+    /// majority accepted get full rounds.
     fn renew_all(&mut self, now: Instant) {
-        let led: Vec<usize> = self.led.iter().copied().collect();
-        for i in led {
-            if self.elections[i].round.is_none() {
+        self.next_renew = (!self.led.is_empty()).then(|| now + self.cfg.renew);
+        if self.extension.as_ref().is_some_and(|x| x.deadline > now) {
+            // The last tick's extensions are still collecting answers (a slow peer, a
+            // busy node): let them finish rather than pile a second batch, and full
+            // rounds, onto an overloaded peer. They are due before the leases run out.
+            return;
+        }
+        self.finish_extension(now);
+        for i in std::mem::take(&mut self.resync) {
+            let e = &self.elections[i];
+            if self.is_live(i) && e.lead.is_some() && e.round.is_none() {
                 self.start_round(i, now, true);
+                self.reschedule(i);
             }
+        }
+        let entries: Vec<(usize, Ballot, EpochNo)> = self
+            .led
+            .iter()
+            .filter_map(|&i| {
+                let e = &self.elections[i];
+                match (e.round.is_none(), e.lead) {
+                    (true, Some(l)) => Some((i, l.ballot, l.epoch)),
+                    _ => None,
+                }
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.start_extension(now, entries);
+        }
+    }
+
+    /// Sends this tick's extensions, and accepts them at this node's own acceptor.
+    fn start_extension(&mut self, now: Instant, entries: Vec<(usize, Ballot, EpochNo)>) {
+        self.ticks += 1;
+        let round = self.ticks;
+        let inc = self.cfg.incarnation;
+        let mut acks = Vec::with_capacity(entries.len());
+        for &(i, ballot, epoch) in &entries {
+            let ok = matches!(
+                self.on_propose(i, now, self.me, ballot, epoch, inc),
+                Some(Message::ProposeAck { accepted: true, .. })
+            );
+            acks.push(u8::from(ok));
             self.reschedule(i);
         }
-        self.next_renew = (!self.led.is_empty()).then(|| now + self.cfg.renew);
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < entries.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < entries.len() && (end == start || bytes < EXTEND_BYTES) {
+                bytes += 17 + self.elections[entries[end].0].name.as_str().len();
+                end += 1;
+            }
+            let msg = Message::Extend {
+                incarnation: inc,
+                round,
+                first: start as u32,
+                entries: entries[start..end]
+                    .iter()
+                    .map(|&(i, b, ep)| (self.elections[i].name.clone(), b, ep))
+                    .collect(),
+            };
+            self.broadcast(&msg);
+            chunks.push((start as u32, (end - start) as u32, 0));
+            start = end;
+        }
+        let done = acks.iter().filter(|&&a| a as usize >= self.quorum).count();
+        // 37.5 ms by default: past the next tick, yet leaving a full round time before
+        // the leases (extended at least one tick ago) run out.
+        let deadline = now + self.cfg.round_timeout.min(self.budget / 2);
+        self.extension = Some(Extension {
+            round,
+            sent: now,
+            deadline,
+            entries,
+            acks,
+            done,
+            unreported: Vec::new(),
+            chunks,
+        });
+        if self.quorum == 1 {
+            // A one-member cluster: its own acceptance is the majority.
+            let n = self.extension.as_ref().map_or(0, |x| x.entries.len());
+            for k in 0..n {
+                self.extended(k);
+            }
+            self.report_extensions(now, true);
+        }
+    }
+
+    /// The acceptor's side of [`Message::Extend`]: PaxosLease's propose rule for each
+    /// entry, one answer listing the refusals. No answer at all for one lease time after
+    /// a restart.
+    fn on_extend(
+        &mut self,
+        now: Instant,
+        p: usize,
+        incarnation: u64,
+        round: u64,
+        first: u32,
+        entries: Vec<(ElectionName, Ballot, EpochNo)>,
+    ) {
+        if self.restarting(now) {
+            self.stats.ignored_restarting += 1;
+            return;
+        }
+        let count = entries.len() as u32;
+        let mut refused = Vec::new();
+        for (name, ballot, epoch) in entries {
+            let Some(&i) = self.by_name.get(&name) else {
+                // Unknown here (a full round will bring it in).
+                refused.push(name);
+                continue;
+            };
+            self.elections[i].last_active = now;
+            // Never over another proposer's open lease: a prepare would have found it
+            // (the propose rule alone would let a late extension at an old ballot replace
+            // a lease granted meanwhile by acceptors that restarted).
+            self.expire_accepted(i, now);
+            if self.elections[i].accepted.is_some_and(|a| a.owner != p) {
+                self.stats.rejected += 1;
+                refused.push(name);
+                continue;
+            }
+            let ok = matches!(
+                self.on_propose(i, now, p, ballot, epoch, incarnation),
+                Some(Message::ProposeAck { accepted: true, .. })
+            );
+            self.reschedule(i);
+            if !ok {
+                refused.push(name);
+            }
+        }
+        self.send(
+            p,
+            Message::ExtendAck {
+                incarnation,
+                round,
+                first,
+                count,
+                refused,
+            },
+        );
+    }
+
+    /// An answer to this node's extensions: every entry of the request but the refused
+    /// ones gains an acceptance; those reaching a majority are extended.
+    fn on_extend_ack(
+        &mut self,
+        now: Instant,
+        p: usize,
+        round: u64,
+        first: u32,
+        count: u32,
+        refused: &[ElectionName],
+    ) {
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
+        if x.round != round {
+            return;
+        }
+        let Some(chunk) = x
+            .chunks
+            .iter_mut()
+            .find(|(f, c, _)| *f == first && *c == count)
+        else {
+            return;
+        };
+        if chunk.2 & bit(p) != 0 {
+            return;
+        }
+        chunk.2 |= bit(p);
+        let refused: BTreeSet<usize> = refused
+            .iter()
+            .filter_map(|n| self.by_name.get(n).copied())
+            .collect();
+        let end = (first as usize + count as usize).min(x.entries.len());
+        let mut reached = Vec::new();
+        for k in first as usize..end {
+            if refused.contains(&x.entries[k].0) {
+                self.resync.insert(x.entries[k].0);
+                continue;
+            }
+            x.acks[k] = x.acks[k].saturating_add(1);
+            if x.acks[k] as usize == self.quorum {
+                reached.push(k);
+            }
+        }
+        for k in reached {
+            self.extended(k);
+        }
+        self.report_extensions(now, false);
+    }
+
+    /// Entry `k` of the extension was accepted by a majority: its lease may run from the
+    /// extension's send time, once applied ([`report_extensions`](Self::report_extensions)).
+    fn extended(&mut self, k: usize) {
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
+        x.done += 1;
+        x.unreported.push(k);
+    }
+
+    /// Applies and reports the extensions accepted so far, once every entry is done (or
+    /// when `finish`, at the next tick): as one [`CoreEvent::AllLeasesExtended`] if they
+    /// are every lease this node leads, else one [`CoreEvent::LeaseExtended`] each. The
+    /// core's deadline moves only when the driver is told, so the two never disagree;
+    /// waiting for the batch only shortens the leases meanwhile. A lease that ran out
+    /// before is not extended (its step-down is due).
+    fn report_extensions(&mut self, now: Instant, finish: bool) {
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
+        let complete = x.done >= x.entries.len();
+        if !complete && !finish {
+            return;
+        }
+        let until = x.sent + self.budget;
+        let unreported = std::mem::take(&mut x.unreported);
+        let entries = std::mem::take(&mut x.entries);
+        let mut applied = Vec::with_capacity(unreported.len());
+        for k in unreported {
+            let (i, _, epoch) = entries[k];
+            if let Some(l) = &mut self.elections[i].lead
+                && l.epoch == epoch
+                && l.lease > now
+                && until > l.lease
+            {
+                l.lease = until;
+                applied.push(i);
+            }
+        }
+        if let Some(x) = self.extension.as_mut() {
+            x.entries = entries;
+        }
+        if complete && applied.len() == self.led.len() {
+            self.events
+                .push_back(CoreEvent::AllLeasesExtended { until });
+        } else {
+            for i in applied {
+                if let Some(l) = self.elections[i].lead {
+                    self.events.push_back(CoreEvent::LeaseExtended {
+                        election: self.elections[i].name.clone(),
+                        epoch: l.epoch,
+                        until: l.lease,
+                    });
+                }
+            }
+        }
+        if complete {
+            self.extension = None;
+        }
+    }
+
+    /// Ends the extension still out: what was extended is reported, and every led
+    /// election whose extension no majority accepted gets a full round (which also brings
+    /// acceptors that promised a higher ballot meanwhile back: decision record 131).
+    fn finish_extension(&mut self, now: Instant) {
+        if self.extension.is_none() {
+            return;
+        }
+        self.report_extensions(now, true);
+        let Some(x) = self.extension.take() else {
+            return;
+        };
+        for (k, &(i, _, epoch)) in x.entries.iter().enumerate() {
+            let e = &self.elections[i];
+            if (x.acks[k] as usize) < self.quorum
+                && e.round.is_none()
+                && e.lead.is_some_and(|l| l.epoch == epoch)
+            {
+                self.start_round(i, now, true);
+                self.reschedule(i);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -966,6 +1389,7 @@ impl Node {
     fn check_propose(&mut self, i: usize, now: Instant) {
         let n = self.members.len();
         let Some(Round {
+            ballot,
             renewal,
             phase:
                 Phase::Propose {
@@ -979,7 +1403,7 @@ impl Node {
         else {
             return;
         };
-        let (renewal, epoch, sent) = (*renewal, *epoch, *sent);
+        let (ballot, renewal, epoch, sent) = (*ballot, *renewal, *epoch, *sent);
         let acc = accepted.count_ones() as usize;
         let unanswered = n - answered.count_ones() as usize;
         if acc >= self.quorum {
@@ -994,6 +1418,11 @@ impl Node {
                 return;
             }
             if renewal {
+                if let Some(l) = &mut self.elections[i].lead
+                    && l.epoch == epoch
+                {
+                    l.ballot = l.ballot.max(ballot);
+                }
                 if let Some(l) = &mut self.elections[i].lead
                     && l.epoch == epoch
                     && until > l.lease
@@ -1077,6 +1506,26 @@ impl Node {
     /// RELEASE of this node's proposal at `epoch` to every acceptor, this node's own
     /// included.
     fn release(&mut self, i: usize, now: Instant, epoch: EpochNo) {
+        self.release_to(i, now, epoch, None);
+    }
+
+    /// The candidate a resigning owner of election `i` hands over to: the first member
+    /// after this one, in member order (the order RELEASE's turns follow), that this
+    /// acceptor saw waiting for the lease, with a known run.
+    fn successor(&self, i: usize) -> Option<usize> {
+        let n = self.members.len();
+        let waiting = self.elections[i].waiting;
+        (1..n)
+            .map(|k| (self.me + k) % n)
+            .find(|&s| waiting & bit(s) != 0 && self.incarnations[s] != 0)
+    }
+
+    /// RELEASE of this node's proposal at `epoch` to every acceptor, this node's own
+    /// included; to the candidate `to`, a HANDOFF instead: the release with this
+    /// acceptor's promise of the candidate's next ballot, so that its round can propose
+    /// at once (decision record 130). The promise follows the acceptor's rules: nothing
+    /// is open here any more, and the ballot is above every promise and the floor.
+    fn release_to(&mut self, i: usize, now: Instant, epoch: EpochNo, to: Option<usize>) {
         let inc = self.cfg.incarnation;
         let e = &mut self.elections[i];
         e.released = Some((self.me, epoch, inc));
@@ -1085,12 +1534,42 @@ impl Node {
         {
             e.accepted = None;
         }
-        let msg = Message::Release {
+        let above = e.seen.max(e.promised).max(e.floor).max(e.asked);
+        let handoff = match to {
+            Some(s) if e.accepted.is_none() => ballot_of(s, above).map(|b| (s, b)),
+            _ => None,
+        };
+        if let Some((s, ballot)) = handoff {
+            e.promised = ballot;
+            e.seen = ballot;
+            e.waiting &= !bit(s);
+        }
+        let release = Message::Release {
             election: e.name.clone(),
             epoch,
             incarnation: inc,
         };
-        self.broadcast(&msg);
+        let handoff = handoff.map(|(s, ballot)| {
+            (
+                s,
+                Message::Handoff {
+                    election: e.name.clone(),
+                    epoch,
+                    incarnation: inc,
+                    ballot,
+                    candidate: self.incarnations[s],
+                },
+            )
+        });
+        for p in 0..self.members.len() {
+            if p == self.me {
+                continue;
+            }
+            match &handoff {
+                Some((s, h)) if *s == p => self.send(p, h.clone()),
+                _ => self.send(p, release.clone()),
+            }
+        }
         self.refresh_view(i);
         let _ = now;
     }
@@ -1100,7 +1579,11 @@ impl Node {
     /// This node leads election `i` at `epoch`, guaranteed until `lease`.
     fn become_leader(&mut self, i: usize, now: Instant, epoch: EpochNo, lease: Instant) {
         let e = &mut self.elections[i];
-        e.lead = Some(Lead { epoch, lease });
+        e.lead = Some(Lead {
+            epoch,
+            lease,
+            ballot: epoch,
+        });
         e.campaigning = false;
         self.led.insert(i);
         tracing::info!(node = %self.cfg.me, election = %e.name, epoch, "became leader");
@@ -1283,6 +1766,18 @@ impl Node {
             return Duration::ZERO;
         }
         Duration::from_nanos(self.rng.random_range(0..nanos))
+    }
+}
+
+/// The smallest ballot of `member` above `above`.
+fn ballot_of(member: usize, above: Ballot) -> Option<Ballot> {
+    let member = member as u64;
+    let base = above - above % MEMBER_SLOTS;
+    let b = base.checked_add(member)?;
+    if b > above {
+        Some(b)
+    } else {
+        b.checked_add(MEMBER_SLOTS)
     }
 }
 

@@ -260,5 +260,35 @@ pub fn describe(m: &Message) -> Option<String> {
         Message::Release {
             election, epoch, ..
         } => format!("RELEASE {election} epoch {epoch}"),
+        Message::Handoff {
+            election,
+            epoch,
+            ballot,
+            ..
+        } => format!("HANDOFF {election} epoch {epoch}, PROMISE ballot {ballot} (nothing open)"),
+        Message::Extend { entries, .. } => format!(
+            "EXTEND {}",
+            entries
+                .iter()
+                .map(|(e, b, ep)| format!("{e} ballot {b} epoch {ep}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Message::ExtendAck { refused, count, .. } => format!(
+            "EXTENDED {} of {count}{}",
+            count - refused.len() as u32,
+            if refused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (refused {})",
+                    refused
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        ),
     })
 }
