@@ -92,9 +92,11 @@ pub struct RaftConfig {
     /// heartbeat, no restart, no gap longer than `election_timeout_min`) before the leader
     /// steps down for it: the anti-flap period. A preferred member that comes back takes
     /// leadership back once, after this long; one that flaps faster never does. Default
-    /// 5 s; at least 2 x `election_timeout_max`.
-    #[serde(with = "humantime_serde")]
-    pub priority_stable: Duration,
+    /// (unset) 5 s or 2 x `election_timeout_max`, whichever is longer (see
+    /// [`priority_stable`](Self::priority_stable)); a value set must be at least
+    /// 2 x `election_timeout_max`.
+    #[serde(default, with = "humantime_serde")]
+    pub priority_stable: Option<Duration>,
 }
 
 impl Default for RaftConfig {
@@ -117,7 +119,7 @@ impl Default for RaftConfig {
             max_elections: DEFAULT_MAX_ELECTIONS,
             forget_after: DEFAULT_FORGET_AFTER,
             priority: 0,
-            priority_stable: DEFAULT_PRIORITY_STABLE,
+            priority_stable: None,
         }
     }
 }
@@ -126,10 +128,19 @@ impl Default for RaftConfig {
 pub const DEFAULT_MAX_ELECTIONS: usize = 20_000;
 /// The default of [`RaftConfig::forget_after`]: 10 minutes.
 pub const DEFAULT_FORGET_AFTER: Duration = Duration::from_secs(600);
-/// The default of [`RaftConfig::priority_stable`]: 5 seconds.
+/// The default of [`RaftConfig::priority_stable`]: 5 seconds (or 2 x
+/// `election_timeout_max`, if that is longer).
 pub const DEFAULT_PRIORITY_STABLE: Duration = Duration::from_secs(5);
 
 impl RaftConfig {
+    /// The anti-flap period in force: [`priority_stable`](Self::priority_stable) as set,
+    /// else 5 s or 2 x `election_timeout_max`, whichever is longer (so that a cluster
+    /// with long election timeouts and no priorities needs no setting of its own).
+    pub fn priority_stable(&self) -> Duration {
+        self.priority_stable
+            .unwrap_or_else(|| DEFAULT_PRIORITY_STABLE.max(self.election_timeout_max * 2))
+    }
+
     /// How long one quorum-acknowledged heartbeat round lets a leader lead:
     /// `election_timeout_min - clock_drift - kill_grace` (75 ms by default).
     pub fn lease_budget(&self) -> Duration {
@@ -215,17 +226,20 @@ impl RaftConfig {
                 h(self.election_timeout_max)
             ),
         )?;
-        rule(
-            "priority_stable",
-            self.priority_stable >= self.election_timeout_max * 2,
-            format!(
-                "priority_stable ({}) must be at least 2 x election_timeout_max ({}): a \
-                 preferred member must be seen healthy over several election timeouts before \
-                 leadership moves to it, or a flapping member would move it on every blip",
-                h(self.priority_stable),
-                h(self.election_timeout_max)
-            ),
-        )?;
+        if let Some(stable) = self.priority_stable {
+            rule(
+                "priority_stable",
+                stable >= self.election_timeout_max * 2,
+                format!(
+                    "priority_stable ({}) must be at least 2 x election_timeout_max ({}): a \
+                     preferred member must be seen healthy over several election timeouts \
+                     before leadership moves to it, or a flapping member would move it on \
+                     every blip",
+                    h(stable),
+                    h(self.election_timeout_max)
+                ),
+            )?;
+        }
         check_auth(
             "raft",
             self.secret.is_some(),
@@ -274,7 +288,7 @@ impl RaftConfig {
             max_elections: self.max_elections,
             forget_after: self.forget_after,
             priority: self.priority,
-            priority_stable: self.priority_stable,
+            priority_stable: self.priority_stable(),
         })
     }
 }
@@ -406,15 +420,27 @@ mod tests {
     #[test]
     fn priority_defaults_to_0_and_a_short_stable_period_is_refused() {
         assert_eq!(valid().priority, 0);
-        assert_eq!(valid().priority_stable, Duration::from_secs(5));
+        assert_eq!(valid().priority_stable(), Duration::from_secs(5));
         let c: RaftConfig = serde_json::from_str(
             r#"{"node_id":"a","secret":"0123456789abcdef","priority":3,"priority_stable":"2s"}"#,
         )
         .unwrap();
-        assert_eq!((c.priority, c.priority_stable), (3, Duration::from_secs(2)));
+        assert_eq!(
+            (c.priority, c.priority_stable()),
+            (3, Duration::from_secs(2))
+        );
         c.validate().unwrap();
+        // Long election timeouts and no setting: the default follows them, nothing refused.
         let c = RaftConfig {
-            priority_stable: Duration::from_millis(500),
+            election_timeout_min: Duration::from_secs(2),
+            election_timeout_max: Duration::from_secs(4),
+            clock_drift: Duration::from_millis(100),
+            ..valid()
+        };
+        c.validate().unwrap();
+        assert_eq!(c.priority_stable(), Duration::from_secs(8));
+        let c = RaftConfig {
+            priority_stable: Some(Duration::from_millis(500)),
             ..valid()
         };
         let err = c.validate().unwrap_err().to_string();

@@ -29,8 +29,8 @@
 //! - **preferred leaders** (`priority`, `priority_stable`; decision record 134): a
 //!   campaigning follower of higher priority than the leader that has been caught up and
 //!   has answered every heartbeat round, with no restart and no gap longer than
-//!   `election_timeout_min`, for `priority_stable` (default 5 s) gets the leadership: the
-//!   leader steps down (`lost()` = `Yielded`) *without* TimeoutNow, so its followers'
+//!   `election_timeout_min`, for `priority_stable` (default 5 s, or 2 x
+//!   `election_timeout_max` if longer) gets the leadership: the leader steps down (`lost()` = `Yielded`) *without* TimeoutNow, so its followers'
 //!   promises run out on their own and its child keeps its kill grace, and the target
 //!   campaigns as soon as they have (about one `election_timeout_min` later). A member
 //!   that restarts or flaps starts its stable period again, so leadership moves to it
@@ -118,7 +118,7 @@
 //! | `max_elections` | 20,000 | most elections held at once (memory and state file) |
 //! | `forget_after` | 10 min | an idle election is forgotten after this long |
 //! | `priority` | 0 | this member's priority as a candidate; higher is preferred (decision 134) |
-//! | `priority_stable` | 5 s | how long a member of higher priority must be healthy before the leader steps down for it; at least 2 x `election_timeout_max` |
+//! | `priority_stable` | 5 s, or 2 x `election_timeout_max` if longer | how long a member of higher priority must be healthy before the leader steps down for it; a value set must be at least 2 x `election_timeout_max` |
 //!
 //! The transport's reconnect backoff is capped at `election_timeout_max`, so a member that
 //! comes back can vote within an election or two.

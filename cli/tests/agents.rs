@@ -5,36 +5,16 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::cluster::{Host, agents_up, http_get, supervise};
+use common::cluster::{Host, agents_up, http_get, logs, supervise};
 use common::stamps::Stamps;
 use common::*;
 use nix::sys::signal::Signal;
 
 fn log_file(h: &Host, what: &str) -> std::fs::File {
     std::fs::File::create(h.config.with_extension(format!("{what}.log"))).unwrap()
-}
-
-/// Every log of the test, for failure messages.
-fn logs(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    names.sort();
-    for p in names {
-        out += &format!(
-            "--- {}\n{}",
-            p.display(),
-            std::fs::read_to_string(&p).unwrap_or_default()
-        );
-    }
-    out
 }
 
 /// SIGTERM to every runner and agent, then waits for each.

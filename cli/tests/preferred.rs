@@ -7,18 +7,13 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::{Host, http_get, logs, supervise};
 use common::stamps::Stamps;
 use common::*;
-
-struct Host {
-    config: PathBuf,
-    api: u16,
-}
 
 /// The stable period of the test: 2 x election_timeout_max, the least allowed.
 const STABLE: Duration = Duration::from_secs(8);
@@ -71,53 +66,8 @@ fn agent(h: &Host) -> Child {
     c.spawn().unwrap()
 }
 
-fn supervise(h: &Host, script: &str) -> Child {
-    let mut c = elector();
-    c.arg("--config")
-        .arg(&h.config)
-        .args(["run", "-e", "job", "--supervise", "--", "bash", "-c"])
-        .arg(script)
-        .stdout(Stdio::null())
-        .stderr(log_file(h, "run"));
-    c.spawn().unwrap()
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let code = raw.split(' ').nth(1)?.parse().ok()?;
-    Some((code, raw.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
 fn healthy(h: &Host) -> bool {
     http_get(h.api, "/health").is_some_and(|(c, _)| c == 200)
-}
-
-/// Every log of the test, for failure messages.
-fn logs(dir: &Path) -> String {
-    let mut out = String::new();
-    let mut names: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    names.sort();
-    for p in names {
-        let text = std::fs::read_to_string(&p).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(60).collect();
-        out += &format!("--- {}\n", p.display());
-        for l in tail.into_iter().rev() {
-            out += l;
-            out += "\n";
-        }
-    }
-    out
 }
 
 /// Polls `cond` for at most `max`.
@@ -281,6 +231,27 @@ fn elector_config_shows_the_priority_and_refuses_it_where_it_cannot_work() {
     assert_eq!(o.status.code(), Some(78), "{}", text(&o));
     assert!(
         text(&o).contains("backend.raft.priority_stable"),
+        "{}",
+        text(&o)
+    );
+
+    // Long election timeouts and no priority at all: the default period follows them
+    // (2 x election_timeout_max), so a cluster that never asked for priorities starts.
+    let slow = write(
+        "slow.toml",
+        "node_id = \"n1\"\n[backend]\nkind = \"raft\"\n[backend.raft]\n\
+         secret = \"0123456789abcdef0123\"\nelection_timeout_min = \"2s\"\n\
+         election_timeout_max = \"4s\"\nclock_drift = \"100ms\"\n",
+    );
+    let mut c = elector();
+    c.arg("--config").arg(&slow).args(["config", "--check"]);
+    let o = output(c);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut c = elector();
+    c.arg("--config").arg(&slow).arg("config");
+    let o = output(c);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("backend.raft.priority_stable = \"8s\""),
         "{}",
         text(&o)
     );

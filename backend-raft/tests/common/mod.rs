@@ -34,7 +34,7 @@ pub fn default_config(me: &NodeId, members: &BTreeSet<NodeId>, seed: u64) -> Nod
         max_elections: d.max_elections,
         forget_after: d.forget_after,
         priority: d.priority,
-        priority_stable: d.priority_stable,
+        priority_stable: d.priority_stable(),
     }
 }
 

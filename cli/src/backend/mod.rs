@@ -247,8 +247,12 @@ impl BackendConfig {
     /// redacted by the backend crates' `Serialize`).
     pub(crate) fn entries(&self) -> BackendEntries {
         let settings = match self {
+            // The anti-flap period in force, also when it follows election_timeout_max.
             #[cfg(feature = "raft")]
-            Self::Raft(c) => serde_json::to_value(c),
+            Self::Raft(c) => serde_json::to_value(election_raft::RaftConfig {
+                priority_stable: Some(c.priority_stable()),
+                ..c.clone()
+            }),
             #[cfg(feature = "bully")]
             Self::Bully(c) => serde_json::to_value(c),
             #[cfg(feature = "paxos")]

@@ -123,3 +123,24 @@ pub fn status(h: &Host) -> Option<serde_json::Value> {
     (code == 200).then_some(())?;
     serde_json::from_str(&body).ok()
 }
+
+/// The last 60 lines of every log in `dir` (the agents', the runs'), for failure messages.
+pub fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    names.sort();
+    for p in names {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(60).collect();
+        out += &format!("--- {}\n", p.display());
+        for l in tail.into_iter().rev() {
+            out += l;
+            out += "\n";
+        }
+    }
+    out
+}
