@@ -144,12 +144,28 @@ fn the_preferred_agent_takes_leadership_back_once_after_it_restarts() {
         taken.start - back
     );
     let lives = stamps.lives();
-    let after: Vec<&str> = lives
-        .iter()
-        .filter(|l| l.start >= other.start)
-        .map(|l| l.node.as_str())
-        .collect();
-    assert_eq!(after, vec![other.node.as_str(), "n1"], "{lives:?}");
+    let after: Vec<&crate::common::stamps::Life> =
+        lives.iter().filter(|l| l.start >= other.start).collect();
+    // n1 took it back exactly once. On the way another member may have won the race
+    // against n1 once the step-down's promises ran out (decision 134: n1 campaigns at the
+    // promise's end plus the drift bound, a member whose random election timeout falls
+    // inside that bound can come first); then the move to n1 comes one stable period
+    // later, so leadership never moves more than once per period.
+    assert_eq!(
+        after.iter().filter(|l| l.node == "n1").count(),
+        1,
+        "{lives:?}"
+    );
+    assert!(
+        after.len() <= 3,
+        "leadership moved more than twice: {lives:?}"
+    );
+    for pair in after.windows(2).skip(1) {
+        assert!(
+            pair[1].start >= pair[0].start + STABLE - Duration::from_secs(1),
+            "two moves within one stable period: {lives:?}"
+        );
+    }
     // The old child was dead before n1's started, epochs rising.
     stamps.assert_one_at_a_time();
     let old_end = lives

@@ -96,4 +96,4 @@ pub mod proxy;
 pub mod tmpfs;
 mod wait;
 
-pub use wait::{init_tracing, wait_until};
+pub use wait::{init_tracing, init_tracing_or, wait_until};

@@ -30,8 +30,15 @@ pub async fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -
 /// Installs a `tracing` subscriber that prints to the test's captured output, filtered by
 /// `RUST_LOG` (default `warn`). Idempotent: calling it from every test is fine.
 pub fn init_tracing() {
+    init_tracing_or("warn");
+}
+
+/// [`init_tracing`] with `default` as the filter where `RUST_LOG` is unset: for a test
+/// whose rare failure needs the protocol's own log to be understood (the harness prints
+/// a failed test's captured output).
+pub fn init_tracing_or(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Fails only when a subscriber is already installed, which is what idempotent means.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

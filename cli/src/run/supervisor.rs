@@ -206,8 +206,10 @@ async fn hold_child(
 }
 
 /// How often a holder whose guard reads a deadline page checks whether its leadership
-/// expired (see [`hold_child`]): the guard has already ended the command by then.
-const LAZY_LOSS_CHECK: Duration = Duration::from_millis(250);
+/// expired (see [`hold_child`]). The guard SIGTERMs the command at the deadline by
+/// itself, and its exit is classified as the loss at once; this check only notices an
+/// expiry the command outlives in its kill grace (the guard SIGKILLs it then anyway).
+const LAZY_LOSS_CHECK: Duration = Duration::from_secs(1);
 
 async fn resign(leadership: Leadership, name: &str) {
     let epoch = leadership.epoch();
