@@ -10,6 +10,14 @@ use tokio::time::Instant;
 /// Now, in nanoseconds on `CLOCK_BOOTTIME` (one `clock_gettime`, async-signal-safe).
 pub(crate) use election_core::boot_now_ns;
 
+/// How often a holder whose deadline is also kept in a deadline page (decision 126)
+/// checks whether its leadership expired: `elector run`, whose guard SIGTERMs the command
+/// at the deadline by itself, and the agent's tasks for such a hold, which stop storing
+/// into the page at the deadline whenever they notice. Explicit losses still arrive at
+/// once; only the notice of an expiry waits for the next check, so that an idle hold
+/// costs one wake-up a second instead of one per lease.
+pub(crate) const LAZY_LOSS_CHECK: Duration = Duration::from_secs(1);
+
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::deadline_page::PageWriter;
 use super::metrics::Metrics;
 use super::server::{Agent, HoldId, lock};
+use crate::clock::LAZY_LOSS_CHECK;
 
 /// The shortest caller timeout: how long the agent keeps storing deadlines into a hold's
 /// page after the caller's last `renew` (a lease, if that is longer).
@@ -51,6 +52,18 @@ impl Hold {
         lock(&self.alive_at).elapsed() < self.caller_timeout
     }
 
+    /// Resolves once the leadership ended. With a page, the caller's guard ends the
+    /// command at the deadline by itself and nothing is stored into the page after it, so
+    /// an expiry need only be noticed at the next [`LAZY_LOSS_CHECK`]: the hold's tasks
+    /// then wake once a second, not once per lease. Explicit losses arrive at once.
+    pub(super) async fn lost(&self) -> LossReason {
+        if self.page.is_some() {
+            self.watch.lost_checking_every(LAZY_LOSS_CHECK).await
+        } else {
+            self.watch.lost().await
+        }
+    }
+
     /// Passes the leadership's current deadline on to the caller: first as the caller's
     /// deadline here (so that [`keep`] never resigns before a deadline the caller's guard
     /// may have read), then into the page. `None`, and nothing passed on, once the
@@ -83,15 +96,21 @@ pub(super) async fn keep(agent: Arc<Agent>, id: HoldId, hold: Arc<Hold>) {
     // The caller's command is surely dead by then, whatever became of the caller.
     let caller_done = || hold.caller_deadline() + agent.kill_grace + agent.timing.clock_drift;
     let mut lost = None;
-    // One wait for the whole hold, not one per wake-up (each arms a boot-clock timer).
-    let loss = hold.watch.lost();
+    // One wait for the whole hold, not one per wake-up (each arms a timer).
+    let loss = hold.lost();
     tokio::pin!(loss);
     loop {
         let done_at = caller_done();
         tokio::select! {
             reason = &mut loss, if lost.is_none() => {
                 if reason != LossReason::Resigned {
-                    let since = lock(&hold.last_renewed).0.elapsed();
+                    // Until the loss: an expiry noticed at a lazy check ended at the deadline.
+                    let renewed = lock(&hold.last_renewed).0;
+                    let at = match reason {
+                        LossReason::Expired => hold.watch.deadline().min(Instant::now()),
+                        _ => Instant::now(),
+                    };
+                    let since = at.saturating_duration_since(renewed);
                     agent
                         .metrics
                         .loss_detection

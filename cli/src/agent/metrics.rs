@@ -26,7 +26,8 @@ pub(crate) struct Metrics {
     /// `elector run` that holds it and reported on its next renewal.
     pub(crate) renew_latency: Family<Labels, Histogram, fn() -> Histogram>,
     /// `elector_loss_detection_seconds`: from the last renewal confirmed to the holder to
-    /// the moment the agent saw the leadership end (resignations excluded).
+    /// the moment the leadership ended (resignations excluded): the deadline, for an
+    /// expiry, even when the agent notices it at its next lazy check.
     pub(crate) loss_detection: Family<Labels, Histogram, fn() -> Histogram>,
 }
 

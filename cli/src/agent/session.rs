@@ -72,8 +72,8 @@ where
     }
     let mut revoked = hold.revoked.subscribe();
     let mut told = false;
-    // One wait for the whole hold, not one per renewal (each arms a boot-clock timer).
-    let lost = hold.watch.lost();
+    // One wait for the whole hold, not one per renewal (each arms a timer).
+    let lost = hold.lost();
     tokio::pin!(lost);
     // Each extension of the leadership goes into the page while the caller is alive.
     let mut extensions = hold.watch.clone();

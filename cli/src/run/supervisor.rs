@@ -183,7 +183,9 @@ async fn hold_child(
     let lazily = link.is_guarded() && watch.deadline_source().is_some();
     let lost = async {
         if lazily {
-            watch.lost_checking_every(LAZY_LOSS_CHECK).await
+            watch
+                .lost_checking_every(crate::clock::LAZY_LOSS_CHECK)
+                .await
         } else {
             watch.lost().await
         }
@@ -204,12 +206,6 @@ async fn hold_child(
         signal = stopped(stop) => Held::Stopped(signal, child.terminate(signal, plan.kill_grace).await),
     })
 }
-
-/// How often a holder whose guard reads a deadline page checks whether its leadership
-/// expired (see [`hold_child`]). The guard SIGTERMs the command at the deadline by
-/// itself, and its exit is classified as the loss at once; this check only notices an
-/// expiry the command outlives in its kill grace (the guard SIGKILLs it then anyway).
-const LAZY_LOSS_CHECK: Duration = Duration::from_secs(1);
 
 async fn resign(leadership: Leadership, name: &str) {
     let epoch = leadership.epoch();
