@@ -15,17 +15,24 @@ use common::*;
 use election_tests::launch::RedisServer;
 use nix::sys::signal::Signal;
 
-/// A command whose grandchild calls `setsid`, ignores SIGTERM and records its pid.
+/// A command that double-forks: a subshell starts a background `setsid` process and exits
+/// at once, so the grandchild is an orphan in a session of its own (reparented to the
+/// guard, a child subreaper), ignores SIGTERM and records its pid.
 fn escaping_command(pid_file: &Path) -> Vec<String> {
     vec![
         "sh".into(),
         "-c".into(),
         format!(
-            "setsid sh -c \"trap '' TERM; echo \\$\\$ > {}; exec sleep 1000\" & exec sleep 1000",
+            "(setsid sh -c \"trap '' TERM; echo \\$\\$ > {}; exec sleep 1000\" &); exec sleep 1000",
             pid_file.display()
         ),
     ]
 }
+
+/// `.ci/run` sets this where it found a writable cgroup v2 hierarchy as root: elector must
+/// then use a cgroup, so that a regression to "process group only" fails instead of
+/// passing as "not checked".
+const REQUIRE_CGROUP: &str = "CI_REQUIRE_CGROUP_KILL";
 
 struct Run {
     child: Child,
@@ -46,6 +53,10 @@ impl Run {
             "elector did not say how it kills descendants:\n{log}"
         );
         let cgroup = log.contains("cgroup of their own");
+        assert!(
+            cgroup || std::env::var_os(REQUIRE_CGROUP).is_none(),
+            "{REQUIRE_CGROUP} is set but elector ran the command in its process group only:\n{log}"
+        );
         println!(
             "mechanism: {}",
             if cgroup {
