@@ -17,8 +17,8 @@
 //! - CMD runs in its own process group, led by a tiny guard process forked from elector. When
 //!   leadership is lost, the whole group gets SIGTERM, then SIGKILL after the kill grace,
 //!   and elector reports the loss only once the group is gone. The kill grace may not
-//!   exceed the backend's (`timing.kill_grace`, or `backend.raft.kill_grace` /
-//!   `backend.bully.kill_grace`), which the
+//!   exceed the backend's (`timing.kill_grace`, or `backend.raft.kill_grace`,
+//!   `backend.bully.kill_grace` or `backend.paxos.kill_grace`), which the
 //!   leadership deadline already subtracts, so without process pauses CMD is dead before
 //!   another node can be elected.
 //! - If elector itself dies, even by SIGKILL, the guard learns it through the parent-death
@@ -47,18 +47,19 @@
 //! late: that is what the epoch is for. A descendant that leaves the process group
 //! (`setsid`) escapes the kill unless elector could give the command a cgroup of its own
 //! (as root, or under systemd's `Delegate=yes`; it logs at start which it does). Raft's defaults (50 ms kill grace, 150 ms election
-//! timeout) and bully's (50 ms kill grace, 150 ms failure timeout) suit a quiet LAN; raise
+//! timeout) bully's (50 ms kill grace, 150 ms failure timeout) and paxos's (50 ms kill grace,
+//! 150 ms lease) suit a quiet LAN; raise
 //! them on loaded hosts. There is no in-process ("memory") backend: it would coordinate
 //! nothing between hosts, so every host would run the job.
 //!
 //! # Configuration (defaults < file < `ELECTOR_*` environment < flags)
 //!
 //! - `node_id`: default the hostname.
-//! - `[backend] kind`: `raft`, `bully` (peer backends, hosted by `elector agent`),
+//! - `[backend] kind`: `raft`, `bully`, `paxos` (peer backends, hosted by `elector agent`),
 //!   `redis`, `etcd`, `zookeeper` or `postgres` (lease backends, used directly); no default. Each is a
 //!   cargo feature of the same name, all on by default. `[backend.KIND]`: that backend's
 //!   own settings (`RaftConfig`, `BullyConfig`, `RedisConfig`, `EtcdConfig`,
-//!   `ZooKeeperConfig`, `PostgresConfig`, each documented with its defaults in its crate); the peer
+//!   `ZooKeeperConfig`, `PostgresConfig`, `PaxosConfig`, each documented with its defaults in its crate); the peer
 //!   backends' `node_id` defaults to the top-level one, and their `kill_grace` (default
 //!   50 ms) bounds `run.kill_grace`.
 //! - `[timing]`: `ttl` 10s, `renew_interval` 2s, `retry_interval` 500ms, `clock_drift`
