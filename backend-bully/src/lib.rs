@@ -96,7 +96,11 @@
 //! higher candidate that can reach a candidate but not a majority keeps answering ALIVE
 //! and stalls the election until the network heals. Membership is static. Losing a data
 //! dir can let that node's epochs go back (the majority rule still protects grants, since
-//! a majority remembers the highest epoch).
+//! a majority remembers the highest epoch). A full disk stops progress, not safety: an
+//! epoch that cannot be written is never acted on (no grant is delivered at it, in either
+//! mode) and the write is retried until space is freed; a write that failed partway is
+//! never appended to, and a `kill -9` meanwhile leaves a file the restart reads
+//! (`tests/full_disk.rs`).
 //!
 //! # Where the epoch comes from
 //!

@@ -87,6 +87,10 @@
 //! few rounds before the back-off separates them. Membership is static and `lease` must be
 //! the same on every member. Losing the data dirs of enough nodes that some majority has
 //! none left can let epochs go back (the leases stay exclusive: that rests on timing alone).
+//! A full disk stops progress, not safety: a raised floor that cannot be written is never
+//! acted on (the messages that depend on it are dropped and grants held back) and the
+//! write is retried until space is freed; a write that failed partway is never appended to, and a `kill -9` meanwhile leaves a file
+//! the restart reads (`tests/full_disk.rs`).
 //!
 //! # Where the epoch comes from
 //!

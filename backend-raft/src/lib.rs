@@ -92,6 +92,11 @@
 //!   than `clock_drift`, can act as leader after a new leader exists: fence with the epoch.
 //! - Losing a node's data dir lets it vote twice in a term: restore it, or give the node a
 //!   new id.
+//! - A full disk stops progress, not safety: a term or vote that cannot be written is
+//!   never acted on (no vote is sent and no grant delivered at it) and the write is
+//!   retried, so elections whose change cannot be persisted wait until space is freed; a
+//!   write that failed partway is never appended to, and a `kill -9` meanwhile leaves a
+//!   file the restart reads (`tests/full_disk.rs`).
 //! - A leader whose term is at or below the floor of a member that does not hold its
 //!   election (that member forgot it, e.g. after a partition longer than `forget_after`)
 //!   is refused there once and steps down; it is elected again at a higher term.

@@ -7,6 +7,13 @@
 //!
 //! [`codec_tests!`] writes the tests every backend's message codec passes.
 
+mod full_disk;
+
+pub use full_disk::{
+    FULL_DISK_NODE, a_full_disk_holds_grants_back_until_space_is_freed,
+    a_kill_on_a_full_disk_leaves_a_file_the_restart_reads,
+};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
