@@ -111,6 +111,12 @@
 //!   sentinels reconfigure it as a replica (up to about ten seconds after a manual
 //!   failover); those writes are lost when it resyncs, which ends the leaderships taken
 //!   there as `Revoked`.
+//! - **A busy, full or stalled server is unavailable, not a revocation.** `BUSY`, `OOM`,
+//!   `NOREPLICAS`, `MISCONF`, `LOADING`, `READONLY`, `MASTERDOWN` and `TRYAGAIN` replies,
+//!   like a server that stops answering (a long `DEBUG SLEEP`, a slow script), make
+//!   renewals fail as retryable: the leadership ends `Expired` at its deadline, which
+//!   comes before the server can hand the key to another node however long it stalls, and
+//!   campaigns retry until it recovers (`tests/server_errors.rs`).
 //! - **Pauses are fenced, not prevented**: a holder paused past its deadline (GC, SIGSTOP)
 //!   may act late; only the epoch protects the resource then.
 //! - **No Redis Cluster.** An election's keys live in different slots and redirects are

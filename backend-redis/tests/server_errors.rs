@@ -109,3 +109,109 @@ async fn a_redis_cluster_node_is_refused_at_connect_with_a_clear_message() {
     assert_eq!(e.kind(), ErrorKind::Config, "{e}");
     assert!(e.to_string().contains("Redis Cluster"), "{e}");
 }
+
+#[tokio::test]
+async fn a_server_asleep_past_the_deadline_expires_the_leadership_before_it_wakes() {
+    let server =
+        RedisServer::start_with(&["--enable-debug-command", "local"]).expect("redis-server");
+    let backend = connect(&server.url(), timing()).await;
+    let a = elector(&backend, "job", "a");
+    let held = a.campaign().await.unwrap();
+    // The whole server stops answering for 3 s: three times the 1 s TTL, which runs on
+    // the server's wall clock meanwhile.
+    let url = server.url();
+    let asleep = tokio::spawn(async move {
+        // A connection of its own that waits for the reply as long as the server sleeps.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+        let mut conn = redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    });
+    tokio::pin!(asleep);
+    let reason = tokio::select! {
+        reason = held.lost() => reason,
+        woke = &mut asleep => {
+            woke.unwrap();
+            panic!("the server woke with the key expired while the holder still led");
+        }
+    };
+    assert_eq!(
+        reason,
+        LossReason::Expired,
+        "a server that does not answer is unavailable, not a revocation"
+    );
+    asleep.await.unwrap();
+    // Awake again: the lease is taken anew, at a higher epoch.
+    let again = tokio::time::timeout(GENEROUS, a.campaign())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.epoch() > held.epoch());
+}
+
+/// Log lines captured from a `tracing` subscriber.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Connects to `url` and returns what the backend logged at `warn` and above meanwhile.
+async fn warnings_at_connect(url: &str) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread test runtime: the connect runs on this thread, under this default.
+    let _default = tracing::subscriber::set_default(subscriber);
+    drop(connect(url, timing()).await);
+    captured.text()
+}
+
+#[tokio::test]
+async fn a_server_that_may_evict_the_lease_key_is_warned_about_at_connect() {
+    let server = RedisServer::start().expect("redis-server");
+    let mut raw = raw(&server.url()).await;
+    // The default: no memory limit, nothing is ever evicted.
+    let quiet = warnings_at_connect(&server.url()).await;
+    assert!(!quiet.contains("evict"), "warned with maxmemory 0: {quiet}");
+    // A limit and a policy that picks among keys with a TTL, which the lease key has.
+    set(&mut raw, "maxmemory", "100mb").await;
+    set(&mut raw, "maxmemory-policy", "volatile-lru").await;
+    let warned = warnings_at_connect(&server.url()).await;
+    assert!(
+        warned.contains("may evict the lease key") && warned.contains("volatile-lru"),
+        "no warning for volatile-lru: {warned:?}"
+    );
+    // noeviction refuses writes instead (OOM, unavailable), which is safe.
+    set(&mut raw, "maxmemory-policy", "noeviction").await;
+    let safe = warnings_at_connect(&server.url()).await;
+    assert!(
+        !safe.contains("evict the lease key"),
+        "warned for noeviction: {safe}"
+    );
+}
