@@ -10,17 +10,47 @@
 //! the monotonic clock finally gets there.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use nix::time::{ClockId as Clock, clock_gettime};
 use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 /// Two clock reads are microseconds apart, a suspend lasts seconds: a difference that grew
 /// by more than this is a suspend.
 const SUSPEND_NOISE_NS: i64 = 20_000_000;
+
+/// Suspended time added by [`inject_suspend`], in nanoseconds.
+static INJECTED_NS: AtomicI64 = AtomicI64::new(0);
+
+/// Wakes every [`lost`](crate::Leadership::lost) waiter after [`inject_suspend`].
+static RESUMED: Notify = Notify::const_new();
+
+/// Fault injection: makes this process see a suspend of the host for `by`, as if it had
+/// just resumed. [`suspended_ns`] grows by `by` from now on, and every leadership granted
+/// before ends as [`Expired`](crate::LossReason::Expired): `is_held` turns `false` and
+/// waiters in [`lost`](crate::Leadership::lost) wake at once, as the boot-clock timer
+/// wakes them after a real suspend that outlasted their deadline. Leaderships granted
+/// afterwards are unaffected.
+///
+/// For tests of a holder's reaction to a suspend, which a container cannot do for real.
+/// It can only end leaderships early, never keep one longer: the safe side.
+pub fn inject_suspend(by: Duration) {
+    let ns = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
+    INJECTED_NS.fetch_add(ns, Ordering::SeqCst);
+    RESUMED.notify_waiters();
+}
+
+/// A wake-up at the next [`inject_suspend`]; `enable` it before checking the condition it
+/// should re-check.
+pub(crate) fn resumed() -> Notified<'static> {
+    RESUMED.notified()
+}
 
 fn read(clock: Clock) -> i64 {
     // Both clocks exist on every Linux since 2.6.39; a failure would be a broken host.
@@ -46,6 +76,7 @@ pub fn suspended_ns() -> i64 {
     let boot = read(Clock::CLOCK_BOOTTIME);
     let mono = read(Clock::CLOCK_MONOTONIC);
     boot.saturating_sub(mono)
+        .saturating_add(INJECTED_NS.load(Ordering::Relaxed))
 }
 
 /// [`suspended_ns`] as a baseline to compare later readings with: the largest of three

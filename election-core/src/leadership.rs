@@ -350,6 +350,10 @@ impl LossWatch {
         let mut keepers_gone = false;
         let elsewhere = self.elsewhere.as_deref();
         loop {
+            // Registered before the check, so an injected suspend in between is not missed.
+            let resumed = boot_clock::resumed();
+            tokio::pin!(resumed);
+            resumed.as_mut().enable();
             let hold = *rx.borrow_and_update();
             if let Some(reason) = loss_at(&hold, elsewhere, Instant::now()) {
                 return reason;
@@ -371,6 +375,7 @@ impl LossWatch {
                 tokio::select! {
                     () = &mut sleep => break,
                     () = &mut boot_timer => break,
+                    () = &mut resumed => break,
                     // Once every keeper is gone nothing can extend the deadline any more;
                     // the timers resolve it at the deadline.
                     changed = rx.changed(), if !keepers_gone => {

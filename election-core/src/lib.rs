@@ -93,7 +93,7 @@ mod memory;
 mod names;
 mod timing;
 
-pub use boot_clock::{boot_now_ns, suspended_between, suspended_ns};
+pub use boot_clock::{boot_now_ns, inject_suspend, suspended_between, suspended_ns};
 pub use elector::{Backend, LeaderElector, LeaderStream};
 pub use epoch::Epoch;
 pub use error::{BoxError, Error, ErrorKind, Result};
