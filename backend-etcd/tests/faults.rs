@@ -214,7 +214,7 @@ async fn the_leader_keeps_leadership_across_a_quick_etcd_restart_with_its_data()
 /// before its answer came back. The client sends the txn again (it only creates our key if
 /// absent), finds the key its first send created under our lease, and takes its place in
 /// the queue from it: the campaign succeeds, it is never a protocol violation, and no key
-/// outlives the resign. Five rounds in a row, for `campaign` and for `try_campaign`.
+/// outlives the resign. Ten rounds in a row, for `campaign` and for `try_campaign`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reset_after_the_campaign_txn_went_out_still_elects_and_leaks_no_key() {
     let server = etcd();
