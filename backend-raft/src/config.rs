@@ -14,9 +14,9 @@ use crate::core::NodeConfig;
 /// The settings of one Raft member. Durations are written as strings such as `"25ms"` in
 /// configuration files.
 ///
-/// The timing defaults (heartbeat 25 ms, election timeout 150–300 ms, clock drift 25 ms,
-/// kill grace 50 ms) give a crash failover of about 200 ms on a LAN and a leader lease of
-/// 75 ms per acknowledged heartbeat round; see decision record 030 and
+/// The timing defaults (heartbeat 50 ms, election timeout 200–400 ms, clock drift 25 ms,
+/// kill grace 50 ms) give a crash failover of about 220 ms on a LAN and a leader lease of
+/// 125 ms per acknowledged heartbeat round; see decision records 030 and 118 and
 /// [`validate`](Self::validate) for the rules.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,15 +35,15 @@ pub struct RaftConfig {
     /// Directory of this node's state file (term and vote per election). Default
     /// `./elector-raft`. Losing it lets this node vote twice in a term: keep it.
     pub data_dir: PathBuf,
-    /// Interval between a leader's heartbeat rounds. Default 25 ms.
+    /// Interval between a leader's heartbeat rounds. Default 50 ms.
     #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
     /// Lower bound of the randomized election timeout. Also how long a follower that heard
     /// from a live leader refuses to vote for anyone else (the leader lease). Default
-    /// 150 ms.
+    /// 200 ms.
     #[serde(with = "humantime_serde")]
     pub election_timeout_min: Duration,
-    /// Upper bound of the randomized election timeout. Default 300 ms. A wider range makes
+    /// Upper bound of the randomized election timeout. Default 400 ms. A wider range makes
     /// split votes rarer and the median failover slower.
     #[serde(with = "humantime_serde")]
     pub election_timeout_max: Duration,
@@ -107,9 +107,9 @@ impl Default for RaftConfig {
             peers: BTreeMap::new(),
             voters_only: BTreeSet::new(),
             data_dir: PathBuf::from("elector-raft"),
-            heartbeat: Duration::from_millis(25),
-            election_timeout_min: Duration::from_millis(150),
-            election_timeout_max: Duration::from_millis(300),
+            heartbeat: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(200),
+            election_timeout_max: Duration::from_millis(400),
             clock_drift: Duration::from_millis(25),
             kill_grace: Duration::from_millis(50),
             rng_seed: None,
@@ -142,7 +142,7 @@ impl RaftConfig {
     }
 
     /// How long one quorum-acknowledged heartbeat round lets a leader lead:
-    /// `election_timeout_min - clock_drift - kill_grace` (75 ms by default).
+    /// `election_timeout_min - clock_drift - kill_grace` (125 ms by default).
     pub fn lease_budget(&self) -> Duration {
         self.election_timeout_min
             .saturating_sub(self.clock_drift + self.kill_grace)
@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn defaults_with_an_id_and_a_secret_are_valid() {
         valid().validate().unwrap();
-        assert_eq!(valid().lease_budget(), Duration::from_millis(75));
+        assert_eq!(valid().lease_budget(), Duration::from_millis(125));
     }
 
     #[test]

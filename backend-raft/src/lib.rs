@@ -113,9 +113,9 @@
 //! | `peers` | empty | every member's id → `host:port` |
 //! | `voters_only` | none | members that vote but never campaign |
 //! | `data_dir` | `./elector-raft` | the state file's directory |
-//! | `heartbeat` | 25 ms | interval between heartbeat rounds |
-//! | `election_timeout_min` | 150 ms | lower bound of the random election timeout; the followers' lease |
-//! | `election_timeout_max` | 300 ms | upper bound of the random election timeout |
+//! | `heartbeat` | 50 ms | interval between heartbeat rounds |
+//! | `election_timeout_min` | 200 ms | lower bound of the random election timeout; the followers' lease |
+//! | `election_timeout_max` | 400 ms | upper bound of the random election timeout |
 //! | `clock_drift` | 25 ms | clock-rate and timer-lateness bound per lease |
 //! | `kill_grace` | 50 ms | SIGTERM → SIGKILL time the CLI gives a guarded child |
 //! | `rng_seed` | random | seed of the election-timeout RNG |
