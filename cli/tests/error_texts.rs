@@ -142,7 +142,7 @@ const CASES: &[Case] = &[
             "--check",
         ],
         code: 78,
-        stderr: "elector: error: invalid configuration: backend.raft.election_timeout_min (from command-line flag): election_timeout_min (10ms) must be at least clock_drift (25ms) + kill_grace (50ms) + 2 x heartbeat (25ms): the leader lease is election_timeout_min - clock_drift - kill_grace counted from a quorum-acknowledged heartbeat, and it must outlast one lost heartbeat round, or every dropped packet would depose the leader",
+        stderr: "elector: error: invalid configuration: backend.raft.election_timeout_min (from command-line flag): election_timeout_min (10ms) must be at least clock_drift (25ms) + kill_grace (50ms) + 2 x heartbeat (50ms): the leader lease is election_timeout_min - clock_drift - kill_grace counted from a quorum-acknowledged heartbeat, and it must outlast one lost heartbeat round, or every dropped packet would depose the leader",
     },
     Case {
         file: None,
