@@ -46,13 +46,33 @@ fn small_disk() -> Option<Tmpfs> {
     }
 }
 
-/// Elections granted while there is room, then the disk filled, then campaigns until one
-/// is held back: the leaderships granted, the filler's path, and the held-back campaign
+/// A node on a small full disk: the leaderships granted while there was room, the
+/// filler's path (remove it to free the space), and the campaign the full disk held back,
 /// with its index.
-async fn grant_until_full<C: ElectionCore>(
-    node: &PeerNode<C>,
-    fs: &Tmpfs,
-) -> (Vec<(ElectionName, Leadership)>, PathBuf, usize, Campaign) {
+struct Full<C: ElectionCore> {
+    /// Mounted until the scenario ends (unmounted when dropped).
+    _disk: Tmpfs,
+    dir: PathBuf,
+    node: PeerNode<C>,
+    held: Vec<(ElectionName, Leadership)>,
+    filler: PathBuf,
+    stuck: usize,
+    campaign: Campaign,
+}
+
+/// Mounts a small disk, starts a node on it, grants elections while there is room, fills
+/// the disk, then campaigns until one is held back; `None` where no tmpfs can be mounted
+/// outside CI.
+async fn fill_under_grants<K, C>(config: &impl Fn(&Path) -> K) -> Option<Full<C>>
+where
+    K: PeerNodeConfig<Core = C>,
+    C: ElectionCore,
+{
+    let fs = small_disk()?;
+    let dir = fs.path().join(FULL_DISK_NODE);
+    let node = PeerNode::start(config(&dir))
+        .await
+        .expect("the node starts");
     let mut held = Vec::new();
     // Some elections while there is room: their lines fill part of a page.
     for i in 0..20 {
@@ -71,7 +91,17 @@ async fn grant_until_full<C: ElectionCore>(
         let mut campaign: Campaign = Box::pin(async move { e.campaign().await });
         match timeout(GRANT, &mut campaign).await {
             Ok(granted) => held.push((name(i), granted.expect("a grant"))),
-            Err(_) => return (held, filler, i, campaign),
+            Err(_) => {
+                return Some(Full {
+                    _disk: fs,
+                    dir,
+                    node,
+                    held,
+                    filler,
+                    stuck: i,
+                    campaign,
+                });
+            }
         }
     }
     panic!("every append fitted: the disk never filled");
@@ -113,15 +143,13 @@ where
     K: PeerNodeConfig<Core = C>,
     C: ElectionCore,
 {
-    let Some(fs) = small_disk() else { return };
-    let dir = fs.path().join(FULL_DISK_NODE);
-    let node = PeerNode::start(config(&dir))
-        .await
-        .expect("the node starts");
-    let (mut held, filler, i, campaign) = grant_until_full(&node, &fs).await;
+    let Some(full) = fill_under_grants(&config).await else {
+        return;
+    };
+    let (node, mut held, i) = (full.node, full.held, full.stuck);
     // Space again: the held-back grant arrives (its epoch is durable now)...
-    std::fs::remove_file(&filler).expect("freeing the space");
-    let late = timeout(GRANT * 4, campaign)
+    std::fs::remove_file(&full.filler).expect("freeing the space");
+    let late = timeout(GRANT * 4, full.campaign)
         .await
         .expect("the held-back grant never came once space was freed")
         .expect("a grant");
@@ -139,7 +167,7 @@ where
     // kill -9.
     node.crash();
     std::mem::forget(held);
-    let node = PeerNode::start(config(&dir))
+    let node = PeerNode::start(config(&full.dir))
         .await
         .expect("the restarted node could not read its state file");
     epochs_rose(&node, before).await;
@@ -158,19 +186,17 @@ pub async fn a_kill_on_a_full_disk_leaves_a_file_the_restart_reads<K, C>(
     K: PeerNodeConfig<Core = C>,
     C: ElectionCore,
 {
-    let Some(fs) = small_disk() else { return };
-    let dir = fs.path().join(FULL_DISK_NODE);
-    let node = PeerNode::start(config(&dir))
-        .await
-        .expect("the node starts");
-    let (held, filler, i, campaign) = grant_until_full(&node, &fs).await;
-    let before = epochs(&held);
+    let Some(full) = fill_under_grants(&config).await else {
+        return;
+    };
+    let before = epochs(&full.held);
     // kill -9 while the disk is full and the grant is held back.
-    drop(campaign);
-    node.crash();
-    std::mem::forget(held);
-    std::fs::remove_file(&filler).expect("freeing the space");
-    let node = PeerNode::start(config(&dir))
+    drop(full.campaign);
+    full.node.crash();
+    std::mem::forget(full.held);
+    std::fs::remove_file(&full.filler).expect("freeing the space");
+    let i = full.stuck;
+    let node = PeerNode::start(config(&full.dir))
         .await
         .expect("the restarted node could not read the state file a full disk left");
     epochs_rose(&node, before).await;
