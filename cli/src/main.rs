@@ -46,10 +46,10 @@
 //! A process paused (SIGSTOP, VM stall, an overloaded machine) past its deadline may act
 //! late: that is what the epoch is for. A descendant that leaves the process group
 //! (`setsid`) escapes the kill unless elector could give the command a cgroup of its own
-//! (as root, or under systemd's `Delegate=yes`; it logs at start which it does). Raft's
-//! defaults (50 ms kill grace, 200 ms election timeout), bully's (50 ms kill grace, 150 ms
-//! failure timeout) and paxos's (50 ms kill grace, 150 ms lease) suit a quiet LAN; raise
-//! them on loaded hosts. There is no in-process ("memory") backend: it would coordinate
+//! (as root, or under systemd's `Delegate=yes`; it logs which it does when it starts the
+//! first command). Raft's defaults (50 ms kill grace, 200 ms election timeout), bully's
+//! (50 ms kill grace, 150 ms failure timeout) and paxos's (50 ms kill grace, 150 ms lease)
+//! suit a quiet LAN; raise them on loaded hosts. There is no in-process ("memory") backend: it would coordinate
 //! nothing between hosts, so every host would run the job.
 //!
 //! # Configuration (defaults < file < `ELECTOR_*` environment < flags)
