@@ -51,7 +51,8 @@ async fn credentials_databases_and_privileges_are_refused_clearly() {
     assert!(text.contains("password authentication failed"), "{text}");
     assert!(text.contains("check the user and password"), "{text}");
     assert!(!text.contains("wrong"), "no password in messages: {text}");
-    // The password from a file, and from an environment variable.
+    // The password from a file (from an environment variable: cli/tests/postgres.rs,
+    // where the test sets the variable in the child elector process only).
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("pw");
     std::fs::write(

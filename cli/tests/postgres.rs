@@ -117,3 +117,50 @@ fn connection_errors_exit_with_the_documented_codes() {
         }
     }
 }
+
+/// The password from an environment variable the configuration names
+/// (`backend.postgres.password_env`), with none in the URL: the job runs. The variable
+/// named but not set is a configuration error (78) naming the key, never a connection
+/// attempt without a password.
+#[test]
+fn the_password_comes_from_the_named_environment_variable() {
+    let s = server();
+    let no_password = s.url().replace(
+        &format!(":{}@", election_tests::launch::POSTGRES_PASSWORD),
+        "@",
+    );
+    assert!(!no_password.contains(election_tests::launch::POSTGRES_PASSWORD));
+    let run = |env: Option<&str>| {
+        let mut c = common::elector();
+        c.args(backend_url(&no_password))
+            .args(common::FAST)
+            .args([
+                "--set",
+                "backend.postgres.password_env=\"JOB_DB_PASSWORD\"",
+                "--node-id",
+                "n1",
+                "run",
+                "-e",
+                "job",
+                "--",
+                "sh",
+                "-c",
+                "echo ran",
+            ])
+            .env_remove("JOB_DB_PASSWORD")
+            .env_remove("PGPASSWORD");
+        if let Some(pw) = env {
+            c.env("JOB_DB_PASSWORD", pw);
+        }
+        common::output(c)
+    };
+    let o = run(Some(election_tests::launch::POSTGRES_PASSWORD));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ran", "{err}");
+    let o = run(None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(78), "{err}");
+    assert!(err.contains("password_env"), "{err}");
+    assert!(err.contains("JOB_DB_PASSWORD"), "{err}");
+}
