@@ -26,6 +26,8 @@ fn long_lease() -> LeaseTiming {
 
 #[tokio::test]
 async fn a_suspend_ends_the_leadership_at_resume_long_before_its_deadline() {
+    // Waiters listen for injected suspends from the first call on.
+    inject_suspend(Duration::ZERO);
     let server = RedisServer::start().expect("redis-server");
     let backend = connect(&server.url(), long_lease()).await;
     let a = elector(&backend, "job", "a");

@@ -10,7 +10,7 @@
 //! the monotonic clock finally gets there.
 
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use nix::sys::time::TimeSpec;
@@ -31,6 +31,10 @@ static INJECTED_NS: AtomicI64 = AtomicI64::new(0);
 /// Wakes every [`lost`](crate::Leadership::lost) waiter after [`inject_suspend`].
 static RESUMED: Notify = Notify::const_new();
 
+/// Set by the first [`inject_suspend`]: only then do waiters register with [`RESUMED`]
+/// (a shared waiter list, which thousands of leaderships would otherwise contend on).
+static INJECTING: AtomicBool = AtomicBool::new(false);
+
 /// Fault injection: makes this process see a suspend of the host for `by`, as if it had
 /// just resumed. [`suspended_ns`] grows by `by` from now on, and every leadership granted
 /// before ends as [`Expired`](crate::LossReason::Expired): `is_held` turns `false` and
@@ -39,17 +43,23 @@ static RESUMED: Notify = Notify::const_new();
 /// afterwards are unaffected.
 ///
 /// For tests of a holder's reaction to a suspend, which a container cannot do for real.
-/// It can only end leaderships early, never keep one longer: the safe side.
+/// It can only end leaderships early, never keep one longer: the safe side. Waiters listen
+/// for it only from the first call on: call `inject_suspend(Duration::ZERO)` (no effect)
+/// before the `lost()` waits whose waking is tested begin; earlier ones notice the suspend
+/// at their next timer (their deadline), as they would any other expiry.
 pub fn inject_suspend(by: Duration) {
+    INJECTING.store(true, Ordering::SeqCst);
     let ns = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
     INJECTED_NS.fetch_add(ns, Ordering::SeqCst);
     RESUMED.notify_waiters();
 }
 
-/// A wake-up at the next [`inject_suspend`]; `enable` it before checking the condition it
-/// should re-check.
-pub(crate) fn resumed() -> Notified<'static> {
-    RESUMED.notified()
+/// A wake-up at the next [`inject_suspend`], once one was ever called (else `None`);
+/// `enable` it before checking the condition it should re-check.
+pub(crate) fn resumed() -> Option<Notified<'static>> {
+    INJECTING
+        .load(Ordering::Relaxed)
+        .then(|| RESUMED.notified())
 }
 
 fn read(clock: Clock) -> i64 {

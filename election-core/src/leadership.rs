@@ -1,11 +1,11 @@
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::boot_clock::{self, BootTimer};
@@ -123,7 +123,21 @@ pub trait LeadershipControl: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 pub struct LeaseKeeper {
     tx: Arc<watch::Sender<Hold>>,
+    moves: Arc<Moves>,
     elsewhere: Option<Arc<Elsewhere>>,
+}
+
+/// Extensions of a deadline, counted apart from the [`Hold`] watch: a deadline that only
+/// moves later wakes no [`LossWatch::lost`] waiter (their timers, armed at the earlier
+/// deadline, re-read it when they fire), only [`LossWatch::changed`] callers. With
+/// thousands of leaderships extended together, waking every waiter per extension was most
+/// of an idle node's work.
+#[derive(Debug, Default)]
+struct Moves {
+    /// How many times the deadline moved.
+    count: AtomicU64,
+    /// Woken at each move.
+    notify: Notify,
 }
 
 /// A deadline kept outside this process as well, read only when it matters.
@@ -261,6 +275,7 @@ impl LeaseKeeper {
         });
         let keeper = LeaseKeeper {
             tx: Arc::new(tx),
+            moves: Arc::new(Moves::default()),
             elsewhere,
         };
         let leadership = Leadership {
@@ -277,6 +292,7 @@ impl LeaseKeeper {
     /// passed when this was called): a lapsed leadership is never revived.
     pub fn extend_to(&self, deadline: Instant) -> bool {
         let mut extended = false;
+        let mut moved = false;
         let elsewhere = self.elsewhere.as_deref();
         self.tx.send_if_modified(|hold| {
             // `now` is read under the lock, so no reader can have seen the deadline pass
@@ -287,11 +303,15 @@ impl LeaseKeeper {
             extended = true;
             if deadline > hold.deadline {
                 hold.deadline = deadline;
-                true
-            } else {
-                false
+                moved = true;
             }
+            // A later deadline is stored without waking `lost()` waiters (see `Moves`).
+            false
         });
+        if moved {
+            self.moves.count.fetch_add(1, Ordering::Release);
+            self.moves.notify.notify_waiters();
+        }
         extended
     }
 
@@ -313,6 +333,8 @@ impl LeaseKeeper {
     pub fn watch(&self) -> LossWatch {
         LossWatch {
             rx: self.tx.subscribe(),
+            moves: self.moves.clone(),
+            seen_moves: self.moves.count.load(Ordering::Acquire),
             elsewhere: self.elsewhere.clone(),
         }
     }
@@ -333,6 +355,9 @@ impl LeaseKeeper {
 #[derive(Clone, Debug)]
 pub struct LossWatch {
     rx: watch::Receiver<Hold>,
+    moves: Arc<Moves>,
+    /// The moves [`changed`](Self::changed) has reported on this clone.
+    seen_moves: u64,
     elsewhere: Option<Arc<Elsewhere>>,
 }
 
@@ -353,7 +378,9 @@ impl LossWatch {
             // Registered before the check, so an injected suspend in between is not missed.
             let resumed = boot_clock::resumed();
             tokio::pin!(resumed);
-            resumed.as_mut().enable();
+            if let Some(r) = resumed.as_mut().as_pin_mut() {
+                r.enable();
+            }
             let hold = *rx.borrow_and_update();
             if let Some(reason) = loss_at(&hold, elsewhere, Instant::now()) {
                 return reason;
@@ -367,7 +394,13 @@ impl LossWatch {
                 }
             };
             let sleep = tokio::time::sleep_until(deadline);
-            tokio::pin!(boot_timer, sleep);
+            let resumed_wait = async move {
+                match resumed.as_pin_mut() {
+                    Some(r) => r.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(boot_timer, sleep, resumed_wait);
             // A renewal that only moves the deadline later leaves the timers armed (no
             // system call per renewal): they fire at the old deadline, and the outer loop
             // re-checks and re-arms then. An end, or an earlier deadline, re-checks at once.
@@ -375,7 +408,7 @@ impl LossWatch {
                 tokio::select! {
                     () = &mut sleep => break,
                     () = &mut boot_timer => break,
-                    () = &mut resumed => break,
+                    () = &mut resumed_wait => break,
                     // Once every keeper is gone nothing can extend the deadline any more;
                     // the timers resolve it at the deadline.
                     changed = rx.changed(), if !keepers_gone => {
@@ -442,10 +475,26 @@ impl LossWatch {
     /// Cancel-safe. For forwarding each new deadline to another process, such as the
     /// guard that kills a child at its deadline by itself.
     pub async fn changed(&mut self) -> Instant {
-        if self.rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
+        let mut ended = false;
+        loop {
+            // Registered before the check, so a move in between is not missed.
+            let moved = self.moves.notify.notified();
+            tokio::pin!(moved);
+            moved.as_mut().enable();
+            let count = self.moves.count.load(Ordering::Acquire);
+            if count != self.seen_moves {
+                self.seen_moves = count;
+                return self.rx.borrow_and_update().deadline;
+            }
+            tokio::select! {
+                () = &mut moved => {}
+                // An end (or, once every keeper is gone, nothing ever again).
+                changed = self.rx.changed(), if !ended => match changed {
+                    Ok(()) => return self.rx.borrow_and_update().deadline,
+                    Err(_) => ended = true,
+                },
+            }
         }
-        self.rx.borrow_and_update().deadline
     }
 }
 
