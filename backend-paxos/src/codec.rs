@@ -1,7 +1,7 @@
 //! The versioned binary encoding of [`Message`]s inside one transport payload.
 //!
 //! ```text
-//! payload  = version:u8 (= 2) count:u32 message*count
+//! payload  = version:u8 (= 3) count:u32 message*count
 //! message  = tag:u8 body
 //! name     = len:u8 bytes          (an ElectionName, validated on decode)
 //! open     = 0 | 1 left:u64 | 2 left:u64   (none, yours, other; µs left)
@@ -13,9 +13,12 @@
 //! 6 Handoff     name epoch:u64 incarnation:u64 ballot:u64 candidate:u64
 //! 7 Extend      incarnation:u64 round:u64 first:u32 n:u32 (name ballot:u64 epoch:u64)*n
 //! 8 ExtendAck   incarnation:u64 round:u64 first:u32 count:u32 n:u32 name*n
+//! 9 ExtendAll   incarnation:u64 round:u64 count:u32 xor:u64 sum:u64
+//! 10 ExtendAllAck incarnation:u64 round:u64 matched:u8
 //! ```
-//! Version 2 added `Handoff`, `Extend` and `ExtendAck` (decision records 130 and 131); a
-//! version-1 payload is refused.
+//! Version 2 added `Handoff`, `Extend` and `ExtendAck` (decision records 130 and 131),
+//! version 3 `ExtendAll` and `ExtendAllAck` (decision record 142); a payload of another
+//! version is refused.
 //! Integers are big-endian. Anything else (another version, an unknown tag or open kind, a
 //! truncated or over-long payload, an invalid name, a boolean other than 0 or 1) is a
 //! [`DecodeError`]. Decoding is fuzzed (`fuzz/fuzz_targets/paxos_codec.rs`: never a panic,
@@ -25,10 +28,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use election_peer::wire::{self, DecodeError, Reader, put_name};
 
 use crate::KIND;
-use crate::core::{Message, Open};
+use crate::core::{LeaseSet, Message, Open};
 
 /// The encoding's version byte.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// Encodes `messages` into as few payloads as possible, each at most `max_len` bytes (a
 /// single message longer than that still gets its own payload, which the transport will
@@ -163,6 +166,28 @@ fn encode_message(m: &Message, buf: &mut BytesMut) {
                 put_name(buf, name);
             }
         }
+        Message::ExtendAll {
+            incarnation,
+            round,
+            leases,
+        } => {
+            buf.put_u8(9);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*round);
+            buf.put_u32(leases.count);
+            buf.put_u64(leases.xor);
+            buf.put_u64(leases.sum);
+        }
+        Message::ExtendAllAck {
+            incarnation,
+            round,
+            matched,
+        } => {
+            buf.put_u8(10);
+            buf.put_u64(*incarnation);
+            buf.put_u64(*round);
+            buf.put_u8(u8::from(*matched));
+        }
     }
 }
 
@@ -262,6 +287,20 @@ fn read_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
                 refused,
             }
         }
+        9 => Message::ExtendAll {
+            incarnation: r.u64()?,
+            round: r.u64()?,
+            leases: LeaseSet {
+                count: r.u32()?,
+                xor: r.u64()?,
+                sum: r.u64()?,
+            },
+        },
+        10 => Message::ExtendAllAck {
+            incarnation: r.u64()?,
+            round: r.u64()?,
+            matched: r.bool()?,
+        },
         t => return Err(r.unknown_tag(t)),
     })
 }
@@ -285,7 +324,7 @@ mod tests {
             1 => Open::Yours(rng.random()),
             _ => Open::Other(rng.random()),
         };
-        match rng.random_range(0..8) {
+        match rng.random_range(0..10) {
             0 => Message::Prepare {
                 election,
                 ballot: rng.random(),
@@ -331,6 +370,20 @@ mod tests {
                 first: rng.random(),
                 count: rng.random(),
                 refused: (0..rng.random_range(0..3)).map(name).collect(),
+            },
+            8 => Message::ExtendAll {
+                incarnation: rng.random(),
+                round: rng.random(),
+                leases: LeaseSet {
+                    count: rng.random(),
+                    xor: rng.random(),
+                    sum: rng.random(),
+                },
+            },
+            9 => Message::ExtendAllAck {
+                incarnation: rng.random(),
+                round: rng.random(),
+                matched: rng.random_bool(0.5),
             },
             _ => Message::Handoff {
                 election,

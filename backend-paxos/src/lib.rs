@@ -8,7 +8,7 @@
 //! voters-only a **proposer**. Each runs a [`PaxosNode`]: a sans-IO state machine
 //! ([`core::Node`]) driven by a tokio task over `election-transport` (one authenticated
 //! connection per peer; many elections multiplexed over it, one step's messages batched
-//! per peer; wire format version 2). Per election:
+//! per peer; wire format version 3). Per election:
 //!
 //! - **Prepare.** A campaigning proposer picks a ballot above every ballot it has seen
 //!   (`counter * 64 + member index`: unique per member) and sends PREPARE to every
@@ -22,13 +22,18 @@
 //!   the proposal open for one lease time `T` from when it accepted it, on its own clock.
 //!   Once a majority accepted, the proposer leads until `send time + T - clock_drift -
 //!   kill_grace`, on its own clock.
-//! - **Renew.** Every `renew` the leader extends every lease it holds in one phase, in one
-//!   batch per peer: EXTEND lists `(election, ballot, epoch)` with the ballot a majority last
-//!   accepted in that leadership, each acceptor applies the propose rule to each entry
-//!   (never over another proposer's open lease) and answers once, listing only refusals.
-//!   Each extended lease counts from the batch's send time. An entry refused by some
-//!   acceptor, or not accepted by a majority within half the lease budget, gets a full
-//!   round (decision record 131). A leader that cannot renew steps down at its deadline.
+//! - **Renew.** Every `renew` the leader extends every lease it holds in one phase, with
+//!   the ballot a majority last accepted in each leadership. To each peer it sends one
+//!   EXTENDALL naming the set `(election, ballot, epoch)` by a digest (a count and two
+//!   order-free hash combinations): an acceptor that holds open exactly those proposals of
+//!   that leader, and no other of its, keeps every one open for `T` from now, in O(1), and
+//!   answers "matched"; otherwise it extends none and answers "mismatch", and the leader
+//!   sends it the same leases listed in EXTEND requests, to which the acceptor applies the
+//!   propose rule entry by entry (never over another proposer's open lease), answering
+//!   once with the refusals (decision records 131 and 142). Each extended lease counts
+//!   from the tick's send time. An entry refused by some acceptor, or not accepted by a
+//!   majority within half the lease budget, gets a full round. A leader that cannot renew
+//!   steps down at its deadline.
 //! - **Collisions.** A round refused by a higher promise, or not answered by a majority
 //!   within `round_timeout`, is retried after a random back-off below `backoff` with a
 //!   higher ballot; a round blocked by another proposer's open lease is retried once

@@ -372,9 +372,10 @@ fn a_restarted_acceptor_takes_no_part_for_one_maximum_lease_time() {
 
 #[test]
 fn the_lease_owner_extends_its_leases_in_one_phase_batch_at_the_ballot_a_majority_accepted() {
-    // This backend's renewal (decision record 131): the owner proposes the ballot a
-    // majority last accepted again, for every lease it holds in one EXTEND per peer; an
-    // acceptor applies the propose rule to each and answers once, listing refusals only.
+    // This backend's renewal (decision records 131 and 142): the owner proposes the
+    // ballot a majority last accepted again, for every lease it holds, in one message per
+    // peer that names them by their digest; an acceptor that holds exactly those
+    // proposals of the owner keeps them all open, and answers once.
     let mut net = Net::new(3);
     let e = election(0);
     let f = election(1);
@@ -392,11 +393,12 @@ fn the_lease_owner_extends_its_leases_in_one_phase_batch_at_the_ballot_a_majorit
         }
         ticks += 1;
         assert!(
-            wire.iter()
-                .all(|(_, _, m)| matches!(m, Message::Extend { .. })),
-            "renewals are extensions only: {wire:?}"
+            wire.iter().all(
+                |(_, _, m)| matches!(m, Message::ExtendAll { leases, .. } if leases.count == 2)
+            ),
+            "renewals are extensions of both leases, by digest: {wire:?}"
         );
-        // One request per peer carries both leases.
+        // One request per peer names both leases.
         assert_eq!(wire.len(), 2);
         net.deliver(wire);
     }
@@ -415,6 +417,63 @@ fn the_lease_owner_extends_its_leases_in_one_phase_batch_at_the_ballot_a_majorit
 }
 
 #[test]
+fn an_acceptor_missing_the_leases_answers_the_digest_with_a_mismatch_and_gets_them_listed() {
+    // Decision record 142: a digest extends all of the owner's proposals or none. An
+    // acceptor that does not hold them (here: it restarted and forgot everything) extends
+    // none and says so; the owner then lists the leases to it in the same tick, each
+    // under the propose rule, after which the digest matches there. The owner keeps both
+    // leases throughout, on the other acceptor alone meanwhile.
+    let mut net = Net::new(3);
+    let e = election(0);
+    let f = election(1);
+    net.elect(0, &e);
+    net.elect(0, &f);
+    net.crash(2);
+    net.restart(2);
+    let mut mismatched = false;
+    let mut listed = false;
+    let mut matched = false;
+    for _ in 0..60 {
+        net.advance(ms(5));
+        // Every message, answers included, one hop at a time.
+        loop {
+            let wire = net.take_wire();
+            if wire.is_empty() {
+                break;
+            }
+            for (from, to, m) in &wire {
+                match m {
+                    Message::ExtendAllAck { matched: false, .. } if *from == 2 => {
+                        mismatched = true;
+                    }
+                    Message::Extend { entries, .. } if *to == 2 && entries.len() == 2 => {
+                        listed |= mismatched;
+                    }
+                    Message::ExtendAllAck { matched: true, .. } if *from == 2 => {
+                        matched |= listed;
+                    }
+                    _ => {}
+                }
+            }
+            net.deliver_once(wire);
+        }
+        assert!(net.node(0).lease_until(&e).is_some_and(|t| t > net.now));
+        assert!(net.node(0).lease_until(&f).is_some_and(|t| t > net.now));
+    }
+    assert!(
+        mismatched,
+        "the restarted n3 did not answer the digest with a mismatch"
+    );
+    assert!(
+        listed,
+        "the leases were not listed to n3 after the mismatch"
+    );
+    assert!(matched, "the digest never matched at n3 after the listing");
+    assert_eq!(net.node(2).leader(&e).map(|(l, _)| l), Some(id(0)));
+    assert_eq!(net.node(2).leader(&f).map(|(l, _)| l), Some(id(0)));
+}
+
+#[test]
 fn an_extension_no_majority_accepted_is_retried_as_a_full_round_that_ignores_its_own_open_proposal()
 {
     // The owner extends its lease by running PaxosLease again before it expires; in that
@@ -428,7 +487,7 @@ fn an_extension_no_majority_accepted_is_retried_as_a_full_round_that_ignores_its
     let lost = net.take_wire();
     assert!(
         lost.iter()
-            .all(|(_, _, m)| matches!(m, Message::Extend { .. }))
+            .all(|(_, _, m)| matches!(m, Message::Extend { .. } | Message::ExtendAll { .. }))
     );
     // The extension is lost; at its deadline a full round runs.
     net.events.clear();
@@ -456,7 +515,7 @@ fn a_late_extension_does_not_replace_a_lease_granted_meanwhile() {
     // (it holds another proposer's proposal open, and has promised a higher ballot).
     let mut net = Net::new(3);
     let e = election(0);
-    net.elect(0, &e);
+    let epoch = net.elect(0, &e);
     net.fire(0);
     let late: Vec<_> = net.take_wire();
     // n1 crashes with its extension in flight; n3 restarts and forgets everything; once
@@ -468,7 +527,31 @@ fn a_late_extension_does_not_replace_a_lease_granted_meanwhile() {
     net.elect(1, &e);
     let now = net.now;
     let refused_before = net.node(2).stats().rejected;
-    net.deliver_once(late.into_iter().filter(|(_, to, _)| *to == 2).collect());
+    // The extension by digest finds n3 holding none of n1's proposals: it extends
+    // nothing. The same extension listed (as n1 sends it after a mismatch) is refused.
+    let late: Vec<_> = late.into_iter().filter(|(_, to, _)| *to == 2).collect();
+    let listed: Vec<_> = late
+        .iter()
+        .filter_map(|(from, to, m)| match m {
+            Message::ExtendAll {
+                incarnation, round, ..
+            } => Some((
+                *from,
+                *to,
+                Message::Extend {
+                    incarnation: *incarnation,
+                    round: *round,
+                    first: 0,
+                    entries: vec![(e.clone(), epoch, epoch)],
+                },
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(listed.len(), 1, "{late:?}");
+    net.deliver_once(late);
+    assert_eq!(net.node(2).leader(&e).map(|(l, _)| l), Some(id(1)));
+    net.deliver_once(listed);
     assert_eq!(net.node(2).leader(&e).map(|(l, _)| l), Some(id(1)));
     assert_eq!(net.node(2).stats().rejected, refused_before + 1);
     assert_eq!(net.now, now);

@@ -4,6 +4,8 @@
 
 use election_core::ElectionName;
 
+use super::LeaseSet;
+
 /// An epoch as carried on the wire (the raw value of [`election_core::Epoch`]): the ballot
 /// of the round that started a leadership.
 pub type EpochNo = u64;
@@ -134,6 +136,30 @@ pub enum Message {
         count: u32,
         /// The elections whose entry was refused (or is unknown here).
         refused: Vec<ElectionName>,
+    },
+    /// A leader's renewal of every lease it holds, named by their digest instead of
+    /// listed (decision record 142): "if you hold open exactly these proposals of mine,
+    /// keep every one of them open for one lease time from now". One message per peer per
+    /// tick, whatever the number of leases. Answered by [`Message::ExtendAllAck`]; a
+    /// mismatch makes the leader send this tick's [`Message::Extend`] entries instead.
+    ExtendAll {
+        /// The proposer's run; the answer echoes it.
+        incarnation: u64,
+        /// The renewal tick, echoed.
+        round: u64,
+        /// The digest of every lease the sender leads: `(election, ballot, epoch)` with
+        /// the ballot a majority last accepted in that leadership.
+        leases: LeaseSet,
+    },
+    /// The answer to [`Message::ExtendAll`]: `matched` when the acceptor held open exactly
+    /// the proposals of the sender that the digest names, and so extended them all.
+    ExtendAllAck {
+        /// The incarnation the request carried.
+        incarnation: u64,
+        /// The renewal tick.
+        round: u64,
+        /// Whether every lease was extended (else none was).
+        matched: bool,
     },
 }
 

@@ -2,6 +2,7 @@
 //! argument; the random back-off of colliding proposers comes from a ChaCha RNG seeded by
 //! configuration.
 
+mod digest;
 mod election;
 mod message;
 mod node;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use election_core::NodeId;
 
+pub use digest::LeaseSet;
 pub use message::{Ballot, EpochNo, Message, Open, Transmit};
 pub use node::Node;
 

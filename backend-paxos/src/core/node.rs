@@ -10,8 +10,8 @@ use election_peer::{CoreEvent, Forget};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::election::{Accepted, Election, Lead, Phase, Round, bit};
-use super::{Ballot, CoreStats, EpochNo, HardState, Message, NodeConfig, Open, Transmit};
+use super::election::{Accepted, Election, Lead, Members, Phase, Round, bit};
+use super::{Ballot, CoreStats, EpochNo, HardState, LeaseSet, Message, NodeConfig, Open, Transmit};
 
 /// Ballots are `counter * MEMBER_SLOTS + member index`.
 const MEMBER_SLOTS: u64 = 64;
@@ -39,7 +39,9 @@ struct Extension {
     /// Entries accepted by a majority whose extension is not applied and reported yet.
     unreported: Vec<usize>,
     /// Each request's `(first entry, entries, members that answered)`.
-    chunks: Vec<(u32, u32, super::election::Members)>,
+    chunks: Vec<(u32, u32, Members)>,
+    /// Members that held exactly those leases and extended them all.
+    matched: Members,
 }
 
 /// One member's PaxosLease state for any number of elections (partitioned leadership):
@@ -103,6 +105,16 @@ pub struct Node {
     extension: Option<Extension>,
     /// The number of the last renewal tick.
     ticks: u64,
+    /// Peers the next tick sends [`Message::ExtendAll`] to instead of listing every lease
+    /// (their last answer matched, or a listed extension was refused nothing there).
+    in_sync: Members,
+    /// The acceptor's digest of the proposals it holds of each member (open or lapsed and
+    /// not yet dropped), kept as they change: compared with a leader's
+    /// [`Message::ExtendAll`].
+    owned: Vec<LeaseSet>,
+    /// Until when each member's last matched [`Message::ExtendAll`] keeps its proposals
+    /// open here: that request's arrival plus the lease time `T`.
+    extended_until: Vec<Option<Instant>>,
     /// Led elections whose extension some acceptor refused: it promised a higher ballot
     /// (or does not know the election), so the next renewal is a full round, which brings
     /// it back (decision record 131).
@@ -170,6 +182,7 @@ impl Node {
             .map(|(i, n)| (n.clone(), i))
             .collect();
         let me = index[&cfg.me];
+        let n = members.len();
         let mut node = Node {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             quorum: members.len() / 2 + 1,
@@ -190,6 +203,9 @@ impl Node {
             next_renew: None,
             extension: None,
             ticks: 0,
+            in_sync: Members::MAX,
+            owned: vec![LeaseSet::default(); n],
+            extended_until: vec![None; n],
             resync: BTreeSet::new(),
             armed: Vec::new(),
             timers: BinaryHeap::new(),
@@ -389,7 +405,10 @@ impl Node {
             | Message::Release { election, .. }
             | Message::Handoff { election, .. } => Some(election.clone()),
             // Re-arm the elections they touch themselves.
-            Message::Extend { .. } | Message::ExtendAck { .. } => None,
+            Message::Extend { .. }
+            | Message::ExtendAck { .. }
+            | Message::ExtendAll { .. }
+            | Message::ExtendAllAck { .. } => None,
         };
         self.dispatch(now, p, msg);
         if let Some(name) = name {
@@ -497,6 +516,23 @@ impl Node {
                     self.on_extend_ack(now, p, round, first, count, &refused);
                 }
             }
+            Message::ExtendAll {
+                incarnation,
+                round,
+                leases,
+            } => {
+                self.incarnations[p] = incarnation;
+                self.on_extend_all(now, p, incarnation, round, leases);
+            }
+            Message::ExtendAllAck {
+                incarnation,
+                round,
+                matched,
+            } => {
+                if incarnation == self.cfg.incarnation {
+                    self.on_extend_all_ack(now, p, round, matched);
+                }
+            }
         }
     }
 
@@ -522,8 +558,11 @@ impl Node {
             if self.elections[i].lead.is_some_and(|l| l.lease <= now) {
                 self.step_down(i, now, LossReason::QuorumLost);
             }
-            if self.elections[i].accepted.is_some_and(|a| a.expires <= now) {
-                self.elections[i].accepted = None;
+            if self.elections[i]
+                .accepted
+                .is_some_and(|a| self.open_until(&a) <= now)
+            {
+                self.set_accepted(i, None);
                 self.refresh_view(i);
             }
             if self.elections[i]
@@ -686,10 +725,38 @@ impl Node {
 
     /// Drops the accepted proposal of election `i` if its lease time has passed.
     fn expire_accepted(&mut self, i: usize, now: Instant) {
-        if self.elections[i].accepted.is_some_and(|a| a.expires <= now) {
-            self.elections[i].accepted = None;
+        if self.elections[i]
+            .accepted
+            .is_some_and(|a| self.open_until(&a) <= now)
+        {
+            self.set_accepted(i, None);
             self.refresh_view(i);
         }
+    }
+
+    /// Until when the accepted proposal `a` stays open here: one lease time after it was
+    /// accepted, or after its proposer's last matched [`Message::ExtendAll`], whichever is
+    /// later. Such a request matched only while every proposal of that proposer held here
+    /// was one of its leases, so it extended `a` if `a` was held then; a proposal accepted
+    /// later expires later anyway.
+    fn open_until(&self, a: &Accepted) -> Instant {
+        match self.extended_until[a.owner] {
+            Some(t) if t > a.expires => t,
+            _ => a.expires,
+        }
+    }
+
+    /// Replaces election `i`'s accepted proposal, keeping the per-proposer digests
+    /// ([`Node::owned`]) in step: every change to `accepted` goes through here.
+    fn set_accepted(&mut self, i: usize, accepted: Option<Accepted>) {
+        let e = &mut self.elections[i];
+        if let Some(old) = e.accepted {
+            self.owned[old.owner].remove(&e.name, old.ballot, old.epoch);
+        }
+        if let Some(new) = accepted {
+            self.owned[new.owner].add(&e.name, new.ballot, new.epoch);
+        }
+        e.accepted = accepted;
     }
 
     /// A prepare request of `p` at `ballot`: PaxosLease's acceptor, phase 1. No answer at
@@ -710,17 +777,18 @@ impl Node {
             return None;
         }
         self.expire_accepted(i, now);
+        let open_until = self.elections[i].accepted.map(|a| self.open_until(&a));
         let e = &mut self.elections[i];
-        let open = match e.accepted {
-            None => Open::None,
-            Some(a) => {
-                let left = a.expires.saturating_duration_since(now).as_micros() as u64;
+        let open = match (e.accepted, open_until) {
+            (Some(a), Some(until)) => {
+                let left = until.saturating_duration_since(now).as_micros() as u64;
                 if a.owner == p {
                     Open::Yours(left)
                 } else {
                     Open::Other(left)
                 }
             }
+            _ => Open::None,
         };
         if matches!(open, Open::Other(_)) && p != self.me {
             e.waiting |= bit(p);
@@ -771,13 +839,17 @@ impl Node {
         if accepted {
             e.promised = ballot;
             e.waiting &= !bit(p);
-            e.accepted = Some(Accepted {
-                owner: p,
-                ballot,
-                epoch,
-                incarnation,
-                expires: now + lease,
-            });
+            self.set_accepted(
+                i,
+                Some(Accepted {
+                    owner: p,
+                    ballot,
+                    epoch,
+                    incarnation,
+                    expires: now + lease,
+                }),
+            );
+            let e = &mut self.elections[i];
             if epoch > e.floor {
                 e.floor = epoch;
                 e.floor_owner = Some(self.members[p].clone());
@@ -841,7 +913,7 @@ impl Node {
         if e.accepted
             .is_some_and(|a| a.owner == p && a.epoch == epoch && a.incarnation == incarnation)
         {
-            e.accepted = None;
+            self.set_accepted(i, None);
             self.refresh_view(i);
         }
     }
@@ -1003,19 +1075,33 @@ impl Node {
         }
     }
 
-    /// Sends this tick's extensions, and accepts them at this node's own acceptor.
+    /// Sends this tick's extensions, and accepts them at this node's own acceptor: to a
+    /// peer in sync, one [`Message::ExtendAll`] naming every lease by its digest; to any
+    /// other, the leases listed in [`Message::Extend`] requests (decision records 131 and
+    /// 142). This node's own acceptor extends them all at once when it holds exactly them.
     fn start_extension(&mut self, now: Instant, entries: Vec<(usize, Ballot, EpochNo)>) {
         self.ticks += 1;
         let round = self.ticks;
         let inc = self.cfg.incarnation;
-        let mut acks = Vec::with_capacity(entries.len());
+        let mut leases = LeaseSet::default();
         for &(i, ballot, epoch) in &entries {
-            let ok = matches!(
-                self.on_propose(i, now, self.me, ballot, epoch, inc),
-                Some(Message::ProposeAck { accepted: true, .. })
-            );
-            acks.push(u8::from(ok));
-            self.reschedule(i);
+            leases.add(&self.elections[i].name, ballot, epoch);
+        }
+        let mut acks = vec![0u8; entries.len()];
+        if self.restarting(now) {
+            self.stats.ignored_restarting += 1;
+        } else if self.owned[self.me] == leases {
+            self.extended_until[self.me] = Some(now + self.cfg.lease);
+            acks.fill(1);
+        } else {
+            for (k, &(i, ballot, epoch)) in entries.iter().enumerate() {
+                let ok = matches!(
+                    self.on_propose(i, now, self.me, ballot, epoch, inc),
+                    Some(Message::ProposeAck { accepted: true, .. })
+                );
+                acks[k] = u8::from(ok);
+                self.reschedule(i);
+            }
         }
         let mut chunks = Vec::new();
         let mut start = 0;
@@ -1026,16 +1112,6 @@ impl Node {
                 bytes += 17 + self.elections[entries[end].0].name.as_str().len();
                 end += 1;
             }
-            let msg = Message::Extend {
-                incarnation: inc,
-                round,
-                first: start as u32,
-                entries: entries[start..end]
-                    .iter()
-                    .map(|&(i, b, ep)| (self.elections[i].name.clone(), b, ep))
-                    .collect(),
-            };
-            self.broadcast(&msg);
             chunks.push((start as u32, (end - start) as u32, 0));
             start = end;
         }
@@ -1052,7 +1128,25 @@ impl Node {
             done,
             unreported: Vec::new(),
             chunks,
+            matched: 0,
         });
+        for p in 0..self.members.len() {
+            if p == self.me {
+                continue;
+            }
+            if self.in_sync & bit(p) != 0 {
+                self.send(
+                    p,
+                    Message::ExtendAll {
+                        incarnation: inc,
+                        round,
+                        leases,
+                    },
+                );
+            } else {
+                self.send_listed(p);
+            }
+        }
         if self.quorum == 1 {
             // A one-member cluster: its own acceptance is the majority.
             let n = self.extension.as_ref().map_or(0, |x| x.entries.len());
@@ -1061,6 +1155,105 @@ impl Node {
             }
             self.report_extensions(now, true);
         }
+    }
+
+    /// Sends the extension out to `p` as [`Message::Extend`] requests listing its leases.
+    fn send_listed(&mut self, p: usize) {
+        let Some(x) = self.extension.as_ref() else {
+            return;
+        };
+        let messages: Vec<Message> = x
+            .chunks
+            .iter()
+            .map(|&(first, count, _)| Message::Extend {
+                incarnation: self.cfg.incarnation,
+                round: x.round,
+                first,
+                entries: x.entries[first as usize..(first + count) as usize]
+                    .iter()
+                    .map(|&(i, b, ep)| (self.elections[i].name.clone(), b, ep))
+                    .collect(),
+            })
+            .collect();
+        for m in messages {
+            self.send(p, m);
+        }
+    }
+
+    /// The acceptor's side of [`Message::ExtendAll`]: if the proposals of `p` held here
+    /// are exactly the leases the digest names, all of them stay open for one lease time
+    /// from now; else none is extended, and the answer says so. No answer at all for one
+    /// lease time after a restart.
+    ///
+    /// A match applies PaxosLease's propose rule to every lease at once: each is the
+    /// proposal accepted here (so its ballot was at least the promise then), no other
+    /// proposer's proposal is open in those elections (each holds `p`'s), and a higher
+    /// promise made since can only be `p`'s own (a prepare of anyone else finds the lease
+    /// open and is not promised).
+    fn on_extend_all(
+        &mut self,
+        now: Instant,
+        p: usize,
+        incarnation: u64,
+        round: u64,
+        leases: LeaseSet,
+    ) {
+        if self.restarting(now) {
+            self.stats.ignored_restarting += 1;
+            return;
+        }
+        let matched = self.owned[p] == leases;
+        if matched {
+            self.extended_until[p] = Some(now + self.cfg.lease);
+        }
+        self.send(
+            p,
+            Message::ExtendAllAck {
+                incarnation,
+                round,
+                matched,
+            },
+        );
+    }
+
+    /// An answer to this node's [`Message::ExtendAll`]: a match is an acceptance of every
+    /// entry; a mismatch sends `p` the same tick's leases listed, at once (they count from
+    /// the tick's send time, which is earlier: the safe side).
+    fn on_extend_all_ack(&mut self, now: Instant, p: usize, round: u64, matched: bool) {
+        // Even the answer to an earlier tick says whether to list the leases to `p` next:
+        // an answer that always arrived a tick late would otherwise never be acted on.
+        if matched {
+            self.in_sync |= bit(p);
+        } else {
+            self.in_sync &= !bit(p);
+        }
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
+        if !matched {
+            // List the leases of the extension now out (this tick's, or a later one's if
+            // the answer came late) unless `p` answered it already.
+            let answered = x.matched & bit(p) != 0 || x.chunks.iter().any(|c| c.2 & bit(p) != 0);
+            if !answered {
+                self.send_listed(p);
+            }
+            return;
+        }
+        if x.round != round || x.matched & bit(p) != 0 {
+            return;
+        }
+        x.matched |= bit(p);
+        let mut reached = Vec::new();
+        for k in 0..x.entries.len() {
+            x.acks[k] = x.acks[k].saturating_add(1);
+            if x.acks[k] as usize == self.quorum {
+                reached.push(k);
+            }
+        }
+        for k in reached {
+            self.extended(k);
+        }
+        self.report_extensions(now, false);
     }
 
     /// The acceptor's side of [`Message::Extend`]: PaxosLease's propose rule for each
@@ -1129,12 +1322,30 @@ impl Node {
         count: u32,
         refused: &[ElectionName],
     ) {
+        let current = self
+            .extension
+            .as_ref()
+            .is_some_and(|x| x.round == round && x.matched & bit(p) == 0);
+        if !current {
+            // A late answer (the listing followed a mismatched digest, a round trip after
+            // the tick): its acceptances are too old to count, but its refusals still call
+            // for full rounds, and whether it refused anything for the next tick's form.
+            let late: Vec<usize> = refused
+                .iter()
+                .filter_map(|n| self.by_name.get(n).copied())
+                .filter(|&i| self.elections[i].lead.is_some())
+                .collect();
+            if late.is_empty() {
+                self.in_sync |= bit(p);
+            } else {
+                self.in_sync &= !bit(p);
+                self.resync.extend(late);
+            }
+            return;
+        }
         let Some(x) = self.extension.as_mut() else {
             return;
         };
-        if x.round != round {
-            return;
-        }
         let Some(chunk) = x
             .chunks
             .iter_mut()
@@ -1150,6 +1361,12 @@ impl Node {
             .iter()
             .filter_map(|n| self.by_name.get(n).copied())
             .collect();
+        // Refused nothing: the next tick tries the digest again.
+        if refused.is_empty() {
+            self.in_sync |= bit(p);
+        } else {
+            self.in_sync &= !bit(p);
+        }
         let end = (first as usize + count as usize).min(x.entries.len());
         let mut reached = Vec::new();
         for k in first as usize..end {
@@ -1532,8 +1749,9 @@ impl Node {
         if e.accepted
             .is_some_and(|a| a.owner == self.me && a.epoch == epoch && a.incarnation == inc)
         {
-            e.accepted = None;
+            self.set_accepted(i, None);
         }
+        let e = &mut self.elections[i];
         let above = e.seen.max(e.promised).max(e.floor).max(e.asked);
         let handoff = match to {
             Some(s) if e.accepted.is_none() => ballot_of(s, above).map(|b| (s, b)),
@@ -1647,7 +1865,7 @@ impl Node {
         let e = &self.elections[i];
         [
             e.lead.map(|l| l.lease),
-            e.accepted.map(|a| a.expires),
+            e.accepted.map(|a| self.open_until(&a)),
             e.round.as_ref().map(|r| r.deadline),
             self.start_due(i),
         ]

@@ -290,5 +290,13 @@ pub fn describe(m: &Message) -> Option<String> {
                 )
             }
         ),
+        Message::ExtendAll { leases, .. } => format!("EXTEND ALL {} leases", leases.count),
+        Message::ExtendAllAck { matched, .. } => {
+            if *matched {
+                "EXTENDED ALL".to_string()
+            } else {
+                "EXTEND ALL mismatch".to_string()
+            }
+        }
     })
 }
