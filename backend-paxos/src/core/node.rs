@@ -1243,17 +1243,8 @@ impl Node {
             return;
         }
         x.matched |= bit(p);
-        let mut reached = Vec::new();
-        for k in 0..x.entries.len() {
-            x.acks[k] = x.acks[k].saturating_add(1);
-            if x.acks[k] as usize == self.quorum {
-                reached.push(k);
-            }
-        }
-        for k in reached {
-            self.extended(k);
-        }
-        self.report_extensions(now, false);
+        let all = 0..x.entries.len();
+        self.count_acceptances(now, all, &BTreeSet::new());
     }
 
     /// The acceptor's side of [`Message::Extend`]: PaxosLease's propose rule for each
@@ -1367,9 +1358,24 @@ impl Node {
         } else {
             self.in_sync &= !bit(p);
         }
-        let end = (first as usize + count as usize).min(x.entries.len());
+        let chunk = first as usize..first as usize + count as usize;
+        self.count_acceptances(now, chunk, &refused);
+    }
+
+    /// One acceptor accepted the extension's entries in `range` but `refused` (which get
+    /// full rounds at the next tick): those reaching a majority are extended, and what is
+    /// done is reported.
+    fn count_acceptances(
+        &mut self,
+        now: Instant,
+        range: std::ops::Range<usize>,
+        refused: &BTreeSet<usize>,
+    ) {
+        let Some(x) = self.extension.as_mut() else {
+            return;
+        };
         let mut reached = Vec::new();
-        for k in first as usize..end {
+        for k in range.start..range.end.min(x.entries.len()) {
             if refused.contains(&x.entries[k].0) {
                 self.resync.insert(x.entries[k].0);
                 continue;
