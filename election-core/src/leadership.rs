@@ -1,6 +1,6 @@
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -9,6 +9,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use crate::boot_clock::{self, BootTimer};
+use crate::lease_group::Joined;
 use crate::{Epoch, NodeId, Result};
 
 /// Who leads an election, as a backend knows it.
@@ -125,6 +126,9 @@ pub struct LeaseKeeper {
     tx: Arc<watch::Sender<Hold>>,
     moves: Arc<Moves>,
     elsewhere: Option<Arc<Elsewhere>>,
+    /// The [`LeaseGroup`](crate::LeaseGroup) whose later extensions cover this leadership,
+    /// once it joined one.
+    group: Arc<OnceLock<Joined>>,
 }
 
 /// Extensions of a deadline, counted apart from the [`Hold`] watch: a deadline that only
@@ -133,11 +137,11 @@ pub struct LeaseKeeper {
 /// thousands of leaderships extended together, waking every waiter per extension was most
 /// of an idle node's work.
 #[derive(Debug, Default)]
-struct Moves {
+pub(crate) struct Moves {
     /// How many times the deadline moved.
-    count: AtomicU64,
+    pub(crate) count: AtomicU64,
     /// Woken at each move.
-    notify: Notify,
+    pub(crate) notify: Notify,
 }
 
 /// A deadline kept outside this process as well, read only when it matters.
@@ -209,8 +213,26 @@ impl Elsewhere {
     }
 }
 
-/// The loss as of `now` of `hold`, whose deadline may also be kept `elsewhere`.
-fn loss_at(hold: &Hold, elsewhere: Option<&Elsewhere>, now: Instant) -> Option<LossReason> {
+/// `hold` with its deadline moved to its group's, if that covers it and is later.
+fn with_group(hold: &Hold, group: Option<&Joined>) -> Hold {
+    match group.and_then(Joined::covered_until) {
+        Some(until) if until > hold.deadline => Hold {
+            deadline: until,
+            ..*hold
+        },
+        _ => *hold,
+    }
+}
+
+/// The loss as of `now` of `hold`, whose deadline may also be kept by its `group` or
+/// `elsewhere`.
+fn loss_at(
+    hold: &Hold,
+    group: Option<&Joined>,
+    elsewhere: Option<&Elsewhere>,
+    now: Instant,
+) -> Option<LossReason> {
+    let hold = &with_group(hold, group);
     let suspended_now = boot_clock::suspended_ns();
     match hold.loss_given(now, suspended_now) {
         // Only the keeper's own deadline passed (no explicit loss, no suspend): the
@@ -226,8 +248,9 @@ fn loss_at(hold: &Hold, elsewhere: Option<&Elsewhere>, now: Instant) -> Option<L
     }
 }
 
-/// The later of `hold`'s deadline and the one kept `elsewhere`.
-fn deadline_of(hold: &Hold, elsewhere: Option<&Elsewhere>) -> Instant {
+/// The latest of `hold`'s deadline, its group's and the one kept `elsewhere`.
+fn deadline_of(hold: &Hold, group: Option<&Joined>, elsewhere: Option<&Elsewhere>) -> Instant {
+    let hold = with_group(hold, group);
     match elsewhere.and_then(Elsewhere::deadline) {
         Some(d) if d > hold.deadline => d,
         _ => hold.deadline,
@@ -277,6 +300,7 @@ impl LeaseKeeper {
             tx: Arc::new(tx),
             moves: Arc::new(Moves::default()),
             elsewhere,
+            group: Arc::new(OnceLock::new()),
         };
         let leadership = Leadership {
             info,
@@ -294,10 +318,11 @@ impl LeaseKeeper {
         let mut extended = false;
         let mut moved = false;
         let elsewhere = self.elsewhere.as_deref();
+        let group = self.group.get();
         self.tx.send_if_modified(|hold| {
             // `now` is read under the lock, so no reader can have seen the deadline pass
             // before this check while this call still extends it.
-            if loss_at(hold, elsewhere, Instant::now()).is_some() {
+            if loss_at(hold, group, elsewhere, Instant::now()).is_some() {
                 return false;
             }
             extended = true;
@@ -319,12 +344,13 @@ impl LeaseKeeper {
     /// call ended it.
     pub fn end(&self, reason: LossReason) -> bool {
         let elsewhere = self.elsewhere.as_deref();
+        let group = self.group.get();
         self.tx.send_if_modified(|hold| {
             if hold.lost.is_some() {
                 return false;
             }
             // A lapsed deadline already ended it as `Expired`; record that, not `reason`.
-            hold.lost = Some(loss_at(hold, elsewhere, Instant::now()).unwrap_or(reason));
+            hold.lost = Some(loss_at(hold, group, elsewhere, Instant::now()).unwrap_or(reason));
             true
         })
     }
@@ -335,18 +361,47 @@ impl LeaseKeeper {
             rx: self.tx.subscribe(),
             moves: self.moves.clone(),
             seen_moves: self.moves.count.load(Ordering::Acquire),
+            seen_group_moves: 0,
             elsewhere: self.elsewhere.clone(),
+            group: self.group.clone(),
         }
     }
 
     /// Whether leadership still holds (as [`Leadership::is_held`]).
     pub fn is_held(&self) -> bool {
-        loss_at(&self.tx.borrow(), self.elsewhere.as_deref(), Instant::now()).is_none()
+        loss_at(
+            &self.tx.borrow(),
+            self.group.get(),
+            self.elsewhere.as_deref(),
+            Instant::now(),
+        )
+        .is_none()
     }
 
-    /// The current deadline (the later of the keeper's own and its source's, if any).
+    /// The current deadline (the latest of the keeper's own, its group's and its
+    /// source's, if any).
     pub fn deadline(&self) -> Instant {
-        deadline_of(&self.tx.borrow(), self.elsewhere.as_deref())
+        deadline_of(
+            &self.tx.borrow(),
+            self.group.get(),
+            self.elsewhere.as_deref(),
+        )
+    }
+
+    /// Joins a group (see [`LeaseGroup::join`](crate::LeaseGroup::join)); only the first
+    /// call counts. Returns whether this one did.
+    pub(crate) fn join(&self, joined: Joined) -> bool {
+        self.group.set(joined).is_ok()
+    }
+
+    /// The group this keeper joined, if any.
+    pub(crate) fn membership(&self) -> Option<&Joined> {
+        self.group.get()
+    }
+
+    /// The deadline this keeper was given itself, without its group's or source's.
+    pub(crate) fn own_deadline(&self) -> Instant {
+        self.tx.borrow().deadline
     }
 }
 
@@ -358,7 +413,10 @@ pub struct LossWatch {
     moves: Arc<Moves>,
     /// The moves [`changed`](Self::changed) has reported on this clone.
     seen_moves: u64,
+    /// The group's moves [`changed`](Self::changed) has reported on this clone.
+    seen_group_moves: u64,
     elsewhere: Option<Arc<Elsewhere>>,
+    group: Arc<OnceLock<Joined>>,
 }
 
 impl LossWatch {
@@ -371,8 +429,10 @@ impl LossWatch {
     /// time enabled (`enable_all`).
     pub async fn lost(&self) -> LossReason {
         let mut rx = self.rx.clone();
-        let mut boot = BootTimer::new();
+        // Made at the first wait that needs it: the group's task times grouped waiters.
+        let mut boot: Option<Option<BootTimer>> = None;
         let mut keepers_gone = false;
+        let mut group_gone = false;
         let elsewhere = self.elsewhere.as_deref();
         loop {
             // Registered before the check, so an injected suspend in between is not missed.
@@ -381,26 +441,47 @@ impl LossWatch {
             if let Some(r) = resumed.as_mut().as_pin_mut() {
                 r.enable();
             }
+            // Likewise the group's wake-ups (its deadline passed, a suspend, its task gone).
+            let group = self.group.get();
+            let mut group_rx = group.filter(|_| !group_gone).map(Joined::receiver);
+            if let Some(g) = group_rx.as_mut() {
+                g.borrow_and_update();
+            }
             let hold = *rx.borrow_and_update();
-            if let Some(reason) = loss_at(&hold, elsewhere, Instant::now()) {
+            if let Some(reason) = loss_at(&hold, group, elsewhere, Instant::now()) {
                 return reason;
             }
             // With a source, this wakes about once per lease (to read it), not per renewal.
-            let deadline = deadline_of(&hold, elsewhere);
+            let deadline = deadline_of(&hold, group, elsewhere);
+            // A deadline its group's task watches needs no timer of this waiter's own.
+            let own_timers = group_rx.is_none() || !group.is_some_and(|g| g.times(deadline));
             let boot_timer = async {
-                match boot.as_mut() {
-                    Some(timer) => timer.sleep_until(deadline).await,
-                    None => std::future::pending().await,
+                let timer = boot.get_or_insert_with(BootTimer::new);
+                match timer.as_mut() {
+                    Some(timer) if own_timers => timer.sleep_until(deadline).await,
+                    _ => std::future::pending().await,
                 }
             };
-            let sleep = tokio::time::sleep_until(deadline);
+            let sleep = async {
+                if own_timers {
+                    tokio::time::sleep_until(deadline).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             let resumed_wait = async move {
                 match resumed.as_pin_mut() {
                     Some(r) => r.await,
                     None => std::future::pending().await,
                 }
             };
-            tokio::pin!(boot_timer, sleep, resumed_wait);
+            let group_woke = async {
+                match group_rx.as_mut() {
+                    Some(g) => g.changed().await.is_err(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(boot_timer, sleep, resumed_wait, group_woke);
             // A renewal that only moves the deadline later leaves the timers armed (no
             // system call per renewal): they fire at the old deadline, and the outer loop
             // re-checks and re-arms then. An end, or an earlier deadline, re-checks at once.
@@ -409,12 +490,16 @@ impl LossWatch {
                     () = &mut sleep => break,
                     () = &mut boot_timer => break,
                     () = &mut resumed_wait => break,
+                    gone = &mut group_woke => {
+                        group_gone = gone;
+                        break;
+                    }
                     // Once every keeper is gone nothing can extend the deadline any more;
                     // the timers resolve it at the deadline.
                     changed = rx.changed(), if !keepers_gone => {
                         keepers_gone = changed.is_err();
                         let now = *rx.borrow_and_update();
-                        if now.lost.is_some() || deadline_of(&now, elsewhere) < deadline {
+                        if now.lost.is_some() || deadline_of(&now, group, elsewhere) < deadline {
                             break;
                         }
                     }
@@ -451,13 +536,22 @@ impl LossWatch {
 
     /// Why leadership ended, or `None` while it holds.
     pub fn loss(&self) -> Option<LossReason> {
-        loss_at(&self.rx.borrow(), self.elsewhere.as_deref(), Instant::now())
+        loss_at(
+            &self.rx.borrow(),
+            self.group.get(),
+            self.elsewhere.as_deref(),
+            Instant::now(),
+        )
     }
 
     /// The instant until which leadership is guaranteed without a further renewal (the
     /// later of the keeper's own deadline and its source's, if any).
     pub fn deadline(&self) -> Instant {
-        deadline_of(&self.rx.borrow(), self.elsewhere.as_deref())
+        deadline_of(
+            &self.rx.borrow(),
+            self.group.get(),
+            self.elsewhere.as_deref(),
+        )
     }
 
     /// The source this leadership's deadline is also kept in (see [`DeadlineSource`]),
@@ -479,22 +573,44 @@ impl LossWatch {
         loop {
             // Registered before the check, so a move in between is not missed.
             let moved = self.moves.notify.notified();
-            tokio::pin!(moved);
+            let group_moves = self.group.get().map(Joined::moves);
+            let group_moved = group_moves.map(|m| m.notify.notified());
+            tokio::pin!(moved, group_moved);
             moved.as_mut().enable();
-            let count = self.moves.count.load(Ordering::Acquire);
-            if count != self.seen_moves {
-                self.seen_moves = count;
-                return self.rx.borrow_and_update().deadline;
+            if let Some(n) = group_moved.as_mut().as_pin_mut() {
+                n.enable();
             }
+            let count = self.moves.count.load(Ordering::Acquire);
+            let group_count = group_moves.map_or(0, |m| m.count.load(Ordering::Acquire));
+            if count != self.seen_moves || group_count != self.seen_group_moves {
+                self.seen_moves = count;
+                self.seen_group_moves = group_count;
+                return self.own_deadline();
+            }
+            let group_wait = async {
+                match group_moved.as_pin_mut() {
+                    Some(n) => n.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut moved => {}
+                () = group_wait => {}
                 // An end (or, once every keeper is gone, nothing ever again).
                 changed = self.rx.changed(), if !ended => match changed {
-                    Ok(()) => return self.rx.borrow_and_update().deadline,
+                    Ok(()) => {
+                        self.rx.borrow_and_update();
+                        return self.own_deadline();
+                    }
                     Err(_) => ended = true,
                 },
             }
         }
+    }
+
+    /// The deadline the backend gave (its own or its group's), whatever a source says.
+    fn own_deadline(&self) -> Instant {
+        with_group(&self.rx.borrow(), self.group.get()).deadline
     }
 }
 

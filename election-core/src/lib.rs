@@ -58,6 +58,16 @@
 //! per extension; [`LossWatch::lost_checking_every`] lets a holder whose deadline is also
 //! enforced by a guard process check for an expiry only now and then.
 //!
+//! # Deadlines shared by many leaderships
+//!
+//! A backend that renews many leaderships with one round (the peer backends' leaders)
+//! keeps their common deadline in a [`LeaseGroup`]: extending it is one store, and one task
+//! of the group wakes the holders' `lost()` only when the deadline passes unextended (or
+//! the host was suspended), so an idle holder costs no wake-up per lease. A keeper is
+//! covered only by extensions made after it [joined](LeaseGroup::join); one made after the
+//! group's deadline had passed covers none of the earlier members, so a late round revives
+//! no leadership (decision record 143).
+//!
 //! # What it does not guarantee
 //!
 //! Fairness among waiting candidates depends on the backend. A single Redis server is not
@@ -89,6 +99,7 @@ mod epoch;
 mod error;
 mod fence;
 mod leadership;
+mod lease_group;
 mod memory;
 mod names;
 mod timing;
@@ -101,6 +112,7 @@ pub use fence::Fence;
 pub use leadership::{
     DeadlineSource, LeaderInfo, Leadership, LeadershipControl, LeaseKeeper, LossReason, LossWatch,
 };
+pub use lease_group::LeaseGroup;
 pub use memory::{MemoryBackend, MemoryServer};
 pub use names::{Candidate, ElectionName, MAX_ELECTION_NAME_LEN, MAX_NODE_ID_LEN, NodeId};
 pub use timing::LeaseTiming;
