@@ -247,7 +247,6 @@ impl BullyConfig {
             data_dir: self.data_dir.clone(),
             reconnect_max: self.failure_timeout,
             try_window: self.failure_timeout * 2 + self.answer_timeout * 3,
-            half_lease: self.lease_budget() / 2,
         })
     }
 

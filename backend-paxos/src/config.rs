@@ -230,7 +230,6 @@ impl PaxosConfig {
             data_dir: self.data_dir.clone(),
             reconnect_max: self.lease,
             try_window: self.lease * 2 + self.round_timeout * 2 + self.backoff * 3,
-            half_lease: self.lease_budget() / 2,
         })
     }
 

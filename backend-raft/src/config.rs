@@ -267,7 +267,6 @@ impl RaftConfig {
             data_dir: self.data_dir.clone(),
             reconnect_max: self.election_timeout_max,
             try_window: self.election_timeout_min * 2 + self.election_timeout_max * 3,
-            half_lease: self.lease_budget() / 2,
         })
     }
 

@@ -111,9 +111,9 @@ pub enum CoreEvent {
         /// The new lease deadline.
         until: Instant,
     },
-    /// Every leadership granted and not yet lost is now guaranteed until `until`. With
-    /// more than [`EXTEND_EVERY_ROUND_UP_TO`](crate::EXTEND_EVERY_ROUND_UP_TO) held, the
-    /// driver extends them only once the last extension is half spent.
+    /// Every leadership granted and not yet lost is now guaranteed until `until`. The
+    /// driver extends them all with one store (an [`election_core::LeaseGroup`]), so a
+    /// round costs the same for one leadership as for thousands.
     AllLeasesExtended {
         /// The new lease deadline.
         until: Instant,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use election_core::{
-    ElectionName, Epoch, Error, LeaderInfo, LeaseKeeper, LossReason, NodeId, Result,
+    ElectionName, Epoch, Error, LeaderInfo, LeaseGroup, LeaseKeeper, LossReason, NodeId, Result,
 };
 use election_transport::{Inbox, Transport};
 use futures_util::FutureExt;
@@ -45,10 +45,6 @@ pub(crate) enum Command {
 /// Most messages (or commands) handled between two flushes.
 const MAX_BATCH: usize = 256;
 
-/// Up to this many held leaderships are extended on every acknowledged round
-/// ([`CoreEvent::AllLeasesExtended`]); beyond, once the last extension is half spent.
-pub const EXTEND_EVERY_ROUND_UP_TO: usize = 256;
-
 type Waiter = (u64, oneshot::Sender<Result<election_core::Leadership>>);
 
 /// How soon a failed save of the state file is tried again.
@@ -64,10 +60,12 @@ pub(crate) struct Driver<C: ElectionCore> {
     max_payload: usize,
     waiters: HashMap<ElectionName, Vec<Waiter>>,
     keepers: HashMap<ElectionName, (u64, LeaseKeeper)>,
-    /// The deadline the keepers were last extended to (by `AllLeasesExtended`).
-    extended_to: Instant,
-    /// Half the lease budget.
-    half_lease: std::time::Duration,
+    /// The shared deadline of the keepers that [`CoreEvent::AllLeasesExtended`] renews:
+    /// one store per round, and one timer for all their holders.
+    group: LeaseGroup,
+    /// Keepers granted since the last `AllLeasesExtended`: they join `group` at the next
+    /// one, which is the first that covers them.
+    unjoined: Vec<ElectionName>,
     /// A save failed (a full disk): retry it before anything that depends on it.
     unsaved: bool,
     /// Events of steps whose state is not durable yet, delivered once it is: a grant is
@@ -85,7 +83,6 @@ impl<C: ElectionCore> Driver<C> {
         inner: Arc<Inner>,
         commands: mpsc::UnboundedReceiver<Command>,
         max_payload: usize,
-        half_lease: std::time::Duration,
     ) -> Self {
         Driver {
             core,
@@ -97,8 +94,8 @@ impl<C: ElectionCore> Driver<C> {
             max_payload,
             waiters: HashMap::new(),
             keepers: HashMap::new(),
-            extended_to: Instant::now(),
-            half_lease,
+            group: LeaseGroup::new(),
+            unjoined: Vec::new(),
             unsaved: false,
             held_events: std::collections::VecDeque::new(),
         }
@@ -424,27 +421,40 @@ impl<C: ElectionCore> Driver<C> {
     }
 
     fn extend_all(&mut self, until: Instant) {
-        // Extending thousands of keepers every round is most of the idle CPU: with many,
-        // do it when the last extension is half spent. Keepers then end at most half a
-        // lease before the core's deadline if renewals stop (earlier, never later), at the
-        // price of less tolerance for a late round.
-        if self.keepers.len() > EXTEND_EVERY_ROUND_UP_TO
-            && self.extended_to > Instant::now() + self.half_lease
-        {
-            return;
-        }
-        self.extended_to = until;
-        let mut lapsed = Vec::new();
-        for (e, (_, k)) in &self.keepers {
-            if !k.extend_to(until) {
-                lapsed.push(e.clone());
+        let now = std::time::Instant::now();
+        if !self.group.extend_to(until) {
+            // The group's deadline had passed (this task was late): the holders of its
+            // leaderships have seen them end; step those down quietly. Any still held
+            // (by a later deadline of their own) join the group's new era.
+            let mut lapsed = Vec::new();
+            for (e, (_, k)) in &self.keepers {
+                if k.is_held() && k.extend_to(until) {
+                    self.group.join(k);
+                } else {
+                    lapsed.push(e.clone());
+                }
+            }
+            for e in lapsed {
+                self.keepers.remove(&e);
+                self.expire(now, &e);
             }
         }
-        // The holder already saw these end (deadline passed): step down quietly.
-        let now = std::time::Instant::now();
-        for e in lapsed {
-            self.keepers.remove(&e);
-            self.expire(now, &e);
+        // Keepers granted since the last round join the group now, with the deadline this
+        // round gave them: the group's later extensions cover them.
+        for e in std::mem::take(&mut self.unjoined) {
+            let Some((_, k)) = self.keepers.get(&e) else {
+                continue;
+            };
+            if k.extend_to(until) {
+                // Refused only if the keeper's own deadline is later (a per-election
+                // extension): it then keeps that one, and the next round tries again.
+                if !self.group.join(k) {
+                    self.unjoined.push(e);
+                }
+            } else {
+                self.keepers.remove(&e);
+                self.expire(now, &e);
+            }
         }
     }
 
@@ -482,6 +492,7 @@ impl<C: ElectionCore> Driver<C> {
             self.core.campaign(std::time::Instant::now(), &election);
         }
         if delivered {
+            self.unjoined.push(election.clone());
             self.keepers.insert(election, (epoch, keeper));
         } else {
             keeper.end(LossReason::Resigned);

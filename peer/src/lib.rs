@@ -74,7 +74,6 @@
 //! | `data_dir` | required | directory of the state file |
 //! | `reconnect_max` | required | cap of the transport's reconnect backoff (the backend's election or failure timeout) |
 //! | `try_window` | required | how long `try_campaign` waits for an election to conclude |
-//! | `half_lease` | required | half the lease budget (batching of [`CoreEvent::AllLeasesExtended`]) |
 //!
 //! The backends fill these in from their own configuration, with their own defaults.
 //!
@@ -108,7 +107,6 @@ pub mod __private {
     pub use bytes::Bytes;
     pub use election_core;
 }
-pub use driver::EXTEND_EVERY_ROUND_UP_TO;
 pub use members::{KEEPALIVE_INTERVAL, Member, Members, Membership, REACHABLE_WITHIN};
 pub use node::{PeerNode, PeerNodeConfig, PeerStats, Stall};
 pub use persist::{PersistedState, StateFile, StateFormat};

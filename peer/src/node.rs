@@ -290,7 +290,6 @@ impl<C: ElectionCore> PeerNode<C> {
             inner.clone(),
             rx,
             max_payload,
-            settings.half_lease,
         );
         let task = tokio::spawn(driver.run());
         tracing::info!(node = %me, addr = %local_addr, "{kind} node started");

@@ -47,10 +47,6 @@ pub struct PeerSettings {
     pub reconnect_max: Duration,
     /// How long `try_campaign` waits for an election to conclude.
     pub try_window: Duration,
-    /// Half a leader's lease budget: with many leaderships held, keepers are extended once
-    /// the last extension is this close to its end (see
-    /// [`CoreEvent::AllLeasesExtended`](crate::CoreEvent::AllLeasesExtended)).
-    pub half_lease: Duration,
 }
 
 impl PeerSettings {

@@ -155,7 +155,6 @@ async fn start(dir: &std::path::Path, log: Arc<Mutex<Vec<&'static str>>>) -> Pee
         data_dir: dir.to_path_buf(),
         reconnect_max: Duration::from_secs(1),
         try_window: Duration::from_secs(1),
-        half_lease: LEASE / 2,
     };
     PeerNode::start_with(settings, |_, _| {
         Ok(Scripted {
