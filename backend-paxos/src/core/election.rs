@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use election_core::{ElectionName, NodeId};
 
-use super::{Ballot, EpochNo};
+use super::{Ballot, EpochNo, NamePrefix};
 
 /// A set of members, as a bitmask over member indices (at most 64 members).
 pub(super) type Members = u64;
@@ -77,6 +77,15 @@ pub(super) struct Lead {
 #[derive(Debug)]
 pub(super) struct Election {
     pub(super) name: ElectionName,
+    /// The digest's hash state after `name` (see [`NamePrefix`]).
+    pub(super) prefix: NamePrefix,
+    /// Whether this slot holds an election (`Node::by_name` maps its name here); a freed
+    /// slot waits for reuse.
+    pub(super) live: bool,
+    /// The proposer whose matched digest alone keeps this election's accepted proposal
+    /// open, when that expiry is its only timer: it waits in that proposer's
+    /// `Node::parked` list for its `extended_until` instead of in the timer heap.
+    pub(super) parked: Option<usize>,
     /// Durable: the highest leadership epoch this node's acceptor accepted.
     pub(super) floor: EpochNo,
     /// Durable: that leadership's proposer.
@@ -115,6 +124,9 @@ impl Election {
     /// forgot elections).
     pub(super) fn new(name: ElectionName, now: Instant, floor: EpochNo) -> Self {
         Election {
+            prefix: NamePrefix::of(&name),
+            live: true,
+            parked: None,
             name,
             floor,
             floor_owner: None,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use election_core::NodeId;
 
-pub use digest::LeaseSet;
+pub use digest::{LeaseSet, NamePrefix};
 pub use message::{Ballot, EpochNo, Message, Open, Transmit};
 pub use node::Node;
 

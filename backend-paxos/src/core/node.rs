@@ -125,6 +125,11 @@ pub struct Node {
     /// one election as with 20,000.
     armed: Vec<Option<Instant>>,
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Per member, the elections whose only timer is the expiry of that member's accepted
+    /// proposal, held open by its matched digest (`extended_until`): one timer for them
+    /// all, since a matched `ExtendAll` moves them together. Entries whose `parked` flag
+    /// is off are stale and skipped.
+    parked: Vec<Vec<usize>>,
     // --- Outputs. ---
     outbox: BTreeMap<usize, Vec<Message>>,
     events: VecDeque<CoreEvent>,
@@ -209,6 +214,7 @@ impl Node {
             resync: BTreeSet::new(),
             armed: Vec::new(),
             timers: BinaryHeap::new(),
+            parked: vec![Vec::new(); n],
             outbox: BTreeMap::new(),
             events: VecDeque::new(),
             dirty: BTreeSet::new(),
@@ -553,6 +559,17 @@ impl Node {
                 due.push(i);
             }
         }
+        for p in 0..self.parked.len() {
+            if self.parked[p].is_empty() || self.extended_until[p].is_some_and(|t| t > now) {
+                continue;
+            }
+            for i in std::mem::take(&mut self.parked[p]) {
+                if self.is_live(i) && self.elections[i].parked == Some(p) {
+                    self.elections[i].parked = None;
+                    due.push(i);
+                }
+            }
+        }
         for i in due {
             // The leader's own deadline first: nothing after it may extend the lease.
             if self.elections[i].lead.is_some_and(|l| l.lease <= now) {
@@ -679,16 +696,38 @@ impl Node {
         }
         let election = self.timers.peek().map(|Reverse((t, _))| *t);
         let extension = self.extension.as_ref().map(|x| x.deadline);
-        [self.next_renew, self.next_sweep, election, extension]
-            .into_iter()
-            .flatten()
-            .min()
+        let parked = (0..self.parked.len())
+            .filter(|&p| !self.parked[p].is_empty())
+            .filter_map(|p| self.extended_until[p])
+            .min();
+        [
+            self.next_renew,
+            self.next_sweep,
+            election,
+            extension,
+            parked,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Re-arms election `i`'s entry in the timer table after a change.
     fn reschedule(&mut self, i: usize) {
         if i >= self.armed.len() {
             self.armed.resize(self.elections.len(), None);
+        }
+        if let Some(owner) = self.parks(i) {
+            // One timer per proposer for these (see `parked`); `armed` off, so a heap
+            // entry left from before is stale.
+            self.armed[i] = None;
+            if self.elections[i].parked.replace(owner) != Some(owner) {
+                self.parked[owner].push(i);
+            }
+            return;
+        }
+        if let Some(e) = self.elections.get_mut(i) {
+            e.parked = None;
         }
         let d = if self.is_live(i) {
             self.deadline(i)
@@ -751,10 +790,10 @@ impl Node {
     fn set_accepted(&mut self, i: usize, accepted: Option<Accepted>) {
         let e = &mut self.elections[i];
         if let Some(old) = e.accepted {
-            self.owned[old.owner].remove(&e.name, old.ballot, old.epoch);
+            self.owned[old.owner].remove(e.prefix, old.ballot, old.epoch);
         }
         if let Some(new) = accepted {
-            self.owned[new.owner].add(&e.name, new.ballot, new.epoch);
+            self.owned[new.owner].add(e.prefix, new.ballot, new.epoch);
         }
         e.accepted = accepted;
     }
@@ -1085,7 +1124,7 @@ impl Node {
         let inc = self.cfg.incarnation;
         let mut leases = LeaseSet::default();
         for &(i, ballot, epoch) in &entries {
-            leases.add(&self.elections[i].name, ballot, epoch);
+            leases.add(self.elections[i].prefix, ballot, epoch);
         }
         let mut acks = vec![0u8; entries.len()];
         if self.restarting(now) {
@@ -1866,6 +1905,20 @@ impl Node {
 
     // ------------------------------------------------------------- helpers
 
+    /// The proposer whose matched digest alone keeps election `i` open here, if its only
+    /// timer is that: no lease, round or campaign of this node's own, and an accepted
+    /// proposal open past its own expiry by its proposer's `extended_until`.
+    fn parks(&self, i: usize) -> Option<usize> {
+        let e = self.elections.get(i).filter(|e| e.live)?;
+        if e.lead.is_some() || e.round.is_some() || self.start_due(i).is_some() {
+            return None;
+        }
+        let a = e.accepted?;
+        self.extended_until[a.owner]
+            .is_some_and(|t| t > a.expires)
+            .then_some(a.owner)
+    }
+
     /// When election `i`'s next timer fires, if one runs.
     fn deadline(&self, i: usize) -> Option<Instant> {
         let e = &self.elections[i];
@@ -1917,7 +1970,7 @@ impl Node {
     }
 
     fn is_live(&self, i: usize) -> bool {
-        self.by_name.get(&self.elections[i].name) == Some(&i)
+        self.elections.get(i).is_some_and(|e| e.live)
     }
 
     /// The slots of held elections, in slot order.
@@ -1959,6 +2012,7 @@ impl Node {
             self.floor = self.floor.max(e.floor).max(e.promised);
             let name = e.name.clone();
             self.by_name.remove(&name);
+            self.elections[i].live = false;
             self.free.push(i);
             self.forgotten.push(name);
             self.stats.forgotten += 1;
@@ -1968,6 +2022,7 @@ impl Node {
             self.free.clear();
             self.armed.clear();
             self.timers.clear();
+            self.parked.iter_mut().for_each(Vec::clear);
         }
         self.next_sweep = (!self.by_name.is_empty()).then(|| now + every);
     }
