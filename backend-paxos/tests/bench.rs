@@ -139,7 +139,19 @@ async fn bench_idle_cost_of_10000_elections_on_3_nodes() {
     let led = Arc::new(AtomicUsize::new(0));
     let grants = Arc::new(AtomicUsize::new(0));
     let losses = Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
+    // `PAXOS_BENCH_RAMP` campaigns start at a time, the next batch once these lead (all
+    // at once if 0): how a fleet's services come up, rather than 10,000 at one instant.
+    let ramp: usize = std::env::var("PAXOS_BENCH_RAMP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
     for k in 0..count {
+        if ramp > 0 && k > 0 && k % ramp == 0 {
+            let until = Instant::now() + Duration::from_secs(60);
+            while led.load(Ordering::SeqCst) < k && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let e = ElectionName::new(format!("idle-{k}")).unwrap();
         // Spread the leaderships over the three nodes.
         let i = k % 3;
