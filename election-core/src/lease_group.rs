@@ -135,6 +135,7 @@ impl LeaseGroup {
             // `now` is read under the lock, so no reader can have seen the deadline pass
             // before this check while this call still extends it.
             let lapsed = s.until.is_some_and(|u| Instant::now() >= u);
+            let first = s.until.is_none();
             s.generation += 1;
             if lapsed {
                 s.era = s.generation;
@@ -144,9 +145,10 @@ impl LeaseGroup {
                 Some(u) if !lapsed => u.max(until),
                 _ => until,
             });
-            // Waiters are told only of a new era (the watching task re-arms for it); a
-            // later deadline wakes nobody.
-            lapsed
+            // Only the first deadline and a new era are told (the watching task, which
+            // waits for a deadline to arm its timers at, re-arms); a later deadline
+            // wakes nobody: the task re-reads it when its timer fires.
+            first || lapsed
         });
         self.shared.moves.count.fetch_add(1, Ordering::Release);
         self.shared.moves.notify.notify_waiters();

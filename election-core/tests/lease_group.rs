@@ -65,6 +65,21 @@ async fn a_grouped_leadership_holds_while_the_group_is_extended_and_ends_at_its_
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_groups_task_times_the_first_deadline_even_when_it_started_before_it() {
+    let group = LeaseGroup::new();
+    // The group's task runs and waits, with no deadline yet, before the first extension.
+    tokio::time::sleep(ms(10)).await;
+    let (_keeper, leadership) = grant_joined(&group, Instant::now() + ms(100));
+    let until = Instant::now() + ms(100);
+    assert!(group.extend_to(until));
+    let reason = tokio::time::timeout(Duration::from_secs(60), leadership.lost())
+        .await
+        .expect("lost() resolves at the group's deadline");
+    assert_eq!(reason, LossReason::Expired);
+    assert_eq!(Instant::now(), until);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_extension_made_before_a_keeper_joined_does_not_cover_it() {
     let group = LeaseGroup::new();
     let t0 = Instant::now();

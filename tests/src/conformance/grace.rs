@@ -39,6 +39,18 @@ async fn no_takeover_inside_the_kill_grace(ctx: &Ctx<'_>, miss: Miss) {
     let a = ctx.elector(0, &name).await;
     let b = ctx.elector(1, &name).await;
     let la = ctx.campaign(&a, ctx.liveness()).await;
+    // Steady state first: two renewals, so that the leadership is renewed as it is for
+    // hours (a peer driver's shared deadline, for one, covers it only from its second
+    // round on). A backend that renews less often than that just goes on.
+    let mut renewals = la.loss_watch();
+    for _ in 0..2 {
+        if tokio::time::timeout(ctx.bounds.loss_within, renewals.changed())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
     let waiter = spawn_campaign(b);
 
     let unmiss = || async {
