@@ -171,11 +171,17 @@ impl LeaseGroup {
     /// next extension on, like a new member. A keeper of another group is refused.
     pub fn join(&self, keeper: &LeaseKeeper) -> bool {
         let rx = self.shared.tx.subscribe();
+        // Read before taking the group's lock: a keeper's lock is never taken under the
+        // group's (its own `extend_to` and `end` read the group under the keeper's lock),
+        // so the two cannot deadlock. Only the driver moves a keeper's deadline, and it is
+        // the caller, so the value cannot change meanwhile; an `end` meanwhile is final
+        // whatever the group says.
+        let own = keeper.own_deadline();
         let mut joined = false;
         // Under the group's lock, so that no reader sees a generation and a deadline
         // that do not belong together.
         self.shared.tx.send_if_modified(|s| {
-            if s.until.is_some_and(|u| keeper.own_deadline() < u) {
+            if s.until.is_some_and(|u| own < u) {
                 return false;
             }
             joined = match keeper.membership() {

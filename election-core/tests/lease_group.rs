@@ -261,3 +261,44 @@ fn a_waiter_on_another_runtime_outlives_the_groups_runtime() {
     assert!(Instant::now() >= until);
     drop((keeper, group));
 }
+
+/// A holder ends its leadership (the keeper's lock, then the group's to read it) while
+/// the driver joins that member again (the group's lock): the two must never wait on
+/// each other. Many rounds of the race, released together by a barrier; a watchdog turns a
+/// deadlock into a failure.
+#[test]
+fn joining_while_holders_end_their_leaderships_never_deadlocks() {
+    const ROUNDS: usize = 20_000;
+    let group = LeaseGroup::new();
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let (keepers_tx, keepers_rx) = std::sync::mpsc::channel::<LeaseKeeper>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let ender = {
+        let barrier = barrier.clone();
+        std::thread::spawn(move || {
+            for keeper in keepers_rx {
+                barrier.wait();
+                keeper.end(LossReason::Resigned);
+            }
+        })
+    };
+    std::thread::spawn(move || {
+        for _ in 0..ROUNDS {
+            let until = Instant::now() + Duration::from_secs(60);
+            let (keeper, _leadership) = grant(until);
+            assert!(group.extend_to(until));
+            // A member already, as the driver's lapse walk finds it: joining again reads
+            // the keeper, and ending reads the group.
+            assert!(group.join(&keeper));
+            keepers_tx.send(keeper.clone()).unwrap();
+            barrier.wait();
+            group.join(&keeper);
+        }
+        drop(keepers_tx);
+        ender.join().unwrap();
+        done_tx.send(()).unwrap();
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("joining and ending the same keepers deadlocked");
+}
