@@ -133,9 +133,14 @@ async fn idle_peers_stay_reachable_through_keepalives_and_a_gone_one_does_not() 
     let (b, b_inbox) = Transport::bind(b_config.clone()).await.unwrap();
     let b_from_a = |a: &Transport| a.peers().into_iter().find(|p| p.id == id("b")).unwrap();
     wait_until("b reachable from a", || b_from_a(&a).reachable).await;
+    // Reachable as soon as one direction is up (b's dial may land first): wait for both.
+    wait_until("both connections between a and b up", || {
+        let link = b_from_a(&a);
+        link.connected_in && link.connected_out
+    })
+    .await;
     let link = b_from_a(&a);
     assert_eq!(link.addr, b_config.listen.to_string());
-    assert!(link.connected_in && link.connected_out, "{link:?}");
     // Three keepalive intervals of silence above: still reachable, heard recently.
     wait_stats(&a, "keepalives from b", |s| s.keepalives_received >= 3).await;
     let link = b_from_a(&a);
