@@ -394,6 +394,12 @@ impl LeaseKeeper {
         self.group.set(joined).is_ok()
     }
 
+    /// Wakes every watcher of this leadership to re-check it (its group stopped covering
+    /// it).
+    pub(crate) fn touch(&self) {
+        self.tx.send_modify(|_| {});
+    }
+
     /// The group this keeper joined, if any.
     pub(crate) fn membership(&self) -> Option<&Joined> {
         self.group.get()
@@ -499,7 +505,11 @@ impl LossWatch {
                     changed = rx.changed(), if !keepers_gone => {
                         keepers_gone = changed.is_err();
                         let now = *rx.borrow_and_update();
-                        if now.lost.is_some() || deadline_of(&now, group, elsewhere) < deadline {
+                        // Also when the group stopped timing this waiter (it left).
+                        if now.lost.is_some()
+                            || deadline_of(&now, group, elsewhere) < deadline
+                            || !own_timers
+                        {
                             break;
                         }
                     }

@@ -18,8 +18,8 @@
 //! leaderships that relied on the passed deadline have ended (a holder may have seen it)
 //! and are never covered again, so a late round cannot revive them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -47,25 +47,47 @@ pub(crate) struct GroupState {
 pub(crate) struct Joined {
     rx: watch::Receiver<GroupState>,
     moves: Arc<Moves>,
-    /// The generation at which the keeper (last) joined: later ones cover it. Written
-    /// and read under the group's lock.
-    generation: AtomicU64,
+    /// Where the keeper stands in the group. Changed only under the group's lock (taken
+    /// first, then this one), so that no reader sees a membership and a group state that
+    /// do not belong together.
+    member: Mutex<Member>,
+}
+
+/// A keeper's standing in its group.
+#[derive(Clone, Copy, Debug)]
+enum Member {
+    /// Joined (last) at this generation: later extensions cover it.
+    Joined(u64),
+    /// Left the group, which had covered it up to this deadline (`None`: not at all):
+    /// later extensions do not cover it until it joins again.
+    Left(Option<Instant>),
+}
+
+/// The deadline a group in state `s` gives a keeper standing at `member`.
+fn covered(s: &GroupState, member: Member) -> Option<Instant> {
+    match member {
+        Member::Joined(joined) => (s.generation > joined && joined >= s.era)
+            .then_some(s.until)
+            .flatten(),
+        Member::Left(until) => until,
+    }
 }
 
 impl Joined {
     /// The group's deadline, if it covers this keeper.
     pub(crate) fn covered_until(&self) -> Option<Instant> {
         let s = self.rx.borrow();
-        let joined = self.generation.load(Ordering::Acquire);
-        (s.generation > joined && joined >= s.era)
-            .then_some(s.until)
-            .flatten()
+        covered(&s, *lock(&self.member))
     }
 
     /// Whether the group's task wakes this keeper's waiters at `deadline`: it covers the
     /// keeper with exactly that deadline, and is still watched.
     pub(crate) fn times(&self, deadline: Instant) -> bool {
-        !self.rx.borrow().unwatched && self.covered_until() == Some(deadline)
+        let s = self.rx.borrow();
+        let member = *lock(&self.member);
+        // A keeper that left keeps the group's last deadline, but the group, extended
+        // on, no longer wakes anyone at it.
+        !s.unwatched && matches!(member, Member::Joined(_)) && covered(&s, member) == Some(deadline)
     }
 
     /// A receiver that sees the group's wake-ups (the deadline passed, a suspend, the
@@ -186,14 +208,14 @@ impl LeaseGroup {
             }
             joined = match keeper.membership() {
                 Some(m) if Arc::ptr_eq(&m.moves, &self.shared.moves) => {
-                    m.generation.store(s.generation, Ordering::Release);
+                    *lock(&m.member) = Member::Joined(s.generation);
                     true
                 }
                 Some(_) => false,
                 None => keeper.join(Joined {
                     rx: rx.clone(),
                     moves: self.shared.moves.clone(),
-                    generation: AtomicU64::new(s.generation),
+                    member: Mutex::new(Member::Joined(s.generation)),
                 }),
             };
             false
@@ -201,10 +223,44 @@ impl LeaseGroup {
         joined
     }
 
+    /// Stops covering `keeper` by the group's later extensions: it keeps the deadline the
+    /// group gave it so far, and its own. Call it *before* an
+    /// [`extend_to`](Self::extend_to) that does not renew the keeper's leadership (a round
+    /// of its own is running); extend it with [`LeaseKeeper::extend_to`] from then on, and
+    /// [`join`](Self::join) it again once an extension covers it. Its `lost()` waiters
+    /// arm their own timers. Returns `false`, and changes nothing, if the keeper was not a
+    /// member (never joined, left already, or belongs to another group).
+    pub fn leave(&self, keeper: &LeaseKeeper) -> bool {
+        let Some(m) = keeper
+            .membership()
+            .filter(|m| Arc::ptr_eq(&m.moves, &self.shared.moves))
+        else {
+            return false;
+        };
+        let mut left = false;
+        self.shared.tx.send_if_modified(|s| {
+            let mut member = lock(&m.member);
+            if let Member::Joined(_) = *member {
+                *member = Member::Left(covered(s, *member));
+                left = true;
+            }
+            false
+        });
+        if left {
+            // A waiter that relied on the group's timer re-checks, and arms its own.
+            keeper.touch();
+        }
+        left
+    }
+
     /// The group's deadline, once extended.
     pub fn deadline(&self) -> Option<Instant> {
         self.shared.tx.borrow().until
     }
+}
+
+fn lock(member: &Mutex<Member>) -> MutexGuard<'_, Member> {
+    member.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Marks the group unwatched if the watching task is dropped with the group still in use

@@ -151,6 +151,68 @@ async fn a_keeper_of_another_group_is_refused() {
     assert_eq!(leadership.deadline(), Instant::now() + ms(100));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_keeper_that_left_keeps_the_groups_deadline_so_far_and_no_later_one() {
+    let group = LeaseGroup::new();
+    let (keeper, leadership) = grant_joined(&group, Instant::now() + ms(100));
+    let covered = Instant::now() + ms(150);
+    assert!(group.extend_to(covered));
+    assert_eq!(leadership.deadline(), covered);
+    assert!(group.leave(&keeper));
+    assert!(!group.leave(&keeper), "a second leave changes nothing");
+    assert_eq!(leadership.deadline(), covered);
+    assert!(group.extend_to(Instant::now() + ms(900)));
+    assert_eq!(
+        leadership.deadline(),
+        covered,
+        "an extension after it left does not cover it"
+    );
+    // Extended on its own meanwhile, then covered again once it joins.
+    let own = Instant::now() + ms(950);
+    assert!(keeper.extend_to(own));
+    assert!(group.join(&keeper));
+    assert_eq!(leadership.deadline(), own);
+    let later = Instant::now() + ms(2_000);
+    assert!(group.extend_to(later));
+    assert_eq!(leadership.deadline(), later);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_whose_keeper_left_the_group_ends_at_its_own_deadline() {
+    let group = LeaseGroup::new();
+    let (keeper, leadership) = grant_joined(&group, Instant::now() + ms(100));
+    let covered = Instant::now() + ms(100);
+    assert!(group.extend_to(covered));
+    // The waiter relies on the group's timer when the keeper leaves.
+    let waiter = tokio::spawn(async move { leadership.lost().await });
+    tokio::task::yield_now().await;
+    assert!(group.leave(&keeper));
+    // The group runs on far past the keeper's deadline: it must not keep the waiter.
+    let group_runs = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(ms(10)).await;
+            assert!(group.extend_to(Instant::now() + ms(100)));
+        }
+    });
+    let reason = tokio::time::timeout(ms(500), waiter)
+        .await
+        .expect("lost() resolves at the deadline the keeper kept")
+        .unwrap();
+    assert_eq!(reason, LossReason::Expired);
+    assert_eq!(Instant::now(), covered);
+    group_runs.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn leaving_a_group_one_never_joined_is_refused() {
+    let (a, b) = (LeaseGroup::new(), LeaseGroup::new());
+    let (outsider, _l1) = grant(Instant::now() + ms(100));
+    assert!(!a.leave(&outsider));
+    let (member, _l2) = grant_joined(&a, Instant::now() + ms(100));
+    assert!(!b.leave(&member));
+    assert!(a.leave(&member));
+}
+
 /// Counts how often the wrapped future is polled.
 struct Polls<F> {
     inner: Pin<Box<F>>,

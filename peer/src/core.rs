@@ -111,12 +111,18 @@ pub enum CoreEvent {
         /// The new lease deadline.
         until: Instant,
     },
-    /// Every leadership granted and not yet lost is now guaranteed until `until`. The
-    /// driver extends them all with one store (an [`election_core::LeaseGroup`]), so a
-    /// round costs the same for one leadership as for thousands.
+    /// Every leadership granted and not yet lost, except those in `except`, is now
+    /// guaranteed until `until`. The driver extends them all with one store (an
+    /// [`election_core::LeaseGroup`]), so a round costs the same for one leadership as for
+    /// thousands; the few in `except` (a round of their own is running) leave the group
+    /// with the deadline it gave them so far, and are extended one by one
+    /// ([`LeaseExtended`](Self::LeaseExtended)) until a later `AllLeasesExtended` covers
+    /// them again.
     AllLeasesExtended {
         /// The new lease deadline.
         until: Instant,
+        /// Leaderships this extension does not cover.
+        except: Vec<ElectionName>,
     },
     /// The leadership of `election` at `epoch` ended.
     Lost {

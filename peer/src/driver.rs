@@ -65,7 +65,7 @@ pub(crate) struct Driver<C: ElectionCore> {
     group: LeaseGroup,
     /// Keepers granted since the last `AllLeasesExtended`: they join `group` at the next
     /// one, which is the first that covers them.
-    unjoined: Vec<ElectionName>,
+    unjoined: std::collections::HashSet<ElectionName>,
     /// A save failed (a full disk): retry it before anything that depends on it.
     unsaved: bool,
     /// Events of steps whose state is not durable yet, delivered once it is: a grant is
@@ -95,7 +95,7 @@ impl<C: ElectionCore> Driver<C> {
             waiters: HashMap::new(),
             keepers: HashMap::new(),
             group: LeaseGroup::new(),
-            unjoined: Vec::new(),
+            unjoined: std::collections::HashSet::new(),
             unsaved: false,
             held_events: std::collections::VecDeque::new(),
         }
@@ -264,6 +264,12 @@ impl<C: ElectionCore> Driver<C> {
     /// handover rule) and the followers' promises expire on their own.
     fn expire(&mut self, now: std::time::Instant, election: &ElectionName) {
         tracing::warn!(backend = C::KIND, %election, "the leadership's deadline passed before it could be extended; stepping down without handing over");
+        self.expire_quietly(now, election);
+    }
+
+    /// [`expire`](Self::expire), logged by the caller (once for many).
+    fn expire_quietly(&mut self, now: std::time::Instant, election: &ElectionName) {
+        tracing::debug!(backend = C::KIND, %election, "stepping down without handing over: the deadline passed");
         self.core.expire(now, election);
         if self.waiters.contains_key(election) {
             self.core.campaign(now, election);
@@ -402,7 +408,9 @@ impl<C: ElectionCore> Driver<C> {
                     self.expire(std::time::Instant::now(), &election);
                 }
             }
-            CoreEvent::AllLeasesExtended { until } => self.extend_all(Instant::from_std(until)),
+            CoreEvent::AllLeasesExtended { until, except } => {
+                self.extend_all(Instant::from_std(until), &except);
+            }
             CoreEvent::Lost {
                 election,
                 epoch,
@@ -420,40 +428,65 @@ impl<C: ElectionCore> Driver<C> {
         }
     }
 
-    fn extend_all(&mut self, until: Instant) {
+    /// Every leadership but those in `except` is renewed until `until`: one store in the
+    /// group. Those in `except` leave it first (keeping the deadline it gave them), are
+    /// extended one by one meanwhile, and join again at a later round that covers them.
+    fn extend_all(&mut self, until: Instant, except: &[ElectionName]) {
         let now = std::time::Instant::now();
+        let except: std::collections::HashSet<&ElectionName> = except.iter().collect();
+        for e in &except {
+            if let Some((_, k)) = self.keepers.get(*e)
+                && self.group.leave(k)
+            {
+                self.unjoined.insert((*e).clone());
+            }
+        }
+        let mut lapsed = Vec::new();
         if !self.group.extend_to(until) {
             // The group's deadline had passed (this task was late): the holders of its
             // leaderships have seen them end; step those down quietly. Any still held
             // (by a later deadline of their own) join the group's new era.
-            let mut lapsed = Vec::new();
             for (e, (_, k)) in &self.keepers {
+                if except.contains(e) {
+                    continue;
+                }
                 if k.is_held() && k.extend_to(until) {
                     self.group.join(k);
                 } else {
                     lapsed.push(e.clone());
                 }
             }
-            for e in lapsed {
-                self.keepers.remove(&e);
-                self.expire(now, &e);
+            for e in &lapsed {
+                self.keepers.remove(e);
             }
         }
-        // Keepers granted since the last round join the group now, with the deadline this
-        // round gave them: the group's later extensions cover them.
+        // Keepers granted (or excepted) since an earlier round join the group now, with
+        // the deadline this round gave them: the group's later extensions cover them.
         for e in std::mem::take(&mut self.unjoined) {
             let Some((_, k)) = self.keepers.get(&e) else {
                 continue;
             };
-            if k.extend_to(until) {
+            if except.contains(&e) {
+                self.unjoined.insert(e);
+            } else if k.extend_to(until) {
                 // Refused only if the keeper's own deadline is later (a per-election
                 // extension): it then keeps that one, and the next round tries again.
                 if !self.group.join(k) {
-                    self.unjoined.push(e);
+                    self.unjoined.insert(e);
                 }
             } else {
                 self.keepers.remove(&e);
-                self.expire(now, &e);
+                lapsed.push(e);
+            }
+        }
+        if !lapsed.is_empty() {
+            tracing::warn!(
+                backend = C::KIND,
+                count = lapsed.len(),
+                "leaderships' deadlines passed before they could be extended (this node was late); stepping them down without handing over"
+            );
+            for e in lapsed {
+                self.expire_quietly(now, &e);
             }
         }
     }
@@ -492,7 +525,7 @@ impl<C: ElectionCore> Driver<C> {
             self.core.campaign(std::time::Instant::now(), &election);
         }
         if delivered {
-            self.unjoined.push(election.clone());
+            self.unjoined.insert(election.clone());
             self.keepers.insert(election, (epoch, keeper));
         } else {
             keeper.end(LossReason::Resigned);

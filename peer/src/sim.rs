@@ -1048,10 +1048,13 @@ impl<B: SimBackend> Sim<B> {
                     self.check_leases(&election)?;
                 }
             }
-            CoreEvent::AllLeasesExtended { until } => {
+            CoreEvent::AllLeasesExtended { until, except } => {
                 let end = self.true_time(n, until);
                 let mut touched = Vec::new();
                 for (e, leases) in self.leases.iter_mut() {
+                    if except.contains(e) {
+                        continue;
+                    }
                     for l in leases
                         .iter_mut()
                         .filter(|l| l.node == n && l.reason.is_none())

@@ -73,6 +73,19 @@ pub(super) struct Lead {
     pub(super) ballot: Ballot,
 }
 
+/// Where an election whose timer moves with many others waits, instead of in the timer
+/// heap: one wake-up for all of them, not a heap entry each per lease time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Parked {
+    /// Its only timer is the expiry of its accepted proposal, held open by this
+    /// proposer's matched digest: it waits in that proposer's `Node::parked` list for its
+    /// `extended_until`.
+    Accepted(usize),
+    /// This node leads it and its only timer is its lease (or a later one), which every
+    /// renewal moves together: it waits in `Node::leading`.
+    Leading,
+}
+
 /// One election.
 #[derive(Debug)]
 pub(super) struct Election {
@@ -82,10 +95,9 @@ pub(super) struct Election {
     /// Whether this slot holds an election (`Node::by_name` maps its name here); a freed
     /// slot waits for reuse.
     pub(super) live: bool,
-    /// The proposer whose matched digest alone keeps this election's accepted proposal
-    /// open, when that expiry is its only timer: it waits in that proposer's
-    /// `Node::parked` list for its `extended_until` instead of in the timer heap.
-    pub(super) parked: Option<usize>,
+    /// Where this election waits instead of in the timer heap, if it does (see
+    /// [`Parked`]).
+    pub(super) parked: Option<Parked>,
     /// Durable: the highest leadership epoch this node's acceptor accepted.
     pub(super) floor: EpochNo,
     /// Durable: that leadership's proposer.

@@ -10,7 +10,7 @@ use election_peer::{CoreEvent, Forget};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::election::{Accepted, Election, Lead, Members, Phase, Round, bit};
+use super::election::{Accepted, Election, Lead, Members, Parked, Phase, Round, bit};
 use super::{Ballot, CoreStats, EpochNo, HardState, LeaseSet, Message, NodeConfig, Open, Transmit};
 
 /// Ballots are `counter * MEMBER_SLOTS + member index`.
@@ -130,6 +130,12 @@ pub struct Node {
     /// all, since a matched `ExtendAll` moves them together. Entries whose `parked` flag
     /// is off are stale and skipped.
     parked: Vec<Vec<usize>>,
+    /// The led elections whose only timer is their lease (or later), which every renewal
+    /// moves together: looked at only once `leading_wake`, the earliest of their
+    /// deadlines when last looked at, has passed (then their new earliest), instead of a
+    /// heap entry each per lease time. Entries whose `parked` flag is off are stale.
+    leading: Vec<usize>,
+    leading_wake: Option<Instant>,
     // --- Outputs. ---
     outbox: BTreeMap<usize, Vec<Message>>,
     events: VecDeque<CoreEvent>,
@@ -215,6 +221,8 @@ impl Node {
             armed: Vec::new(),
             timers: BinaryHeap::new(),
             parked: vec![Vec::new(); n],
+            leading: Vec::new(),
+            leading_wake: None,
             outbox: BTreeMap::new(),
             events: VecDeque::new(),
             dirty: BTreeSet::new(),
@@ -564,11 +572,14 @@ impl Node {
                 continue;
             }
             for i in std::mem::take(&mut self.parked[p]) {
-                if self.is_live(i) && self.elections[i].parked == Some(p) {
+                if self.is_live(i) && self.elections[i].parked == Some(Parked::Accepted(p)) {
                     self.elections[i].parked = None;
                     due.push(i);
                 }
             }
+        }
+        if self.leading_wake.is_some_and(|t| t <= now) {
+            self.wake_leading(now, &mut due);
         }
         for i in due {
             // The leader's own deadline first: nothing after it may extend the lease.
@@ -706,6 +717,7 @@ impl Node {
             election,
             extension,
             parked,
+            self.leading_wake,
         ]
         .into_iter()
         .flatten()
@@ -717,12 +729,23 @@ impl Node {
         if i >= self.armed.len() {
             self.armed.resize(self.elections.len(), None);
         }
-        if let Some(owner) = self.parks(i) {
-            // One timer per proposer for these (see `parked`); `armed` off, so a heap
+        if let Some(park) = self.parks(i) {
+            // One timer for many (see `parked` and `leading`); `armed` off, so a heap
             // entry left from before is stale.
             self.armed[i] = None;
-            if self.elections[i].parked.replace(owner) != Some(owner) {
-                self.parked[owner].push(i);
+            let again = self.elections[i].parked.replace(park) == Some(park);
+            match park {
+                Parked::Accepted(owner) if !again => self.parked[owner].push(i),
+                Parked::Accepted(_) => {}
+                Parked::Leading => {
+                    if !again {
+                        self.leading.push(i);
+                    }
+                    // Its deadline may be earlier than the others' (a new leadership).
+                    if let Some(d) = self.deadline(i) {
+                        self.leading_wake = Some(self.leading_wake.map_or(d, |w| w.min(d)));
+                    }
+                }
             }
             return;
         }
@@ -1441,8 +1464,10 @@ impl Node {
     }
 
     /// Applies and reports the extensions accepted so far, once every entry is done (or
-    /// when `finish`, at the next tick): as one [`CoreEvent::AllLeasesExtended`] if they
-    /// are every lease this node leads, else one [`CoreEvent::LeaseExtended`] each. The
+    /// when `finish`, at the next tick): as one [`CoreEvent::AllLeasesExtended`] naming
+    /// the led elections it did not renew if those are at most as many as it did (one
+    /// election's round no longer costs an event for every other), else one
+    /// [`CoreEvent::LeaseExtended`] each. The
     /// core's deadline moves only when the driver is told, so the two never disagree;
     /// waiting for the batch only shortens the leases meanwhile. A lease that ran out
     /// before is not extended (its step-down is due).
@@ -1472,9 +1497,22 @@ impl Node {
         if let Some(x) = self.extension.as_mut() {
             x.entries = entries;
         }
-        if complete && applied.len() == self.led.len() {
+        // The led elections this extension did not renew (their own round is running,
+        // or no majority accepted them): few, in steady state.
+        let missed = self.led.len().saturating_sub(applied.len());
+        if !applied.is_empty() && missed <= applied.len() {
+            let mut except = Vec::with_capacity(missed);
+            if missed > 0 {
+                applied.sort_unstable();
+                let mut renewed = applied.iter().peekable();
+                for &i in &self.led {
+                    if renewed.next_if_eq(&&i).is_none() {
+                        except.push(self.elections[i].name.clone());
+                    }
+                }
+            }
             self.events
-                .push_back(CoreEvent::AllLeasesExtended { until });
+                .push_back(CoreEvent::AllLeasesExtended { until, except });
         } else {
             for i in applied {
                 if let Some(l) = self.elections[i].lead {
@@ -1905,18 +1943,51 @@ impl Node {
 
     // ------------------------------------------------------------- helpers
 
-    /// The proposer whose matched digest alone keeps election `i` open here, if its only
-    /// timer is that: no lease, round or campaign of this node's own, and an accepted
-    /// proposal open past its own expiry by its proposer's `extended_until`.
-    fn parks(&self, i: usize) -> Option<usize> {
+    /// Where election `i` waits instead of in the timer heap, if it does: with no round or
+    /// campaign running, [`Parked::Leading`] if this node leads it and its lease is its
+    /// first deadline; else [`Parked::Accepted`] by the proposer whose matched digest alone
+    /// keeps its accepted proposal open past its own expiry.
+    fn parks(&self, i: usize) -> Option<Parked> {
         let e = self.elections.get(i).filter(|e| e.live)?;
-        if e.lead.is_some() || e.round.is_some() || self.start_due(i).is_some() {
+        if e.round.is_some() || self.start_due(i).is_some() {
             return None;
+        }
+        if let Some(l) = e.lead {
+            // Led: parked while the lease is the first timer (this node's acceptor holds
+            // the proposal open at least as long).
+            return e
+                .accepted
+                .is_none_or(|a| self.open_until(&a) >= l.lease)
+                .then_some(Parked::Leading);
         }
         let a = e.accepted?;
         self.extended_until[a.owner]
             .is_some_and(|t| t > a.expires)
-            .then_some(a.owner)
+            .then_some(Parked::Accepted(a.owner))
+    }
+
+    /// `leading_wake` passed: the parked led elections whose deadline is due are handled
+    /// (`due`); the others stay, and the earliest of their deadlines is the next wake.
+    fn wake_leading(&mut self, now: Instant, due: &mut Vec<usize>) {
+        let mut wake: Option<Instant> = None;
+        let mut kept = Vec::with_capacity(self.leading.len());
+        for i in std::mem::take(&mut self.leading) {
+            if !self.is_live(i) || self.elections[i].parked != Some(Parked::Leading) {
+                continue;
+            }
+            match self.deadline(i) {
+                Some(d) if d > now => {
+                    wake = Some(wake.map_or(d, |w| w.min(d)));
+                    kept.push(i);
+                }
+                _ => {
+                    self.elections[i].parked = None;
+                    due.push(i);
+                }
+            }
+        }
+        self.leading = kept;
+        self.leading_wake = wake;
     }
 
     /// When election `i`'s next timer fires, if one runs.
@@ -2023,6 +2094,8 @@ impl Node {
             self.armed.clear();
             self.timers.clear();
             self.parked.iter_mut().for_each(Vec::clear);
+            self.leading.clear();
+            self.leading_wake = None;
         }
         self.next_sweep = (!self.by_name.is_empty()).then(|| now + every);
     }

@@ -1473,8 +1473,10 @@ impl Node {
             }
         }
         if extended {
-            self.events
-                .push_back(CoreEvent::AllLeasesExtended { until });
+            self.events.push_back(CoreEvent::AllLeasesExtended {
+                until,
+                except: Vec::new(),
+            });
         }
     }
 

@@ -198,7 +198,7 @@ fn describe(t0: Instant, ev: &CoreEvent) -> String {
             "{election}: elected at term {term}, lease until {}",
             at(lease_until)
         ),
-        CoreEvent::AllLeasesExtended { until } => format!("lease extended until {}", at(until)),
+        CoreEvent::AllLeasesExtended { until, .. } => format!("lease extended until {}", at(until)),
         CoreEvent::LeaseExtended {
             election,
             epoch,
