@@ -435,7 +435,8 @@ impl LossWatch {
     /// time enabled (`enable_all`).
     pub async fn lost(&self) -> LossReason {
         let mut rx = self.rx.clone();
-        // Made at the first wait that needs it: the group's task times grouped waiters.
+        // Made at the first wait that needs it (`None` until then; `Some(None)` where the
+        // host has no boot-clock timer): the group's task times grouped waiters.
         let mut boot: Option<Option<BootTimer>> = None;
         let mut keepers_gone = false;
         let mut group_gone = false;
@@ -461,9 +462,12 @@ impl LossWatch {
             let deadline = deadline_of(&hold, group, elsewhere);
             // A deadline its group's task watches needs no timer of this waiter's own.
             let own_timers = group_rx.is_none() || !group.is_some_and(|g| g.times(deadline));
+            // Made only once this waiter times a deadline itself: a grouped one never does.
+            if own_timers && boot.is_none() {
+                boot = Some(BootTimer::new());
+            }
             let boot_timer = async {
-                let timer = boot.get_or_insert_with(BootTimer::new);
-                match timer.as_mut() {
+                match boot.as_mut().and_then(Option::as_mut) {
                     Some(timer) if own_timers => timer.sleep_until(deadline).await,
                     _ => std::future::pending().await,
                 }

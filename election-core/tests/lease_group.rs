@@ -255,6 +255,40 @@ async fn extending_the_group_wakes_no_waiter_until_its_deadline_passes() {
     assert_eq!(Instant::now(), last);
 }
 
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+}
+
+#[tokio::test(start_paused = true)]
+async fn grouped_waiters_open_no_timer_of_their_own() {
+    let group = LeaseGroup::new();
+    let mut held = Vec::new();
+    let mut waiters = Vec::new();
+    for _ in 0..200 {
+        let (keeper, leadership) = grant_joined(&group, Instant::now() + ms(100));
+        held.push(keeper);
+        waiters.push(leadership);
+    }
+    assert!(group.extend_to(Instant::now() + ms(100)));
+    tokio::task::yield_now().await;
+    let before = open_fds();
+    let tasks: Vec<_> = waiters
+        .into_iter()
+        .map(|l| tokio::spawn(async move { l.lost().await }))
+        .collect();
+    for _ in 0..5 {
+        tokio::task::yield_now().await;
+    }
+    let opened = open_fds().saturating_sub(before);
+    assert!(
+        opened < 20,
+        "200 grouped waiters opened {opened} file descriptors (a boot-clock timer each?)"
+    );
+    for t in tasks {
+        t.abort();
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_explicit_end_of_a_grouped_leadership_resolves_lost_at_once() {
     let group = LeaseGroup::new();
