@@ -606,9 +606,7 @@ impl Node {
             self.reschedule(i);
         }
         if self.extension.as_ref().is_some_and(|x| x.deadline <= now) {
-            // What no majority accepted in time goes out again at once, as an extension
-            // (it is due before the leases run out; the next tick would be too late).
-            self.renew_all(now);
+            self.finish_extension(now);
         }
         if self.next_renew.is_some_and(|t| t <= now) {
             self.renew_all(now);
@@ -1531,19 +1529,27 @@ impl Node {
         }
     }
 
-    /// Ends the extension still out: what was extended is reported. The entries no
-    /// majority accepted in time go out again with the next tick's extension; only those
-    /// some acceptor *refused* (it promised a higher ballot, or does not know the
-    /// election) get full rounds, from `resync` (decision record 131). An unanswered
-    /// entry gets none: a full round would go to the same slow acceptors, and turning one
-    /// late tick into a full round for every led election is what kept an overloaded
-    /// node overloaded (decision record 143).
+    /// Ends the extension still out: what was extended is reported, and every led
+    /// election whose extension no majority accepted gets a full round (which also brings
+    /// acceptors that promised a higher ballot meanwhile back: decision record 131).
     fn finish_extension(&mut self, now: Instant) {
         if self.extension.is_none() {
             return;
         }
         self.report_extensions(now, true);
-        self.extension = None;
+        let Some(x) = self.extension.take() else {
+            return;
+        };
+        for (k, &(i, _, epoch)) in x.entries.iter().enumerate() {
+            let e = &self.elections[i];
+            if (x.acks[k] as usize) < self.quorum
+                && e.round.is_none()
+                && e.lead.is_some_and(|l| l.epoch == epoch)
+            {
+                self.start_round(i, now, true);
+                self.reschedule(i);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
